@@ -1,0 +1,62 @@
+//! Wiring the stages together: open the store, serve ingest, shut down cleanly.
+//!
+//! [`run`] takes already bound listeners and a cancellation token, so tests start a real daemon
+//! on `127.0.0.1:0` and stop it without signals.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::ingest::{self, IngestState};
+use crate::store;
+
+/// The sockets the daemon serves, bound by the caller.
+pub struct Listeners {
+    /// Vendors' webhooks (`server.listen`).
+    pub hooks: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses the configuration names.
+    ///
+    /// # Errors
+    /// An address is in use or not available.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let hooks = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
+        Ok(Self { hooks })
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled, then stops accepting, lets requests in flight
+/// finish and closes the store.
+///
+/// # Errors
+/// The store cannot be opened, or serving fails.
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    for warning in &config.warnings {
+        tracing::warn!(message = "Configuration warning.", detail = %warning);
+    }
+    let store = store::open(&config.storage.url, config.storage.rejected_keep)
+        .await
+        .with_context(|| format!("cannot open the store at {:?}", config.storage.url))?;
+    let hooks_addr = listeners.hooks.local_addr()?;
+    tracing::info!(
+        message = "Switchboard is ready.",
+        config = %config.origin,
+        listen = %hooks_addr,
+        vendors = %config.vendors.iter().map(|v| v.name()).collect::<Vec<_>>().join(","),
+    );
+    let state = IngestState { config: Arc::new(ArcSwap::from_pointee(config)), store: store.clone() };
+    let app = ingest::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listeners.hooks, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+    store.close().await;
+    tracing::info!(message = "Switchboard stopped.");
+    served.context("serving webhooks")
+}

@@ -1,0 +1,337 @@
+//! Loading and validating `config.toml` together with the vendor plugins it serves.
+//!
+//! Parse ([`raw`]) → expand `${VAR}` ([`env`]) → validate, collecting every issue → an immutable
+//! [`Config`]. The daemon never holds a raw value, so a running daemon never meets a bad config:
+//! a reload that fails validation leaves the previous `Config` in place.
+
+mod env;
+mod raw;
+mod source;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+pub use env::expand;
+pub use source::{ConfigErrors, ConfigIssue, Source};
+
+use crate::render::JsonTemplate;
+use crate::secret::Secret;
+use crate::vendor::VendorRegistry;
+use crate::vendor::reply::ReplyAddition;
+
+/// The shipped `config.toml`, used when no configuration file exists.
+pub const EMBEDDED_CONFIG: &str = include_str!("../../config.toml");
+
+/// Default for `server.listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default for `server.body_limit_bytes`: 1 MiB holds the longest chat transcript with room to spare.
+pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
+/// Default for `server.read_timeout_secs`: a vendor sends a whole webhook well within this.
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 10;
+/// Default for `storage.dedup_window_secs`: vendors retry within minutes, not hours.
+pub const DEFAULT_DEDUP_WINDOW_SECS: u64 = 600;
+/// Default for `storage.rejected_keep`: enough to diagnose, bounded so a flood cannot fill a disk.
+pub const DEFAULT_REJECTED_KEEP: u32 = 1000;
+
+/// A validated configuration with its compiled plugins.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it came from, for logs and the status page.
+    pub origin: String,
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub vendors: VendorRegistry,
+    /// `[vendors.<name>]`; a vendor without a table has default settings.
+    pub vendor_settings: BTreeMap<String, VendorSettings>,
+    /// Things that work but deserve a look (an open endpoint, say), logged at start.
+    pub warnings: Vec<String>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub body_limit_bytes: usize,
+    pub read_timeout: Duration,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    pub url: StorageUrl,
+    pub dedup_window: Duration,
+    pub rejected_keep: u32,
+}
+
+/// Where events are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// An SQLite database file (created with its directory when missing).
+    Sqlite(PathBuf),
+}
+
+/// `[vendors.<name>]`.
+#[derive(Debug, Default)]
+pub struct VendorSettings {
+    /// Required on every request when set: `/hooks/<vendor>/<secret>` or `?token=<secret>`.
+    pub secret: Option<Secret>,
+    pub replies: Vec<ReplyAddition>,
+}
+
+impl Config {
+    /// Loads `path` and the plugins it names.
+    ///
+    /// # Errors
+    /// Every problem found, each with file, line and key.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let source = Source::read(path).map_err(|issue| ConfigErrors(vec![issue]))?;
+        let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Self::from_source(&source, &base)
+    }
+
+    /// The configuration compiled into the binary, with paths relative to the working directory.
+    ///
+    /// # Errors
+    /// Only when an environment variable it names is malformed.
+    pub fn embedded() -> Result<Self, ConfigErrors> {
+        Self::from_source(&Source::embedded("config.toml", EMBEDDED_CONFIG), Path::new("."))
+    }
+
+    /// Validates the text of a configuration file; relative paths are taken from `base`.
+    ///
+    /// # Errors
+    /// Every problem found, each with file, line and key.
+    pub fn from_source(source: &Source, base: &Path) -> Result<Self, ConfigErrors> {
+        Self::from_source_with_env(source, base, &process_env)
+    }
+
+    /// [`Config::from_source`] with `${VAR}` read through `env` instead of the process
+    /// environment (tests use this; the process environment is global).
+    ///
+    /// # Errors
+    /// Every problem found, each with file, line and key.
+    pub fn from_source_with_env(source: &Source, base: &Path, env: &Env<'_>) -> Result<Self, ConfigErrors> {
+        let raw: raw::RawConfig = source.parse().map_err(|issue| ConfigErrors(vec![issue]))?;
+        let mut issues = Vec::new();
+        let mut warnings = Vec::new();
+
+        let server = ServerSettings {
+            listen: socket_addr(source, env, raw.server.listen.as_ref(), "server.listen", DEFAULT_LISTEN, &mut issues),
+            body_limit_bytes: positive(
+                source,
+                raw.server.body_limit_bytes.as_ref(),
+                "server.body_limit_bytes",
+                DEFAULT_BODY_LIMIT,
+                &mut issues,
+            )
+            .try_into()
+            .unwrap_or(usize::MAX),
+            read_timeout: Duration::from_secs(positive(
+                source,
+                raw.server.read_timeout_secs.as_ref(),
+                "server.read_timeout_secs",
+                DEFAULT_READ_TIMEOUT_SECS,
+                &mut issues,
+            )),
+        };
+
+        let storage = StorageSettings {
+            url: storage_url(source, env, raw.storage.url.as_ref(), base, &mut issues),
+            dedup_window: Duration::from_secs(
+                raw.storage.dedup_window_secs.as_ref().map_or(DEFAULT_DEDUP_WINDOW_SECS, |v| *v.get_ref()),
+            ),
+            rejected_keep: raw.storage.rejected_keep.as_ref().map_or(DEFAULT_REJECTED_KEEP, |v| *v.get_ref()),
+        };
+
+        let vendors = load_plugins(source, env, raw.paths.plugins.as_ref(), base, &mut issues);
+
+        let mut vendor_settings = BTreeMap::new();
+        for (name, spanned) in &raw.vendors {
+            let key = format!("vendors.{name}");
+            let Some(vendor) = vendors.as_ref().and_then(|v| v.get(name)) else {
+                if let Some(vendors) = &vendors {
+                    let known: Vec<&str> = vendors.iter().map(|v| v.name()).collect();
+                    issues.push(source.issue(
+                        Some(spanned.span()),
+                        key,
+                        format!("no plugin is called `{name}`; loaded plugins: {}", known.join(", ")),
+                    ));
+                }
+                continue;
+            };
+            let settings = spanned.get_ref();
+            let secret = settings.secret.as_ref().and_then(|secret| {
+                expand(secret.get_ref(), env)
+                    .map_err(|message| issues.push(source.issue(Some(secret.span()), format!("{key}.secret"), message)))
+                    .ok()
+                    .filter(|value| !value.is_empty())
+                    .map(Secret::new)
+            });
+            let mut replies = Vec::with_capacity(settings.reply.len());
+            for (index, reply) in settings.reply.iter().enumerate() {
+                let here = format!("{key}.reply[{index}]");
+                for event in &reply.get_ref().events {
+                    if !vendor.event_names().any(|known| known == event) {
+                        issues.push(source.issue(
+                            Some(reply.span()),
+                            format!("{here}.events"),
+                            format!(
+                                "`{event}` is not an event of plugin `{name}`; expected one of {}",
+                                vendor.event_names().collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    }
+                }
+                let shape = serde_json::to_value(&reply.get_ref().json).unwrap_or_default();
+                match JsonTemplate::compile(&shape) {
+                    Ok(json) => replies.push(ReplyAddition { events: reply.get_ref().events.clone(), json }),
+                    Err(error) => {
+                        issues.push(source.issue(Some(reply.span()), format!("{here}.json"), error.to_string()))
+                    }
+                }
+            }
+            vendor_settings.insert(name.clone(), VendorSettings { secret, replies });
+        }
+        if let Some(vendors) = &vendors {
+            for vendor in vendors.iter() {
+                if vendor_settings.get(vendor.name()).is_none_or(|s| s.secret.is_none()) {
+                    warnings.push(format!(
+                        "vendor `{}` has no secret: anyone who knows the URL can post to it (set vendors.{}.secret)",
+                        vendor.name(),
+                        vendor.name()
+                    ));
+                }
+            }
+        }
+
+        match (issues.is_empty(), vendors) {
+            (true, Some(vendors)) => {
+                Ok(Self { origin: source.name().to_owned(), server, storage, vendors, vendor_settings, warnings })
+            }
+            _ => Err(ConfigErrors(issues)),
+        }
+    }
+
+    /// Settings for a vendor; defaults when the config has no `[vendors.<name>]`.
+    pub fn vendor_settings(&self, name: &str) -> &VendorSettings {
+        static DEFAULT: VendorSettings = VendorSettings { secret: None, replies: Vec::new() };
+        self.vendor_settings.get(name).unwrap_or(&DEFAULT)
+    }
+}
+
+/// Looks up an environment variable by name.
+pub type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+/// The process environment; an empty variable counts as unset, so `${TOKEN:-}` behaves the same
+/// for `TOKEN=` and no `TOKEN`.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+fn span_of<T>(value: Option<&Spanned<T>>) -> Option<Range<usize>> {
+    value.map(Spanned::span)
+}
+
+fn expanded(
+    source: &Source,
+    env: &Env<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    default: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> String {
+    match value {
+        None => default.to_owned(),
+        Some(value) => expand(value.get_ref(), env).unwrap_or_else(|message| {
+            issues.push(source.issue(Some(value.span()), key, message));
+            default.to_owned()
+        }),
+    }
+}
+
+fn socket_addr(
+    source: &Source,
+    env: &Env<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    default: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> SocketAddr {
+    let text = expanded(source, env, value, key, default, issues);
+    text.parse().unwrap_or_else(|_| {
+        issues.push(source.issue(
+            span_of(value),
+            key,
+            format!("expected an address such as `{default}`; got `{text}`"),
+        ));
+        default.parse().expect("default listen addresses are valid socket addresses")
+    })
+}
+
+fn positive(
+    source: &Source,
+    value: Option<&Spanned<u64>>,
+    key: &str,
+    default: u64,
+    issues: &mut Vec<ConfigIssue>,
+) -> u64 {
+    match value {
+        Some(value) if *value.get_ref() == 0 => {
+            issues.push(source.issue(Some(value.span()), key, "must be greater than 0"));
+            default
+        }
+        Some(value) => *value.get_ref(),
+        None => default,
+    }
+}
+
+fn storage_url(
+    source: &Source,
+    env: &Env<'_>,
+    value: Option<&Spanned<String>>,
+    base: &Path,
+    issues: &mut Vec<ConfigIssue>,
+) -> StorageUrl {
+    const DEFAULT: &str = "sqlite://data/switchboard.db";
+    let text = expanded(source, env, value, "storage.url", DEFAULT, issues);
+    match text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
+        Some(path) if !path.is_empty() => StorageUrl::Sqlite(base.join(path)),
+        _ => {
+            issues.push(source.issue(
+                span_of(value),
+                "storage.url",
+                format!("expected a database URL such as `{DEFAULT}`; got `{text}`"),
+            ));
+            StorageUrl::Sqlite(base.join("data/switchboard.db"))
+        }
+    }
+}
+
+/// Plugins from `paths.plugins` (default `plugins/` beside the config). When the default folder
+/// does not exist, the plugins built into the binary serve, so a lone binary still works.
+fn load_plugins(
+    source: &Source,
+    env: &Env<'_>,
+    value: Option<&Spanned<String>>,
+    base: &Path,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<VendorRegistry> {
+    let dir = base.join(expanded(source, env, value, "paths.plugins", "plugins", issues));
+    let result =
+        if value.is_none() && !dir.is_dir() { VendorRegistry::embedded() } else { VendorRegistry::load_dir(&dir) };
+    match result {
+        Ok(registry) => Some(registry),
+        Err(mut found) => {
+            issues.append(&mut found);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+use std::path::Path;
+
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigErrors> {
+    Config::from_source(&Source::embedded("config.toml", text), Path::new(env!("CARGO_MANIFEST_DIR")))
+}
+
+fn issues(text: &str) -> Vec<String> {
+    load(text).expect_err("the config should be refused").0.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn the_shipped_config_loads_with_all_three_plugins() {
+    let config =
+        Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml")).expect("config.toml is valid");
+    let vendors: Vec<&str> = config.vendors.iter().map(|v| v.name()).collect();
+    assert_eq!(vendors, ["callkeeper", "envybox", "jivo"]);
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.vendor_settings("jivo").replies.len(), 1);
+    assert!(matches!(&config.storage.url, StorageUrl::Sqlite(path) if path.ends_with("data/switchboard.db")));
+}
+
+#[test]
+fn the_embedded_config_and_plugins_load() {
+    let config = Config::embedded().expect("the embedded config is valid");
+    assert_eq!(config.vendors.iter().count(), 3);
+}
+
+#[test]
+fn an_empty_file_means_every_default() {
+    let config = load("").unwrap();
+    assert_eq!(config.server.body_limit_bytes, 1024 * 1024);
+    assert_eq!(config.storage.dedup_window, Duration::from_secs(600));
+    assert_eq!(config.warnings.len(), 3, "every vendor is open without a secret: {:?}", config.warnings);
+}
+
+#[test]
+fn problems_name_file_line_and_key() {
+    let cases: &[(&str, &str)] = &[
+        ("[server]\nlisen = \"x\"\n", "<embedded config.toml>:2 server.lisen: unknown field `lisen`"),
+        (
+            "[server]\nbody_limit_bytes = \"big\"\n",
+            "<embedded config.toml>:2 server.body_limit_bytes: invalid type: string \"big\", expected u64",
+        ),
+        (
+            "[server]\nlisten = \"localhost\"\n",
+            "<embedded config.toml>:2 server.listen: expected an address such as `127.0.0.1:8080`; got `localhost`",
+        ),
+        (
+            "[server]\nread_timeout_secs = 0\n",
+            "<embedded config.toml>:2 server.read_timeout_secs: must be greater than 0",
+        ),
+        (
+            "[storage]\nurl = \"mysql://x\"\n",
+            "<embedded config.toml>:2 storage.url: expected a database URL such as `sqlite://data/switchboard.db`; got `mysql://x`",
+        ),
+        (
+            "\n[vendors.jiv]\n",
+            "<embedded config.toml>:2 vendors.jiv: no plugin is called `jiv`; loaded plugins: callkeeper, envybox, jivo",
+        ),
+        (
+            "[vendors.jivo]\nsecret = \"${SWITCHBOARD_TEST_SURELY_UNSET}\"\n",
+            "<embedded config.toml>:2 vendors.jivo.secret: environment variable SWITCHBOARD_TEST_SURELY_UNSET is not set",
+        ),
+        (
+            "[[vendors.jivo.reply]]\nevents = [\"chat_acepted\"]\njson.crm_link = \"x\"\n",
+            "<embedded config.toml>:1 vendors.jivo.reply[0].events: `chat_acepted` is not an event of plugin `jivo`",
+        ),
+        (
+            "[[vendors.jivo.reply]]\njson.crm_link = \"{{#if}}\"\n",
+            "<embedded config.toml>:1 vendors.jivo.reply[0].json: template `/crm_link`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let found = issues(text);
+        assert!(found.iter().any(|i| i.starts_with(expected)), "{text:?}\nexpected: {expected}\nfound: {found:#?}");
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let found = issues("[server]\nlisten = \"nope\"\nread_timeout_secs = 0\n[vendors.nobody]\n");
+    assert_eq!(found.len(), 3, "{found:#?}");
+}
+
+#[test]
+fn secrets_expand_from_the_environment_and_stay_hidden() {
+    let env = |name: &str| (name == "JIVO_SECRET").then(|| "s3cret-value".to_owned());
+    let source = Source::embedded("config.toml", "[vendors.jivo]\nsecret = \"${JIVO_SECRET}\"\n");
+    let config = Config::from_source_with_env(&source, Path::new(env!("CARGO_MANIFEST_DIR")), &env).unwrap();
+    let secret = config.vendor_settings("jivo").secret.as_ref().expect("secret set");
+    assert!(secret.matches("s3cret-value"));
+    assert!(!format!("{config:?}").contains("s3cret-value"));
+    assert_eq!(config.warnings.len(), 2);
+}
+
+#[test]
+fn broken_plugins_are_reported_with_their_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("acme.toml"),
+        "event = { field = \"type\" }\n\n[events]\nlead = { kind = \"lead.new\" }\n\n[fields]\n\"contact.fone\" = [\"phone\"]\n\n[[classify]]\nwhen = { type = { nott = 1 } }\nkind = \"form.submitted\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("other.toml"), "name = \"different\"\nevent = { field = \"x\" }\n").unwrap();
+    let text = format!("[paths]\nplugins = \"{}\"\n", dir.path().display());
+    let found = issues(&text);
+    let acme = dir.path().join("acme.toml").display().to_string();
+    let other = dir.path().join("other.toml").display().to_string();
+    let expected = [
+        format!("{acme}:4 events.\"lead\".kind: unknown kind `lead.new`"),
+        format!("{acme}:7 fields.\"contact.fone\": `contact.fone` is not a canonical field"),
+        format!("{acme}:9 classify[0].when.type.nott: unknown operator `nott`"),
+        format!("{other}:1 name: the name `different` must match the file name `other.toml`"),
+    ];
+    for expected in expected {
+        assert!(found.iter().any(|i| i.starts_with(&expected)), "expected: {expected}\nfound: {found:#?}");
+    }
+}

@@ -1,0 +1,163 @@
+//! The normalised event: what every vendor's webhook becomes, whatever its wire format.
+//!
+//! A vendor plugin (`crate::vendor`) builds an [`Event`] from a request body; the store keeps it;
+//! routes and templates read it. Its `kind` is vendor-neutral (`call.missed` for all three vendors)
+//! and its `fields` use the canonical names of [`fields::CANONICAL_FIELDS`].
+
+pub mod fields;
+pub mod path;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use ulid::Ulid;
+
+pub use fields::{FieldType, Fields};
+pub use path::Path;
+
+/// An event's id: a ULID, so ids sort by the time they were received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(Ulid);
+
+impl EventId {
+    /// A new id for an event received at `at`.
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(Ulid::from_datetime(at.into()))
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = ulid::DecodeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ulid::from_string(text).map(Self)
+    }
+}
+
+/// The canonical, vendor-neutral kinds. Besides these, `crm.<entity>.<action>` and
+/// `custom.<name>` are accepted (see [`Kind::parse`]).
+pub const CANONICAL_KINDS: &[&str] = &[
+    "call.started",
+    "call.answered",
+    "call.finished",
+    "call.missed",
+    "callback.requested",
+    "chat.accepted",
+    "chat.updated",
+    "chat.finished",
+    "chat.assigned",
+    "message.offline",
+    "message.agent",
+    "form.submitted",
+    "contact.updated",
+    "unknown",
+];
+
+/// A validated event kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Kind(String);
+
+/// Why a kind was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown kind `{0}`; expected one of {list}, `crm.<entity>.<action>` or `custom.<name>`",
+    list = CANONICAL_KINDS.join(", ")
+)]
+pub struct KindError(String);
+
+impl Kind {
+    /// The kind of events no plugin rule recognised. They are stored and routable all the same.
+    pub fn unknown() -> Self {
+        Self("unknown".to_owned())
+    }
+
+    /// Accepts a canonical kind, `crm.<entity>.<action>` or `custom.<name>` (lower-case words
+    /// of letters, digits and underscores).
+    ///
+    /// # Errors
+    /// Anything else, with the accepted set in the message.
+    pub fn parse(text: &str) -> Result<Self, KindError> {
+        let word =
+            |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let parts: Vec<&str> = text.split('.').collect();
+        let valid = CANONICAL_KINDS.contains(&text)
+            || (parts.len() == 3 && parts[0] == "crm" && word(parts[1]) && word(parts[2]))
+            || (parts.len() >= 2 && parts[0] == "custom" && parts[1..].iter().all(|p| word(p)));
+        if valid { Ok(Self(text.to_owned())) } else { Err(KindError(text.to_owned())) }
+    }
+
+    /// The kind as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One normalised webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub received_at: DateTime<Utc>,
+    /// The plugin that understood it: `jivo`, `envybox`, `callkeeper`, or a user's plugin.
+    pub vendor: String,
+    /// The vendor's own name for what happened (`offline_message`, `call_info`).
+    pub event: String,
+    pub kind: Kind,
+    pub fields: Fields,
+    /// The whole body as JSON; a form becomes an object.
+    pub payload: Value,
+}
+
+impl Event {
+    /// The object templates and conditions see: the canonical fields at the top level
+    /// (`contact.phone`), plus `id`, `received_at`, `vendor`, `event`, `kind` and `payload`.
+    pub fn context(&self) -> Value {
+        let mut root = self.fields.to_nested();
+        root.insert("id".into(), Value::String(self.id.to_string()));
+        root.insert("received_at".into(), Value::String(self.received_at.to_rfc3339()));
+        root.insert("vendor".into(), Value::String(self.vendor.clone()));
+        root.insert("event".into(), Value::String(self.event.clone()));
+        root.insert("kind".into(), Value::String(self.kind.to_string()));
+        root.insert("payload".into(), self.payload.clone());
+        Value::Object(root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_accept_the_canonical_set_and_namespaces() {
+        for ok in ["call.missed", "unknown", "crm.deal.created", "crm.client_tag.merged", "custom.lead"] {
+            assert!(Kind::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["call.mised", "crm.deal", "crm.Deal.created", "custom.", "", "CALL.MISSED"] {
+            assert!(Kind::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_sort_by_time() {
+        let early = EventId::new(DateTime::from_timestamp(1_000, 0).unwrap());
+        let late = EventId::new(DateTime::from_timestamp(2_000, 0).unwrap());
+        assert!(early < late);
+        assert_eq!(early.to_string().parse::<EventId>().unwrap(), early);
+    }
+}

@@ -1,0 +1,70 @@
+//! `IngestError`: every way a webhook can be refused, and the answer the sender gets.
+//!
+//! 4xx answers say exactly what is wrong; a 5xx says nothing internal (the cause is logged).
+//! Answers are JSON with `"result"` not `"ok"`, which Jivo reads as a failure.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::request::VerifyError;
+use crate::store::StoreError;
+use crate::vendor::NormalizeError;
+
+/// Why a webhook was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no vendor plugin is called `{0}`")]
+    UnknownVendor(String),
+    #[error("vendor `{vendor}` does not send {method} requests")]
+    MethodNotAllowed { vendor: String, method: String },
+    #[error(transparent)]
+    Secret(#[from] VerifyError),
+    #[error("the body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the body was not received within {secs} s")]
+    Timeout { secs: u64 },
+    #[error("the body could not be read: {0}")]
+    BodyRead(String),
+    #[error(transparent)]
+    Normalize(#[from] NormalizeError),
+    #[error("the event could not be stored; try again later")]
+    Store(#[from] StoreError),
+}
+
+impl IngestError {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownVendor(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Secret(_) => StatusCode::UNAUTHORIZED,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyRead(_) | Self::Normalize(_) => StatusCode::BAD_REQUEST,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A stable, low-cardinality code: the `error` field of the answer, and a metric label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownVendor(_) => "unknown_vendor",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Secret(VerifyError::Missing) => "missing_secret",
+            Self::Secret(VerifyError::Mismatch) => "bad_secret",
+            Self::TooLarge { .. } => "body_too_large",
+            Self::Timeout { .. } => "read_timeout",
+            Self::BodyRead(_) => "body_read_failed",
+            Self::Normalize(error) => error.code(),
+            Self::Store(_) => "storage_unavailable",
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let body = json!({ "result": "error", "error": self.code(), "message": self.to_string() });
+        (self.status(), axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,322 @@
+//! Ingest: the HTTP edge where vendors' webhooks arrive.
+//!
+//! Stage 1 of the pipeline (**ingest** → vendor → store → …). A request to `/hooks/{vendor}`
+//! (or `/hooks/{vendor}/{secret}`, or a plugin's legacy path) is read within the size and time
+//! limits, its secret is verified, the vendor plugin normalises it, and the store makes the
+//! event durable. Only then does the vendor get its 2xx. Every refusal is answered with a 4xx
+//! that names the problem and kept, with the request, for the operator.
+
+mod error;
+pub mod request;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use ulid::Ulid;
+
+pub use error::IngestError;
+use request::InboundRequest;
+
+use crate::config::Config;
+use crate::event::EventId;
+use crate::store::{Appended, NewEvent, Rejection, RequestRecord, Store};
+use crate::vendor::{Echo, LegacyPath, ReplyBody, body, reply};
+
+/// Response header carrying the stored event's id, for operators and tests.
+pub const EVENT_ID_HEADER: &str = "x-switchboard-event-id";
+/// Response header set when the vendor sent an event it had sent before.
+pub const DUPLICATE_HEADER: &str = "x-switchboard-duplicate";
+
+/// What the ingest handlers share.
+#[derive(Clone)]
+pub struct IngestState {
+    /// The live configuration; a reload swaps it atomically.
+    pub config: Arc<ArcSwap<Config>>,
+    pub store: Arc<dyn Store>,
+}
+
+/// The webhook router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
+/// rejected requests record the sender's address.
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/hooks/{vendor}", any(hook))
+        .route("/hooks/{vendor}/{secret}", any(hook_with_secret))
+        .fallback(legacy_or_not_found)
+        .with_state(state)
+}
+
+async fn hook(State(state): State<IngestState>, Path(vendor): Path<String>, request: Request) -> Response {
+    receive(&state, Target { vendor, path_secret: None, legacy: None }, request).await
+}
+
+async fn hook_with_secret(
+    State(state): State<IngestState>,
+    Path((vendor, secret)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    receive(&state, Target { vendor, path_secret: Some(secret), legacy: None }, request).await
+}
+
+async fn legacy_or_not_found(State(state): State<IngestState>, request: Request) -> Response {
+    let config = state.config.load();
+    let Some((vendor, legacy)) = config.vendors.legacy(request.uri().path()) else {
+        let body = serde_json::json!({
+            "result": "error",
+            "error": "not_found",
+            "message": "no webhook endpoint at this path; vendors post to /hooks/<vendor>",
+        });
+        return (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    };
+    let target = Target { vendor: vendor.name().to_owned(), path_secret: None, legacy: Some(legacy.clone()) };
+    drop(config);
+    receive(&state, target, request).await
+}
+
+/// Where a request is going.
+struct Target {
+    vendor: String,
+    path_secret: Option<String>,
+    legacy: Option<LegacyPath>,
+}
+
+#[tracing::instrument(name = "ingest", skip_all, fields(vendor = %target.vendor, event_id = tracing::field::Empty))]
+async fn receive(state: &IngestState, target: Target, request: Request) -> Response {
+    let received_at = Utc::now();
+    let (parts, body) = request.into_parts();
+    let record = request_record(&parts, target.path_secret.is_some());
+    match accept(state, &target, &parts, body, received_at, record.clone()).await {
+        Ok(response) => response,
+        Err((error, raw_body)) => {
+            keep_rejection(state.store.as_ref(), &target, &error, record, raw_body, received_at).await;
+            error.into_response()
+        }
+    }
+}
+
+async fn accept(
+    state: &IngestState,
+    target: &Target,
+    parts: &Parts,
+    body: Body,
+    received_at: DateTime<Utc>,
+    record: RequestRecord,
+) -> Result<Response, (IngestError, Bytes)> {
+    let config = state.config.load_full();
+    let fail = |error: IngestError| (error, Bytes::new());
+    let vendor =
+        config.vendors.get(&target.vendor).ok_or_else(|| fail(IngestError::UnknownVendor(target.vendor.clone())))?;
+    if !vendor.accepts(&parts.method) {
+        return Err(fail(IngestError::MethodNotAllowed {
+            vendor: target.vendor.clone(),
+            method: parts.method.to_string(),
+        }));
+    }
+    let raw_body = read_body(body, &parts.headers, config.server.body_limit_bytes, config.server.read_timeout).await?;
+    let fail = |error: IngestError| (error, raw_body.clone());
+
+    let query = body::query_pairs(parts.uri.query().unwrap_or_default());
+    let presented = target
+        .path_secret
+        .as_deref()
+        .or_else(|| query.iter().find(|(key, _)| key == "token").map(|(_, value)| value.as_str()));
+    let settings = config.vendor_settings(vendor.name());
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request = InboundRequest::new(parts.method.clone(), content_type, query.clone(), raw_body.clone())
+        .verify(settings.secret.as_ref(), presented)
+        .map_err(|e| fail(e.into()))?;
+
+    let legacy_event = target.legacy.as_ref().and_then(|l| l.event.as_deref());
+    let normalized =
+        vendor.normalize(&request, legacy_event, EventId::new(received_at), received_at).map_err(|e| fail(e.into()))?;
+    tracing::Span::current().record("event_id", tracing::field::display(normalized.event.id));
+
+    let appended = state
+        .store
+        .append(NewEvent {
+            event: normalized.event.clone(),
+            dedup_key: normalized.dedup_key,
+            dedup_window: config.storage.dedup_window,
+            request: record,
+            raw_body: raw_body.clone(),
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(message = "Could not store the event; the vendor is asked to retry.", error = %e);
+            fail(e.into())
+        })?;
+    match appended {
+        Appended::Stored(id) => tracing::info!(
+            message = "Event stored.", event_id = %id, event = %normalized.event.event, kind = %normalized.event.kind
+        ),
+        Appended::Duplicate(id) => {
+            tracing::info!(message = "Duplicate of a stored event; not stored again.", event_id = %id)
+        }
+    }
+
+    let echo = target.legacy.as_ref().map_or(Echo::None, |l| l.echo);
+    let (status, body) = reply::build(vendor, &settings.replies, &normalized.event, echo);
+    let mut response = match body {
+        ReplyBody::Json(json) => (status, axum::Json(json)).into_response(),
+        ReplyBody::Text(text) => (status, text).into_response(),
+        ReplyBody::Empty => status.into_response(),
+    };
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&appended.id().to_string()) {
+        headers.insert(EVENT_ID_HEADER, id);
+    }
+    if matches!(appended, Appended::Duplicate(_)) {
+        headers.insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Reads the body within the size and time limits. On failure, what was read so far is kept
+/// with the error, for the rejection record.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, (IngestError, Bytes)> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err((IngestError::TooLarge { limit }, Bytes::new()));
+    }
+    let mut buffer = BytesMut::new();
+    let mut body = body;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| IngestError::BodyRead(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                if buffer.len() + data.len() > limit {
+                    return Err(IngestError::TooLarge { limit });
+                }
+                buffer.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(())) => Ok(buffer.freeze()),
+        Ok(Err(error)) => Err((error, buffer.freeze())),
+        Err(_) => Err((IngestError::Timeout { secs: timeout.as_secs() }, buffer.freeze())),
+    }
+}
+
+/// Headers whose values are credentials: never stored or shown.
+fn is_sensitive_header(name: &str) -> bool {
+    matches!(name, "authorization" | "proxy-authorization" | "cookie" | "set-cookie")
+        || ["token", "secret", "signature", "key", "password", "auth"].iter().any(|word| name.contains(word))
+}
+
+/// The request as it is kept: the path secret, the `token` parameter and credential headers masked.
+fn request_record(parts: &Parts, path_has_secret: bool) -> RequestRecord {
+    let path = parts.uri.path();
+    let path = if path_has_secret {
+        path.rsplit_once('/').map_or_else(|| path.to_owned(), |(head, _)| format!("{head}/***"))
+    } else {
+        path.to_owned()
+    };
+    let query = parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some(("token", _)) => "token=***".to_owned(),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if is_sensitive_header(name.as_str()) {
+                "***".to_owned()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let remote_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.to_string());
+    RequestRecord { method: parts.method.to_string(), path, query, headers, remote_addr }
+}
+
+async fn keep_rejection(
+    store: &dyn Store,
+    target: &Target,
+    error: &IngestError,
+    request: RequestRecord,
+    raw_body: Bytes,
+    received_at: DateTime<Utc>,
+) {
+    let status = error.status();
+    tracing::warn!(message = "Webhook rejected.", status = status.as_u16(), reason = error.code(), detail = %error);
+    if matches!(error, IngestError::Store(_)) {
+        // The store is what failed; the vendor will retry and the log above has the cause.
+        return;
+    }
+    let rejection = Rejection {
+        id: Ulid::from_datetime(received_at.into()),
+        received_at,
+        vendor: Some(target.vendor.clone()),
+        status: status.as_u16(),
+        reason: error.code().to_owned(),
+        message: error.to_string(),
+        request,
+        raw_body,
+    };
+    if let Err(error) = store.reject(rejection).await {
+        tracing::error!(message = "Could not keep the rejected request.", %error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_mask_secrets() {
+        let request = axum::http::Request::post("/hooks/jivo/s3cret?token=abc&x=1")
+            .header("authorization", "Bearer abc")
+            .header("x-api-key", "abc")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let record = request_record(&parts, true);
+        assert_eq!(record.path, "/hooks/jivo/***");
+        assert_eq!(record.query, "token=***&x=1");
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(!text.contains("abc") && !text.contains("s3cret"), "{text}");
+        assert!(text.contains("application/json"));
+    }
+
+    #[test]
+    fn query_pairs_are_decoded() {
+        assert_eq!(
+            body::query_pairs("phone2=%2B7999&hook_event=Call+is+over&flag"),
+            vec![
+                ("phone2".to_owned(), "+7999".to_owned()),
+                ("hook_event".to_owned(), "Call is over".to_owned()),
+                ("flag".to_owned(), String::new()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Rendering handlebars templates against an event's context.
+//!
+//! Stage 5 of the pipeline (… → router → **render** → delivery). [`JsonTemplate`] renders a JSON
+//! shape whose strings are templates: vendor replies (`crm_link = "…?phone={{contact.phone}}"`)
+//! and, later, HTTP bodies. Missing values render empty; a template never crashes the daemon.
+
+use handlebars::Handlebars;
+use serde_json::{Map, Value};
+
+/// Why a template could not be compiled or rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template `{template}`: {message}")]
+pub struct RenderError {
+    pub template: String,
+    pub message: String,
+}
+
+/// A JSON value whose string leaves may hold handlebars expressions.
+#[derive(Debug)]
+pub struct JsonTemplate {
+    root: Node,
+    registry: Handlebars<'static>,
+}
+
+#[derive(Debug)]
+enum Node {
+    Literal(Value),
+    Template(String),
+    Array(Vec<Node>),
+    Object(Vec<(String, Node)>),
+}
+
+impl JsonTemplate {
+    /// Compiles every string leaf of `shape`. Strings are rendered without escaping: the result
+    /// is serialised as JSON, which escapes what JSON needs.
+    ///
+    /// # Errors
+    /// The first leaf that is not a valid template, named by its JSON pointer.
+    pub fn compile(shape: &Value) -> Result<Self, RenderError> {
+        let mut registry = Handlebars::new();
+        registry.register_escape_fn(handlebars::no_escape);
+        let root = compile_node(shape, "", &mut registry)?;
+        Ok(Self { root, registry })
+    }
+
+    /// Renders against `context` (see [`crate::event::Event::context`]).
+    ///
+    /// # Errors
+    /// A helper failing at render time.
+    pub fn render(&self, context: &Value) -> Result<Value, RenderError> {
+        render_node(&self.root, &self.registry, context)
+    }
+}
+
+fn compile_node(value: &Value, pointer: &str, registry: &mut Handlebars<'static>) -> Result<Node, RenderError> {
+    Ok(match value {
+        Value::String(text) if text.contains("{{") => {
+            let name = if pointer.is_empty() { "/".to_owned() } else { pointer.to_owned() };
+            registry
+                .register_template_string(&name, text)
+                .map_err(|e| RenderError { template: name.clone(), message: e.to_string() })?;
+            Node::Template(name)
+        }
+        Value::Array(items) => Node::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| compile_node(item, &format!("{pointer}/{i}"), registry))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Node::Object(
+            map.iter()
+                .map(|(key, item)| Ok((key.clone(), compile_node(item, &format!("{pointer}/{key}"), registry)?)))
+                .collect::<Result<_, RenderError>>()?,
+        ),
+        other => Node::Literal(other.clone()),
+    })
+}
+
+fn render_node(node: &Node, registry: &Handlebars<'static>, context: &Value) -> Result<Value, RenderError> {
+    Ok(match node {
+        Node::Literal(value) => value.clone(),
+        Node::Template(name) => Value::String(
+            registry
+                .render(name, context)
+                .map_err(|e| RenderError { template: name.clone(), message: e.to_string() })?,
+        ),
+        Node::Array(items) => {
+            Value::Array(items.iter().map(|item| render_node(item, registry, context)).collect::<Result<_, _>>()?)
+        }
+        Node::Object(entries) => {
+            let mut map = Map::with_capacity(entries.len());
+            for (key, item) in entries {
+                map.insert(key.clone(), render_node(item, registry, context)?);
+            }
+            Value::Object(map)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn renders_string_leaves_and_keeps_the_rest() {
+        let template = JsonTemplate::compile(&json!({
+            "crm_link": "https://crm.example.com/?phone={{contact.phone}}",
+            "enable_assign": true,
+            "custom_data": [{"title": "Город", "content": "{{geo.city}}"}],
+            "missing": "[{{nothing.here}}]",
+        }))
+        .unwrap();
+        let rendered =
+            template.render(&json!({"contact": {"phone": "+7 <999>"}, "geo": {"city": "Краснодар"}})).unwrap();
+        assert_eq!(
+            rendered,
+            json!({
+                "crm_link": "https://crm.example.com/?phone=+7 <999>",
+                "enable_assign": true,
+                "custom_data": [{"title": "Город", "content": "Краснодар"}],
+                "missing": "[]",
+            })
+        );
+    }
+
+    #[test]
+    fn invalid_templates_are_named_by_pointer() {
+        let error = JsonTemplate::compile(&json!({"a": [{"b": "{{#if x}}"}]})).unwrap_err();
+        assert_eq!(error.template, "/a/0/b");
+    }
+}

@@ -1,0 +1,170 @@
+//! The store: where an event is made durable before the vendor gets its 2xx.
+//!
+//! Stage 3 of the pipeline (ingest → vendor → **store** → router → …). [`Store`] is the one
+//! interface; [`sqlite::SqliteStore`] is the embedded implementation. Writes go through a single
+//! writer task that commits concurrent requests together (group commit), so durability costs one
+//! flush per batch rather than one per request.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use crate::config::StorageUrl;
+use crate::event::{Event, EventId};
+
+/// At most this much of a rejected request's body is kept: enough to see what was wrong.
+pub const REJECTED_BODY_KEEP: usize = 64 * 1024;
+
+/// A storage failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(Arc<sqlx::Error>),
+    #[error("database migration failed: {0}")]
+    Migration(Arc<sqlx::migrate::MigrateError>),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (a locked or unreachable database), as opposed to
+    /// a bug or corrupt data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(error) => matches!(
+                error.as_ref(),
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Database(_)
+            ),
+            Self::Closed => true,
+            Self::Migration(_) | Self::Corrupt(_) => false,
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(Arc::new(error))
+    }
+}
+
+/// How a request reached us, with secrets masked: kept with every event and rejection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub remote_addr: Option<String>,
+}
+
+/// An event to store, with what is needed to recognise the vendor's retries of it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event: Event,
+    pub dedup_key: String,
+    pub dedup_window: Duration,
+    pub request: RequestRecord,
+    pub raw_body: Bytes,
+}
+
+/// What [`Store::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored as a new event.
+    Stored(EventId),
+    /// The vendor sent this event before, within the dedup window: counted, not stored again.
+    Duplicate(EventId),
+}
+
+impl Appended {
+    /// The id of the stored event (the original, for a duplicate).
+    pub fn id(&self) -> EventId {
+        match self {
+            Self::Stored(id) | Self::Duplicate(id) => *id,
+        }
+    }
+}
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub id: Ulid,
+    pub received_at: DateTime<Utc>,
+    pub vendor: Option<String>,
+    pub status: u16,
+    pub reason: String,
+    pub message: String,
+    pub request: RequestRecord,
+    /// The first [`REJECTED_BODY_KEEP`] bytes.
+    #[serde(skip)]
+    pub raw_body: Bytes,
+}
+
+/// An event as stored, with the request that brought it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub event: Event,
+    pub dedup_key: String,
+    pub duplicates: u32,
+    pub request: RequestRecord,
+    pub raw_body: Bytes,
+}
+
+/// Filters for [`Store::events`]; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub vendor: Option<String>,
+    pub kind: Option<String>,
+    /// Only events received before this id (for paging, newest first).
+    pub before: Option<EventId>,
+    pub limit: u32,
+}
+
+/// Durable storage of events and rejected requests.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Makes an event durable, or recognises it as a duplicate. Returns only once it is on disk.
+    async fn append(&self, event: NewEvent) -> Result<Appended, StoreError>;
+    /// Keeps a refused request, pruning the oldest beyond the configured bound.
+    async fn reject(&self, rejection: Rejection) -> Result<(), StoreError>;
+    /// One event with its request.
+    async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
+    /// Events, newest first.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Refused requests, newest first.
+    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError>;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Finishes pending writes and closes the database.
+    async fn close(&self);
+}
+
+/// Opens the store a URL names, running migrations.
+///
+/// # Errors
+/// The database cannot be opened or migrated.
+pub async fn open(url: &StorageUrl, rejected_keep: u32) -> Result<Arc<dyn Store>, StoreError> {
+    match url {
+        StorageUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, rejected_keep).await?)),
+    }
+}
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,221 @@
+//! Vendor plugins: `plugins/<vendor>.toml` files that teach Switchboard a vendor's webhooks.
+//!
+//! Stage 2 of the pipeline (ingest → **vendor** → store → …). A plugin is data: [`spec`] reads the
+//! file as written, [`compile`] checks it once and builds a [`Vendor`], and
+//! [`Vendor::normalize`] is then a pure function from a verified request to an [`Event`]. A plugin
+//! that does not compile is a configuration error with file and line, never a runtime surprise.
+//!
+//! [`Event`]: crate::event::Event
+
+pub mod body;
+mod compile;
+mod normalize;
+pub mod reply;
+pub mod spec;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::condition::Condition;
+use crate::config::{ConfigIssue, Source};
+use crate::event::{Kind, Path};
+
+pub use body::{BodyFormat, DecodeError};
+pub use normalize::{NormalizeError, Normalized};
+pub use spec::Echo;
+
+/// The plugins shipped in `plugins/`, compiled into the binary for the embedded default.
+pub const EMBEDDED_PLUGINS: &[(&str, &str)] = &[
+    ("callkeeper", include_str!("../../plugins/callkeeper.toml")),
+    ("envybox", include_str!("../../plugins/envybox.toml")),
+    ("jivo", include_str!("../../plugins/jivo.toml")),
+];
+
+/// A compiled plugin.
+#[derive(Debug)]
+pub struct Vendor {
+    name: String,
+    title: String,
+    format: BodyFormat,
+    methods: Vec<Method>,
+    event_field: Path,
+    event_default: Option<String>,
+    dedup: Vec<Path>,
+    reply: Reply,
+    aliases: Vec<(Path, Vec<Path>)>,
+    events: HashMap<String, EventDef>,
+    fields: Vec<(&'static str, Vec<Path>)>,
+    classify: Vec<Rule>,
+    legacy_paths: Vec<LegacyPath>,
+}
+
+/// What the vendor gets back for an accepted webhook.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: ReplyBody,
+}
+
+/// The body of [`Reply`].
+#[derive(Debug, Clone)]
+pub enum ReplyBody {
+    Empty,
+    Json(Value),
+    Text(String),
+}
+
+#[derive(Debug)]
+struct EventDef {
+    name: String,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+struct Rule {
+    when: Condition,
+    kind: Option<Kind>,
+    set: Vec<(&'static str, Value)>,
+}
+
+/// A path outside `/hooks/` that also reaches this vendor.
+#[derive(Debug, Clone)]
+pub struct LegacyPath {
+    pub path: String,
+    pub event: Option<String>,
+    pub echo: Echo,
+}
+
+impl Vendor {
+    /// The plugin's name, which is also its URL segment: `/hooks/<name>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A human title (`Envybox / CallbackKiller`).
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Whether the vendor sends webhooks with this method.
+    pub fn accepts(&self, method: &Method) -> bool {
+        self.methods.contains(method)
+    }
+
+    /// The reply for accepted webhooks, before per-event additions from the config.
+    pub fn reply(&self) -> &Reply {
+        &self.reply
+    }
+
+    /// The event names this plugin knows, sorted, each once.
+    pub fn event_names(&self) -> impl Iterator<Item = &str> {
+        let mut names: Vec<&str> = self.events.values().map(|def| def.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter()
+    }
+
+    /// The plugin's legacy paths.
+    pub fn legacy_paths(&self) -> &[LegacyPath] {
+        &self.legacy_paths
+    }
+}
+
+/// Every loaded plugin, by name, plus the legacy paths that lead to them.
+#[derive(Debug, Default)]
+pub struct VendorRegistry {
+    vendors: BTreeMap<String, Arc<Vendor>>,
+    legacy: HashMap<String, (String, LegacyPath)>,
+}
+
+impl VendorRegistry {
+    /// The plugin called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Vendor>> {
+        self.vendors.get(name)
+    }
+
+    /// The plugin and legacy entry that own an exact request path.
+    pub fn legacy(&self, path: &str) -> Option<(&Arc<Vendor>, &LegacyPath)> {
+        let (vendor, legacy) = self.legacy.get(path)?;
+        Some((self.vendors.get(vendor)?, legacy))
+    }
+
+    /// All plugins in name order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Vendor>> {
+        self.vendors.values()
+    }
+
+    /// Compiles every `*.toml` in `dir`, collecting every problem rather than stopping at one.
+    ///
+    /// # Errors
+    /// Unreadable or invalid plugin files, and legacy paths claimed twice.
+    pub fn load_dir(dir: &FsPath) -> Result<Self, Vec<ConfigIssue>> {
+        let entries = std::fs::read_dir(dir).map_err(|error| {
+            vec![ConfigIssue {
+                file: dir.display().to_string(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read the plugin directory: {error}"),
+            }]
+        })?;
+        let mut paths: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
+        paths.sort();
+        let mut sources = Vec::with_capacity(paths.len());
+        let mut issues = Vec::new();
+        for path in paths {
+            match Source::read(&path) {
+                Ok(source) => sources.push(source),
+                Err(issue) => issues.push(issue),
+            }
+        }
+        Self::from_sources(&sources, issues)
+    }
+
+    /// Compiles the plugins built into the binary.
+    ///
+    /// # Errors
+    /// Only if a shipped plugin is broken, which the test suite rules out.
+    pub fn embedded() -> Result<Self, Vec<ConfigIssue>> {
+        let sources: Vec<Source> = EMBEDDED_PLUGINS
+            .iter()
+            .map(|(name, text)| Source::embedded(&format!("plugins/{name}.toml"), text))
+            .collect();
+        Self::from_sources(&sources, Vec::new())
+    }
+
+    fn from_sources(sources: &[Source], mut issues: Vec<ConfigIssue>) -> Result<Self, Vec<ConfigIssue>> {
+        let mut registry = Self::default();
+        for source in sources {
+            let vendor = match compile::compile(source) {
+                Ok(vendor) => vendor,
+                Err(mut found) => {
+                    issues.append(&mut found);
+                    continue;
+                }
+            };
+            for legacy in &vendor.legacy_paths {
+                if let Some((owner, _)) = registry.legacy.get(&legacy.path) {
+                    issues.push(source.issue(
+                        None,
+                        "legacy_path",
+                        format!("path `{}` is already claimed by plugin `{owner}`", legacy.path),
+                    ));
+                } else {
+                    registry.legacy.insert(legacy.path.clone(), (vendor.name.clone(), legacy.clone()));
+                }
+            }
+            registry.vendors.insert(vendor.name.clone(), Arc::new(vendor));
+        }
+        if issues.is_empty() { Ok(registry) } else { Err(issues) }
+    }
+}
+
+#[cfg(test)]
+mod tests;

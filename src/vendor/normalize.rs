@@ -1,0 +1,208 @@
+//! `Vendor::normalize`: a verified request in, one [`Event`] out. Pure: no I/O, no clock.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{Vendor, body};
+use crate::condition::{Facts, FieldRef, as_text};
+use crate::event::{Event, EventId, Fields, Kind};
+use crate::ingest::request::{InboundRequest, Verified};
+
+/// An event and the key that recognises the vendor's retries of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized {
+    pub event: Event,
+    pub dedup_key: String,
+}
+
+/// Why a request could not become an event. Each becomes a 400 that says so.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NormalizeError {
+    #[error(transparent)]
+    Body(#[from] body::DecodeError),
+    #[error("the payload has no `{field}` field, which names the event")]
+    MissingEvent { field: String },
+    #[error("`{field}` must be a string or number naming the event, found {found}")]
+    EventNotScalar { field: String, found: &'static str },
+}
+
+impl NormalizeError {
+    /// A stable, low-cardinality code for responses, logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Body(error) => error.code(),
+            Self::MissingEvent { .. } => "missing_event",
+            Self::EventNotScalar { .. } => "invalid_event",
+        }
+    }
+}
+
+impl Vendor {
+    /// Decodes the request and interprets it. `legacy_event` is the event a legacy path implies.
+    ///
+    /// # Errors
+    /// An unreadable body, or a payload that does not say which event it is.
+    pub fn normalize(
+        &self,
+        request: &InboundRequest<Verified>,
+        legacy_event: Option<&str>,
+        id: EventId,
+        received_at: DateTime<Utc>,
+    ) -> Result<Normalized, NormalizeError> {
+        let payload = if request.method() == axum::http::Method::GET {
+            body::from_pairs(request.query().iter().filter(|(key, _)| key != "token").cloned())
+        } else {
+            body::decode(self.format, request.content_type(), request.body())?
+        };
+        self.interpret(payload, legacy_event, request.body(), id, received_at)
+    }
+
+    /// Builds the event from an already decoded payload: event name and kind, canonical fields,
+    /// classification and dedup key. `raw` is the body as received, hashed when the plugin's
+    /// dedup paths are absent.
+    ///
+    /// # Errors
+    /// A payload that does not say which event it is.
+    pub fn interpret(
+        &self,
+        payload: Value,
+        legacy_event: Option<&str>,
+        raw: &[u8],
+        id: EventId,
+        received_at: DateTime<Utc>,
+    ) -> Result<Normalized, NormalizeError> {
+        let view = self.alias_view(&payload);
+        let value = match self.event_field.get(&view) {
+            None | Some(Value::Null) => legacy_event.or(self.event_default.as_deref()).map(str::to_owned),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                legacy_event.or(self.event_default.as_deref()).map(str::to_owned)
+            }
+            Some(found) => Some(
+                as_text(found)
+                    .ok_or_else(|| NormalizeError::EventNotScalar {
+                        field: self.event_field.to_string(),
+                        found: json_type(found),
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+        };
+        let value = value.ok_or_else(|| NormalizeError::MissingEvent { field: self.event_field.to_string() })?;
+        let (event_name, mut kind) = match self.events.get(&value) {
+            Some(def) => (def.name.clone(), def.kind.clone()),
+            None => (value, Kind::unknown()),
+        };
+
+        let mut fields = Fields::default();
+        for (field, paths) in &self.fields {
+            if let Some(found) = paths.iter().filter_map(|p| p.get(&view)).find(|v| is_present(v)) {
+                fields.set(field, found.clone());
+            }
+        }
+
+        for rule in &self.classify {
+            let draft = Draft { vendor: &self.name, event: &event_name, kind: &kind, fields: &fields, payload: &view };
+            if rule.when.matches(&draft) {
+                if let Some(new_kind) = &rule.kind {
+                    kind = new_kind.clone();
+                }
+                for (field, value) in &rule.set {
+                    fields.set(field, value.clone());
+                }
+            }
+        }
+
+        let dedup_key = self.dedup_key(&view, raw);
+        drop(view);
+        Ok(Normalized {
+            event: Event { id, received_at, vendor: self.name.clone(), event: event_name, kind, fields, payload },
+            dedup_key,
+        })
+    }
+
+    /// The payload as the plugin reads it: aliased keys copied to the names the plugin uses.
+    /// The stored payload stays as the vendor sent it.
+    fn alias_view<'p>(&self, payload: &'p Value) -> Cow<'p, Value> {
+        let missing: Vec<_> = self
+            .aliases
+            .iter()
+            .filter(|(target, _)| target.get(payload).is_none_or(|v| !is_present(v)))
+            .filter_map(|(target, alternatives)| {
+                alternatives.iter().find_map(|a| a.get(payload).filter(|v| is_present(v))).map(|v| (target, v.clone()))
+            })
+            .collect();
+        if missing.is_empty() {
+            return Cow::Borrowed(payload);
+        }
+        let mut view = payload.clone();
+        for (target, value) in missing {
+            target.set(&mut view, value);
+        }
+        Cow::Owned(view)
+    }
+
+    fn dedup_key(&self, view: &Value, raw: &[u8]) -> String {
+        let values: Option<Vec<String>> = if self.dedup.is_empty() {
+            None
+        } else {
+            self.dedup
+                .iter()
+                .map(|path| path.get(view).filter(|v| is_present(v)).and_then(as_text).map(Cow::into_owned))
+                .collect()
+        };
+        match values {
+            Some(values) => format!("key:{}", values.join("\u{1f}")),
+            None => {
+                let digest = Sha256::digest(raw);
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("sha256:{hex}")
+            }
+        }
+    }
+}
+
+/// The event under construction, as conditions see it.
+struct Draft<'a> {
+    vendor: &'a str,
+    event: &'a str,
+    kind: &'a Kind,
+    fields: &'a Fields,
+    payload: &'a Value,
+}
+
+impl Facts for Draft<'_> {
+    fn lookup(&self, field: &FieldRef) -> Option<Cow<'_, Value>> {
+        match field {
+            FieldRef::Vendor => Some(Cow::Owned(Value::String(self.vendor.to_owned()))),
+            FieldRef::Event => Some(Cow::Owned(Value::String(self.event.to_owned()))),
+            FieldRef::Kind => Some(Cow::Owned(Value::String(self.kind.to_string()))),
+            FieldRef::Field(name) => self.fields.get(name).map(Cow::Borrowed),
+            FieldRef::Payload(path) => path.get(self.payload).map(Cow::Borrowed),
+        }
+    }
+}
+
+/// Null, empty strings and empty containers count as "not sent": a form's `name=` says nothing.
+fn is_present(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
+        _ => true,
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,117 @@
+//! `VendorSpec`: a plugin file (`plugins/<vendor>.toml`) exactly as written, before compiling.
+//!
+//! Every user-facing value keeps its span so that [`super::compile`] can point at the line of a
+//! mistake. No `flatten` or `untagged` here: they lose spans (toml-rs/toml#589).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::body::BodyFormat;
+
+/// A plugin file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorSpec {
+    /// Must equal the file name without `.toml`; defaults to it.
+    pub name: Option<Spanned<String>>,
+    pub title: Option<String>,
+    #[serde(default)]
+    pub format: BodyFormat,
+    /// HTTP methods the vendor uses; `GET` sends the fields as query parameters.
+    #[serde(default = "default_methods")]
+    pub methods: Spanned<Vec<String>>,
+    pub event: Spanned<EventSourceSpec>,
+    /// Payload paths whose values identify one vendor event; a repeat within the dedup window is
+    /// the vendor retrying. Empty (or any value missing): the body's hash is the key.
+    pub dedup: Option<Spanned<Vec<String>>>,
+    pub reply: Option<Spanned<ReplySpec>>,
+    /// Key renaming: `"phone2" = ["client_phone"]` reads `client_phone` wherever the plugin says
+    /// `phone2` and the payload has no `phone2` (Calltracking lets users rename keys).
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Spanned<Vec<String>>>,
+    /// The vendor's event values → name and canonical kind.
+    #[serde(default)]
+    pub events: BTreeMap<String, Spanned<EventSpec>>,
+    /// Canonical field ← the first non-empty of these payload paths.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub classify: Vec<Spanned<ClassifySpec>>,
+    /// Extra paths that accept this vendor's webhooks, for senders configured before `/hooks/`.
+    #[serde(default)]
+    pub legacy_path: Vec<Spanned<LegacyPathSpec>>,
+}
+
+fn default_methods() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, vec!["POST".to_owned()])
+}
+
+/// Where the event name is read from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSourceSpec {
+    /// Payload path of the event value (`event_name`, `webhooktype`, `hook_event`).
+    pub field: String,
+    /// Used when the payload has no such field; without it such a request is refused.
+    pub default: Option<String>,
+}
+
+/// One entry of `[events]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    /// The event's name; defaults to the value it is keyed by.
+    pub name: Option<String>,
+    pub kind: String,
+}
+
+/// The answer the vendor gets for an accepted webhook.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplySpec {
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// A JSON body (`{ result = "ok" }`).
+    pub json: Option<toml::Value>,
+    /// A plain-text body, for vendors that want `OK`.
+    pub text: Option<String>,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+/// One `[[classify]]` rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifySpec {
+    pub when: toml::Value,
+    pub kind: Option<String>,
+    /// Canonical fields to set when the rule applies (`{ "call.outcome" = "missed" }`).
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+}
+
+/// One `[[legacy_path]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyPathSpec {
+    pub path: String,
+    /// The event to assume when the body does not name one.
+    pub event: Option<String>,
+    #[serde(default)]
+    pub echo: Echo,
+}
+
+/// What a legacy path adds to the reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Echo {
+    #[default]
+    None,
+    /// `"data": [{leaf: [values…]}]`: the posted data flattened to leaf names, as the old
+    /// in-house receiver answered.
+    Flatten,
+}
