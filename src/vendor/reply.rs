@@ -23,7 +23,7 @@ pub struct ReplyAddition {
 pub fn build(vendor: &Vendor, additions: &[ReplyAddition], event: &Event, echo: Echo) -> (StatusCode, ReplyBody) {
     let reply = vendor.reply();
     let applicable: Vec<&ReplyAddition> =
-        additions.iter().filter(|a| a.events.is_empty() || a.events.iter().any(|name| *name == event.event)).collect();
+        additions.iter().filter(|a| a.events.is_empty() || a.events.contains(&event.event)).collect();
     let body = match &reply.body {
         ReplyBody::Json(Value::Object(base)) => {
             let mut body = base.clone();

@@ -1,0 +1,13 @@
+//! End-to-end tests: one binary, real daemons on 127.0.0.1, real HTTP.
+
+// Test code panics on purpose: an unexpected `Err` is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+// Every fixture in tests/fixtures/<vendor>/ posted over HTTP, checked against its golden event.
+mod ingest_fixtures;
+// Every way a request can be refused: the answer, and the rejection kept for the operator.
+mod ingest_rejections;
+// What vendors get back: plugin replies, config additions, legacy paths; duplicates.
+mod ingest_replies;

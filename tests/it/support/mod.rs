@@ -1,0 +1,76 @@
+//! A real daemon on 127.0.0.1, started in-process for each test.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use switchboard::app::{self, Listeners};
+use switchboard::config::Config;
+use switchboard::event::EventId;
+use switchboard::store::sqlite::SqliteStore;
+use switchboard::store::{Store, StoredEvent};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The repository root, where `plugins/` and `tests/fixtures/` live.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running daemon with its own temporary directory and database.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Daemon {
+    /// Starts a daemon whose `config.toml` is `extra` plus the shipped plugins and a temporary
+    /// database.
+    pub async fn start(extra: &str) -> Self {
+        switchboard::telemetry::init(switchboard::telemetry::LogFormat::Text);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config_path = dir.path().join("config.toml");
+        let text = format!("[paths]\nplugins = \"{}\"\n\n{extra}\n", repo().join("plugins").display());
+        std::fs::write(&config_path, text).expect("write config");
+        let config = Config::load(&config_path).unwrap_or_else(|errors| panic!("test config is valid: {errors}"));
+        let hooks = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = hooks.local_addr().expect("local address");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app::run(config, Listeners { hooks }, shutdown.clone()));
+        Self { addr, client: reqwest::Client::new(), dir, shutdown, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Opens the daemon's database to look at what it stored.
+    pub async fn store(&self) -> SqliteStore {
+        SqliteStore::open(&self.database(), 1000).await.expect("open the daemon's database")
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("data/switchboard.db")
+    }
+
+    /// The stored event a response names in its event-id header.
+    pub async fn stored(&self, response: &reqwest::Response) -> StoredEvent {
+        let id: EventId = response
+            .headers()
+            .get(switchboard::ingest::EVENT_ID_HEADER)
+            .expect("an accepted webhook names its event")
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.store().await.event(id).await.unwrap().expect("the acknowledged event is stored")
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("daemon task").expect("daemon ran cleanly");
+    }
+}
