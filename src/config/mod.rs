@@ -153,8 +153,8 @@ impl Config {
         let mut vendor_settings = BTreeMap::new();
         for (name, spanned) in &raw.vendors {
             let key = format!("vendors.{name}");
-            let Some(vendor) = vendors.as_ref().and_then(|v| v.get(name)) else {
-                if let Some(vendors) = &vendors {
+            let Some(vendor) = vendors.get(name) else {
+                if !vendors.is_broken(name) {
                     let known: Vec<&str> = vendors.iter().map(|v| v.name()).collect();
                     issues.push(source.issue(
                         Some(spanned.span()),
@@ -197,23 +197,20 @@ impl Config {
             }
             vendor_settings.insert(name.clone(), VendorSettings { secret, replies });
         }
-        if let Some(vendors) = &vendors {
-            for vendor in vendors.iter() {
-                if vendor_settings.get(vendor.name()).is_none_or(|s| s.secret.is_none()) {
-                    warnings.push(format!(
-                        "vendor `{}` has no secret: anyone who knows the URL can post to it (set vendors.{}.secret)",
-                        vendor.name(),
-                        vendor.name()
-                    ));
-                }
+        for vendor in vendors.iter() {
+            if vendor_settings.get(vendor.name()).is_none_or(|s| s.secret.is_none()) {
+                warnings.push(format!(
+                    "vendor `{}` has no secret: anyone who knows the URL can post to it (set vendors.{}.secret)",
+                    vendor.name(),
+                    vendor.name()
+                ));
             }
         }
 
-        match (issues.is_empty(), vendors) {
-            (true, Some(vendors)) => {
-                Ok(Self { origin: source.name().to_owned(), server, storage, vendors, vendor_settings, warnings })
-            }
-            _ => Err(ConfigErrors(issues)),
+        if issues.is_empty() {
+            Ok(Self { origin: source.name().to_owned(), server, storage, vendors, vendor_settings, warnings })
+        } else {
+            Err(ConfigErrors(issues))
         }
     }
 
@@ -312,25 +309,24 @@ fn storage_url(
     }
 }
 
-/// Plugins from `paths.plugins` (default `plugins/` beside the config). When the default folder
-/// does not exist, the plugins built into the binary serve, so a lone binary still works.
+/// Plugins from `paths.plugins` (default `plugins/` beside the config). When the folder does not
+/// exist and the user did not name it (or runs the embedded default), the plugins built into
+/// the binary serve, so a lone binary still works.
 fn load_plugins(
     source: &Source,
     env: &Env<'_>,
     value: Option<&Spanned<String>>,
     base: &Path,
     issues: &mut Vec<ConfigIssue>,
-) -> Option<VendorRegistry> {
+) -> VendorRegistry {
     let dir = base.join(expanded(source, env, value, "paths.plugins", "plugins", issues));
-    let result =
-        if value.is_none() && !dir.is_dir() { VendorRegistry::embedded() } else { VendorRegistry::load_dir(&dir) };
-    match result {
-        Ok(registry) => Some(registry),
-        Err(mut found) => {
-            issues.append(&mut found);
-            None
-        }
-    }
+    let (registry, mut found) = if (value.is_none() || source.is_embedded()) && !dir.is_dir() {
+        VendorRegistry::embedded()
+    } else {
+        VendorRegistry::load_dir(&dir)
+    };
+    issues.append(&mut found);
+    registry
 }
 
 #[cfg(test)]

@@ -77,6 +77,11 @@ impl Source {
         Self { name: format!("<embedded {name}>"), path: PathBuf::from(name), text: text.to_owned() }
     }
 
+    /// Whether this is a file compiled into the binary.
+    pub fn is_embedded(&self) -> bool {
+        self.name.starts_with("<embedded ")
+    }
+
     /// The name used in messages.
     pub fn name(&self) -> &str {
         &self.name

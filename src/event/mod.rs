@@ -24,10 +24,20 @@ pub use path::Path;
 pub struct EventId(Ulid);
 
 impl EventId {
-    /// A new id for an event received at `at`.
+    /// A new id for an event received at `at`. Ids made in one process always increase, so
+    /// "newest first" is arrival order even within one millisecond.
     pub fn new(at: DateTime<Utc>) -> Self {
-        Self(Ulid::from_datetime(at.into()))
+        Self(monotonic_ulid(at))
     }
+}
+
+/// A ULID for `at` that is greater than every ULID this process made before.
+pub fn monotonic_ulid(at: DateTime<Utc>) -> Ulid {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Overflow needs 2^80 ids in one millisecond; `commit_overflow_random` then still gives a
+    // unique id, only without the ordering guarantee.
+    generator.generate_from_datetime(at.into()).unwrap_or_else(|overflow| overflow.commit_overflow_random())
 }
 
 impl fmt::Display for EventId {

@@ -24,7 +24,6 @@ use axum::routing::any;
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
-use ulid::Ulid;
 
 pub use error::IngestError;
 use request::InboundRequest;
@@ -273,7 +272,7 @@ async fn keep_rejection(
         return;
     }
     let rejection = Rejection {
-        id: Ulid::from_datetime(received_at.into()),
+        id: crate::event::monotonic_ulid(received_at),
         received_at,
         vendor: Some(target.vendor.clone()),
         status: status.as_u16(),

@@ -129,6 +129,8 @@ impl Vendor {
 pub struct VendorRegistry {
     vendors: BTreeMap<String, Arc<Vendor>>,
     legacy: HashMap<String, (String, LegacyPath)>,
+    /// Plugin files that did not compile, by name: not "unknown", just broken.
+    broken: Vec<String>,
 }
 
 impl VendorRegistry {
@@ -143,24 +145,32 @@ impl VendorRegistry {
         Some((self.vendors.get(vendor)?, legacy))
     }
 
+    /// Whether a plugin file of this name exists but did not compile.
+    pub fn is_broken(&self, name: &str) -> bool {
+        self.broken.iter().any(|broken| broken == name)
+    }
+
     /// All plugins in name order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Vendor>> {
         self.vendors.values()
     }
 
     /// Compiles every `*.toml` in `dir`, collecting every problem rather than stopping at one.
-    ///
-    /// # Errors
-    /// Unreadable or invalid plugin files, and legacy paths claimed twice.
-    pub fn load_dir(dir: &FsPath) -> Result<Self, Vec<ConfigIssue>> {
-        let entries = std::fs::read_dir(dir).map_err(|error| {
-            vec![ConfigIssue {
-                file: dir.display().to_string(),
-                line: None,
-                key: String::new(),
-                message: format!("cannot read the plugin directory: {error}"),
-            }]
-        })?;
+    /// The plugins that compiled are returned even when others did not, so that the rest of the
+    /// configuration can still be checked against them.
+    pub fn load_dir(dir: &FsPath) -> (Self, Vec<ConfigIssue>) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) => {
+                let issue = ConfigIssue {
+                    file: dir.display().to_string(),
+                    line: None,
+                    key: String::new(),
+                    message: format!("cannot read the plugin directory: {error}"),
+                };
+                return (Self::default(), vec![issue]);
+            }
+        };
         let mut paths: Vec<_> = entries
             .filter_map(Result::ok)
             .map(|entry| entry.path())
@@ -178,11 +188,9 @@ impl VendorRegistry {
         Self::from_sources(&sources, issues)
     }
 
-    /// Compiles the plugins built into the binary.
-    ///
-    /// # Errors
-    /// Only if a shipped plugin is broken, which the test suite rules out.
-    pub fn embedded() -> Result<Self, Vec<ConfigIssue>> {
+    /// Compiles the plugins built into the binary. Issues arise only if a shipped plugin is
+    /// broken, which the test suite rules out.
+    pub fn embedded() -> (Self, Vec<ConfigIssue>) {
         let sources: Vec<Source> = EMBEDDED_PLUGINS
             .iter()
             .map(|(name, text)| Source::embedded(&format!("plugins/{name}.toml"), text))
@@ -190,13 +198,16 @@ impl VendorRegistry {
         Self::from_sources(&sources, Vec::new())
     }
 
-    fn from_sources(sources: &[Source], mut issues: Vec<ConfigIssue>) -> Result<Self, Vec<ConfigIssue>> {
+    fn from_sources(sources: &[Source], mut issues: Vec<ConfigIssue>) -> (Self, Vec<ConfigIssue>) {
         let mut registry = Self::default();
         for source in sources {
             let vendor = match compile::compile(source) {
                 Ok(vendor) => vendor,
                 Err(mut found) => {
                     issues.append(&mut found);
+                    if let Some(stem) = source.path().file_stem().and_then(|s| s.to_str()) {
+                        registry.broken.push(stem.to_owned());
+                    }
                     continue;
                 }
             };
@@ -213,7 +224,7 @@ impl VendorRegistry {
             }
             registry.vendors.insert(vendor.name.clone(), Arc::new(vendor));
         }
-        if issues.is_empty() { Ok(registry) } else { Err(issues) }
+        (registry, issues)
     }
 }
 

@@ -11,3 +11,5 @@ mod ingest_fixtures;
 mod ingest_rejections;
 // What vendors get back: plugin replies, config additions, legacy paths; duplicates.
 mod ingest_replies;
+// The binary: `check` and `run` as a user types them.
+mod cli;

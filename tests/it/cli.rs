@@ -1,0 +1,110 @@
+//! The `switchboard` binary itself: `check` and `run`, as a user types them.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::repo;
+
+fn switchboard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let output = switchboard().args(["check", "--config"]).arg(repo().join("config.toml")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("config.toml: OK"), "{stdout}");
+    for vendor in ["jivo", "envybox", "callkeeper"] {
+        assert!(stdout.contains(&format!("/hooks/{vendor}")), "{stdout}");
+    }
+}
+
+#[test]
+fn check_lists_every_problem_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(repo().join("plugins/jivo.toml"), plugins.join("jivo.toml")).unwrap();
+    std::fs::write(plugins.join("acme.toml"), "event = { field = \"type\" }\n[events]\nlead = { kind = \"lead\" }\n")
+        .unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[server]\nlisten = \"nowhere\"\n\n[vendors.envybox]\nsecret = \"x\"\n").unwrap();
+
+    let output = switchboard().args(["check", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let config = config.display();
+    let acme = plugins.join("acme.toml");
+    let acme = acme.display();
+    for expected in [
+        "the configuration has 3 problems:".to_owned(),
+        format!("{config}:2 server.listen: expected an address such as `127.0.0.1:8080`; got `nowhere`"),
+        format!("{acme}:3 events.\"lead\".kind: unknown kind `lead`"),
+        format!("{config}:4 vendors.envybox: no plugin is called `envybox`; loaded plugins: jivo"),
+    ] {
+        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn run_serves_webhooks_on_the_embedded_default() {
+    // An empty working directory: no config.toml, no plugins/ — the binary's own defaults serve.
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = switchboard()
+        .arg("run")
+        .current_dir(dir.path())
+        .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/hooks/jivo");
+    let client = reqwest::blocking_free_post(&url);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        match client() {
+            Ok(status) => break status,
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => {
+                let _ = child.kill();
+                panic!("the daemon never answered: {error}");
+            }
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    assert!(dir.path().join("data/switchboard.db").is_file(), "the embedded default keeps events under data/");
+}
+
+/// A tiny blocking HTTP POST over std, so this test needs no runtime.
+mod reqwest {
+    use std::io::{Read, Write};
+
+    pub fn blocking_free_post(url: &str) -> impl Fn() -> std::io::Result<u16> + '_ {
+        move || {
+            let rest = url.strip_prefix("http://").expect("http URL");
+            let (host, path) = rest.split_once('/').expect("URL with a path");
+            let mut stream = std::net::TcpStream::connect(host)?;
+            let body = r#"{"event_name":"offline_message","message":"hello"}"#;
+            write!(
+                stream,
+                "POST /{path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            response
+                .split(' ')
+                .nth(1)
+                .and_then(|code| code.parse().ok())
+                .ok_or_else(|| std::io::Error::other(format!("no status line in {response:?}")))
+        }
+    }
+}
