@@ -3,7 +3,9 @@
 //! Expansion runs on parsed string values, never on the raw text, so a variable's value can never
 //! change the structure of the file (a quote or newline in a password stays a character).
 
-/// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. Other `$` signs are kept.
+/// Expands `${VAR}`, `${VAR:-default}` (the default when unset) and `${VAR:+word}` (the word
+/// when set, else nothing: `enabled = "${TELEGRAM_BOT_TOKEN:+true}"`); `$$` is a literal `$`.
+/// Other `$` signs are kept.
 ///
 /// # Errors
 /// A variable that is unset (and has no default), or an unterminated `${`.
@@ -18,17 +20,20 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Str
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
             let end = body.find('}').ok_or_else(|| format!("unterminated `${{` in `{text}`"))?;
-            let (name, default) = match body[..end].split_once(":-") {
-                Some((name, default)) => (name, Some(default)),
-                None => (&body[..end], None),
+            let inner = &body[..end];
+            let (name, operator, word) = match inner.find(":-").or_else(|| inner.find(":+")) {
+                Some(at) => (&inner[..at], &inner[at..at + 2], &inner[at + 2..]),
+                None => (inner, "", ""),
             };
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!("`${{{}}}` is not a valid variable name", &body[..end]));
+                return Err(format!("`${{{inner}}}` is not a valid variable name"));
             }
-            match (lookup(name), default) {
+            match (lookup(name), operator) {
+                (Some(_), ":+") => out.push_str(word),
+                (None, ":+") => {}
                 (Some(value), _) => out.push_str(&value),
-                (None, Some(default)) => out.push_str(default),
-                (None, None) => return Err(format!("environment variable {name} is not set")),
+                (None, ":-") => out.push_str(word),
+                (None, _) => return Err(format!("environment variable {name} is not set")),
             }
             rest = &body[end + 1..];
         } else {
@@ -59,6 +64,9 @@ mod tests {
             ("bot${TOKEN}/x", Ok("bot123:abc/x")),
             ("${MISSING:-fallback}", Ok("fallback")),
             ("${MISSING:-}", Ok("")),
+            ("${TOKEN:+true}", Ok("true")),
+            ("${MISSING:+true}", Ok("")),
+            ("${TOKEN:-x}", Ok("123:abc")),
             ("${QUOTE}", Ok("a\"b\nc")),
             ("cost: $5 and $$HOME", Ok("cost: $5 and $HOME")),
             ("${MISSING}", Err("environment variable MISSING is not set")),

@@ -6,6 +6,7 @@
 
 mod env;
 mod raw;
+mod routes;
 mod source;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,9 @@ use toml::Spanned;
 pub use env::expand;
 pub use source::{ConfigErrors, ConfigIssue, Source};
 
-use crate::render::JsonTemplate;
+use crate::outputs::OutputEntry;
+use crate::render::{HelperSettings, JsonTemplate, TemplateSet};
+use crate::router::Routes;
 use crate::secret::Secret;
 use crate::vendor::VendorRegistry;
 use crate::vendor::reply::ReplyAddition;
@@ -48,6 +51,11 @@ pub struct Config {
     pub vendors: VendorRegistry,
     /// `[vendors.<name>]`; a vendor without a table has default settings.
     pub vendor_settings: BTreeMap<String, VendorSettings>,
+    pub templates: TemplateSet,
+    pub helpers: HelperSettings,
+    /// `[outputs.<name>]`, built.
+    pub outputs: BTreeMap<String, OutputEntry>,
+    pub routes: Routes,
     /// Things that work but deserve a look (an open endpoint, say), logged at start.
     pub warnings: Vec<String>,
 }
@@ -197,6 +205,11 @@ impl Config {
             }
             vendor_settings.insert(name.clone(), VendorSettings { secret, replies });
         }
+        let templates = routes::templates(source, env, &raw.templates, base, &mut issues);
+        let outputs = routes::outputs(source, env, &raw.outputs, base, &mut issues);
+        let routes =
+            routes::routes(source, env, &raw.route, &vendors, &outputs, templates.as_ref().map(|t| &t.0), &mut issues);
+
         for vendor in vendors.iter() {
             if vendor_settings.get(vendor.name()).is_none_or(|s| s.secret.is_none()) {
                 warnings.push(format!(
@@ -207,10 +220,20 @@ impl Config {
             }
         }
 
-        if issues.is_empty() {
-            Ok(Self { origin: source.name().to_owned(), server, storage, vendors, vendor_settings, warnings })
-        } else {
-            Err(ConfigErrors(issues))
+        match templates {
+            Some((templates, helpers)) if issues.is_empty() => Ok(Self {
+                origin: source.name().to_owned(),
+                server,
+                storage,
+                vendors,
+                vendor_settings,
+                templates,
+                helpers,
+                outputs,
+                routes,
+                warnings,
+            }),
+            _ => Err(ConfigErrors(issues)),
         }
     }
 

@@ -17,6 +17,54 @@ pub struct RawConfig {
     pub paths: RawPaths,
     #[serde(default)]
     pub vendors: BTreeMap<String, Spanned<RawVendor>>,
+    #[serde(default)]
+    pub templates: RawTemplates,
+    /// Read as plain tables: `type` picks the output, which then reads the rest (keeps spans).
+    #[serde(default)]
+    pub outputs: BTreeMap<String, Spanned<toml::Table>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplates {
+    pub dir: Option<Spanned<String>>,
+    pub language: Option<Spanned<String>>,
+    pub timezone: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: String,
+    /// `true`/`false`, or a string such as `"${TELEGRAM_BOT_TOKEN:+true}"`.
+    pub enabled: Option<toml::Value>,
+    /// A value or a list of values; globs allowed.
+    pub vendor: Option<toml::Value>,
+    pub event: Option<toml::Value>,
+    pub kind: Option<toml::Value>,
+    pub when: Option<toml::Value>,
+    pub schedule: Option<RawSchedule>,
+    pub to: Vec<String>,
+    pub template: Option<String>,
+    /// Per-output template overrides: `{ sales_mail = "offline_message" }`.
+    #[serde(default)]
+    pub templates: BTreeMap<String, String>,
+    #[serde(default, rename = "continue")]
+    pub continue_matching: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub days: Vec<String>,
+    #[serde(default)]
+    pub hours: Vec<String>,
+    #[serde(default)]
+    pub outside: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

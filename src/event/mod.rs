@@ -135,10 +135,13 @@ pub struct Event {
 }
 
 impl Event {
-    /// The object templates and conditions see: the canonical fields at the top level
-    /// (`contact.phone`), plus `id`, `received_at`, `vendor`, `event`, `kind` and `payload`.
+    /// The object templates see: the canonical fields at the top level (`contact.phone`), plus
+    /// `id`, `received_at`, `vendor`, `event`, `kind`, `payload`, and `fields`: the canonical
+    /// fields as a list of `{name, value}` for templates that list them all.
     pub fn context(&self) -> Value {
         let mut root = self.fields.to_nested();
+        let list = self.fields.iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();
+        root.insert("fields".into(), Value::Array(list));
         root.insert("id".into(), Value::String(self.id.to_string()));
         root.insert("received_at".into(), Value::String(self.received_at.to_rfc3339()));
         root.insert("vendor".into(), Value::String(self.vendor.clone()));

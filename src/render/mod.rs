@@ -1,11 +1,21 @@
 //! Rendering handlebars templates against an event's context.
 //!
-//! Stage 5 of the pipeline (… → router → **render** → delivery). [`JsonTemplate`] renders a JSON
-//! shape whose strings are templates: vendor replies (`crm_link = "…?phone={{contact.phone}}"`)
-//! and, later, HTTP bodies. Missing values render empty; a template never crashes the daemon.
+//! Stage 5 of the pipeline (… → router → **render** → delivery). [`TemplateSet`] holds the
+//! message templates of `templates/` (one file per message, one part per destination), each
+//! compiled once per [`Escape`] so values are escaped the way the destination needs.
+//! [`JsonTemplate`] renders a JSON shape whose strings are templates (vendor replies, HTTP
+//! headers). Missing values render empty; a template never crashes the daemon.
+
+mod escape;
+pub mod helpers;
+mod templates;
 
 use handlebars::Handlebars;
+
+pub use escape::Escape;
+pub use helpers::HelperSettings;
 use serde_json::{Map, Value};
+pub use templates::{EMBEDDED_TEMPLATES, Part, TemplateSet, TemplateSource};
 
 /// Why a template could not be compiled or rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,327 @@
+//! Validating `[templates]`, `[outputs.*]` and `[[route]]`, and building what they describe.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::raw::{RawRoute, RawTemplates};
+use super::{ConfigIssue, Env, Source, expand};
+use crate::condition::{Condition, Glob, Scope};
+use crate::event::Kind;
+use crate::outputs::{self, OutputEntry};
+use crate::render::{HelperSettings, TemplateSet, TemplateSource};
+use crate::router::{Route, Routes, Schedule, Target};
+use crate::vendor::VendorRegistry;
+
+/// Default for `templates.language`.
+pub const DEFAULT_LANGUAGE: &str = "ru";
+/// Languages of the shipped template sets.
+pub const LANGUAGES: &[&str] = &["ru", "en"];
+
+pub(super) fn templates(
+    source: &Source,
+    env: &Env<'_>,
+    raw: &RawTemplates,
+    base: &Path,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<(TemplateSet, HelperSettings)> {
+    let language = raw.language.as_ref().map_or(DEFAULT_LANGUAGE.to_owned(), |l| l.get_ref().clone());
+    if !LANGUAGES.contains(&language.as_str()) {
+        issues.push(source.issue(
+            raw.language.as_ref().map(Spanned::span),
+            "templates.language",
+            format!("unknown language `{language}`; expected one of {}", LANGUAGES.join(", ")),
+        ));
+    }
+    let timezone = match &raw.timezone {
+        None => chrono_tz::UTC,
+        Some(tz) => tz.get_ref().parse().unwrap_or_else(|_| {
+            issues.push(source.issue(
+                Some(tz.span()),
+                "templates.timezone",
+                format!("unknown time zone `{}`; expected a name such as Europe/Moscow", tz.get_ref()),
+            ));
+            chrono_tz::UTC
+        }),
+    };
+    let dir = match &raw.dir {
+        Some(dir) => match expand(dir.get_ref(), env) {
+            Ok(text) => {
+                let path = base.join(text);
+                if !path.is_dir() {
+                    issues.push(source.issue(
+                        Some(dir.span()),
+                        "templates.dir",
+                        format!("`{}` is not a folder", path.display()),
+                    ));
+                }
+                Some(path)
+            }
+            Err(message) => {
+                issues.push(source.issue(Some(dir.span()), "templates.dir", message));
+                None
+            }
+        },
+        None => Some(base.join("templates")).filter(|p| p.is_dir()),
+    };
+    let helpers = HelperSettings { timezone, english: language == "en" };
+    match TemplateSet::load(&TemplateSource { dir, language, helpers }) {
+        Ok(set) => Some((set, helpers)),
+        Err(mut found) => {
+            issues.append(&mut found);
+            None
+        }
+    }
+}
+
+pub(super) fn outputs(
+    source: &Source,
+    env: &Env<'_>,
+    raw: &BTreeMap<String, Spanned<toml::Table>>,
+    base: &Path,
+    issues: &mut Vec<ConfigIssue>,
+) -> BTreeMap<String, OutputEntry> {
+    let mut built = BTreeMap::new();
+    for (name, table) in raw {
+        let key = format!("outputs.{name}");
+        let span = Some(table.span());
+        let mut table = table.get_ref().clone();
+        let kind = match table.remove("type") {
+            Some(toml::Value::String(kind)) => kind,
+            Some(_) | None => {
+                issues.push(source.issue(
+                    span.clone(),
+                    format!("{key}.type"),
+                    format!("every output needs a `type`; expected one of: {}", outputs::KNOWN_TYPES.join(", ")),
+                ));
+                continue;
+            }
+        };
+        let enabled = match table.remove("enabled") {
+            None => true,
+            Some(value) => match switch(&value, env) {
+                Ok(enabled) => enabled,
+                Err(message) => {
+                    issues.push(source.issue(span.clone(), format!("{key}.enabled"), message));
+                    continue;
+                }
+            },
+        };
+        if !outputs::KNOWN_TYPES.contains(&kind.as_str()) {
+            issues.push(source.issue(
+                span.clone(),
+                format!("{key}.type"),
+                format!("unknown output type `{kind}`; expected one of: {}", outputs::KNOWN_TYPES.join(", ")),
+            ));
+            continue;
+        }
+        if !enabled {
+            // A switched-off output is not built: its token may well be unset.
+            built.insert(name.clone(), OutputEntry { kind: kind.clone(), output: None });
+            continue;
+        }
+        let table = match expand_table(table, env) {
+            Ok(table) => table,
+            Err(message) => {
+                issues.push(source.issue(span.clone(), key, message));
+                continue;
+            }
+        };
+        match outputs::build(name, &kind, table, base) {
+            Ok(output) => {
+                built.insert(name.clone(), OutputEntry { kind, output: Some(output) });
+            }
+            Err(message) => issues.push(source.issue(span.clone(), key, message)),
+        }
+    }
+    built
+}
+
+/// Expands `${VAR}` in every string of an output's table.
+fn expand_table(table: toml::Table, env: &Env<'_>) -> Result<toml::Table, String> {
+    fn walk(value: toml::Value, env: &Env<'_>) -> Result<toml::Value, String> {
+        Ok(match value {
+            toml::Value::String(text) => toml::Value::String(expand(&text, env)?),
+            toml::Value::Array(items) => {
+                toml::Value::Array(items.into_iter().map(|v| walk(v, env)).collect::<Result<_, _>>()?)
+            }
+            toml::Value::Table(table) => toml::Value::Table(
+                table.into_iter().map(|(k, v)| Ok((k, walk(v, env)?))).collect::<Result<_, String>>()?,
+            ),
+            other => other,
+        })
+    }
+    table.into_iter().map(|(k, v)| Ok((k, walk(v, env)?))).collect()
+}
+
+/// Reads an on/off setting: a boolean, or a string (after `${VAR}` expansion) such as
+/// `"${TELEGRAM_BOT_TOKEN:+true}"`, where empty means off.
+pub(super) fn switch(value: &toml::Value, env: &Env<'_>) -> Result<bool, String> {
+    match value {
+        toml::Value::Boolean(b) => Ok(*b),
+        toml::Value::String(text) => match expand(text, env)?.trim().to_ascii_lowercase().as_str() {
+            "" | "false" | "0" | "no" | "off" => Ok(false),
+            "true" | "1" | "yes" | "on" => Ok(true),
+            other => Err(format!("expected true or false (or a variable that expands to one); got `{other}`")),
+        },
+        other => Err(format!("expected true or false, found {}", other.type_str())),
+    }
+}
+
+pub(super) fn routes(
+    source: &Source,
+    env: &Env<'_>,
+    raw: &[Spanned<RawRoute>],
+    vendors: &VendorRegistry,
+    outputs: &BTreeMap<String, OutputEntry>,
+    templates: Option<&TemplateSet>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Routes {
+    let mut compiled = Vec::with_capacity(raw.len());
+    let mut names: Vec<&str> = Vec::new();
+    for (index, spanned) in raw.iter().enumerate() {
+        let route = spanned.get_ref();
+        let key = format!("route[{index}]");
+        let mut issue = |what: &str, message: String| {
+            let key = if what.is_empty() { key.clone() } else { format!("{key}.{what}") };
+            issues.push(source.issue(Some(spanned.span()), key, format!("(route `{}`) {message}", route.name)));
+        };
+        if names.contains(&route.name.as_str()) {
+            issue("name", format!("another route is already called `{}`; names must be unique", route.name));
+        }
+        names.push(&route.name);
+
+        let enabled = route.enabled.as_ref().map_or(Ok(true), |v| switch(v, env)).unwrap_or_else(|m| {
+            issue("enabled", m);
+            true
+        });
+        let vendor = globs(route.vendor.as_ref()).unwrap_or_else(|m| {
+            issue("vendor", m);
+            Vec::new()
+        });
+        for glob in vendor.iter().filter(|g| g.is_literal()) {
+            if vendors.get(glob.as_str()).is_none() {
+                let known: Vec<&str> = vendors.iter().map(|v| v.name()).collect();
+                issue(
+                    "vendor",
+                    format!("no plugin is called `{}`; loaded plugins: {}", glob.as_str(), known.join(", ")),
+                );
+            }
+        }
+        let event = globs(route.event.as_ref()).unwrap_or_else(|m| {
+            issue("event", m);
+            Vec::new()
+        });
+        let kind = globs(route.kind.as_ref()).unwrap_or_else(|m| {
+            issue("kind", m);
+            Vec::new()
+        });
+        for glob in kind.iter().filter(|g| g.is_literal()) {
+            if let Err(error) = Kind::parse(glob.as_str()) {
+                issue("kind", error.to_string());
+            }
+        }
+        let when = match route.when.as_ref().map(|w| Condition::parse(w, Scope::Route, &format!("{key}.when"))) {
+            None => None,
+            Some(Ok(condition)) => Some(condition),
+            Some(Err(error)) => {
+                issues.push(source.issue(
+                    Some(spanned.span()),
+                    error.key,
+                    format!("(route `{}`) {}", route.name, error.message),
+                ));
+                None
+            }
+        };
+        let schedule = route.schedule.as_ref().and_then(|s| {
+            let timezone = s.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
+            Schedule::new(&timezone, &s.days, &s.hours, s.outside)
+                .map_err(|m| {
+                    issues.push(source.issue(
+                        Some(spanned.span()),
+                        format!("{key}.schedule"),
+                        format!("(route `{}`) {m}", route.name),
+                    ))
+                })
+                .ok()
+        });
+
+        let mut issue = |what: &str, message: String| {
+            issues.push(source.issue(
+                Some(spanned.span()),
+                format!("{key}.{what}"),
+                format!("(route `{}`) {message}", route.name),
+            ));
+        };
+        if route.to.is_empty() {
+            issue("to", "a route needs at least one output in `to`".to_owned());
+        }
+        for output in route.templates.keys() {
+            if !route.to.contains(output) {
+                issue("templates", format!("`{output}` is not one of this route's outputs ({})", route.to.join(", ")));
+            }
+        }
+        let mut targets = Vec::with_capacity(route.to.len());
+        for output in &route.to {
+            let Some(entry) = outputs.get(output) else {
+                let known: Vec<&str> = outputs.keys().map(String::as_str).collect();
+                issue("to", format!("no output is called `{output}`; configured outputs: {}", known.join(", ")));
+                continue;
+            };
+            let Some(template) = route.templates.get(output).or(route.template.as_ref()) else {
+                issue("template", format!("no template for output `{output}`; set `template` or `templates.{output}`"));
+                continue;
+            };
+            if let Some(templates) = templates {
+                if !templates.contains(template) {
+                    issue(
+                        "template",
+                        format!(
+                            "no template is called `{template}`; templates: {}",
+                            templates.names().collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                } else if let Some(output_impl) = &entry.output {
+                    if let Some(part) = outputs::missing_part(templates.parts(template), output_impl.as_ref()) {
+                        issue(
+                            "template",
+                            format!(
+                                "template `{template}` has no `{part}` part, which the {} output `{output}` needs",
+                                entry.kind
+                            ),
+                        );
+                    }
+                }
+            }
+            targets.push(Target { output: output.clone(), template: template.clone() });
+        }
+        compiled.push(Route {
+            name: route.name.clone(),
+            enabled,
+            vendor,
+            event,
+            kind,
+            when,
+            schedule,
+            targets,
+            continue_matching: route.continue_matching,
+        });
+    }
+    Routes::new(compiled)
+}
+
+/// A route's `vendor`, `event` or `kind`: a value or a list of values, each a glob.
+fn globs(value: Option<&toml::Value>) -> Result<Vec<Glob>, String> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(toml::Value::String(text)) => Ok(vec![Glob::new(text)]),
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str().map(Glob::new).ok_or_else(|| format!("expected strings, found {}", item.type_str()))
+            })
+            .collect(),
+        Some(other) => Err(format!("expected a string or a list of strings, found {}", other.type_str())),
+    }
+}

@@ -1,0 +1,68 @@
+//! The `log` output: writes the rendered message to the daemon's log, or appends it to a file.
+//! Needs no account, so the embedded default shows alerts happening on a fresh machine.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use super::{Attempt, DeliveryError, Message, Need, Output, Reason, Receipt};
+use crate::render::{Escape, Part};
+
+/// `[outputs.<name>]` with `type = "log"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Append messages to this file (relative to the config file) instead of the log.
+    pub file: Option<String>,
+}
+
+const PLAN: &[Need] =
+    &[Need { part: Part::Text, fallbacks: &[Part::Telegram, Part::Subject], escape: Escape::Plain, required: true }];
+
+/// The built output.
+#[derive(Debug)]
+pub struct LogOutput {
+    name: String,
+    file: Option<PathBuf>,
+}
+
+impl LogOutput {
+    pub fn new(name: &str, config: Config, base: &std::path::Path) -> Self {
+        Self { name: name.to_owned(), file: config.file.map(|f| base.join(f)) }
+    }
+}
+
+#[async_trait]
+impl Output for LogOutput {
+    fn kind(&self) -> &'static str {
+        "log"
+    }
+
+    fn plan(&self) -> &[Need] {
+        PLAN
+    }
+
+    async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError> {
+        let text = message.get(Part::Text).unwrap_or_default();
+        match &self.file {
+            None => {
+                tracing::info!(message = "Alert.", output = %self.name, delivery_id = %attempt.delivery, text = %text);
+            }
+            Some(path) => {
+                let line = format!("--- {} {}\n{text}\n", chrono::Utc::now().to_rfc3339(), attempt.delivery);
+                let write = async {
+                    if let Some(dir) = path.parent() {
+                        tokio::fs::create_dir_all(dir).await?;
+                    }
+                    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
+                    file.write_all(line.as_bytes()).await?;
+                    file.flush().await
+                };
+                write.await.map_err(|e| DeliveryError::retry(Reason::Network, format!("{}: {e}", path.display())))?;
+            }
+        }
+        Ok(Receipt { remote_id: None, summary: format!("{} characters logged", text.chars().count()) })
+    }
+}

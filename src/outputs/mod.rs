@@ -1,0 +1,150 @@
+//! Outputs: where rendered messages go (Telegram, email, HTTP, the log).
+//!
+//! Stage 7 of the pipeline (… → delivery → **outputs**). Each output is configured as
+//! `[outputs.<name>]` with a `type`, validated when the configuration loads and built once. An
+//! output makes one attempt and classifies its result ([`DeliveryError`]); retrying and
+//! scheduling belong to the delivery stage alone.
+
+mod error;
+pub mod log;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use error::{DETAIL_LIMIT, DeliveryError, Disposition, Reason};
+
+use crate::render::{Escape, Part};
+
+/// Output types a `[outputs.<name>]` table may name.
+pub const KNOWN_TYPES: &[&str] = &["log"];
+
+/// A part an output needs from a template, and how to escape it.
+#[derive(Debug, Clone, Copy)]
+pub struct Need {
+    pub part: Part,
+    /// Parts used instead, in order, when the template lacks `part`.
+    pub fallbacks: &'static [Part],
+    pub escape: Escape,
+    /// Whether a template without it (or a fallback) cannot serve this output.
+    pub required: bool,
+}
+
+/// A rendered message: the parts its output asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    parts: BTreeMap<Part, String>,
+}
+
+impl Message {
+    pub fn new(parts: BTreeMap<Part, String>) -> Self {
+        Self { parts }
+    }
+
+    /// A message with only a text part (`switchboard send --text`).
+    pub fn text(text: &str) -> Self {
+        let mut parts = BTreeMap::new();
+        for part in [Part::Text, Part::Telegram, Part::Subject] {
+            parts.insert(part, text.to_owned());
+        }
+        Self { parts }
+    }
+
+    pub fn get(&self, part: Part) -> Option<&str> {
+        self.parts.get(&part).map(String::as_str)
+    }
+
+    pub fn parts(&self) -> impl Iterator<Item = (Part, &str)> {
+        self.parts.iter().map(|(part, text)| (*part, text.as_str()))
+    }
+}
+
+/// Which attempt this is, for logs and idempotency keys.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// Stable across retries: the idempotency key.
+    pub delivery: String,
+    pub number: u32,
+}
+
+/// What a successful attempt leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The destination's id for the message (Telegram message id, SMTP queue id), if any.
+    pub remote_id: Option<String>,
+    pub summary: String,
+}
+
+/// A configured destination, built once per configuration load.
+#[async_trait]
+pub trait Output: Send + Sync + std::fmt::Debug + 'static {
+    /// `telegram` | `email` | `http` | `log`.
+    fn kind(&self) -> &'static str;
+    /// The template parts this output sends, and their escaping.
+    fn plan(&self) -> &[Need];
+    /// One attempt. Never retries or sleeps: the delivery stage owns time.
+    async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError>;
+}
+
+/// A configured output; `output` is `None` when it is switched off (`enabled = false`).
+#[derive(Debug, Clone)]
+pub struct OutputEntry {
+    pub kind: String,
+    pub output: Option<Arc<dyn Output>>,
+}
+
+/// Builds an output from its table (without `type` and `enabled`).
+///
+/// # Errors
+/// An unknown type or invalid settings, as a message for the table's line.
+pub fn build(name: &str, kind: &str, table: toml::Table, base: &std::path::Path) -> Result<Arc<dyn Output>, String> {
+    let config = toml::Value::Table(table);
+    match kind {
+        "log" => {
+            let config: log::Config = config.try_into().map_err(|e: toml::de::Error| e.message().to_owned())?;
+            Ok(Arc::new(log::LogOutput::new(name, config, base)))
+        }
+        other => Err(format!("unknown output type `{other}`; expected one of: {}", KNOWN_TYPES.join(", "))),
+    }
+}
+
+/// Renders the parts `output` needs from template `template`.
+///
+/// # Errors
+/// A required part is missing from the template, or rendering fails.
+pub fn render_for(
+    templates: &crate::render::TemplateSet,
+    template: &str,
+    output: &dyn Output,
+    context: &serde_json::Value,
+) -> Result<Message, crate::render::RenderError> {
+    let available = templates.parts(template);
+    let mut parts = BTreeMap::new();
+    for need in output.plan() {
+        let chosen = std::iter::once(need.part).chain(need.fallbacks.iter().copied()).find(|p| available.contains(p));
+        match chosen {
+            Some(part) => {
+                parts.insert(need.part, templates.render(template, part, need.escape, context)?);
+            }
+            None if need.required => {
+                return Err(crate::render::RenderError {
+                    template: template.to_owned(),
+                    message: format!("has no `{}` part, which a {} output needs", need.part, output.kind()),
+                });
+            }
+            None => {}
+        }
+    }
+    Ok(Message::new(parts))
+}
+
+/// Whether `template`'s parts satisfy `output`'s required needs; the missing part if not.
+pub fn missing_part(available: &[Part], output: &dyn Output) -> Option<Part> {
+    output
+        .plan()
+        .iter()
+        .filter(|need| need.required)
+        .find(|need| !std::iter::once(need.part).chain(need.fallbacks.iter().copied()).any(|p| available.contains(&p)))
+        .map(|need| need.part)
+}

@@ -1,0 +1,171 @@
+//! The router: which routes an event matches, and so which outputs hear about it.
+//!
+//! Stage 4 of the pipeline (… → store → **router** → render → …). `[[route]]` tables compile
+//! once into [`Routes`]; [`Routes::decide`] is then a pure function of the event. Routes are
+//! tried in order; the first that matches wins, unless it says `continue = true`. An event that
+//! matches nothing is still stored, and shown as unrouted.
+
+mod schedule;
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+pub use schedule::Schedule;
+
+use crate::condition::{Condition, Facts, FieldRef, Glob};
+use crate::event::Event;
+
+/// One destination of a route: an output and the template rendered for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub output: String,
+    pub template: String,
+}
+
+/// A compiled `[[route]]`.
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    pub enabled: bool,
+    pub vendor: Vec<Glob>,
+    pub event: Vec<Glob>,
+    pub kind: Vec<Glob>,
+    pub when: Option<Condition>,
+    pub schedule: Option<Schedule>,
+    pub targets: Vec<Target>,
+    pub continue_matching: bool,
+}
+
+/// The routes of one configuration, in order.
+#[derive(Debug, Default)]
+pub struct Routes(Vec<Route>);
+
+/// A route that matched, with where the event goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub route: String,
+    pub targets: Vec<Target>,
+}
+
+/// Why each route did or did not take an event, for `switchboard test` and the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub route: String,
+    pub outcome: Outcome,
+}
+
+/// What a route made of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Matched,
+    /// Not matched, and why.
+    NotMatched(String),
+    Disabled,
+    /// Not tried: an earlier route matched without `continue`.
+    NotReached,
+}
+
+impl Routes {
+    pub fn new(routes: Vec<Route>) -> Self {
+        Self(routes)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.0.iter()
+    }
+
+    /// The routes that take `event`; empty when it is unrouted. Schedules are judged at the
+    /// time the event was received, so a replay routes as the original did.
+    pub fn decide(&self, event: &Event) -> Vec<Decision> {
+        let facts = EventFacts(event);
+        let mut decisions = Vec::new();
+        for route in self.0.iter().filter(|r| r.enabled) {
+            if route.mismatch(event, &facts, false).is_none() {
+                decisions.push(Decision { route: route.name.clone(), targets: route.targets.clone() });
+                if !route.continue_matching {
+                    break;
+                }
+            }
+        }
+        decisions
+    }
+
+    /// Every route's verdict on `event`, agreeing with [`Routes::decide`].
+    pub fn explain(&self, event: &Event) -> Vec<Verdict> {
+        let facts = EventFacts(event);
+        let mut stopped = false;
+        self.0
+            .iter()
+            .map(|route| {
+                let outcome = if stopped {
+                    Outcome::NotReached
+                } else if !route.enabled {
+                    Outcome::Disabled
+                } else if let Some(reason) = route.mismatch(event, &facts, true) {
+                    Outcome::NotMatched(reason)
+                } else {
+                    stopped = !route.continue_matching;
+                    Outcome::Matched
+                };
+                Verdict { route: route.name.clone(), outcome }
+            })
+            .collect()
+    }
+}
+
+impl Route {
+    /// `None` when the route takes the event; otherwise why not (a sentence only when asked,
+    /// so the hot path allocates nothing).
+    fn mismatch(&self, event: &Event, facts: &EventFacts<'_>, explain: bool) -> Option<String> {
+        let reason = |text: &dyn Fn() -> String| Some(if explain { text() } else { String::new() });
+        let globs = |globs: &[Glob]| globs.iter().map(Glob::as_str).collect::<Vec<_>>().join(", ");
+        if !matches_any(&self.vendor, &event.vendor) {
+            return reason(&|| format!("vendor is `{}`, wanted {}", event.vendor, globs(&self.vendor)));
+        }
+        if !matches_any(&self.event, &event.event) {
+            return reason(&|| format!("event is `{}`, wanted {}", event.event, globs(&self.event)));
+        }
+        if !matches_any(&self.kind, event.kind.as_str()) {
+            return reason(&|| format!("kind is `{}`, wanted {}", event.kind, globs(&self.kind)));
+        }
+        if let Some(when) = &self.when {
+            if explain {
+                if let Err(why) = when.explain(facts) {
+                    return Some(why);
+                }
+            } else if !when.matches(facts) {
+                return Some(String::new());
+            }
+        }
+        if let Some(schedule) = &self.schedule {
+            if !schedule.applies(event.received_at) {
+                return reason(&|| format!("received outside the schedule ({})", schedule.describe()));
+            }
+        }
+        None
+    }
+}
+
+fn matches_any(globs: &[Glob], value: &str) -> bool {
+    globs.is_empty() || globs.iter().any(|glob| glob.matches(value))
+}
+
+/// An event as conditions see it.
+pub struct EventFacts<'a>(pub &'a Event);
+
+impl Facts for EventFacts<'_> {
+    fn lookup(&self, field: &FieldRef) -> Option<Cow<'_, Value>> {
+        let event = self.0;
+        match field {
+            FieldRef::Vendor => Some(Cow::Owned(Value::String(event.vendor.clone()))),
+            FieldRef::Event => Some(Cow::Owned(Value::String(event.event.clone()))),
+            FieldRef::Kind => Some(Cow::Owned(Value::String(event.kind.to_string()))),
+            FieldRef::Field(name) => event.fields.get(name).map(Cow::Borrowed),
+            FieldRef::Payload(path) => path.get(&event.payload).map(Cow::Borrowed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,260 @@
+use std::path::Path;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::config::{Config, ConfigErrors, Source};
+use crate::event::{EventId, Fields, Kind};
+
+fn config(routes: &str) -> Result<Config, ConfigErrors> {
+    let text = format!("[outputs.office]\ntype = \"log\"\n[outputs.night]\ntype = \"log\"\n\n{routes}");
+    Config::from_source(&Source::embedded("config.toml", &text), Path::new(env!("CARGO_MANIFEST_DIR")))
+}
+
+fn routes(text: &str) -> Routes {
+    config(text).unwrap_or_else(|e| panic!("{e}")).routes
+}
+
+fn event(vendor: &str, name: &str, kind: &str, fields: Value, at: DateTime<Utc>) -> Event {
+    let mut set = Fields::default();
+    for (key, value) in fields.as_object().unwrap() {
+        set.set(key, value.clone());
+    }
+    Event {
+        id: EventId::new(at),
+        received_at: at,
+        vendor: vendor.into(),
+        event: name.into(),
+        kind: Kind::parse(kind).unwrap(),
+        fields: set,
+        payload: json!({"call_state": "Оператор был занят", "tags": ["vip"]}),
+    }
+}
+
+fn monday_noon() -> DateTime<Utc> {
+    chrono_tz::Europe::Moscow.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap().with_timezone(&Utc)
+}
+
+fn names(decisions: &[Decision]) -> Vec<&str> {
+    decisions.iter().map(|d| d.route.as_str()).collect()
+}
+
+const TABLE: &str = r#"
+[[route]]
+name = "disabled"
+enabled = false
+to = ["office"]
+template = "generic"
+
+[[route]]
+name = "crm deals"
+kind = "crm.deal.*"
+to = ["office"]
+template = "crm_deal"
+
+[[route]]
+name = "audit every missed call"
+kind = "call.missed"
+continue = true
+to = ["night"]
+template = "generic"
+
+[[route]]
+name = "missed, office hours"
+kind = "call.missed"
+schedule = { timezone = "Europe/Moscow", days = ["mon", "tue", "wed", "thu", "fri"], hours = ["09:00-18:00"] }
+to = ["office"]
+template = "missed_call"
+
+[[route]]
+name = "missed, after hours"
+kind = "call.missed"
+to = ["night"]
+template = "missed_call"
+
+[[route]]
+name = "long calls from Moscow"
+vendor = ["envybox", "callkeeper"]
+event = "call_*"
+when = { "call.duration_s" = { ">=" = 60 }, "geo.city" = { regex = "^Моск" }, "payload.tags" = "vip" }
+to = ["office"]
+template = "call_finished"
+
+[[route]]
+name = "everything else"
+to = ["night"]
+template = "generic"
+"#;
+
+#[test]
+fn routes_decide_in_order() {
+    let routes = routes(TABLE);
+    let sunday = chrono_tz::Europe::Moscow.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap().with_timezone(&Utc);
+    let cases: Vec<(Event, Vec<&str>)> = vec![
+        (event("jivo", "created_deal", "crm.deal.created", json!({}), monday_noon()), vec!["crm deals"]),
+        (event("jivo", "created_task", "crm.task.created", json!({}), monday_noon()), vec!["everything else"]),
+        (
+            event("envybox", "call_info", "call.missed", json!({}), monday_noon()),
+            vec!["audit every missed call", "missed, office hours"],
+        ),
+        (
+            event("envybox", "call_info", "call.missed", json!({}), sunday),
+            vec!["audit every missed call", "missed, after hours"],
+        ),
+        (
+            event(
+                "callkeeper",
+                "call_over",
+                "call.finished",
+                json!({"call.duration_s": "75", "geo.city": "Москва"}),
+                monday_noon(),
+            ),
+            vec!["long calls from Moscow"],
+        ),
+        (
+            event(
+                "callkeeper",
+                "call_over",
+                "call.finished",
+                json!({"call.duration_s": 30, "geo.city": "Москва"}),
+                monday_noon(),
+            ),
+            vec!["everything else"],
+        ),
+        (
+            event(
+                "jivo",
+                "call_event",
+                "call.finished",
+                json!({"call.duration_s": 75, "geo.city": "Москва"}),
+                monday_noon(),
+            ),
+            vec!["everything else"],
+        ),
+    ];
+    for (event, expected) in cases {
+        assert_eq!(names(&routes.decide(&event)), expected, "{} {} at {}", event.vendor, event.kind, event.received_at);
+    }
+}
+
+#[test]
+fn explain_agrees_with_decide_and_says_why() {
+    let routes = routes(TABLE);
+    let event = event(
+        "callkeeper",
+        "call_over",
+        "call.finished",
+        json!({"call.duration_s": 30, "geo.city": "Москва"}),
+        monday_noon(),
+    );
+    let verdicts = routes.explain(&event);
+    let outcome = |name: &str| verdicts.iter().find(|v| v.route == name).unwrap().outcome.clone();
+    assert_eq!(outcome("disabled"), Outcome::Disabled);
+    assert_eq!(outcome("crm deals"), Outcome::NotMatched("kind is `call.finished`, wanted crm.deal.*".into()));
+    assert_eq!(outcome("long calls from Moscow"), Outcome::NotMatched("call.duration_s is `30`, wanted >= 60".into()));
+    assert_eq!(outcome("everything else"), Outcome::Matched);
+
+    let missed = event_at_sunday_missed();
+    let verdicts = routes.explain(&missed);
+    let outcome = |name: &str| verdicts.iter().find(|v| v.route == name).unwrap().outcome.clone();
+    assert!(
+        matches!(outcome("missed, office hours"), Outcome::NotMatched(why) if why.starts_with("received outside the schedule"))
+    );
+    assert_eq!(outcome("missed, after hours"), Outcome::Matched);
+    assert_eq!(outcome("long calls from Moscow"), Outcome::NotReached);
+    let matched: Vec<&str> =
+        verdicts.iter().filter(|v| v.outcome == Outcome::Matched).map(|v| v.route.as_str()).collect();
+    assert_eq!(matched, names(&routes.decide(&missed)));
+}
+
+fn event_at_sunday_missed() -> Event {
+    let sunday = chrono_tz::Europe::Moscow.with_ymd_and_hms(2026, 11, 22, 23, 0, 0).unwrap().with_timezone(&Utc);
+    event("jivo", "call_event", "call.missed", json!({}), sunday)
+}
+
+#[test]
+fn an_event_no_route_takes_is_unrouted() {
+    let routes =
+        routes("[[route]]\nname = \"only deals\"\nkind = \"crm.deal.*\"\nto = [\"office\"]\ntemplate = \"crm_deal\"\n");
+    assert!(routes.decide(&event("jivo", "chat_finished", "chat.finished", json!({}), monday_noon())).is_empty());
+}
+
+#[test]
+fn targets_take_the_route_template_or_their_override() {
+    let routes = routes(
+        "[[route]]\nname = \"r\"\nto = [\"office\", \"night\"]\ntemplate = \"generic\"\ntemplates = { night = \"missed_call\" }\n",
+    );
+    let decisions = routes.decide(&event("jivo", "x", "unknown", json!({}), monday_noon()));
+    assert_eq!(
+        decisions[0].targets,
+        [
+            Target { output: "office".into(), template: "generic".into() },
+            Target { output: "night".into(), template: "missed_call".into() }
+        ]
+    );
+}
+
+#[test]
+fn route_problems_are_named() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[[route]]\nname = \"r\"\nto = [\"tg\"]\ntemplate = \"generic\"\n",
+            "route[0].to: (route `r`) no output is called `tg`; configured outputs: night, office",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"nope\"\n",
+            "route[0].template: (route `r`) no template is called `nope`",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nto = [\"office\"]\n",
+            "route[0].template: (route `r`) no template for output `office`",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nkind = \"call.mised\"\nto = [\"office\"]\ntemplate = \"generic\"\n",
+            "route[0].kind: (route `r`) unknown kind `call.mised`",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nvendor = \"jiov\"\nto = [\"office\"]\ntemplate = \"generic\"\n",
+            "route[0].vendor: (route `r`) no plugin is called `jiov`",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nwhen = { call_state = \"x\" }\nto = [\"office\"]\ntemplate = \"generic\"\n",
+            "route[0].when.call_state: (route `r`) unknown field `call_state`",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nschedule = { timezone = \"Moscow\" }\nto = [\"office\"]\ntemplate = \"generic\"\n",
+            "route[0].schedule: (route `r`) unknown time zone `Moscow`",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nto = []\ntemplate = \"generic\"\n",
+            "route[0].to: (route `r`) a route needs at least one output",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\n[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\n",
+            "route[1].name: (route `r`) another route is already called `r`",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nenabled = \"maybe\"\nto = [\"office\"]\ntemplate = \"generic\"\n",
+            "route[0].enabled: (route `r`) expected true or false",
+        ),
+        ("[outputs.tg]\ntype = \"telegrm\"\n", "outputs.tg.type: unknown output type `telegrm`; expected one of:"),
+        ("[outputs.tg]\nchat_id = 1\n", "outputs.tg.type: every output needs a `type`"),
+        ("[templates]\nlanguage = \"de\"\n", "templates.language: unknown language `de`; expected one of ru, en"),
+    ];
+    for (text, expected) in cases {
+        let errors = config(text).expect_err(text).0;
+        let found: Vec<String> =
+            errors.iter().map(|i| format!("{} {}", i.key, i.message).replacen(' ', ": ", 1)).collect();
+        assert!(found.iter().any(|f| f.starts_with(expected)), "{text}\nexpected: {expected}\nfound: {found:#?}");
+    }
+}
+
+#[test]
+fn a_switched_off_output_is_not_built_and_routes_to_it_still_load() {
+    let config = config(
+        "[outputs.tg]\ntype = \"log\"\nenabled = \"${SWITCHBOARD_TEST_UNSET_TOKEN:+true}\"\nfile = \"${SWITCHBOARD_TEST_UNSET_FILE}\"\n\n[[route]]\nname = \"r\"\nto = [\"tg\"]\ntemplate = \"generic\"\n",
+    )
+    .unwrap();
+    assert!(config.outputs["tg"].output.is_none());
+}
