@@ -286,7 +286,7 @@ mod tests {
             (json!("2022-10-10 10:07:56"), "10.10.2022 13:07"),
         ];
         for (input, expected) in cases {
-            assert_eq!(call(datetime, &[input.clone()], &[]), json!(expected), "{input}");
+            assert_eq!(call(datetime, std::slice::from_ref(&input), &[]), json!(expected), "{input}");
         }
         assert_eq!(
             call(
