@@ -182,7 +182,8 @@ impl TemplateSet {
         self.templates.keys().map(String::as_str)
     }
 
-    /// Renders one part with the given escaping. Missing values render empty.
+    /// Renders one part with the given escaping, trimmed; a subject is folded onto one line.
+    /// Missing values render empty.
     ///
     /// # Errors
     /// The template or part does not exist, or a helper fails.
@@ -195,7 +196,12 @@ impl TemplateSet {
             .expect("one registry is built per Escape variant");
         registry
             .render(&key(name, part), context)
-            .map(|text| text.trim().to_owned())
+            .map(|text| match part {
+                // A subject is one line whatever the values hold (and a newline in a mail
+                // header would be an injection).
+                Part::Subject => text.split_whitespace().collect::<Vec<_>>().join(" "),
+                _ => text.trim().to_owned(),
+            })
             .map_err(|e| RenderError { template: format!("{name}#{part}"), message: e.to_string() })
     }
 }

@@ -13,3 +13,5 @@ mod ingest_rejections;
 mod ingest_replies;
 // The binary: `check` and `run` as a user types them.
 mod cli;
+// Every shipped template against its golden rendering, per destination escaping.
+mod templates_golden;
