@@ -29,6 +29,29 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Test(args) => {
+            let config = match args.config.load() {
+                Ok(config) => config,
+                Err(errors) => {
+                    eprint!("{errors}");
+                    return ExitCode::from(2);
+                }
+            };
+            match switchboard::cli::test::report(&config, &args.vendor, &args.payload, args.at) {
+                Ok(report) if args.json => {
+                    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(report) => {
+                    switchboard::cli::test::print(&report);
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run(args) => {
             let config = match args.load() {
                 Ok(config) => config,

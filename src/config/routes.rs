@@ -49,14 +49,16 @@ pub(super) fn templates(
         Some(dir) => match expand(dir.get_ref(), env) {
             Ok(text) => {
                 let path = base.join(text);
-                if !path.is_dir() {
-                    issues.push(source.issue(
-                        Some(dir.span()),
-                        "templates.dir",
-                        format!("`{}` is not a folder", path.display()),
-                    ));
+                if path.is_dir() {
+                    Some(path)
+                } else if source.is_embedded() {
+                    // The embedded default in an empty folder: the built-in templates serve.
+                    None
+                } else {
+                    let message = format!("`{}` is not a folder", path.display());
+                    issues.push(source.issue(Some(dir.span()), "templates.dir", message));
+                    None
                 }
-                Some(path)
             }
             Err(message) => {
                 issues.push(source.issue(Some(dir.span()), "templates.dir", message));

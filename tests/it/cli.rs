@@ -73,7 +73,9 @@ fn run_serves_webhooks_on_the_embedded_default() {
             }
             Err(error) => {
                 let _ = child.kill();
-                panic!("the daemon never answered: {error}");
+                let mut stderr = String::new();
+                let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
+                panic!("the daemon never answered: {error}\n{stderr}");
             }
         }
     };
@@ -107,4 +109,55 @@ mod reqwest {
                 .ok_or_else(|| std::io::Error::other(format!("no status line in {response:?}")))
         }
     }
+}
+
+#[test]
+fn test_shows_the_event_each_route_and_the_rendered_message() {
+    let output = switchboard()
+        .current_dir(repo())
+        .args([
+            "test",
+            "envybox",
+            "tests/fixtures/envybox/call_info_operator_busy_2.form",
+            "--json",
+            "--at",
+            "2026-11-23T09:15:00Z",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["event"]["kind"], "call.missed");
+    assert_eq!(report["event"]["fields"]["call.outcome"], "Оператор был занят");
+    let routes = report["routes"].as_array().unwrap();
+    assert_eq!(routes[0]["route"], "missed calls");
+    assert_eq!(routes[0]["outcome"], "matched");
+    assert_eq!(routes[1]["outcome"], "not reached");
+    let message = &report["messages"][0];
+    assert_eq!((message["output"].as_str(), message["template"].as_str()), (Some("log"), Some("missed_call")));
+    let text = message["message"]["text"].as_str().unwrap();
+    assert!(text.contains("+7 999 888-77-66") && text.contains("Оператор был занят"), "{text}");
+
+    // A route that fails says which condition did.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[paths]\nplugins = \"{}\"\n[outputs.log]\ntype = \"log\"\n[[route]]\nname = \"long calls\"\nwhen = {{ \"call.duration_s\" = {{ gt = 60 }} }}\nto = [\"log\"]\ntemplate = \"generic\"\n",
+            repo().join("plugins").display()
+        ),
+    )
+    .unwrap();
+    let output = switchboard()
+        .args(["test", "--config"])
+        .arg(&config)
+        .args(["envybox"])
+        .arg(repo().join("tests/fixtures/envybox/call_info_operator_busy_2.form"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("· long calls — not matched: call.duration_s is `0`, wanted > 60"), "{stdout}");
+    assert!(stdout.contains("No route matched: the event would be stored as unrouted."), "{stdout}");
+    assert!(stdout.contains("Nothing was sent."), "{stdout}");
 }

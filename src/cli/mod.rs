@@ -1,6 +1,10 @@
-//! The command line: `switchboard run | check`.
+//! The command line: `switchboard run | check | test`.
+
+pub mod test;
 
 use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -24,6 +28,26 @@ pub enum Command {
     Run(ConfigArgs),
     /// Validate the configuration and plugins, listing every problem; exits 1 if there are any.
     Check(ConfigArgs),
+    /// Show what a webhook would become: the event, each route's verdict and the rendered
+    /// messages. Nothing is stored or sent.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The vendor plugin to parse the payload with (`jivo`, `envybox`, …).
+    pub vendor: String,
+    /// A payload file: `.json`, `.form` (URL-encoded), `.query` (a GET query string), or any
+    /// other name to let the content decide.
+    pub payload: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Pretend the webhook arrives at this time (RFC 3339), for route schedules.
+    #[arg(long)]
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Args)]

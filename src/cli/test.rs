@@ -1,0 +1,133 @@
+//! `switchboard test <vendor> <payload-file>`: what would happen to this webhook, with nothing
+//! sent. Parses the payload with the vendor's plugin, shows the event, every route's verdict
+//! (and the condition that failed), and the exact message each output would get.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::event::EventId;
+use crate::outputs;
+use crate::router::Outcome;
+use crate::vendor::{BodyFormat, body};
+
+/// The full report, as `--json` prints it.
+///
+/// # Errors
+/// Unknown vendor, unreadable file, or a payload the plugin refuses.
+pub fn report(config: &Config, vendor: &str, file: &Path, at: Option<DateTime<Utc>>) -> anyhow::Result<Value> {
+    let plugin = config.vendors.get(vendor).with_context(|| {
+        let known: Vec<&str> = config.vendors.iter().map(|v| v.name()).collect();
+        format!("no plugin is called `{vendor}`; loaded plugins: {}", known.join(", "))
+    })?;
+    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let payload = match file.extension().and_then(|e| e.to_str()) {
+        Some("query") => body::from_pairs(body::query_pairs(String::from_utf8_lossy(&raw).trim())),
+        Some("json") => body::decode(BodyFormat::Json, None, &raw)?,
+        Some("form") => body::decode(BodyFormat::Form, None, raw.trim_ascii())?,
+        _ => body::decode(BodyFormat::Auto, None, raw.trim_ascii())?,
+    };
+    let at = at.unwrap_or_else(Utc::now);
+    let normalized = plugin.interpret(payload, None, &raw, EventId::new(at), at)?;
+    let event = normalized.event;
+    let context = event.context();
+
+    let mut routes = Vec::new();
+    let mut messages = Vec::new();
+    let decisions = config.routes.decide(&event);
+    for verdict in config.routes.explain(&event) {
+        let (outcome, reason) = match &verdict.outcome {
+            Outcome::Matched => ("matched", None),
+            Outcome::NotMatched(why) => ("not matched", Some(why.clone())),
+            Outcome::Disabled => ("disabled", None),
+            Outcome::NotReached => ("not reached", Some("an earlier route matched without `continue`".to_owned())),
+        };
+        routes.push(json!({ "route": verdict.route, "outcome": outcome, "reason": reason }));
+    }
+    for decision in &decisions {
+        for target in &decision.targets {
+            let entry = &config.outputs[&target.output];
+            let rendered = match &entry.output {
+                None => json!({ "skipped": "the output is switched off (enabled = false)" }),
+                Some(output) => {
+                    match outputs::render_for(&config.templates, &target.template, output.as_ref(), &context) {
+                        Ok(message) => {
+                            Value::Object(message.parts().map(|(part, text)| (part.to_string(), json!(text))).collect())
+                        }
+                        Err(error) => json!({ "error": error.to_string() }),
+                    }
+                }
+            };
+            messages.push(json!({
+                "route": decision.route,
+                "output": target.output,
+                "type": entry.kind,
+                "template": target.template,
+                "message": rendered,
+            }));
+        }
+    }
+    if decisions.is_empty() && config.routes.iter().next().is_none() {
+        bail!("the configuration has no routes");
+    }
+    Ok(json!({
+        "event": {
+            "vendor": event.vendor,
+            "event": event.event,
+            "kind": event.kind,
+            "received_at": event.received_at,
+            "fields": event.fields,
+            "dedup_key": normalized.dedup_key,
+        },
+        "routes": routes,
+        "messages": messages,
+    }))
+}
+
+/// The report for a person.
+pub fn print(report: &Value) {
+    let event = &report["event"];
+    println!("Event");
+    println!("  vendor  {}", event["vendor"].as_str().unwrap_or_default());
+    println!("  event   {}", event["event"].as_str().unwrap_or_default());
+    println!("  kind    {}", event["kind"].as_str().unwrap_or_default());
+    if let Some(fields) = event["fields"].as_object() {
+        for (name, value) in fields {
+            let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+            println!("  {name:<16} {value}");
+        }
+    }
+    println!("\nRoutes");
+    for route in report["routes"].as_array().into_iter().flatten() {
+        let mark = if route["outcome"] == "matched" { "✔" } else { "·" };
+        print!(
+            "  {mark} {} — {}",
+            route["route"].as_str().unwrap_or_default(),
+            route["outcome"].as_str().unwrap_or_default()
+        );
+        match route["reason"].as_str() {
+            Some(reason) => println!(": {reason}"),
+            None => println!(),
+        }
+    }
+    let messages = report["messages"].as_array().cloned().unwrap_or_default();
+    if messages.is_empty() {
+        println!("\nNo route matched: the event would be stored as unrouted.");
+    }
+    for message in messages {
+        println!(
+            "\n── {} → {} ({}, template {}) ──",
+            message["route"].as_str().unwrap_or_default(),
+            message["output"].as_str().unwrap_or_default(),
+            message["type"].as_str().unwrap_or_default(),
+            message["template"].as_str().unwrap_or_default()
+        );
+        for (part, text) in message["message"].as_object().into_iter().flatten() {
+            println!("[{part}]\n{}", text.as_str().map_or_else(|| text.to_string(), str::to_owned));
+        }
+    }
+    println!("\nNothing was sent.");
+}
