@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::delivery::{self, Wake};
 use crate::ingest::{self, IngestState};
 use crate::store;
 
@@ -53,9 +54,17 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         listen = %hooks_addr,
         vendors = %config.vendors.iter().map(|v| v.name()).collect::<Vec<_>>().join(","),
     );
-    let state = IngestState { config: Arc::new(ArcSwap::from_pointee(config)), store: store.clone() };
+    let config = Arc::new(ArcSwap::from_pointee(config));
+    let wake = Wake::default();
+    let workers = tokio::spawn(delivery::run(store.clone(), config.clone(), wake.clone(), shutdown.clone()));
+    let state = IngestState { config, store: store.clone(), wake };
     let app = ingest::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listeners.hooks, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+    let served = axum::serve(listeners.hooks, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    // Ingest has stopped; let attempts in flight finish before the store closes.
+    shutdown.cancel();
+    if let Err(error) = workers.await {
+        tracing::error!(message = "The delivery task failed.", %error);
+    }
     store.close().await;
     tracing::info!(message = "Switchboard stopped.");
     served.context("serving webhooks")

@@ -22,6 +22,7 @@ pub mod app;
 pub mod cli;
 pub mod condition;
 pub mod config;
+pub mod delivery;
 pub mod event;
 pub mod ingest;
 pub mod outputs;

@@ -20,6 +20,7 @@ use toml::Spanned;
 pub use env::expand;
 pub use source::{ConfigErrors, ConfigIssue, Source};
 
+use crate::delivery::{DeliverySettings, RetryPolicy};
 use crate::outputs::OutputEntry;
 use crate::render::{HelperSettings, JsonTemplate, TemplateSet};
 use crate::router::Routes;
@@ -56,6 +57,7 @@ pub struct Config {
     /// `[outputs.<name>]`, built.
     pub outputs: BTreeMap<String, OutputEntry>,
     pub routes: Routes,
+    pub delivery: DeliverySettings,
     /// Things that work but deserve a look (an open endpoint, say), logged at start.
     pub warnings: Vec<String>,
 }
@@ -205,6 +207,7 @@ impl Config {
             }
             vendor_settings.insert(name.clone(), VendorSettings { secret, replies });
         }
+        let delivery = delivery_settings(source, &raw.delivery, &mut issues);
         let templates = routes::templates(source, env, &raw.templates, base, &mut issues);
         let outputs = routes::outputs(source, env, &raw.outputs, base, &mut issues);
         let routes =
@@ -231,6 +234,7 @@ impl Config {
                 helpers,
                 outputs,
                 routes,
+                delivery,
                 warnings,
             }),
             _ => Err(ConfigErrors(issues)),
@@ -242,6 +246,38 @@ impl Config {
         static DEFAULT: VendorSettings = VendorSettings { secret: None, replies: Vec::new() };
         self.vendor_settings.get(name).unwrap_or(&DEFAULT)
     }
+}
+
+fn delivery_settings(source: &Source, raw: &raw::RawDelivery, issues: &mut Vec<ConfigIssue>) -> DeliverySettings {
+    let mut settings = DeliverySettings::default();
+    if let Some(schedule) = &raw.retry_schedule_secs {
+        if schedule.get_ref().is_empty() || schedule.get_ref().contains(&0) {
+            issues.push(source.issue(
+                Some(schedule.span()),
+                "delivery.retry_schedule_secs",
+                "expected a list of waits in seconds, each above 0, such as [5, 30, 120, 600, 1800, 3600]",
+            ));
+        }
+    }
+    let schedule = raw
+        .retry_schedule_secs
+        .as_ref()
+        .map_or_else(|| crate::delivery::policy::DEFAULT_SCHEDULE_SECS.to_vec(), |s| s.get_ref().clone());
+    let max_age = positive(
+        source,
+        raw.max_age_secs.as_ref(),
+        "delivery.max_age_secs",
+        crate::delivery::policy::DEFAULT_MAX_AGE_SECS,
+        issues,
+    );
+    settings.policy =
+        RetryPolicy::new(schedule.into_iter().map(Duration::from_secs).collect(), Duration::from_secs(max_age));
+    settings.concurrency =
+        usize::try_from(positive(source, raw.concurrency.as_ref(), "delivery.concurrency", 16, issues)).unwrap_or(16);
+    if let Some(grace) = raw.shutdown_grace_secs {
+        settings.shutdown_grace = Duration::from_secs(grace);
+    }
+    settings
 }
 
 /// Looks up an environment variable by name.

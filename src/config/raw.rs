@@ -24,6 +24,17 @@ pub struct RawConfig {
     pub outputs: BTreeMap<String, Spanned<toml::Table>>,
     #[serde(default)]
     pub route: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    pub delivery: RawDelivery,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    pub retry_schedule_secs: Option<Spanned<Vec<u64>>>,
+    pub max_age_secs: Option<Spanned<u64>>,
+    pub concurrency: Option<Spanned<u64>>,
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -30,7 +30,7 @@ use request::InboundRequest;
 
 use crate::config::Config;
 use crate::event::EventId;
-use crate::store::{Appended, NewEvent, Rejection, RequestRecord, Store};
+use crate::store::{Appended, NewDelivery, NewEvent, Rejection, RequestRecord, Store};
 use crate::vendor::{Echo, LegacyPath, ReplyBody, body, reply};
 
 /// Response header carrying the stored event's id, for operators and tests.
@@ -44,6 +44,8 @@ pub struct IngestState {
     /// The live configuration; a reload swaps it atomically.
     pub config: Arc<ArcSwap<Config>>,
     pub store: Arc<dyn Store>,
+    /// Tells the delivery workers that new deliveries were stored.
+    pub wake: crate::delivery::Wake,
 }
 
 /// The webhook router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
@@ -140,6 +142,7 @@ async fn accept(
     let normalized =
         vendor.normalize(&request, legacy_event, EventId::new(received_at), received_at).map_err(|e| fail(e.into()))?;
     tracing::Span::current().record("event_id", tracing::field::display(normalized.event.id));
+    let (routes, deliveries) = plan_deliveries(&config, &normalized.event);
 
     let appended = state
         .store
@@ -149,12 +152,15 @@ async fn accept(
             dedup_window: config.storage.dedup_window,
             request: record,
             raw_body: raw_body.clone(),
+            routes,
+            deliveries,
         })
         .await
         .map_err(|e| {
             tracing::error!(message = "Could not store the event; the vendor is asked to retry.", error = %e);
             fail(e.into())
         })?;
+    state.wake.notify();
     match appended {
         Appended::Stored(id) => tracing::info!(
             message = "Event stored.", event_id = %id, event = %normalized.event.event, kind = %normalized.event.kind
@@ -179,6 +185,29 @@ async fn accept(
         headers.insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// The routes that take the event and one delivery per (route, output). Outputs that are
+/// switched off get none: there is nothing to send them with.
+fn plan_deliveries(config: &Config, event: &crate::event::Event) -> (Vec<String>, Vec<NewDelivery>) {
+    let decisions = config.routes.decide(event);
+    let mut deliveries = Vec::new();
+    for decision in &decisions {
+        for target in &decision.targets {
+            if config.outputs.get(&target.output).is_some_and(|entry| entry.output.is_some()) {
+                deliveries.push(NewDelivery {
+                    id: crate::event::monotonic_ulid(event.received_at),
+                    route: decision.route.clone(),
+                    output: target.output.clone(),
+                    template: target.template.clone(),
+                    expires_at: None,
+                });
+            } else {
+                tracing::debug!(message = "Output is switched off; no delivery.", route = %decision.route, output = %target.output);
+            }
+        }
+    }
+    (decisions.into_iter().map(|d| d.route).collect(), deliveries)
 }
 
 /// Reads the body within the size and time limits. On failure, what was read so far is kept

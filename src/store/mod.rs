@@ -66,7 +66,8 @@ pub struct RequestRecord {
     pub remote_addr: Option<String>,
 }
 
-/// An event to store, with what is needed to recognise the vendor's retries of it.
+/// An event to store, with what is needed to recognise the vendor's retries of it and the
+/// deliveries the router decided on.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub event: Event,
@@ -74,6 +75,89 @@ pub struct NewEvent {
     pub dedup_window: Duration,
     pub request: RequestRecord,
     pub raw_body: Bytes,
+    /// Names of the routes that took the event; empty means unrouted.
+    pub routes: Vec<String>,
+    /// Created with the event, in the same transaction; not created for a duplicate.
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// One (route, output) an event must reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub id: Ulid,
+    pub route: String,
+    pub output: String,
+    pub template: String,
+    /// The route's ttl: past this the delivery is expired, not sent late.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Dead,
+    Expired,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "dead" => Ok(Self::Dead),
+            "expired" => Ok(Self::Expired),
+            other => Err(StoreError::Corrupt(format!("delivery state `{other}`"))),
+        }
+    }
+}
+
+/// A delivery as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: Ulid,
+    pub event_id: EventId,
+    pub route: String,
+    pub output: String,
+    pub template: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// One attempt, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration: Duration,
+    /// `delivered`, `retry`, `dead` or `expired`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub detail: String,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    RetryAt(DateTime<Utc>),
+    Dead,
+    Expired,
 }
 
 /// What [`Store::append`] did.
@@ -113,6 +197,8 @@ pub struct Rejection {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
     pub event: Event,
+    /// The routes that took it; empty: unrouted.
+    pub routes: Vec<String>,
     pub dedup_key: String,
     pub duplicates: u32,
     pub request: RequestRecord,
@@ -142,6 +228,22 @@ pub trait Store: Send + Sync + 'static {
     async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     /// Refused requests, newest first.
     async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError>;
+    /// Takes up to `limit` pending deliveries that are due at `now` and not held by another
+    /// worker, holding each until `now + lease`; returns them with their events.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<(Delivery, Event)>, StoreError>;
+    /// Records an attempt and moves the delivery on; releases its lease.
+    async fn finish_attempt(&self, delivery: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError>;
+    /// When the next pending delivery falls due, if any is pending.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// The deliveries of one event.
+    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError>;
+    /// The attempts of one delivery, in order.
+    async fn attempts(&self, delivery: Ulid) -> Result<Vec<AttemptRecord>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Finishes pending writes and closes the database.
@@ -158,7 +260,7 @@ pub async fn open(url: &StorageUrl, rejected_keep: u32) -> Result<Arc<dyn Store>
     }
 }
 
-fn millis(at: DateTime<Utc>) -> i64 {
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 

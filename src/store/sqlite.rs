@@ -15,7 +15,13 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Appended, EventQuery, NewEvent, Rejection, Store, StoreError, StoredEvent, from_millis, millis};
+use super::{
+    Appended, AttemptRecord, Delivery, DeliveryState, EventQuery, NewEvent, Next, Rejection, Store, StoreError,
+    StoredEvent, from_millis, millis,
+};
+use chrono::{DateTime, Utc};
+use ulid::Ulid;
+
 use crate::event::{Event, EventId};
 
 /// Most jobs committed in one transaction; bounds the latency a single batch can add.
@@ -79,7 +85,7 @@ impl Store for SqliteStore {
 
     async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body
+            "SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body, routes
              FROM events WHERE id = ?",
         )
         .bind(id.to_string())
@@ -90,7 +96,7 @@ impl Store for SqliteStore {
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body
+            "SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body, routes
              FROM events
              WHERE (?1 IS NULL OR vendor = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR id < ?3)
              ORDER BY id DESC LIMIT ?4",
@@ -128,6 +134,122 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<(Delivery, Event)>, StoreError> {
+        let now_ms = millis(now);
+        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        // One statement claims and returns: SQLite runs it under its write lock, so two workers
+        // can never take the same row.
+        let rows = sqlx::query(
+            "UPDATE deliveries SET lease_until = ?1, updated_at = ?2
+             WHERE id IN (
+                 SELECT id FROM deliveries
+                 WHERE state = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
+                 ORDER BY next_attempt_at LIMIT ?3)
+             RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error",
+        )
+        .bind(until)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let delivery = delivery(row)?;
+            match self.event(delivery.event_id).await? {
+                Some(stored) => claimed.push((delivery, stored.event)),
+                None => return Err(corrupt("delivery", format!("{} has no event", delivery.id))),
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn finish_attempt(&self, id: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError> {
+        let (state, next_at) = match next {
+            Next::Delivered => (DeliveryState::Delivered, None),
+            Next::RetryAt(at) => (DeliveryState::Pending, Some(millis(at))),
+            Next::Dead => (DeliveryState::Dead, None),
+            Next::Expired => (DeliveryState::Expired, None),
+        };
+        let error = (!matches!(next, Next::Delivered)).then(|| attempt.detail.clone());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(i64::from(attempt.number))
+        .bind(millis(attempt.started_at))
+        .bind(i64::try_from(attempt.duration.as_millis()).unwrap_or(i64::MAX))
+        .bind(&attempt.outcome)
+        .bind(attempt.reason.as_deref())
+        .bind(&attempt.detail)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at),
+                 lease_until = NULL, updated_at = ?, last_error = ?
+             WHERE id = ?",
+        )
+        .bind(state.as_str())
+        .bind(i64::from(attempt.number))
+        .bind(next_at)
+        .bind(millis(Utc::now()))
+        .bind(error)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) FROM deliveries WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next.map(from_millis))
+    }
+
+    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
+             FROM deliveries WHERE event_id = ? ORDER BY id",
+        )
+        .bind(event.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery).collect()
+    }
+
+    async fn attempts(&self, id: Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT number, started_at, duration_ms, outcome, reason, detail FROM attempts WHERE delivery_id = ? ORDER BY number",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AttemptRecord {
+                    number: u32::try_from(row.try_get::<i64, _>("number")?).unwrap_or_default(),
+                    started_at: from_millis(row.try_get("started_at")?),
+                    duration: Duration::from_millis(
+                        u64::try_from(row.try_get::<i64, _>("duration_ms")?).unwrap_or_default(),
+                    ),
+                    outcome: row.try_get("outcome")?,
+                    reason: row.try_get("reason")?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -155,10 +277,27 @@ fn stored_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
             fields: json_column(row, "fields")?,
             payload: json_column(row, "payload")?,
         },
+        routes: json_column(row, "routes")?,
         dedup_key: row.try_get("dedup_key")?,
         duplicates: u32::try_from(row.try_get::<i64, _>("duplicates")?).unwrap_or_default(),
         request: json_column(row, "request")?,
         raw_body: row.try_get::<Vec<u8>, _>("raw_body")?.into(),
+    })
+}
+
+fn delivery(row: &SqliteRow) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        id: row.try_get::<String, _>("id")?.parse().map_err(|e| corrupt("delivery id", e))?,
+        event_id: row.try_get::<String, _>("event_id")?.parse().map_err(|e| corrupt("event id", e))?,
+        route: row.try_get("route")?,
+        output: row.try_get("output")?,
+        template: row.try_get("template")?,
+        state: DeliveryState::parse(&row.try_get::<String, _>("state")?)?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or_default(),
+        next_attempt_at: from_millis(row.try_get("next_attempt_at")?),
+        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_millis),
+        created_at: from_millis(row.try_get("created_at")?),
+        last_error: row.try_get("last_error")?,
     })
 }
 
@@ -255,8 +394,8 @@ async fn append_one(tx: &mut Transaction<'_, Sqlite>, new: &NewEvent) -> Result<
         return Ok(Appended::Duplicate(original.parse().map_err(|e| corrupt("event id", e))?));
     }
     sqlx::query(
-        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(event.id.to_string())
     .bind(millis(event.received_at))
@@ -268,8 +407,27 @@ async fn append_one(tx: &mut Transaction<'_, Sqlite>, new: &NewEvent) -> Result<
     .bind(&new.dedup_key)
     .bind(to_json(&new.request)?)
     .bind(new.raw_body.as_ref())
+    .bind(to_json(&new.routes)?)
     .execute(&mut **tx)
     .await?;
+    let now = millis(event.received_at);
+    for delivery in &new.deliveries {
+        sqlx::query(
+            "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+        )
+        .bind(delivery.id.to_string())
+        .bind(event.id.to_string())
+        .bind(&delivery.route)
+        .bind(&delivery.output)
+        .bind(&delivery.template)
+        .bind(now)
+        .bind(delivery.expires_at.map(millis))
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(Appended::Stored(event.id))
 }
 

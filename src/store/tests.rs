@@ -26,6 +26,8 @@ fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> NewEvent {
         dedup_window: Duration::from_secs(600),
         request: RequestRecord { method: "POST".into(), path: "/hooks/envybox".into(), ..Default::default() },
         raw_body: Bytes::from_static(b"webhooktype=2"),
+        routes: Vec::new(),
+        deliveries: Vec::new(),
     }
 }
 

@@ -11,6 +11,8 @@ mod ingest_fixtures;
 mod ingest_rejections;
 // What vendors get back: plugin replies, config additions, legacy paths; duplicates.
 mod ingest_replies;
+// From webhook to delivered message: deliveries, attempts, retries, dead letters.
+mod delivery;
 // The binary: `check` and `run` as a user types them.
 mod cli;
 // Every shipped template against its golden rendering, per destination escaping.

@@ -52,6 +52,11 @@ impl Daemon {
         SqliteStore::open(&self.database(), 1000).await.expect("open the daemon's database")
     }
 
+    /// The daemon's folder (its config, database and any files its outputs write).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn database(&self) -> PathBuf {
         self.dir.path().join("data/switchboard.db")
     }

@@ -1,0 +1,205 @@
+//! Delivery: drives every (event, route, output) to an outcome the operator can see.
+//!
+//! Stage 6 of the pipeline (… → render → **delivery** → outputs). Workers claim due deliveries
+//! from the store under a lease, render the route's template for the output, make one attempt,
+//! and record it with its answer. Retryable failures wait as [`policy::RetryPolicy`] says;
+//! permanent ones, and those past the maximum age, are dead-lettered with the last answer.
+//! Nothing is dropped silently.
+
+pub mod policy;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use chrono::Utc;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use policy::RetryPolicy;
+
+use crate::config::Config;
+use crate::event::Event;
+use crate::outputs::{self, Attempt, DeliveryError, Disposition, Reason};
+use crate::store::{AttemptRecord, Delivery, Next, Store};
+
+/// How long a worker holds a claimed delivery before another may take it over. Longer than any
+/// single attempt (outputs time out well within it).
+pub const LEASE: Duration = Duration::from_secs(120);
+/// An attempt that takes longer than this is abandoned as a timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// When idle, look for due work at least this often (deliveries come due by the clock).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// `[delivery]` settings.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub policy: RetryPolicy,
+    /// Attempts in flight at once, across all outputs.
+    pub concurrency: usize,
+    /// How long shutdown waits for attempts in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self { policy: RetryPolicy::default(), concurrency: 16, shutdown_grace: Duration::from_secs(10) }
+    }
+}
+
+/// A handle to wake the workers when new deliveries were stored.
+#[derive(Debug, Clone, Default)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Runs delivery until `shutdown`, then waits (up to the grace period) for attempts in flight.
+pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake, shutdown: CancellationToken) {
+    let settings = config.load().delivery.clone();
+    let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let mut in_flight = JoinSet::new();
+    loop {
+        while in_flight.try_join_next().is_some() {}
+        let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
+        let claimed = if free == 0 || shutdown.is_cancelled() {
+            Vec::new()
+        } else {
+            match store.claim_due(Utc::now(), free, LEASE).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::error!(message = "Could not claim deliveries.", %error);
+                    Vec::new()
+                }
+            }
+        };
+        if claimed.is_empty() {
+            let wait = match store.next_due().await {
+                Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().min(IDLE_POLL),
+                _ => IDLE_POLL,
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = wake.0.notified() => {}
+                () = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+                _ = in_flight.join_next(), if !in_flight.is_empty() => {}
+            }
+            continue;
+        }
+        for (delivery, event) in claimed {
+            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            let store = store.clone();
+            let config = config.load_full();
+            in_flight.spawn(async move {
+                attempt(store.as_ref(), &config, delivery, event).await;
+                drop(permit);
+            });
+        }
+    }
+    let grace = config.load().delivery.shutdown_grace;
+    if tokio::time::timeout(grace, async { while in_flight.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(
+            message = "Attempts still in flight at shutdown; their leases will expire and they will be retried."
+        );
+    }
+}
+
+/// One attempt at one delivery, recorded whatever happens.
+#[tracing::instrument(name = "deliver", skip_all, fields(delivery_id = %delivery.id, event_id = %event.id, route = %delivery.route, output = %delivery.output, attempt = delivery.attempts + 1))]
+pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, event: Event) {
+    let number = delivery.attempts + 1;
+    let started = Utc::now();
+    let clock = Instant::now();
+    if delivery.expires_at.is_some_and(|at| at <= started) {
+        let record = record(number, started, clock, "expired", None, "the route's ttl passed before it could be sent");
+        finish(store, &delivery, record, Next::Expired).await;
+        tracing::warn!(message = "Delivery expired: too late to be useful.");
+        return;
+    }
+    let result = send(config, &delivery, &event, number).await;
+    let (outcome, next, reason, detail) = match result {
+        Ok(receipt) => ("delivered", Next::Delivered, None, receipt.summary),
+        Err(error) => {
+            let next = match error.disposition {
+                Disposition::Permanent => Next::Dead,
+                Disposition::Retry { after } => {
+                    match config.delivery.policy.after_failure(
+                        delivery.created_at,
+                        Utc::now(),
+                        number,
+                        after,
+                        fastrand::f64(),
+                    ) {
+                        policy::Verdict::RetryAt(at) => Next::RetryAt(at),
+                        policy::Verdict::GiveUp => Next::Dead,
+                    }
+                }
+            };
+            let outcome = if next == Next::Dead { "dead" } else { "retry" };
+            (outcome, next, Some(error.reason.as_str().to_owned()), error.detail)
+        }
+    };
+    match next {
+        Next::Delivered => tracing::info!(message = "Delivered.", detail = %detail),
+        Next::RetryAt(at) => tracing::warn!(
+            message = "Attempt failed; will retry.", reason = reason.as_deref().unwrap_or_default(), detail = %detail,
+            retry_in_secs = (at - Utc::now()).num_seconds()
+        ),
+        Next::Dead | Next::Expired => tracing::error!(
+            message = "Delivery failed for good; dead-lettered.", reason = reason.as_deref().unwrap_or_default(), detail = %detail
+        ),
+    }
+    finish(store, &delivery, record(number, started, clock, outcome, reason, &detail), next).await;
+}
+
+async fn send(
+    config: &Config,
+    delivery: &Delivery,
+    event: &Event,
+    number: u32,
+) -> Result<outputs::Receipt, DeliveryError> {
+    let entry = config.outputs.get(&delivery.output).ok_or_else(|| {
+        DeliveryError::permanent(Reason::Config, format!("output `{}` is no longer configured", delivery.output))
+    })?;
+    let output = entry.output.as_ref().ok_or_else(|| {
+        DeliveryError::permanent(Reason::Config, format!("output `{}` is switched off", delivery.output))
+    })?;
+    let message = outputs::render_for(&config.templates, &delivery.template, output.as_ref(), &event.context())
+        .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
+    let attempt = Attempt { delivery: delivery.id.to_string(), number };
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, output.send(&message, &attempt)).await {
+        Ok(result) => result,
+        Err(_) => {
+            Err(DeliveryError::retry(Reason::Timeout, format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())))
+        }
+    }
+}
+
+fn record(
+    number: u32,
+    started: chrono::DateTime<Utc>,
+    clock: Instant,
+    outcome: &str,
+    reason: Option<String>,
+    detail: &str,
+) -> AttemptRecord {
+    AttemptRecord {
+        number,
+        started_at: started,
+        duration: clock.elapsed(),
+        outcome: outcome.to_owned(),
+        reason,
+        detail: detail.to_owned(),
+    }
+}
+
+async fn finish(store: &dyn Store, delivery: &Delivery, record: AttemptRecord, next: Next) {
+    // If even this fails the lease expires and the delivery is tried again: at least once.
+    if let Err(error) = store.finish_attempt(delivery.id, record, next).await {
+        tracing::error!(message = "Could not record the attempt; it will be retried when its lease expires.", %error);
+    }
+}
