@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use switchboard::app::{self, Listeners};
-use switchboard::cli::{Cli, Command};
+use switchboard::cli::{Cli, Command, ConfigArgs, send, test};
+use switchboard::config::Config;
 use switchboard::telemetry;
 use tokio_util::sync::CancellationToken;
 
@@ -13,72 +14,77 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     match cli.command {
-        Command::Check(args) => match args.load() {
-            Ok(config) => {
-                println!("{}: OK", config.origin);
-                for vendor in config.vendors.iter() {
-                    println!("  vendor {:<12} /hooks/{}", vendor.name(), vendor.name());
-                }
-                for warning in &config.warnings {
-                    println!("  warning: {warning}");
-                }
-                ExitCode::SUCCESS
+        Command::Check(args) => {
+            let Some(config) = load(&args) else { return ExitCode::FAILURE };
+            println!("{}: OK", config.origin);
+            for vendor in config.vendors.iter() {
+                println!("  vendor {:<12} /hooks/{}", vendor.name(), vendor.name());
             }
-            Err(errors) => {
-                eprint!("{errors}");
-                ExitCode::FAILURE
+            for (name, entry) in &config.outputs {
+                let state = if entry.output.is_some() { "on" } else { "off (enabled = false)" };
+                println!("  output {name:<12} {} {state}", entry.kind);
             }
-        },
+            println!("  routes {}, templates {}", config.routes.iter().count(), config.templates.names().count());
+            for warning in &config.warnings {
+                println!("  warning: {warning}");
+            }
+            ExitCode::SUCCESS
+        }
         Command::Test(args) => {
-            let config = match args.config.load() {
-                Ok(config) => config,
-                Err(errors) => {
-                    eprint!("{errors}");
-                    return ExitCode::from(2);
-                }
-            };
-            match switchboard::cli::test::report(&config, &args.vendor, &args.payload, args.at) {
+            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
+            match test::report(&config, &args.vendor, &args.payload, args.at) {
                 Ok(report) if args.json => {
                     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
                     ExitCode::SUCCESS
                 }
                 Ok(report) => {
-                    switchboard::cli::test::print(&report);
+                    test::print(&report);
                     ExitCode::SUCCESS
                 }
-                Err(error) => {
-                    eprintln!("error: {error:#}");
-                    ExitCode::FAILURE
+                Err(error) => fail(&error),
+            }
+        }
+        Command::Send(args) => {
+            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
+            let sent =
+                runtime().and_then(|rt| rt.block_on(send::send(&config, &args.output, &args.text, &args.template)));
+            match sent {
+                Ok(outcome) => {
+                    println!("{}", outcome.line);
+                    if outcome.delivered { ExitCode::SUCCESS } else { ExitCode::FAILURE }
                 }
+                Err(error) => fail(&error),
             }
         }
         Command::Run(args) => {
-            let config = match args.load() {
-                Ok(config) => config,
-                Err(errors) => {
-                    eprint!("{errors}");
-                    return ExitCode::from(2);
-                }
-            };
-            match run(config) {
+            let Some(config) = load(&args) else { return ExitCode::from(2) };
+            match runtime().and_then(|rt| rt.block_on(run(config))) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("error: {error:#}");
-                    ExitCode::FAILURE
-                }
+                Err(error) => fail(&error),
             }
         }
     }
 }
 
-fn run(config: switchboard::config::Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
-        let listeners = Listeners::bind(&config).await?;
-        let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
-        app::run(config, listeners, shutdown).await
-    })
+/// The configuration, or `None` after printing every problem in it.
+fn load(args: &ConfigArgs) -> Option<Config> {
+    args.load().map_err(|errors| eprint!("{errors}")).ok()
+}
+
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    ExitCode::FAILURE
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let listeners = Listeners::bind(&config).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    app::run(config, listeners, shutdown).await
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

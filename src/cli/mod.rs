@@ -1,5 +1,6 @@
 //! The command line: `switchboard run | check | test`.
 
+pub mod send;
 pub mod test;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,22 @@ pub enum Command {
     /// Show what a webhook would become: the event, each route's verdict and the rendered
     /// messages. Nothing is stored or sent.
     Test(TestArgs),
+    /// Send a test message through one configured output and print the outcome.
+    Send(SendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The output's name (`[outputs.<name>]`).
+    pub output: String,
+    /// The message text.
+    #[arg(long, default_value = "Switchboard test message: if you can read this, the output works.")]
+    pub text: String,
+    /// The template to render it with.
+    #[arg(long, default_value = "generic")]
+    pub template: String,
 }
 
 #[derive(Debug, Args)]

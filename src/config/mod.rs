@@ -22,7 +22,7 @@ pub use source::{ConfigErrors, ConfigIssue, Source};
 
 use crate::delivery::{DeliverySettings, RetryPolicy};
 use crate::outputs::OutputEntry;
-use crate::render::{HelperSettings, JsonTemplate, TemplateSet};
+use crate::render::{Escape, HelperSettings, JsonTemplate, TemplateSet};
 use crate::router::Routes;
 use crate::secret::Secret;
 use crate::vendor::VendorRegistry;
@@ -160,6 +160,8 @@ impl Config {
 
         let vendors = load_plugins(source, env, raw.paths.plugins.as_ref(), base, &mut issues);
 
+        let templates = routes::templates(source, env, &raw.templates, base, &mut issues);
+        let helpers = templates.as_ref().map_or_else(routes::default_helpers, |(_, helpers)| *helpers);
         let mut vendor_settings = BTreeMap::new();
         for (name, spanned) in &raw.vendors {
             let key = format!("vendors.{name}");
@@ -198,7 +200,7 @@ impl Config {
                     }
                 }
                 let shape = serde_json::to_value(&reply.get_ref().json).unwrap_or_default();
-                match JsonTemplate::compile(&shape) {
+                match JsonTemplate::compile(&shape, Escape::Plain, helpers) {
                     Ok(json) => replies.push(ReplyAddition { events: reply.get_ref().events.clone(), json }),
                     Err(error) => {
                         issues.push(source.issue(Some(reply.span()), format!("{here}.json"), error.to_string()))
@@ -208,8 +210,7 @@ impl Config {
             vendor_settings.insert(name.clone(), VendorSettings { secret, replies });
         }
         let delivery = delivery_settings(source, &raw.delivery, &mut issues);
-        let templates = routes::templates(source, env, &raw.templates, base, &mut issues);
-        let outputs = routes::outputs(source, env, &raw.outputs, base, &mut issues);
+        let outputs = routes::outputs(source, env, &raw.outputs, base, helpers, &mut issues);
         let routes =
             routes::routes(source, env, &raw.route, &vendors, &outputs, templates.as_ref().map(|t| &t.0), &mut issues);
 

@@ -77,11 +77,17 @@ pub(super) fn templates(
     }
 }
 
+/// Helper settings when the templates could not be loaded (the load already reported why).
+pub(super) fn default_helpers() -> HelperSettings {
+    HelperSettings { timezone: chrono_tz::UTC, english: false }
+}
+
 pub(super) fn outputs(
     source: &Source,
     env: &Env<'_>,
     raw: &BTreeMap<String, Spanned<toml::Table>>,
     base: &Path,
+    helpers: HelperSettings,
     issues: &mut Vec<ConfigIssue>,
 ) -> BTreeMap<String, OutputEntry> {
     let mut built = BTreeMap::new();
@@ -130,7 +136,7 @@ pub(super) fn outputs(
                 continue;
             }
         };
-        match outputs::build(name, &kind, table, base) {
+        match outputs::build(name, &kind, table, &outputs::BuildContext { base, helpers }) {
             Ok(output) => {
                 built.insert(name.clone(), OutputEntry { kind, output: Some(output) });
             }

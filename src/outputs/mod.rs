@@ -5,8 +5,11 @@
 //! output makes one attempt and classifies its result ([`DeliveryError`]); retrying and
 //! scheduling belong to the delivery stage alone.
 
+pub mod email;
 mod error;
+pub mod http;
 pub mod log;
+pub mod telegram;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ pub use error::{DETAIL_LIMIT, DeliveryError, Disposition, Reason};
 use crate::render::{Escape, Part};
 
 /// Output types a `[outputs.<name>]` table may name.
-pub const KNOWN_TYPES: &[&str] = &["log"];
+pub const KNOWN_TYPES: &[&str] = &["telegram", "email", "http", "log"];
 
 /// A part an output needs from a template, and how to escape it.
 #[derive(Debug, Clone, Copy)]
@@ -31,24 +34,28 @@ pub struct Need {
     pub required: bool,
 }
 
-/// A rendered message: the parts its output asked for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A rendered message: the parts its output asked for, and the event context it came from
+/// (outputs render their own templated settings, such as an HTTP URL, from it).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Message {
     parts: BTreeMap<Part, String>,
+    context: serde_json::Value,
 }
 
 impl Message {
-    pub fn new(parts: BTreeMap<Part, String>) -> Self {
-        Self { parts }
+    pub fn new(parts: BTreeMap<Part, String>, context: serde_json::Value) -> Self {
+        Self { parts, context }
     }
 
-    /// A message with only a text part (`switchboard send --text`).
+    /// A message with the same text in every part (`switchboard send --text`).
     pub fn text(text: &str) -> Self {
-        let mut parts = BTreeMap::new();
-        for part in [Part::Text, Part::Telegram, Part::Subject] {
-            parts.insert(part, text.to_owned());
-        }
-        Self { parts }
+        let parts = Part::ALL.into_iter().map(|part| (part, text.to_owned())).collect();
+        Self { parts, context: serde_json::json!({ "message": text }) }
+    }
+
+    /// The event's template context.
+    pub fn context(&self) -> &serde_json::Value {
+        &self.context
     }
 
     pub fn get(&self, part: Part) -> Option<&str> {
@@ -94,17 +101,28 @@ pub struct OutputEntry {
     pub output: Option<Arc<dyn Output>>,
 }
 
-/// Builds an output from its table (without `type` and `enabled`).
+/// What building an output may use.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// The configuration file's folder, for relative paths.
+    pub base: &'a std::path::Path,
+    pub helpers: crate::render::HelperSettings,
+}
+
+/// Builds an output from its table (without `type` and `enabled`). Creates clients; makes no
+/// network calls.
 ///
 /// # Errors
 /// An unknown type or invalid settings, as a message for the table's line.
-pub fn build(name: &str, kind: &str, table: toml::Table, base: &std::path::Path) -> Result<Arc<dyn Output>, String> {
-    let config = toml::Value::Table(table);
+pub fn build(name: &str, kind: &str, table: toml::Table, cx: &BuildContext<'_>) -> Result<Arc<dyn Output>, String> {
+    fn settings<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().trim().to_owned())
+    }
     match kind {
-        "log" => {
-            let config: log::Config = config.try_into().map_err(|e: toml::de::Error| e.message().to_owned())?;
-            Ok(Arc::new(log::LogOutput::new(name, config, base)))
-        }
+        "log" => Ok(Arc::new(log::LogOutput::new(name, settings(table)?, cx.base))),
+        "http" => Ok(Arc::new(http::HttpOutput::new(settings(table)?, cx)?)),
+        "telegram" => Ok(Arc::new(telegram::TelegramOutput::new(settings(table)?)?)),
+        "email" => Ok(Arc::new(email::EmailOutput::new(settings(table)?, cx)?)),
         other => Err(format!("unknown output type `{other}`; expected one of: {}", KNOWN_TYPES.join(", "))),
     }
 }
@@ -136,7 +154,7 @@ pub fn render_for(
             None => {}
         }
     }
-    Ok(Message::new(parts))
+    Ok(Message::new(parts, context.clone()))
 }
 
 /// Whether `template`'s parts satisfy `output`'s required needs; the missing part if not.

@@ -41,14 +41,16 @@ enum Node {
 }
 
 impl JsonTemplate {
-    /// Compiles every string leaf of `shape`. Strings are rendered without escaping: the result
-    /// is serialised as JSON, which escapes what JSON needs.
+    /// Compiles every string leaf of `shape`, with the template helpers. `escape` applies to
+    /// values inserted with `{{ }}`: [`Escape::Plain`] when the result is serialised as JSON
+    /// (which escapes what JSON needs), [`Escape::Form`] for URLs.
     ///
     /// # Errors
     /// The first leaf that is not a valid template, named by its JSON pointer.
-    pub fn compile(shape: &Value) -> Result<Self, RenderError> {
+    pub fn compile(shape: &Value, escape: Escape, helpers: HelperSettings) -> Result<Self, RenderError> {
         let mut registry = Handlebars::new();
-        registry.register_escape_fn(handlebars::no_escape);
+        registry.register_escape_fn(escape.function());
+        helpers::register(&mut registry, helpers);
         let root = compile_node(shape, "", &mut registry)?;
         Ok(Self { root, registry })
     }
@@ -114,14 +116,34 @@ mod tests {
 
     use super::*;
 
+    fn settings() -> HelperSettings {
+        HelperSettings { timezone: chrono_tz::UTC, english: false }
+    }
+
+    #[test]
+    fn urls_get_their_values_percent_encoded() {
+        let template = JsonTemplate::compile(
+            &json!("https://crm.example.com/find?phone={{contact.phone}}"),
+            Escape::Form,
+            settings(),
+        )
+        .unwrap();
+        let rendered = template.render(&json!({"contact": {"phone": "+7 999&x=1"}})).unwrap();
+        assert_eq!(rendered, json!("https://crm.example.com/find?phone=%2B7%20999%26x%3D1"));
+    }
+
     #[test]
     fn renders_string_leaves_and_keeps_the_rest() {
-        let template = JsonTemplate::compile(&json!({
-            "crm_link": "https://crm.example.com/?phone={{contact.phone}}",
-            "enable_assign": true,
-            "custom_data": [{"title": "Город", "content": "{{geo.city}}"}],
-            "missing": "[{{nothing.here}}]",
-        }))
+        let template = JsonTemplate::compile(
+            &json!({
+                "crm_link": "https://crm.example.com/?phone={{contact.phone}}",
+                "enable_assign": true,
+                "custom_data": [{"title": "Город", "content": "{{geo.city}}"}],
+                "missing": "[{{nothing.here}}]",
+            }),
+            Escape::Plain,
+            settings(),
+        )
         .unwrap();
         let rendered =
             template.render(&json!({"contact": {"phone": "+7 <999>"}, "geo": {"city": "Краснодар"}})).unwrap();
@@ -138,7 +160,7 @@ mod tests {
 
     #[test]
     fn invalid_templates_are_named_by_pointer() {
-        let error = JsonTemplate::compile(&json!({"a": [{"b": "{{#if x}}"}]})).unwrap_err();
+        let error = JsonTemplate::compile(&json!({"a": [{"b": "{{#if x}}"}]}), Escape::Plain, settings()).unwrap_err();
         assert_eq!(error.template, "/a/0/b");
     }
 }

@@ -176,7 +176,7 @@ impl Store for SqliteStore {
             Next::Expired => (DeliveryState::Expired, None),
         };
         let error = (!matches!(next, Next::Delivered)).then(|| attempt.detail.clone());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -348,7 +348,10 @@ async fn write_batch(
     if jobs.iter().all(|job| matches!(job, WriteJob::Flush(_))) {
         return Ok(jobs.iter().map(|_| None).collect());
     }
-    let mut tx = pool.begin().await?;
+    // IMMEDIATE takes the write lock up front. A deferred transaction that reads (the dedup
+    // check) and then writes fails at once with SQLITE_BUSY if another connection (the
+    // delivery workers) committed in between: a stale snapshot cannot wait for the lock.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(jobs.len());
     let mut rejected = false;
     for job in jobs {

@@ -133,8 +133,11 @@ fn test_shows_the_event_each_route_and_the_rendered_message() {
     assert_eq!(routes[0]["route"], "missed calls");
     assert_eq!(routes[0]["outcome"], "matched");
     assert_eq!(routes[1]["outcome"], "not reached");
-    let message = &report["messages"][0];
-    assert_eq!((message["output"].as_str(), message["template"].as_str()), (Some("log"), Some("missed_call")));
+    let messages = report["messages"].as_array().unwrap();
+    let telegram = messages.iter().find(|m| m["output"] == "sales_tg").unwrap();
+    assert_eq!(telegram["message"]["skipped"], "the output is switched off (enabled = false)");
+    let message = messages.iter().find(|m| m["output"] == "log").unwrap();
+    assert_eq!(message["template"], "missed_call");
     let text = message["message"]["text"].as_str().unwrap();
     assert!(text.contains("+7 999 888-77-66") && text.contains("Оператор был занят"), "{text}");
 

@@ -13,6 +13,11 @@ mod ingest_rejections;
 mod ingest_replies;
 // From webhook to delivered message: deliveries, attempts, retries, dead letters.
 mod delivery;
+// Outputs against real peers: an HTTP receiver, a Bot API server, an SMTP server.
+mod outputs_email;
+mod outputs_http;
+mod outputs_support;
+mod outputs_telegram;
 // The binary: `check` and `run` as a user types them.
 mod cli;
 // Every shipped template against its golden rendering, per destination escaping.

@@ -1,4 +1,9 @@
-//! A real daemon on 127.0.0.1, started in-process for each test.
+//! A real daemon on 127.0.0.1, started in-process for each test, and the real peers its
+//! outputs talk to.
+
+pub mod fake_telegram;
+pub mod http_sink;
+pub mod smtp_peer;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,260 @@
+//! The `email` output: sends the template's subject, text and (optionally) HTML parts as one
+//! multipart/alternative message over SMTP (lettre), with pooled connections.
+//!
+//! `reply_to` is a template, so sales can answer the visitor straight from their mail client.
+//! Transient SMTP failures (4xx, a dropped connection, a timeout) are retried; a 5xx rejection or
+//! a TLS failure is permanent: another try would get the same answer.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::header::MessageId;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt};
+use crate::render::{Escape, JsonTemplate, Part};
+
+/// `[outputs.<name>]` with `type = "email"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `smtp://user:pass@host:587?tls=required` or `smtps://user:pass@host:465`; or the fields below.
+    pub smtp: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// `starttls` (port 587), `tls` (implicit, port 465) or `none` (a local relay on port 25).
+    #[serde(default)]
+    pub security: Security,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `"Switchboard <bot@example.com>"`.
+    pub from: String,
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    #[serde(default)]
+    pub bcc: Vec<String>,
+    /// Template: `"{{contact.email}}"`. Left out when it renders empty or is not an address.
+    pub reply_to: Option<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// A PEM file of extra root certificates, for relays with a private CA.
+    pub ca_file: Option<String>,
+}
+
+fn default_timeout() -> u64 {
+    20
+}
+
+/// How the connection is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Security {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+const PLAN: &[Need] = &[
+    Need { part: Part::Subject, fallbacks: &[], escape: Escape::Plain, required: true },
+    Need { part: Part::Text, fallbacks: &[], escape: Escape::Plain, required: true },
+    Need { part: Part::Html, fallbacks: &[], escape: Escape::Html, required: false },
+];
+
+/// The built output.
+pub struct EmailOutput {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    cc: Vec<Mailbox>,
+    bcc: Vec<Mailbox>,
+    reply_to: Option<JsonTemplate>,
+    relay: String,
+}
+
+impl std::fmt::Debug for EmailOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailOutput")
+            .field("relay", &self.relay)
+            .field("from", &self.from.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailOutput {
+    /// Checks the settings and builds the pooled transport (no connection is made).
+    ///
+    /// # Errors
+    /// Missing or conflicting server settings, unparsable addresses, an unreadable CA file.
+    pub fn new(config: Config, cx: &BuildContext<'_>) -> Result<Self, String> {
+        let mailbox = |text: &str, key: &str| {
+            text.parse::<Mailbox>()
+                .map_err(|e| format!("{key}: `{text}` is not an address ({e}); e.g. \"Sales <sales@example.com>\""))
+        };
+        let from = mailbox(&config.from, "from")?;
+        if config.to.is_empty() {
+            return Err("to: at least one recipient is needed".to_owned());
+        }
+        let to = config.to.iter().map(|a| mailbox(a, "to")).collect::<Result<_, _>>()?;
+        let cc = config.cc.iter().map(|a| mailbox(a, "cc")).collect::<Result<_, _>>()?;
+        let bcc = config.bcc.iter().map(|a| mailbox(a, "bcc")).collect::<Result<_, _>>()?;
+        let reply_to = config
+            .reply_to
+            .as_ref()
+            .map(|t| {
+                JsonTemplate::compile(&Value::String(t.clone()), Escape::Plain, cx.helpers)
+                    .map_err(|e| format!("reply_to: {e}"))
+            })
+            .transpose()?;
+        if config.timeout_secs == 0 {
+            return Err("timeout_secs must be greater than 0".to_owned());
+        }
+
+        let (mut builder, relay) = match (&config.smtp, &config.host) {
+            (Some(_), Some(_)) => {
+                return Err("set `smtp` (a URL) or `host` (with port, security, …), not both".to_owned());
+            }
+            (None, None) => {
+                return Err(
+                    "set `smtp = \"smtps://user:pass@smtp.example.com\"` or `host = \"smtp.example.com\"`".to_owned()
+                );
+            }
+            (Some(url), None) => {
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| {
+                    format!("smtp: not a valid SMTP URL ({e}); e.g. smtps://user:pass@smtp.example.com")
+                })?;
+                let host =
+                    url.split('@').next_back().unwrap_or(url).split(['/', '?']).next().unwrap_or_default().to_owned();
+                (builder, host)
+            }
+            (None, Some(host)) => {
+                let port = config.port.unwrap_or(match config.security {
+                    Security::Starttls => 587,
+                    Security::Tls => 465,
+                    Security::None => 25,
+                });
+                let tls = match config.security {
+                    Security::None => Tls::None,
+                    security => {
+                        let mut params = TlsParameters::builder(host.clone());
+                        if let Some(file) = &config.ca_file {
+                            let path = cx.base.join(file);
+                            let pem = std::fs::read(&path).map_err(|e| format!("ca_file `{}`: {e}", path.display()))?;
+                            let certificate = Certificate::from_pem(&pem)
+                                .map_err(|e| format!("ca_file `{}`: {e}", path.display()))?;
+                            params = params.add_root_certificate(certificate);
+                        }
+                        let params = params.build_rustls().map_err(|e| format!("TLS settings: {e}"))?;
+                        if security == Security::Tls { Tls::Wrapper(params) } else { Tls::Required(params) }
+                    }
+                };
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone()).port(port).tls(tls);
+                (builder, format!("{host}:{port}"))
+            }
+        };
+        match (&config.username, &config.password) {
+            (Some(user), Some(password)) => {
+                builder = builder.credentials(Credentials::new(user.clone(), password.clone()))
+            }
+            (None, None) => {}
+            _ => return Err("set both `username` and `password`, or neither".to_owned()),
+        }
+        let transport = builder
+            .timeout(Some(Duration::from_secs(config.timeout_secs)))
+            .pool_config(PoolConfig::new().max_size(4).idle_timeout(Duration::from_secs(60)))
+            .build();
+        Ok(Self { transport, from, to, cc, bcc, reply_to, relay })
+    }
+
+    fn build_message(&self, message: &Message, attempt: &Attempt) -> Result<lettre::Message, DeliveryError> {
+        let subject = message.get(Part::Subject).unwrap_or_default();
+        let text = message.get(Part::Text).unwrap_or_default().to_owned();
+        let mut builder = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            // The delivery id makes a retried message recognisable as the same message.
+            .header(MessageId::from(format!("<{}@switchboard>", attempt.delivery)));
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        for cc in &self.cc {
+            builder = builder.cc(cc.clone());
+        }
+        for bcc in &self.bcc {
+            builder = builder.bcc(bcc.clone());
+        }
+        if let Some(template) = &self.reply_to {
+            let rendered = template.render(message.context()).ok();
+            let address = rendered.as_ref().and_then(Value::as_str).map(str::trim).unwrap_or_default();
+            match address.parse::<Mailbox>() {
+                Ok(mailbox) => builder = builder.reply_to(mailbox),
+                Err(_) if address.is_empty() => {}
+                Err(_) => {
+                    tracing::debug!(message = "reply_to did not render to an address; left out.", value = %address)
+                }
+            }
+        }
+        let built = match message.get(Part::Html) {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html.to_owned())),
+            None => builder.singlepart(SinglePart::plain(text)),
+        };
+        built.map_err(|e| DeliveryError::permanent(Reason::Template, format!("cannot build the email: {e}")))
+    }
+}
+
+#[async_trait]
+impl Output for EmailOutput {
+    fn kind(&self) -> &'static str {
+        "email"
+    }
+
+    fn plan(&self) -> &[Need] {
+        PLAN
+    }
+
+    async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError> {
+        let email = self.build_message(message, attempt)?;
+        let response = self.transport.send(email).await.map_err(|e| classify(&e))?;
+        let answer = response.message().collect::<Vec<_>>().join(" ");
+        Ok(Receipt { remote_id: None, summary: format!("{} {} ({})", response.code(), answer, self.relay) })
+    }
+}
+
+/// What an SMTP failure means for the delivery.
+pub fn classify(error: &lettre::transport::smtp::Error) -> DeliveryError {
+    let detail = error_chain(error);
+    if error.is_permanent() {
+        DeliveryError::permanent(Reason::Rejected, detail)
+    } else if error.is_transient() {
+        DeliveryError::retry(Reason::ServerError, detail)
+    } else if error.is_timeout() {
+        DeliveryError::retry(Reason::Timeout, detail)
+    } else if error.is_tls() || error.is_client() {
+        // A certificate the relay's name does not match, or a message lettre refuses to send:
+        // the configuration must change first.
+        DeliveryError::permanent(Reason::Config, detail)
+    } else {
+        DeliveryError::retry(Reason::Network, detail)
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

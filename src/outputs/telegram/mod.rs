@@ -1,0 +1,293 @@
+//! The `telegram` output: a bot sends HTML messages to a user, group, channel or forum topic
+//! through the Bot API (teloxide), at `api_url` when a self-hosted Bot API server (or a test's
+//! fake) stands in for api.telegram.org.
+//!
+//! Long messages are split ([`split`]); if Telegram cannot parse the markup, the message goes
+//! once more as plain text rather than be lost. Flood limits (`retry_after`) and server errors
+//! are retried; a blocked bot, an unknown chat or a migrated group are not: they need the
+//! operator, and the error says what to change.
+
+pub mod split;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use teloxide::payloads::SendMessageSetters;
+use teloxide::requests::{Request, Requester};
+use teloxide::types::{ChatId, LinkPreviewOptions, MessageId, ParseMode, Recipient, ThreadId};
+use teloxide::{ApiError, Bot, RequestError};
+
+use super::{Attempt, DeliveryError, Message, Need, Output, Reason, Receipt};
+use crate::render::{Escape, Part};
+
+/// `[outputs.<name>]` with `type = "telegram"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The bot's token from @BotFather; use `${TELEGRAM_BOT_TOKEN}`.
+    pub token: String,
+    /// A numeric id (`-1001234567890` for a supergroup or channel) or `@channelname`.
+    pub chat_id: toml::Value,
+    /// A forum topic in a supergroup.
+    pub message_thread_id: Option<i32>,
+    #[serde(default)]
+    pub disable_notification: bool,
+    /// Show link previews (off by default: alerts are read at a glance).
+    #[serde(default)]
+    pub link_preview: bool,
+    /// Bot API server; `https://api.telegram.org` unless you run your own.
+    pub api_url: Option<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    15
+}
+
+const PLAN: &[Need] =
+    &[Need { part: Part::Telegram, fallbacks: &[Part::Text], escape: Escape::TelegramHtml, required: true }];
+
+/// The built output.
+#[derive(Debug)]
+pub struct TelegramOutput {
+    bot: Bot,
+    chat: Recipient,
+    thread: Option<ThreadId>,
+    disable_notification: bool,
+    link_preview: bool,
+}
+
+impl TelegramOutput {
+    /// Checks the settings and builds the client (no network).
+    ///
+    /// # Errors
+    /// A missing token, a malformed chat id or API URL.
+    pub fn new(config: Config) -> Result<Self, String> {
+        let token = config.token.trim();
+        if token.is_empty() {
+            return Err("token is empty; set it from the environment: token = \"${TELEGRAM_BOT_TOKEN}\"".to_owned());
+        }
+        if !token.contains(':') {
+            return Err("token does not look like a bot token (`123456:ABC…` from @BotFather)".to_owned());
+        }
+        let chat = parse_chat(&config.chat_id)?;
+        if config.timeout_secs == 0 {
+            return Err("timeout_secs must be greater than 0".to_owned());
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_secs))
+            .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let mut bot = Bot::with_client(token, client);
+        if let Some(api_url) = &config.api_url {
+            let url = reqwest::Url::parse(api_url)
+                .map_err(|e| format!("api_url `{api_url}` is not a URL ({e}); e.g. `http://127.0.0.1:8081`"))?;
+            bot = bot.set_api_url(url);
+        }
+        Ok(Self {
+            bot,
+            chat,
+            thread: config.message_thread_id.map(|id| ThreadId(MessageId(id))),
+            disable_notification: config.disable_notification,
+            link_preview: config.link_preview,
+        })
+    }
+
+    async fn send_one(&self, text: &str, html: bool) -> Result<teloxide::types::Message, RequestError> {
+        let mut request =
+            self.bot.send_message(self.chat.clone(), text).disable_notification(self.disable_notification);
+        if html {
+            request = request.parse_mode(ParseMode::Html);
+        }
+        if !self.link_preview {
+            request = request.link_preview_options(LinkPreviewOptions {
+                is_disabled: true,
+                url: None,
+                prefer_small_media: false,
+                prefer_large_media: false,
+                show_above_text: false,
+            });
+        }
+        if let Some(thread) = self.thread {
+            request = request.message_thread_id(thread);
+        }
+        request.send().await
+    }
+}
+
+fn parse_chat(value: &toml::Value) -> Result<Recipient, String> {
+    let invalid = || {
+        format!("chat_id must be a number such as -1001234567890 or a channel such as \"@sales_alerts\"; got {value}")
+    };
+    match value {
+        toml::Value::Integer(id) => Ok(Recipient::Id(ChatId(*id))),
+        toml::Value::String(text) if text.starts_with('@') && text.len() > 1 => {
+            Ok(Recipient::ChannelUsername(text.clone()))
+        }
+        toml::Value::String(text) => {
+            text.trim().parse::<i64>().map(|id| Recipient::Id(ChatId(id))).map_err(|_| invalid())
+        }
+        _ => Err(invalid()),
+    }
+}
+
+#[async_trait]
+impl Output for TelegramOutput {
+    fn kind(&self) -> &'static str {
+        "telegram"
+    }
+
+    fn plan(&self) -> &[Need] {
+        PLAN
+    }
+
+    async fn send(&self, message: &Message, _attempt: &Attempt) -> Result<Receipt, DeliveryError> {
+        let html = message.get(Part::Telegram).or_else(|| message.get(Part::Text)).unwrap_or_default();
+        let parts = split::split(html, split::TELEGRAM_LIMIT);
+        let mut ids = Vec::with_capacity(parts.len());
+        let mut plain_fallback = false;
+        for (index, part) in parts.iter().enumerate() {
+            let sent = match self.send_one(part, true).await {
+                Err(RequestError::Api(ApiError::CantParseEntities(why))) => {
+                    // Markup Telegram rejects must not cost the alert: send the words without it.
+                    tracing::warn!(message = "Telegram could not parse the HTML; sending as plain text.", detail = %why);
+                    plain_fallback = true;
+                    self.send_one(&split::to_plain(part), false).await
+                }
+                other => other,
+            };
+            match sent {
+                Ok(sent) => ids.push(sent.id.0.to_string()),
+                Err(error) => {
+                    let mut error = classify(&error);
+                    if index > 0 {
+                        error.detail = format!(
+                            "{} (part {} of {}; earlier parts were sent)",
+                            error.detail,
+                            index + 1,
+                            parts.len()
+                        );
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        let mut summary = format!("message {} sent", ids.join(", "));
+        if parts.len() > 1 {
+            summary.push_str(&format!(" ({} parts)", parts.len()));
+        }
+        if plain_fallback {
+            summary.push_str(" as plain text: Telegram could not parse the HTML");
+        }
+        Ok(Receipt { remote_id: Some(ids.join(",")), summary })
+    }
+}
+
+/// What a Bot API error means for the delivery.
+pub fn classify(error: &RequestError) -> DeliveryError {
+    match error {
+        RequestError::RetryAfter(seconds) => DeliveryError::retry_after(
+            Reason::RateLimited,
+            seconds.duration(),
+            format!("Telegram flood control: retry after {} s", seconds.seconds()),
+        ),
+        RequestError::MigrateToChatId(new_id) => DeliveryError::permanent(
+            Reason::ClientError,
+            format!("the group was upgraded to a supergroup: set chat_id = {new_id} for this output"),
+        ),
+        RequestError::Network(error) if error.is_timeout() => {
+            DeliveryError::retry(Reason::Timeout, "no answer from the Bot API in time")
+        }
+        RequestError::Network(error) => DeliveryError::retry(Reason::Network, network_detail(error)),
+        RequestError::Io(error) => DeliveryError::retry(Reason::Network, error.to_string()),
+        // A Bot API that answers with something other than its JSON (a proxy's 502 page).
+        RequestError::InvalidJson { raw, .. } => DeliveryError::retry(
+            Reason::ServerError,
+            format!("the Bot API answered with something that is not its JSON: {raw}"),
+        ),
+        RequestError::Api(api) => classify_api(api),
+    }
+}
+
+fn classify_api(error: &ApiError) -> DeliveryError {
+    let detail = format!("Telegram: {error}");
+    match error {
+        ApiError::InvalidToken
+        | ApiError::BotBlocked
+        | ApiError::BotKicked
+        | ApiError::BotKickedFromSupergroup
+        | ApiError::BotKickedFromChannel
+        | ApiError::UserDeactivated
+        | ApiError::NotEnoughRightsToPostMessages => DeliveryError::permanent(Reason::Auth, detail),
+        ApiError::Unknown(text) if is_server_side(text) => DeliveryError::retry(Reason::ServerError, detail),
+        _ => DeliveryError::permanent(Reason::ClientError, detail),
+    }
+}
+
+/// Bot API descriptions of its own failures (HTTP 5xx): worth another try.
+fn is_server_side(description: &str) -> bool {
+    ["Internal Server Error", "Bad Gateway", "Gateway Timeout", "Service Unavailable"]
+        .iter()
+        .any(|marker| description.contains(marker))
+}
+
+fn network_detail(error: &reqwest::Error) -> String {
+    // The request URL holds the bot token: never let it into a log or the store.
+    let mut text = String::from("network error talking to the Bot API");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use teloxide::types::Seconds;
+
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_for_the_delivery_loop() {
+        let cases: Vec<(RequestError, &str)> = vec![
+            (RequestError::RetryAfter(Seconds::from_seconds(14)), "retry rate_limited 14"),
+            (RequestError::MigrateToChatId(ChatId(-1001234567890)), "permanent client_error"),
+            (RequestError::Api(ApiError::BotBlocked), "permanent auth"),
+            (RequestError::Api(ApiError::InvalidToken), "permanent auth"),
+            (RequestError::Api(ApiError::ChatNotFound), "permanent client_error"),
+            (RequestError::Api(ApiError::Unknown("Internal Server Error: restart".into())), "retry server_error"),
+            (RequestError::Api(ApiError::Unknown("Bad Request: something new".into())), "permanent client_error"),
+            (RequestError::Io(Arc::new(std::io::Error::other("reset"))), "retry network"),
+        ];
+        for (error, expected) in cases {
+            let classified = classify(&error);
+            let mut found =
+                format!("{} {}", if classified.is_retryable() { "retry" } else { "permanent" }, classified.reason);
+            if let crate::outputs::Disposition::Retry { after: Some(after) } = classified.disposition {
+                found.push_str(&format!(" {}", after.as_secs()));
+            }
+            assert_eq!(found, expected, "{error:?}");
+        }
+        let migrated = classify(&RequestError::MigrateToChatId(ChatId(-1001234567890)));
+        assert!(migrated.detail.contains("set chat_id = -1001234567890"), "{}", migrated.detail);
+    }
+
+    #[test]
+    fn chat_ids_take_numbers_and_channel_names() {
+        assert_eq!(parse_chat(&toml::Value::Integer(-100123)).unwrap(), Recipient::Id(ChatId(-100123)));
+        assert_eq!(parse_chat(&toml::Value::String("-100123".into())).unwrap(), Recipient::Id(ChatId(-100123)));
+        assert_eq!(
+            parse_chat(&toml::Value::String("@alerts".into())).unwrap(),
+            Recipient::ChannelUsername("@alerts".into())
+        );
+        assert!(parse_chat(&toml::Value::String("alerts".into())).is_err());
+        assert!(parse_chat(&toml::Value::Boolean(true)).is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! Building outputs and messages the way the daemon does, for tests that talk to a peer directly.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use switchboard::event::{Event, EventId};
+use switchboard::outputs::{self, Attempt, BuildContext, Message, Output};
+use switchboard::render::{HelperSettings, TemplateSet, TemplateSource};
+use switchboard::vendor::{VendorRegistry, body};
+
+use crate::support::repo;
+
+pub fn helpers() -> HelperSettings {
+    HelperSettings { timezone: chrono_tz::Europe::Moscow, english: false }
+}
+
+/// Builds an output of `kind` from the TOML of its table.
+pub fn build(kind: &str, table: &str) -> Result<Arc<dyn Output>, String> {
+    let table: toml::Table = toml::from_str(table).unwrap();
+    outputs::build("test", kind, table, &BuildContext { base: Path::new("."), helpers: helpers() })
+}
+
+/// The event a fixture becomes, received at a fixed time.
+pub fn fixture_event(vendor: &str, file: &str) -> Event {
+    let (registry, _) = VendorRegistry::load_dir(&repo().join("plugins"));
+    let raw = std::fs::read(repo().join("tests/fixtures").join(vendor).join(file)).unwrap();
+    let payload = if file.ends_with(".form") {
+        body::decode(body::BodyFormat::Form, None, raw.trim_ascii()).unwrap()
+    } else {
+        body::decode(body::BodyFormat::Json, None, &raw).unwrap()
+    };
+    let at = Utc.with_ymd_and_hms(2026, 11, 23, 9, 15, 0).unwrap();
+    registry.get(vendor).unwrap().interpret(payload, None, &raw, EventId::new(at), at).unwrap().event
+}
+
+/// A shipped template rendered for `output` from `event`.
+pub fn render(template: &str, output: &dyn Output, event: &Event) -> Message {
+    let set = TemplateSet::load(&TemplateSource { dir: None, language: "ru".into(), helpers: helpers() }).unwrap();
+    outputs::render_for(&set, template, output, &event.context()).unwrap()
+}
+
+pub fn attempt(number: u32) -> Attempt {
+    Attempt { delivery: "01KAZTESTDELIVERY000000001".into(), number }
+}

@@ -1,0 +1,167 @@
+//! The Telegram output against a local Bot API server.
+
+use std::time::Duration;
+
+use switchboard::outputs::{Disposition, Message};
+use switchboard::render::Part;
+use switchboard::store::{DeliveryState, Store};
+
+use crate::delivery::eventually;
+use crate::outputs_support::{attempt, build, fixture_event, render};
+use crate::support::fake_telegram::{FakeTelegram, Reply};
+use crate::support::{Daemon, repo};
+
+const TOKEN: &str = "123456:TEST-token_abc";
+
+fn output(fake: &FakeTelegram, extra: &str) -> std::sync::Arc<dyn switchboard::outputs::Output> {
+    build(
+        "telegram",
+        &format!("token = \"{TOKEN}\"\nchat_id = -1001234567890\napi_url = \"{}\"\n{extra}", fake.api_url()),
+    )
+    .unwrap()
+}
+
+fn telegram(text: &str) -> Message {
+    Message::new([(Part::Telegram, text.to_owned())].into_iter().collect(), serde_json::json!({}))
+}
+
+#[tokio::test]
+async fn sends_html_to_the_chat_and_topic_without_link_previews() {
+    let mut fake = FakeTelegram::start(vec![]).await;
+    let output = output(&fake, "message_thread_id = 42\ndisable_notification = true");
+    let event = fixture_event("envybox", "call_info_missed_client_2.form");
+    let message = render("missed_call", output.as_ref(), &event);
+    let receipt = output.send(&message, &attempt(1)).await.unwrap();
+    assert_eq!(receipt.remote_id.as_deref(), Some("101"));
+    let sent = fake.next().await;
+    assert_eq!(sent.token, TOKEN);
+    assert_eq!(sent.body["chat_id"], -1001234567890_i64);
+    assert_eq!(sent.body["parse_mode"], "HTML");
+    assert_eq!(sent.body["message_thread_id"], 42);
+    assert_eq!(sent.body["disable_notification"], true);
+    assert_eq!(sent.body["link_preview_options"]["is_disabled"], true);
+    let text = sent.body["text"].as_str().unwrap();
+    assert!(text.starts_with("📞 <b>Пропущенный звонок</b>"), "{text}");
+    assert!(text.contains("+7 999 888-77-66") && text.contains("Клиент не взял трубку"), "{text}");
+}
+
+#[tokio::test]
+async fn long_messages_arrive_in_parts_of_at_most_4096_characters() {
+    let mut fake = FakeTelegram::start(vec![]).await;
+    let output = output(&fake, "");
+    let line = "<b>Сообщение</b> с текстом &amp; смыслом\n";
+    let receipt = output.send(&telegram(&line.repeat(300)), &attempt(1)).await.unwrap();
+    let mut parts = vec![fake.next().await];
+    parts.extend(fake.drain());
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    for part in &parts {
+        let text = part.body["text"].as_str().unwrap();
+        assert!(text.encode_utf16().count() <= 4096);
+        assert_eq!(text.matches("<b>").count(), text.matches("</b>").count());
+    }
+    assert!(receipt.summary.contains(&format!("({} parts)", parts.len())), "{}", receipt.summary);
+}
+
+#[tokio::test]
+async fn flood_control_is_a_retry_after_telegrams_delay() {
+    let fake = FakeTelegram::start(vec![Reply::RetryAfter(3)]).await;
+    let error = output(&fake, "").send(&telegram("hi"), &attempt(1)).await.unwrap_err();
+    assert_eq!(error.disposition, Disposition::Retry { after: Some(Duration::from_secs(3)) });
+    assert_eq!(error.reason.as_str(), "rate_limited");
+}
+
+#[tokio::test]
+async fn markup_telegram_cannot_parse_is_sent_again_as_plain_text() {
+    let mut fake = FakeTelegram::start(vec![Reply::CantParse]).await;
+    let receipt = output(&fake, "").send(&telegram("<b>Звонок</b> &amp; <foo>ok"), &attempt(1)).await.unwrap();
+    let first = fake.next().await;
+    let second = fake.next().await;
+    assert_eq!(first.body["parse_mode"], "HTML");
+    assert!(second.body.get("parse_mode").is_none(), "{}", second.body);
+    assert_eq!(second.body["text"], "Звонок & ok");
+    assert!(receipt.summary.contains("plain text"), "{}", receipt.summary);
+}
+
+#[tokio::test]
+async fn refusals_that_need_the_operator_are_permanent_and_say_why() {
+    let cases = [
+        (Reply::Blocked, "auth", "bot was blocked by the user"),
+        (Reply::ChatNotFound, "client_error", "chat not found"),
+        (Reply::Migrated(-1009876543210), "client_error", "set chat_id = -1009876543210"),
+    ];
+    for (reply, reason, detail) in cases {
+        let fake = FakeTelegram::start(vec![reply.clone()]).await;
+        let error = output(&fake, "").send(&telegram("hi"), &attempt(1)).await.unwrap_err();
+        assert_eq!(error.disposition, Disposition::Permanent, "{reply:?}");
+        assert_eq!(error.reason.as_str(), reason, "{reply:?}");
+        assert!(error.detail.contains(detail), "{reply:?}: {}", error.detail);
+        assert!(!error.detail.contains(TOKEN), "the token never appears in an error");
+    }
+    let fake = FakeTelegram::start(vec![Reply::ServerError]).await;
+    let error = output(&fake, "").send(&telegram("hi"), &attempt(1)).await.unwrap_err();
+    assert!(error.is_retryable(), "a 500 is retried: {error}");
+}
+
+#[tokio::test]
+async fn the_token_never_reaches_an_error_even_when_the_network_fails() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let output =
+        build("telegram", &format!("token = \"{TOKEN}\"\nchat_id = 1\napi_url = \"http://127.0.0.1:{port}\"")).unwrap();
+    let error = output.send(&telegram("hi"), &attempt(1)).await.unwrap_err();
+    assert!(error.is_retryable());
+    assert!(!format!("{error} {error:?}").contains("TEST-token"), "{error:?}");
+}
+
+#[test]
+fn bad_settings_are_refused_at_load() {
+    let cases = [
+        ("token = \"\"\nchat_id = 1", "token is empty"),
+        ("token = \"abc\"\nchat_id = 1", "does not look like a bot token"),
+        ("token = \"1:a\"\nchat_id = \"sales\"", "chat_id must be a number"),
+        ("token = \"1:a\"\nchat_id = 1\napi_url = \"not a url\"", "api_url `not a url` is not a URL"),
+        ("token = \"1:a\"\nchat_id = 1\nparse_mode = \"Markdown\"", "unknown field `parse_mode`"),
+    ];
+    for (table, expected) in cases {
+        let error = build("telegram", table).unwrap_err();
+        assert!(error.contains(expected), "{table}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_missed_call_reaches_the_chat_through_the_daemon() {
+    let mut fake = FakeTelegram::start(vec![Reply::RetryAfter(1)]).await;
+    let config = format!(
+        r#"
+[delivery]
+retry_schedule_secs = [1]
+
+[outputs.sales_tg]
+type = "telegram"
+token = "{TOKEN}"
+chat_id = "@sales_alerts"
+api_url = "{}"
+
+[[route]]
+name = "missed calls"
+kind = "call.missed"
+to = ["sales_tg"]
+template = "missed_call"
+"#,
+        fake.api_url()
+    );
+    let daemon = Daemon::start(&config).await;
+    let body = std::fs::read_to_string(repo().join("tests/fixtures/jivo/call_event_error_missed.json")).unwrap();
+    let response = daemon.client.post(daemon.url("/hooks/jivo")).body(body).send().await.unwrap();
+    let event = daemon.stored(&response).await.event.id;
+    let first = fake.next().await;
+    let second = fake.next().await;
+    assert_eq!(first.body["chat_id"], "@sales_alerts");
+    assert_eq!(first.body["text"], second.body["text"]);
+    let store = daemon.store().await;
+    eventually("delivered", || async { store.deliveries(event).await.unwrap()[0].state == DeliveryState::Delivered })
+        .await;
+    let attempts = store.attempts(store.deliveries(event).await.unwrap()[0].id).await.unwrap();
+    assert_eq!(attempts[0].reason.as_deref(), Some("rate_limited"));
+    assert!(attempts[1].detail.starts_with("message 101 sent"), "{}", attempts[1].detail);
+    daemon.stop().await;
+}

@@ -1,0 +1,142 @@
+//! `FakeTelegram`: a Bot API server on 127.0.0.1 answering `sendMessage` (and `getMe`) with
+//! Telegram's real response and error shapes, scripted per test. The bot is pointed at it
+//! through the output's `api_url`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// A scripted Bot API answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Ok,
+    /// 429 with `parameters.retry_after`.
+    RetryAfter(u32),
+    /// 400 "can't parse entities".
+    CantParse,
+    /// 403 "bot was blocked by the user".
+    Blocked,
+    /// 400 "chat not found".
+    ChatNotFound,
+    /// 400 with `parameters.migrate_to_chat_id`.
+    Migrated(i64),
+    /// 500.
+    ServerError,
+}
+
+/// One `sendMessage` call as received.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub token: String,
+    pub body: Value,
+}
+
+#[derive(Clone)]
+struct Shared {
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    seen: mpsc::UnboundedSender<Sent>,
+    next_id: Arc<Mutex<i32>>,
+}
+
+pub struct FakeTelegram {
+    pub addr: SocketAddr,
+    received: mpsc::UnboundedReceiver<Sent>,
+}
+
+impl FakeTelegram {
+    pub async fn start(script: Vec<Reply>) -> Self {
+        let (seen, received) = mpsc::unbounded_channel();
+        let shared = Shared { script: Arc::new(Mutex::new(script.into())), seen, next_id: Arc::new(Mutex::new(100)) };
+        let app = Router::new().route("/{bot}/{method}", axum::routing::post(handle)).with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, received }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn next(&mut self) -> Sent {
+        tokio::time::timeout(Duration::from_secs(20), self.received.recv())
+            .await
+            .expect("a sendMessage arrives within 20 s")
+            .expect("the fake is running")
+    }
+
+    /// Whatever else arrived by now.
+    pub fn drain(&mut self) -> Vec<Sent> {
+        let mut all = Vec::new();
+        while let Ok(sent) = self.received.try_recv() {
+            all.push(sent);
+        }
+        all
+    }
+}
+
+fn error(code: u16, description: &str, parameters: Option<Value>) -> Response {
+    let mut body = json!({ "ok": false, "error_code": code, "description": description });
+    if let Some(parameters) = parameters {
+        body["parameters"] = parameters;
+    }
+    (StatusCode::from_u16(code).unwrap(), Json(body)).into_response()
+}
+
+async fn handle(
+    State(shared): State<Shared>,
+    Path((bot, method)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let token = bot.strip_prefix("bot").unwrap_or_default().to_owned();
+    if method == "getMe" {
+        return Json(json!({"ok": true, "result": {"id": 1, "is_bot": true, "first_name": "Switchboard", "username": "switchboard_bot"}}))
+            .into_response();
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let _ = shared.seen.send(Sent { token, body: body.clone() });
+    match shared.script.lock().unwrap().pop_front().unwrap_or(Reply::Ok) {
+        Reply::Ok => {
+            let id = {
+                let mut next = shared.next_id.lock().unwrap();
+                *next += 1;
+                *next
+            };
+            let chat_id = body["chat_id"].as_i64().unwrap_or(-100);
+            Json(json!({
+                "ok": true,
+                "result": {
+                    "message_id": id,
+                    "date": 1_700_000_000,
+                    "chat": {"id": chat_id, "type": "supergroup", "title": "Sales"},
+                    "from": {"id": 1, "is_bot": true, "first_name": "Switchboard", "username": "switchboard_bot"},
+                    "text": body["text"].as_str().unwrap_or_default(),
+                }
+            }))
+            .into_response()
+        }
+        Reply::RetryAfter(seconds) => {
+            error(429, &format!("Too Many Requests: retry after {seconds}"), Some(json!({ "retry_after": seconds })))
+        }
+        Reply::CantParse => {
+            error(400, "Bad Request: can't parse entities: Unsupported start tag \"foo\" at byte offset 0", None)
+        }
+        Reply::Blocked => error(403, "Forbidden: bot was blocked by the user", None),
+        Reply::ChatNotFound => error(400, "Bad Request: chat not found", None),
+        Reply::Migrated(id) => error(
+            400,
+            "Bad Request: group chat was upgraded to a supergroup chat",
+            Some(json!({ "migrate_to_chat_id": id })),
+        ),
+        Reply::ServerError => error(500, "Internal Server Error", None),
+    }
+}
