@@ -4,6 +4,7 @@
 //! on `127.0.0.1:0` and stop it without signals.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,15 +12,19 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::delivery::{self, Wake};
 use crate::ingest::{self, IngestState};
+use crate::reload::Reloader;
 use crate::store;
 
 /// The sockets the daemon serves, bound by the caller.
 pub struct Listeners {
     /// Vendors' webhooks (`server.listen`).
     pub hooks: TcpListener,
+    /// Health, metrics, reload and the dashboard (`server.admin_listen`), when on.
+    pub admin: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -31,16 +36,31 @@ impl Listeners {
         let hooks = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
-        Ok(Self { hooks })
+        let admin = match config.server.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (server.admin_listen)"))?,
+            ),
+            None => None,
+        };
+        Ok(Self { hooks, admin })
     }
 }
 
 /// Runs the daemon until `shutdown` is cancelled, then stops accepting, lets requests in flight
-/// finish and closes the store.
+/// finish and closes the store. `config_path` is where reloads read from (`None`: the embedded
+/// default).
 ///
 /// # Errors
 /// The store cannot be opened, or serving fails.
-pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    crate::metrics::handle();
     for warning in &config.warnings {
         tracing::warn!(message = "Configuration warning.", detail = %warning);
     }
@@ -55,6 +75,20 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         vendors = %config.vendors.iter().map(|v| v.name()).collect::<Vec<_>>().join(","),
     );
     let config = Arc::new(ArcSwap::from_pointee(config));
+    let reloader = Reloader::new(config_path, config.clone());
+    tokio::spawn(reloader.clone().on_sighup(shutdown.clone()));
+    tokio::spawn(reloader.clone().on_file_change(shutdown.clone()));
+    if let Some(admin) = listeners.admin {
+        let addr = admin.local_addr()?;
+        let app = admin::router(AdminState { reloader: reloader.clone(), store: store.clone() });
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(admin, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+                tracing::error!(message = "The admin listener failed.", %error);
+            }
+        });
+        tracing::info!(message = "Admin listener ready.", listen = %addr);
+    }
     let wake = Wake::default();
     let workers = tokio::spawn(delivery::run(store.clone(), config.clone(), wake.clone(), shutdown.clone()));
     let state = IngestState { config, store: store.clone(), wake };

@@ -18,6 +18,7 @@
 //! - [`render`]: handlebars templates over an event (vendor replies today).
 //! - [`app`]: wiring and graceful shutdown; [`cli`]: the command line.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod condition;
@@ -25,7 +26,9 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod ingest;
+pub mod metrics;
 pub mod outputs;
+pub mod reload;
 pub mod render;
 pub mod router;
 pub mod secret;

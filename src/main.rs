@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => {
             let Some(config) = load(&args) else { return ExitCode::from(2) };
-            match runtime().and_then(|rt| rt.block_on(run(config))) {
+            match runtime().and_then(|rt| rt.block_on(run(config, args.path()))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => fail(&error),
             }
@@ -80,11 +80,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    app::run(config, listeners, shutdown).await
+    app::run(config, path, listeners, shutdown).await
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

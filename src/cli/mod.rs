@@ -81,10 +81,18 @@ impl ConfigArgs {
     /// # Errors
     /// Every problem found in it.
     pub fn load(&self) -> Result<Config, ConfigErrors> {
-        match &self.config {
-            Some(path) => Config::load(path),
-            None if Path::new("config.toml").is_file() => Config::load(Path::new("config.toml")),
+        match self.path() {
+            Some(path) => Config::load(&path),
             None => Config::embedded(),
+        }
+    }
+
+    /// The file the configuration comes from; `None` for the embedded default.
+    pub fn path(&self) -> Option<PathBuf> {
+        match &self.config {
+            Some(path) => Some(path.clone()),
+            None if Path::new("config.toml").is_file() => Some(PathBuf::from("config.toml")),
+            None => None,
         }
     }
 }

@@ -33,6 +33,8 @@ pub const EMBEDDED_CONFIG: &str = include_str!("../../config.toml");
 
 /// Default for `server.listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default for `server.admin_listen`: loopback, so the dashboard is private unless opened up.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
 /// Default for `server.body_limit_bytes`: 1 MiB holds the longest chat transcript with room to spare.
 pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
 /// Default for `server.read_timeout_secs`: a vendor sends a whole webhook well within this.
@@ -50,6 +52,10 @@ pub struct Config {
     pub server: ServerSettings,
     pub storage: StorageSettings,
     pub vendors: VendorRegistry,
+    /// The plugin folder, or `None` when the built-in plugins serve.
+    pub plugins_dir: Option<PathBuf>,
+    /// The user's template folder, or `None` when only the built-in templates serve.
+    pub templates_dir: Option<PathBuf>,
     /// `[vendors.<name>]`; a vendor without a table has default settings.
     pub vendor_settings: BTreeMap<String, VendorSettings>,
     pub templates: TemplateSet,
@@ -66,6 +72,10 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// `None` when switched off with `admin_listen = ""`.
+    pub admin_listen: Option<SocketAddr>,
+    /// Required (as `Authorization: Bearer …`) on the admin listener when set.
+    pub admin_token: Option<Secret>,
     pub body_limit_bytes: usize,
     pub read_timeout: Duration,
 }
@@ -130,7 +140,34 @@ impl Config {
         let mut issues = Vec::new();
         let mut warnings = Vec::new();
 
+        let admin_listen = match raw.server.admin_listen.as_ref().map(|v| expand(v.get_ref(), env)) {
+            Some(Ok(text)) if text.trim().is_empty() => None,
+            _ => Some(socket_addr(
+                source,
+                env,
+                raw.server.admin_listen.as_ref(),
+                "server.admin_listen",
+                DEFAULT_ADMIN_LISTEN,
+                &mut issues,
+            )),
+        };
+        let admin_token = raw.server.admin_token.as_ref().and_then(|token| {
+            expand(token.get_ref(), env)
+                .map_err(|message| issues.push(source.issue(Some(token.span()), "server.admin_token", message)))
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(Secret::new)
+        });
+        if admin_listen.is_some_and(|addr| !addr.ip().is_loopback()) && admin_token.is_none() {
+            issues.push(source.issue(
+                span_of(raw.server.admin_listen.as_ref()),
+                "server.admin_listen",
+                "the admin listener is reachable beyond this machine, so it needs `admin_token` (e.g. \"${SWITCHBOARD_ADMIN_TOKEN}\")",
+            ));
+        }
         let server = ServerSettings {
+            admin_listen,
+            admin_token,
             listen: socket_addr(source, env, raw.server.listen.as_ref(), "server.listen", DEFAULT_LISTEN, &mut issues),
             body_limit_bytes: positive(
                 source,
@@ -158,10 +195,10 @@ impl Config {
             rejected_keep: raw.storage.rejected_keep.as_ref().map_or(DEFAULT_REJECTED_KEEP, |v| *v.get_ref()),
         };
 
-        let vendors = load_plugins(source, env, raw.paths.plugins.as_ref(), base, &mut issues);
+        let (vendors, plugins_dir) = load_plugins(source, env, raw.paths.plugins.as_ref(), base, &mut issues);
 
         let templates = routes::templates(source, env, &raw.templates, base, &mut issues);
-        let helpers = templates.as_ref().map_or_else(routes::default_helpers, |(_, helpers)| *helpers);
+        let helpers = templates.as_ref().map_or_else(routes::default_helpers, |(_, helpers, _)| *helpers);
         let mut vendor_settings = BTreeMap::new();
         for (name, spanned) in &raw.vendors {
             let key = format!("vendors.{name}");
@@ -225,11 +262,13 @@ impl Config {
         }
 
         match templates {
-            Some((templates, helpers)) if issues.is_empty() => Ok(Self {
+            Some((templates, helpers, templates_dir)) if issues.is_empty() => Ok(Self {
                 origin: source.name().to_owned(),
                 server,
                 storage,
                 vendors,
+                plugins_dir,
+                templates_dir,
                 vendor_settings,
                 templates,
                 helpers,
@@ -378,15 +417,15 @@ fn load_plugins(
     value: Option<&Spanned<String>>,
     base: &Path,
     issues: &mut Vec<ConfigIssue>,
-) -> VendorRegistry {
+) -> (VendorRegistry, Option<PathBuf>) {
     let dir = base.join(expanded(source, env, value, "paths.plugins", "plugins", issues));
-    let (registry, mut found) = if (value.is_none() || source.is_embedded()) && !dir.is_dir() {
-        VendorRegistry::embedded()
+    let ((registry, mut found), dir) = if (value.is_none() || source.is_embedded()) && !dir.is_dir() {
+        (VendorRegistry::embedded(), None)
     } else {
-        VendorRegistry::load_dir(&dir)
+        (VendorRegistry::load_dir(&dir), Some(dir))
     };
     issues.append(&mut found);
-    registry
+    (registry, dir)
 }
 
 #[cfg(test)]

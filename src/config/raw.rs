@@ -82,6 +82,9 @@ pub struct RawSchedule {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<Spanned<String>>,
+    /// Dashboard, `/metrics`, health and reload; `""` turns it off.
+    pub admin_listen: Option<Spanned<String>>,
+    pub admin_token: Option<Spanned<String>>,
     pub body_limit_bytes: Option<Spanned<u64>>,
     pub read_timeout_secs: Option<Spanned<u64>>,
 }

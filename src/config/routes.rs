@@ -1,7 +1,7 @@
 //! Validating `[templates]`, `[outputs.*]` and `[[route]]`, and building what they describe.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
@@ -25,7 +25,7 @@ pub(super) fn templates(
     raw: &RawTemplates,
     base: &Path,
     issues: &mut Vec<ConfigIssue>,
-) -> Option<(TemplateSet, HelperSettings)> {
+) -> Option<(TemplateSet, HelperSettings, Option<PathBuf>)> {
     let language = raw.language.as_ref().map_or(DEFAULT_LANGUAGE.to_owned(), |l| l.get_ref().clone());
     if !LANGUAGES.contains(&language.as_str()) {
         issues.push(source.issue(
@@ -68,8 +68,8 @@ pub(super) fn templates(
         None => Some(base.join("templates")).filter(|p| p.is_dir()),
     };
     let helpers = HelperSettings { timezone, english: language == "en" };
-    match TemplateSet::load(&TemplateSource { dir, language, helpers }) {
-        Ok(set) => Some((set, helpers)),
+    match TemplateSet::load(&TemplateSource { dir: dir.clone(), language, helpers }) {
+        Ok(set) => Some((set, helpers, dir)),
         Err(mut found) => {
             issues.append(&mut found);
             None

@@ -21,6 +21,7 @@ pub use policy::RetryPolicy;
 
 use crate::config::Config;
 use crate::event::Event;
+use crate::metrics as m;
 use crate::outputs::{self, Attempt, DeliveryError, Disposition, Reason};
 use crate::store::{AttemptRecord, Delivery, Next, Store};
 
@@ -152,6 +153,12 @@ pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, eve
         Next::Dead | Next::Expired => tracing::error!(
             message = "Delivery failed for good; dead-lettered.", reason = reason.as_deref().unwrap_or_default(), detail = %detail
         ),
+    }
+    let output = delivery.output.clone();
+    metrics::counter!(m::DELIVERY_ATTEMPTS, "output" => output.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!(m::DELIVERY_DURATION, "output" => output.clone()).record(clock.elapsed().as_secs_f64());
+    if let Some(reason) = &reason {
+        metrics::counter!(m::DELIVERY_FAILURES, "output" => output, "reason" => reason.clone()).increment(1);
     }
     finish(store, &delivery, record(number, started, clock, outcome, reason, &detail), next).await;
 }

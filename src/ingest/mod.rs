@@ -26,6 +26,8 @@ use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 
 pub use error::IngestError;
+
+use crate::metrics as m;
 use request::InboundRequest;
 
 use crate::config::Config;
@@ -161,12 +163,18 @@ async fn accept(
             fail(e.into())
         })?;
     state.wake.notify();
+    let vendor_label = vendor.name().to_owned();
     match appended {
-        Appended::Stored(id) => tracing::info!(
-            message = "Event stored.", event_id = %id, event = %normalized.event.event, kind = %normalized.event.kind
-        ),
+        Appended::Stored(id) => {
+            tracing::info!(message = "Event stored.", event_id = %id, event = %normalized.event.event, kind = %normalized.event.kind);
+            metrics::counter!(m::WEBHOOKS_RECEIVED, "vendor" => vendor_label.clone(), "outcome" => "stored")
+                .increment(1);
+            metrics::counter!(m::EVENTS_STORED, "vendor" => vendor_label, "kind" => normalized.event.kind.to_string())
+                .increment(1);
+        }
         Appended::Duplicate(id) => {
-            tracing::info!(message = "Duplicate of a stored event; not stored again.", event_id = %id)
+            tracing::info!(message = "Duplicate of a stored event; not stored again.", event_id = %id);
+            metrics::counter!(m::WEBHOOKS_RECEIVED, "vendor" => vendor_label, "outcome" => "duplicate").increment(1);
         }
     }
 
@@ -191,6 +199,12 @@ async fn accept(
 /// switched off get none: there is nothing to send them with.
 fn plan_deliveries(config: &Config, event: &crate::event::Event) -> (Vec<String>, Vec<NewDelivery>) {
     let decisions = config.routes.decide(event);
+    if decisions.is_empty() {
+        metrics::counter!(m::ROUTES_MATCHED, "route" => "unrouted").increment(1);
+    }
+    for decision in &decisions {
+        metrics::counter!(m::ROUTES_MATCHED, "route" => decision.route.clone()).increment(1);
+    }
     let mut deliveries = Vec::new();
     for decision in &decisions {
         for target in &decision.targets {
@@ -296,6 +310,10 @@ async fn keep_rejection(
 ) {
     let status = error.status();
     tracing::warn!(message = "Webhook rejected.", status = status.as_u16(), reason = error.code(), detail = %error);
+    // An unknown vendor's name comes from the URL: any string. Keep the label set closed.
+    let vendor =
+        if matches!(error, IngestError::UnknownVendor(_)) { "unknown".to_owned() } else { target.vendor.clone() };
+    metrics::counter!(m::WEBHOOKS_RECEIVED, "vendor" => vendor, "outcome" => error.code()).increment(1);
     if matches!(error, IngestError::Store(_)) {
         // The store is what failed; the vendor will retry and the log above has the cause.
         return;

@@ -85,9 +85,21 @@ fn run_serves_webhooks_on_the_embedded_default() {
     assert!(dir.path().join("data/switchboard.db").is_file(), "the embedded default keeps events under data/");
 }
 
-/// A tiny blocking HTTP POST over std, so this test needs no runtime.
+/// A tiny blocking HTTP client over std, so these tests need no runtime.
 mod reqwest {
     use std::io::{Read, Write};
+
+    /// GET `path` from `host` and return the body of a 200.
+    pub fn get_text(host: &str, path: &str) -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect(host)?;
+        write!(stream, "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        match response.split_once("\r\n\r\n") {
+            Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_owned()),
+            _ => Err(std::io::Error::other(format!("unexpected answer: {response:?}"))),
+        }
+    }
 
     pub fn blocking_free_post(url: &str) -> impl Fn() -> std::io::Result<u16> + '_ {
         move || {
@@ -163,4 +175,49 @@ fn test_shows_the_event_each_route_and_the_rendered_message() {
     assert!(stdout.contains("· long calls — not matched: call.duration_s is `0`, wanted > 60"), "{stdout}");
     assert!(stdout.contains("No route matched: the event would be stored as unrouted."), "{stdout}");
     assert!(stdout.contains("Nothing was sent."), "{stdout}");
+}
+
+#[test]
+fn sighup_reloads_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = |_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (hooks, admin) = (port(()), port(()));
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{hooks}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n[paths]\nplugins = \"{}\"\n",
+            repo().join("plugins").display()
+        ),
+    )
+    .unwrap();
+    let mut child =
+        switchboard().arg("run").current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let status = |child: &mut std::process::Child| -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(text) = reqwest::get_text(&format!("127.0.0.1:{admin}"), "/-/status") {
+                return serde_json::from_str(&text).unwrap();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("no admin listener");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(status(&mut child)["config"]["reload"]["reloads_ok"], 0);
+    let killed = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reloaded = loop {
+        let now = status(&mut child);
+        if now["config"]["reload"]["reloads_ok"] == 1 || Instant::now() > deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(reloaded["config"]["reload"]["reloads_ok"], 1, "{reloaded}");
+    assert_eq!(reloaded["config"]["reload"]["last_trigger"], "SIGHUP");
 }

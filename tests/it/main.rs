@@ -13,6 +13,8 @@ mod ingest_rejections;
 mod ingest_replies;
 // From webhook to delivered message: deliveries, attempts, retries, dead letters.
 mod delivery;
+// Reloading without a restart; the admin listener's health, status and metrics.
+mod reload;
 // Outputs against real peers: an HTTP receiver, a Bot API server, an SMTP server.
 mod outputs_email;
 mod outputs_http;

@@ -25,6 +25,7 @@ pub fn repo() -> &'static Path {
 /// A running daemon with its own temporary directory and database.
 pub struct Daemon {
     pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     pub client: reqwest::Client,
     dir: tempfile::TempDir,
     shutdown: CancellationToken,
@@ -38,18 +39,35 @@ impl Daemon {
         switchboard::telemetry::init(switchboard::telemetry::LogFormat::Text);
         let dir = tempfile::tempdir().expect("temporary directory");
         let config_path = dir.path().join("config.toml");
-        let text = format!("[paths]\nplugins = \"{}\"\n\n{extra}\n", repo().join("plugins").display());
+        let text = format!("{}{extra}\n", Self::config_prelude());
         std::fs::write(&config_path, text).expect("write config");
         let config = Config::load(&config_path).unwrap_or_else(|errors| panic!("test config is valid: {errors}"));
         let hooks = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = hooks.local_addr().expect("local address");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let admin_addr = admin.local_addr().expect("local address");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app::run(config, Listeners { hooks }, shutdown.clone()));
-        Self { addr, client: reqwest::Client::new(), dir, shutdown, task }
+        let listeners = Listeners { hooks, admin: Some(admin) };
+        let task = tokio::spawn(app::run(config, Some(config_path), listeners, shutdown.clone()));
+        Self { addr, admin_addr, client: reqwest::Client::new(), dir, shutdown, task }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// The configuration file the daemon reads (and reloads).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    /// The text the daemon's config file starts with (plugins from the repository).
+    pub fn config_prelude() -> String {
+        format!("[paths]\nplugins = \"{}\"\n\n", repo().join("plugins").display())
     }
 
     /// Opens the daemon's database to look at what it stored.

@@ -1,0 +1,54 @@
+//! Metric names, described once; every metric the daemon records is named here.
+//!
+//! Prometheus text is served at `/metrics` on the admin listener. Label values come from closed
+//! sets (vendor and output names from the config, kinds, outcome codes), never from payloads.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Webhooks received, by vendor and outcome (`stored`, `duplicate`, or the refusal's code).
+pub const WEBHOOKS_RECEIVED: &str = "switchboard_webhooks_received_total";
+/// Events stored, by vendor and kind.
+pub const EVENTS_STORED: &str = "switchboard_events_stored_total";
+/// Routes that took an event, by route (`unrouted` when none did).
+pub const ROUTES_MATCHED: &str = "switchboard_routes_matched_total";
+/// Delivery attempts, by output and outcome (`delivered`, `retry`, `dead`, `expired`).
+pub const DELIVERY_ATTEMPTS: &str = "switchboard_delivery_attempts_total";
+/// Failed attempts by output and reason (`network`, `rate_limited`, …).
+pub const DELIVERY_FAILURES: &str = "switchboard_delivery_failures_total";
+/// How long one attempt took, by output.
+pub const DELIVERY_DURATION: &str = "switchboard_delivery_duration_seconds";
+/// Configuration reloads, by result (`ok`, `failed`).
+pub const CONFIG_RELOADS: &str = "switchboard_config_reloads_total";
+/// 1 when the last reload attempt succeeded, 0 when the running config is older than the files.
+pub const CONFIG_LAST_RELOAD_OK: &str = "switchboard_config_last_reload_successful";
+
+/// The process-wide recorder's handle, installed on first use (several daemons in one test
+/// process share it).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first, in which case ours records
+        // nothing and /metrics shows what it has.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    metrics::describe_counter!(WEBHOOKS_RECEIVED, "Webhooks received, by vendor and outcome.");
+    metrics::describe_counter!(EVENTS_STORED, "Events stored, by vendor and canonical kind.");
+    metrics::describe_counter!(ROUTES_MATCHED, "Routes that took an event.");
+    metrics::describe_counter!(DELIVERY_ATTEMPTS, "Delivery attempts, by output and outcome.");
+    metrics::describe_counter!(DELIVERY_FAILURES, "Failed delivery attempts, by output and reason.");
+    metrics::describe_histogram!(DELIVERY_DURATION, metrics::Unit::Seconds, "Duration of one delivery attempt.");
+    metrics::describe_counter!(CONFIG_RELOADS, "Configuration reloads, by result.");
+    metrics::describe_gauge!(CONFIG_LAST_RELOAD_OK, "Whether the last configuration reload succeeded.");
+}
