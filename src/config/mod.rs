@@ -93,6 +93,8 @@ pub struct StorageSettings {
 pub enum StorageUrl {
     /// An SQLite database file (created with its directory when missing).
     Sqlite(PathBuf),
+    /// A PostgreSQL URL, shared by several instances; it may hold a password.
+    Postgres(Secret),
 }
 
 /// `[vendors.<name>]`.
@@ -395,13 +397,19 @@ fn storage_url(
 ) -> StorageUrl {
     const DEFAULT: &str = "sqlite://data/switchboard.db";
     let text = expanded(source, env, value, "storage.url", DEFAULT, issues);
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        if let Err(error) = text.parse::<sqlx::postgres::PgConnectOptions>() {
+            issues.push(source.issue(span_of(value), "storage.url", format!("not a valid PostgreSQL URL: {error}")));
+        }
+        return StorageUrl::Postgres(Secret::new(text));
+    }
     match text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
         Some(path) if !path.is_empty() => StorageUrl::Sqlite(base.join(path)),
         _ => {
             issues.push(source.issue(
                 span_of(value),
                 "storage.url",
-                format!("expected a database URL such as `{DEFAULT}`; got `{text}`"),
+                format!("expected a database URL such as `{DEFAULT}` or `postgres://user:pass@host/db`; got `{text}`"),
             ));
             StorageUrl::Sqlite(base.join("data/switchboard.db"))
         }

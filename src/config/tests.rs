@@ -53,7 +53,7 @@ fn problems_name_file_line_and_key() {
         ),
         (
             "[storage]\nurl = \"mysql://x\"\n",
-            "<embedded config.toml>:2 storage.url: expected a database URL such as `sqlite://data/switchboard.db`; got `mysql://x`",
+            "<embedded config.toml>:2 storage.url: expected a database URL such as `sqlite://data/switchboard.db` or `postgres://user:pass@host/db`; got `mysql://x`",
         ),
         (
             "\n[vendors.jiv]\n",

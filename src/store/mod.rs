@@ -5,7 +5,10 @@
 //! writer task that commits concurrent requests together (group commit), so durability costs one
 //! flush per batch rather than one per request.
 
+pub mod postgres;
+mod rows;
 pub mod sqlite;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,7 +260,23 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(url: &StorageUrl, rejected_keep: u32) -> Result<Arc<dyn Store>, StoreError> {
     match url {
         StorageUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, rejected_keep).await?)),
+        StorageUrl::Postgres(secret) => {
+            let options: sqlx::postgres::PgConnectOptions = secret.expose().parse()?;
+            Ok(Arc::new(postgres::PostgresStore::open(options, rejected_keep).await?))
+        }
     }
+}
+
+/// A delivery's state, next attempt time (ms) and last error after an attempt.
+fn next_state(attempt: &AttemptRecord, next: Next) -> (DeliveryState, Option<i64>, Option<String>) {
+    let (state, next_at) = match next {
+        Next::Delivered => (DeliveryState::Delivered, None),
+        Next::RetryAt(at) => (DeliveryState::Pending, Some(millis(at))),
+        Next::Dead => (DeliveryState::Dead, None),
+        Next::Expired => (DeliveryState::Expired, None),
+    };
+    let error = (!matches!(next, Next::Delivered)).then(|| attempt.detail.clone());
+    (state, next_at, error)
 }
 
 pub(crate) fn millis(at: DateTime<Utc>) -> i64 {

@@ -1,10 +1,15 @@
-//! The store contract, run against SQLite.
+//! The store contract: the same tests against SQLite and PostgreSQL.
+//!
+//! PostgreSQL tests need `TEST_DATABASE_URL` (`.ci/run` sets it); each test works in a schema of
+//! its own. Without the variable they say they were skipped, and under `CI=true` they fail.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
+use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::*;
 use crate::event::{Fields, Kind};
@@ -26,20 +31,26 @@ fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> NewEvent {
         dedup_window: Duration::from_secs(600),
         request: RequestRecord { method: "POST".into(), path: "/hooks/envybox".into(), ..Default::default() },
         raw_body: Bytes::from_static(b"webhooktype=2"),
-        routes: Vec::new(),
+        routes: vec!["missed calls".into()],
         deliveries: Vec::new(),
     }
 }
 
-async fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("nested/dir/test.db"), 3).await.unwrap();
-    (dir, store)
+fn with_deliveries(mut new: NewEvent, outputs: &[&str]) -> NewEvent {
+    new.deliveries = outputs
+        .iter()
+        .map(|output| NewDelivery {
+            id: crate::event::monotonic_ulid(new.event.received_at),
+            route: "missed calls".into(),
+            output: (*output).into(),
+            template: "missed_call".into(),
+            expires_at: None,
+        })
+        .collect();
+    new
 }
 
-#[tokio::test]
-async fn appended_events_read_back_whole() {
-    let (_dir, store) = open().await;
+async fn appended_events_read_back_whole(store: &dyn Store) {
     let new = new_event("envybox", "key:1", Utc::now());
     let id = new.event.id;
     assert_eq!(store.append(new.clone()).await.unwrap(), Appended::Stored(id));
@@ -51,29 +62,28 @@ async fn appended_events_read_back_whole() {
     assert_eq!(stored.event.payload, new.event.payload);
     assert_eq!(stored.request, new.request);
     assert_eq!(stored.raw_body, new.raw_body);
+    assert_eq!(stored.routes, ["missed calls"]);
     assert_eq!(stored.duplicates, 0);
 }
 
-#[tokio::test]
-async fn repeats_within_the_window_are_counted_not_stored() {
-    let (_dir, store) = open().await;
+async fn repeats_within_the_window_are_counted_not_stored(store: &dyn Store) {
     let now = Utc::now();
-    let first = store.append(new_event("envybox", "key:1", now)).await.unwrap();
-    let again = store.append(new_event("envybox", "key:1", now + TimeDelta::seconds(30))).await.unwrap();
+    let first = store.append(with_deliveries(new_event("envybox", "key:1", now), &["tg"])).await.unwrap();
+    let again = store
+        .append(with_deliveries(new_event("envybox", "key:1", now + TimeDelta::seconds(30)), &["tg"]))
+        .await
+        .unwrap();
     assert_eq!(again, Appended::Duplicate(first.id()));
-    // Same key from another vendor, or after the window, is a new event.
     let other_vendor = store.append(new_event("callkeeper", "key:1", now)).await.unwrap();
     let later = store.append(new_event("envybox", "key:1", now + TimeDelta::minutes(11))).await.unwrap();
     assert!(matches!(other_vendor, Appended::Stored(_)));
     assert!(matches!(later, Appended::Stored(_)));
     assert_eq!(store.event(first.id()).await.unwrap().unwrap().duplicates, 1);
+    assert_eq!(store.deliveries(first.id()).await.unwrap().len(), 1, "a duplicate adds no deliveries");
     assert_eq!(store.events(&EventQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 3);
 }
 
-#[tokio::test]
-async fn concurrent_appends_are_all_committed() {
-    let (_dir, store) = open().await;
-    let store = std::sync::Arc::new(store);
+async fn concurrent_appends_are_all_committed(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let store = store.clone();
@@ -87,9 +97,22 @@ async fn concurrent_appends_are_all_committed() {
     assert_eq!(all.len(), 200);
 }
 
-#[tokio::test]
-async fn events_filter_and_page_newest_first() {
-    let (_dir, store) = open().await;
+async fn concurrent_repeats_are_stored_once(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(new_event("jivo", "key:same", now)).await.unwrap() })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        stored += usize::from(matches!(task.await.unwrap(), Appended::Stored(_)));
+    }
+    assert_eq!(stored, 1);
+}
+
+async fn events_filter_and_page_newest_first(store: &dyn Store) {
     let base = Utc::now();
     for i in 0..5 {
         let vendor = if i % 2 == 0 { "envybox" } else { "jivo" };
@@ -104,14 +127,12 @@ async fn events_filter_and_page_newest_first() {
     assert_eq!(page.len(), 4);
 }
 
-#[tokio::test]
-async fn rejections_are_kept_up_to_the_bound() {
-    let (_dir, store) = open().await;
+async fn rejections_are_kept_up_to_the_bound(store: &dyn Store) {
     for i in 0..5u16 {
-        let at = Utc::now() + TimeDelta::milliseconds(i64::from(i));
+        let at = Utc::now();
         store
             .reject(Rejection {
-                id: Ulid::from_datetime(at.into()),
+                id: crate::event::monotonic_ulid(at),
                 received_at: at,
                 vendor: Some("jivo".into()),
                 status: 400 + i,
@@ -128,8 +149,163 @@ async fn rejections_are_kept_up_to_the_bound() {
     assert_eq!(kept[0].raw_body.len(), REJECTED_BODY_KEEP);
 }
 
+async fn deliveries_are_claimed_once_and_moved_on(store: &dyn Store) {
+    let now = Utc::now();
+    let new = with_deliveries(new_event("envybox", "key:d", now), &["tg", "mail"]);
+    let event = new.event.id;
+    store.append(new).await.unwrap();
+    let claimed = store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed[0].1.id, event);
+    assert!(
+        store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap().is_empty(),
+        "leased rows are not claimed twice"
+    );
+
+    let attempt = |number, outcome: &str| AttemptRecord {
+        number,
+        started_at: now,
+        duration: Duration::from_millis(12),
+        outcome: outcome.into(),
+        reason: (outcome != "delivered").then(|| "server_error".into()),
+        detail: format!("attempt {number}"),
+    };
+    // Claim order is not part of the contract; pick them by output.
+    let id_of = |output: &str| claimed.iter().find(|(d, _)| d.output == output).unwrap().0.id;
+    let (tg, mail) = (id_of("tg"), id_of("mail"));
+    store.finish_attempt(tg, attempt(1, "delivered"), Next::Delivered).await.unwrap();
+    let retry_at = now + TimeDelta::seconds(30);
+    store.finish_attempt(mail, attempt(1, "retry"), Next::RetryAt(retry_at)).await.unwrap();
+    assert_eq!(store.next_due().await.unwrap().map(|t| t.timestamp_millis()), Some(retry_at.timestamp_millis()));
+    assert!(store.claim_due(now + TimeDelta::seconds(29), 10, Duration::from_secs(60)).await.unwrap().is_empty());
+    let again = store.claim_due(retry_at, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].0.id, again[0].0.attempts), (mail, 1));
+    store.finish_attempt(mail, attempt(2, "dead"), Next::Dead).await.unwrap();
+
+    let deliveries = store.deliveries(event).await.unwrap();
+    let mut states: Vec<(String, DeliveryState, Option<String>)> =
+        deliveries.iter().map(|d| (d.output.clone(), d.state, d.last_error.clone())).collect();
+    states.sort_by(|a, b| b.0.cmp(&a.0));
+    assert_eq!(
+        states,
+        [
+            ("tg".to_owned(), DeliveryState::Delivered, None),
+            ("mail".to_owned(), DeliveryState::Dead, Some("attempt 2".to_owned()))
+        ]
+    );
+    let attempts = store.attempts(mail).await.unwrap();
+    assert_eq!(attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>(), ["retry", "dead"]);
+    assert_eq!(attempts[0].duration, Duration::from_millis(12));
+    assert_eq!(store.next_due().await.unwrap(), None);
+}
+
+async fn an_expired_lease_is_taken_over(store: &dyn Store) {
+    let now = Utc::now();
+    store.append(with_deliveries(new_event("envybox", "key:l", now), &["tg"])).await.unwrap();
+    let first = store.claim_due(now, 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // The worker that held it died: after the lease another claims it.
+    assert!(store.claim_due(now + TimeDelta::seconds(4), 10, Duration::from_secs(5)).await.unwrap().is_empty());
+    let taken = store.claim_due(now + TimeDelta::seconds(6), 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].0.id, first[0].0.id);
+}
+
+async fn concurrent_claimers_never_share_a_delivery(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    for i in 0..60 {
+        store.append(with_deliveries(new_event("envybox", &format!("key:c{i}"), now), &["tg"])).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store.claim_due(now, 7, Duration::from_secs(60)).await.unwrap();
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(claimed.into_iter().map(|(d, _)| d.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((total, all.len()), (60, 60), "every delivery claimed exactly once");
+}
+
+/// A fresh SQLite store in a temporary folder.
+async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("nested/dir/test.db"), 3).await.unwrap();
+    (dir, Arc::new(store))
+}
+
+/// A PostgreSQL store in a schema of its own, or `None` when no server is configured.
+pub(crate) async fn postgres() -> Option<Arc<dyn Store>> {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but TEST_DATABASE_URL is unset: .ci/run must set it"
+        );
+        eprintln!("skipped: set TEST_DATABASE_URL to run the PostgreSQL store tests");
+        return None;
+    };
+    let schema = format!("sb_test_{}", crate::event::monotonic_ulid(Utc::now()).to_string().to_lowercase());
+    let admin: sqlx::postgres::PgConnectOptions = url.parse().expect("TEST_DATABASE_URL is a PostgreSQL URL");
+    let mut connection = sqlx::ConnectOptions::connect(&admin).await.expect("PostgreSQL is reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut connection).await.unwrap();
+    let options = admin.options([("search_path", schema.as_str())]);
+    Some(Arc::new(PostgresStore::open(options, 3).await.expect("the store opens")))
+}
+
+macro_rules! contract {
+    ($($name:ident: $arg:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (_dir, store) = super::sqlite().await;
+                    super::$name(contract!(@arg $arg store)).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(store) = super::postgres().await else { return };
+                    super::$name(contract!(@arg $arg store)).await;
+                }
+            )*
+        }
+    };
+    (@arg shared $store:ident) => { $store.clone() };
+    (@arg borrowed $store:ident) => { $store.as_ref() };
+}
+
+contract! {
+    appended_events_read_back_whole: borrowed,
+    repeats_within_the_window_are_counted_not_stored: borrowed,
+    concurrent_appends_are_all_committed: shared,
+    concurrent_repeats_are_stored_once: shared,
+    events_filter_and_page_newest_first: borrowed,
+    rejections_are_kept_up_to_the_bound: borrowed,
+    deliveries_are_claimed_once_and_moved_on: borrowed,
+    an_expired_lease_is_taken_over: borrowed,
+    concurrent_claimers_never_share_a_delivery: shared,
+}
+
 #[tokio::test]
-async fn data_survives_reopening() {
+async fn sqlite_data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let new = new_event("envybox", "key:1", Utc::now());

@@ -1,0 +1,324 @@
+//! The shared store: PostgreSQL, for several instances behind a load balancer.
+//!
+//! Every instance appends with group commit and claims deliveries with
+//! `FOR UPDATE SKIP LOCKED` under a lease; a lease that expires (its instance died) makes the
+//! delivery claimable again. Dedup holds across instances through a primary key.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+use ulid::Ulid;
+
+use super::rows::{self, corrupt, to_json};
+use super::writer::{Batch, Job, Writer};
+use super::{
+    Appended, AttemptRecord, Delivery, EventQuery, NewEvent, Next, Rejection, Store, StoreError, StoredEvent,
+    from_millis, millis, next_state,
+};
+use crate::event::{Event, EventId};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/postgres");
+
+/// The PostgreSQL implementation of [`Store`].
+pub struct PostgresStore {
+    pool: PgPool,
+    writer: Writer,
+}
+
+impl PostgresStore {
+    /// Connects and migrates (instances starting together take turns: sqlx migrations lock).
+    ///
+    /// # Errors
+    /// The server cannot be reached, or a migration fails.
+    pub async fn open(options: PgConnectOptions, rejected_keep: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.into()))?;
+        let writer = Writer::start(PostgresBatch { pool: pool.clone(), rejected_keep });
+        Ok(Self { pool, writer })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn append(&self, event: NewEvent) -> Result<Appended, StoreError> {
+        self.writer.append(event).await
+    }
+
+    async fn reject(&self, rejection: Rejection) -> Result<(), StoreError> {
+        self.writer.reject(rejection).await
+    }
+
+    async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body, routes
+             FROM events WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| rows::stored_event(&row)).transpose()
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body, routes
+             FROM events
+             WHERE ($1::TEXT IS NULL OR vendor = $1) AND ($2::TEXT IS NULL OR kind = $2) AND ($3::TEXT IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(query.vendor.as_deref())
+        .bind(query.kind.as_deref())
+        .bind(query.before.map(|id| id.to_string()))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::stored_event).collect()
+    }
+
+    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, received_at, vendor, status, reason, message, request, raw_body
+             FROM rejected_requests ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::rejection).collect()
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<(Delivery, Event)>, StoreError> {
+        let now_ms = millis(now);
+        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        // SKIP LOCKED: instances claiming at once each take different rows, and none waits.
+        let rows = sqlx::query(
+            "UPDATE deliveries SET lease_until = $1, updated_at = $2
+             WHERE id IN (
+                 SELECT id FROM deliveries
+                 WHERE state = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2)
+                 ORDER BY next_attempt_at LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error",
+        )
+        .bind(until)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let delivery = rows::delivery(row)?;
+            match self.event(delivery.event_id).await? {
+                Some(stored) => claimed.push((delivery, stored.event)),
+                None => return Err(corrupt("delivery", format!("{} has no event", delivery.id))),
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn finish_attempt(&self, id: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError> {
+        let (state, next_at, error) = next_state(&attempt, next);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (delivery_id, number) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(i64::from(attempt.number))
+        .bind(millis(attempt.started_at))
+        .bind(i64::try_from(attempt.duration.as_millis()).unwrap_or(i64::MAX))
+        .bind(&attempt.outcome)
+        .bind(attempt.reason.as_deref())
+        .bind(&attempt.detail)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = $1, attempts = $2, next_attempt_at = COALESCE($3, next_attempt_at),
+                 lease_until = NULL, updated_at = $4, last_error = $5
+             WHERE id = $6",
+        )
+        .bind(state.as_str())
+        .bind(i64::from(attempt.number))
+        .bind(next_at)
+        .bind(millis(Utc::now()))
+        .bind(error)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until, 0))) FROM deliveries WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next.map(from_millis))
+    }
+
+    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
+             FROM deliveries WHERE event_id = $1 ORDER BY id",
+        )
+        .bind(event.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::delivery).collect()
+    }
+
+    async fn attempts(&self, id: Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT number, started_at, duration_ms, outcome, reason, detail FROM attempts WHERE delivery_id = $1 ORDER BY number",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::attempt).collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.writer.flush().await;
+        self.pool.close().await;
+    }
+}
+
+struct PostgresBatch {
+    pool: PgPool,
+    rejected_keep: u32,
+}
+
+#[async_trait]
+impl Batch for PostgresBatch {
+    async fn write(&self, jobs: &[Job]) -> Result<Vec<Option<Appended>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut rejected = false;
+        for job in jobs {
+            results.push(match job {
+                Job::Append(new, _) => Some(append_one(&mut tx, new).await?),
+                Job::Reject(rejection, _) => {
+                    insert_rejection(&mut tx, rejection).await?;
+                    rejected = true;
+                    None
+                }
+                Job::Flush(_) => None,
+            });
+        }
+        if rejected {
+            sqlx::query(
+                "DELETE FROM rejected_requests
+                 WHERE id <= (SELECT id FROM rejected_requests ORDER BY id DESC LIMIT 1 OFFSET $1)",
+            )
+            .bind(i64::from(self.rejected_keep))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Result<Appended, StoreError> {
+    let event = &new.event;
+    let window = i64::try_from(new.dedup_window.as_millis()).unwrap_or(i64::MAX);
+    let received = millis(event.received_at);
+    // Claim the key unless another event holds it within the window. A concurrent instance
+    // inserting the same key waits on the row lock here, then sees the conflict.
+    let claimed: Option<String> = sqlx::query_scalar(
+        "INSERT INTO dedup_keys (vendor, dedup_key, event_id, seen_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (vendor, dedup_key) DO UPDATE SET event_id = EXCLUDED.event_id, seen_at = EXCLUDED.seen_at
+             WHERE dedup_keys.seen_at < $5
+         RETURNING event_id",
+    )
+    .bind(&event.vendor)
+    .bind(&new.dedup_key)
+    .bind(event.id.to_string())
+    .bind(received)
+    .bind(received.saturating_sub(window))
+    .fetch_optional(&mut **tx)
+    .await?;
+    if claimed.is_none() {
+        let original: String =
+            sqlx::query_scalar("SELECT event_id FROM dedup_keys WHERE vendor = $1 AND dedup_key = $2")
+                .bind(&event.vendor)
+                .bind(&new.dedup_key)
+                .fetch_one(&mut **tx)
+                .await?;
+        sqlx::query("UPDATE events SET duplicates = duplicates + 1 WHERE id = $1")
+            .bind(&original)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(Appended::Duplicate(original.parse().map_err(|e| corrupt("event id", e))?));
+    }
+    sqlx::query(
+        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(event.id.to_string())
+    .bind(received)
+    .bind(&event.vendor)
+    .bind(&event.event)
+    .bind(event.kind.as_str())
+    .bind(to_json(&event.fields)?)
+    .bind(to_json(&event.payload)?)
+    .bind(&new.dedup_key)
+    .bind(to_json(&new.request)?)
+    .bind(new.raw_body.as_ref())
+    .bind(to_json(&new.routes)?)
+    .execute(&mut **tx)
+    .await?;
+    for delivery in &new.deliveries {
+        sqlx::query(
+            "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $6, $6)",
+        )
+        .bind(delivery.id.to_string())
+        .bind(event.id.to_string())
+        .bind(&delivery.route)
+        .bind(&delivery.output)
+        .bind(&delivery.template)
+        .bind(received)
+        .bind(delivery.expires_at.map(millis))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(Appended::Stored(event.id))
+}
+
+async fn insert_rejection(tx: &mut Transaction<'_, Postgres>, rejection: &Rejection) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO rejected_requests (id, received_at, vendor, status, reason, message, request, raw_body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(rejection.id.to_string())
+    .bind(millis(rejection.received_at))
+    .bind(rejection.vendor.as_deref())
+    .bind(i64::from(rejection.status))
+    .bind(&rejection.reason)
+    .bind(&rejection.message)
+    .bind(to_json(&rejection.request)?)
+    .bind(&rejection.raw_body[..rejection.raw_body.len().min(super::REJECTED_BODY_KEEP)])
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Turning database rows into store types, written once for SQLite and PostgreSQL.
+
+use sqlx::Row;
+use ulid::Ulid;
+
+use super::{AttemptRecord, Delivery, DeliveryState, Rejection, StoreError, StoredEvent, from_millis};
+use crate::event::{Event, Kind};
+
+/// The column reads the decoders need, for any database the store runs on.
+pub(super) trait Columns: Row {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn maybe_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn maybe_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error>;
+}
+
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn maybe_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn maybe_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    };
+}
+
+columns_for!(sqlx::sqlite::SqliteRow);
+columns_for!(sqlx::postgres::PgRow);
+
+pub(super) fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+fn json<T: serde::de::DeserializeOwned>(row: &impl Columns, column: &str) -> Result<T, StoreError> {
+    serde_json::from_str(&row.text(column)?).map_err(|e| corrupt(column, e))
+}
+
+fn count(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or_default()
+}
+
+/// `id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request,
+/// raw_body, routes`
+pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        event: Event {
+            id: row.text("id")?.parse().map_err(|e| corrupt("event id", e))?,
+            received_at: from_millis(row.int("received_at")?),
+            vendor: row.text("vendor")?,
+            event: row.text("event")?,
+            kind: Kind::parse(&row.text("kind")?).map_err(|e| corrupt("kind", e))?,
+            fields: json(row, "fields")?,
+            payload: json(row, "payload")?,
+        },
+        routes: json(row, "routes")?,
+        dedup_key: row.text("dedup_key")?,
+        duplicates: count(row.int("duplicates")?),
+        request: json(row, "request")?,
+        raw_body: row.bytes("raw_body")?.into(),
+    })
+}
+
+/// `id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at,
+/// created_at, last_error`
+pub(super) fn delivery(row: &impl Columns) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        id: row.text("id")?.parse().map_err(|e| corrupt("delivery id", e))?,
+        event_id: row.text("event_id")?.parse().map_err(|e| corrupt("event id", e))?,
+        route: row.text("route")?,
+        output: row.text("output")?,
+        template: row.text("template")?,
+        state: DeliveryState::parse(&row.text("state")?)?,
+        attempts: count(row.int("attempts")?),
+        next_attempt_at: from_millis(row.int("next_attempt_at")?),
+        expires_at: row.maybe_int("expires_at")?.map(from_millis),
+        created_at: from_millis(row.int("created_at")?),
+        last_error: row.maybe_text("last_error")?,
+    })
+}
+
+/// `id, received_at, vendor, status, reason, message, request, raw_body`
+pub(super) fn rejection(row: &impl Columns) -> Result<Rejection, StoreError> {
+    Ok(Rejection {
+        id: row.text("id")?.parse::<Ulid>().map_err(|e| corrupt("rejection id", e))?,
+        received_at: from_millis(row.int("received_at")?),
+        vendor: row.maybe_text("vendor")?,
+        status: u16::try_from(row.int("status")?).unwrap_or_default(),
+        reason: row.text("reason")?,
+        message: row.text("message")?,
+        request: json(row, "request")?,
+        raw_body: row.bytes("raw_body")?.into(),
+    })
+}
+
+/// `number, started_at, duration_ms, outcome, reason, detail`
+pub(super) fn attempt(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
+    Ok(AttemptRecord {
+        number: count(row.int("number")?),
+        started_at: from_millis(row.int("started_at")?),
+        duration: std::time::Duration::from_millis(u64::try_from(row.int("duration_ms")?).unwrap_or_default()),
+        outcome: row.text("outcome")?,
+        reason: row.maybe_text("reason")?,
+        detail: row.text("detail")?,
+    })
+}
+
+pub(super) fn to_json(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| corrupt("serialising", e))
+}
