@@ -25,11 +25,11 @@ use crate::metrics as m;
 use crate::outputs::{self, Attempt, DeliveryError, Disposition, Reason};
 use crate::store::{AttemptRecord, Delivery, Next, Store};
 
-/// How long a worker holds a claimed delivery before another may take it over. Longer than any
-/// single attempt (outputs time out well within it).
-pub const LEASE: Duration = Duration::from_secs(120);
+/// How long a worker holds a claimed delivery before another may take it over (on PostgreSQL,
+/// when its instance died). Longer than an attempt may take, so a live worker never loses one.
+pub const LEASE: Duration = Duration::from_secs(45);
 /// An attempt that takes longer than this is abandoned as a timeout.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// When idle, look for due work at least this often (deliveries come due by the clock).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 

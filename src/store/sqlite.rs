@@ -45,6 +45,17 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.into()))?;
+        // An SQLite file serves one instance, so leases still held now belong to a previous run
+        // that died mid-attempt: release them, and those deliveries resume at once instead of
+        // waiting for the leases to expire.
+        let released =
+            sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE state = 'pending' AND lease_until IS NOT NULL")
+                .execute(&pool)
+                .await?
+                .rows_affected();
+        if released > 0 {
+            tracing::warn!(message = "Deliveries interrupted by the last shutdown resume now.", count = released);
+        }
         let writer = Writer::start(SqliteBatch { pool: pool.clone(), rejected_keep });
         Ok(Self { pool, writer })
     }

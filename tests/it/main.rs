@@ -20,6 +20,8 @@ mod outputs_email;
 mod outputs_http;
 mod outputs_support;
 mod outputs_telegram;
+// SIGKILL in the middle of a burst: nothing acknowledged is lost.
+mod crash;
 // The binary: `check` and `run` as a user types them.
 mod cli;
 // Every shipped template against its golden rendering, per destination escaping.
