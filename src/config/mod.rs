@@ -319,6 +319,13 @@ fn delivery_settings(source: &Source, raw: &raw::RawDelivery, issues: &mut Vec<C
     if let Some(grace) = raw.shutdown_grace_secs {
         settings.shutdown_grace = Duration::from_secs(grace);
     }
+    settings.lease = Duration::from_secs(positive(
+        source,
+        raw.lease_secs.as_ref(),
+        "delivery.lease_secs",
+        crate::delivery::LEASE.as_secs(),
+        issues,
+    ));
     settings
 }
 

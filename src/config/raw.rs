@@ -35,6 +35,7 @@ pub struct RawDelivery {
     pub max_age_secs: Option<Spanned<u64>>,
     pub concurrency: Option<Spanned<u64>>,
     pub shutdown_grace_secs: Option<u64>,
+    pub lease_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -25,8 +25,9 @@ use crate::metrics as m;
 use crate::outputs::{self, Attempt, DeliveryError, Disposition, Reason};
 use crate::store::{AttemptRecord, Delivery, Next, Store};
 
-/// How long a worker holds a claimed delivery before another may take it over (on PostgreSQL,
-/// when its instance died). Longer than an attempt may take, so a live worker never loses one.
+/// Default for `delivery.lease_secs`: how long a worker holds a claimed delivery before another
+/// may take it over (on PostgreSQL, when its instance died). Longer than an attempt may take
+/// ([`ATTEMPT_TIMEOUT`]), so a live worker never loses one.
 pub const LEASE: Duration = Duration::from_secs(45);
 /// An attempt that takes longer than this is abandoned as a timeout.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,11 +42,13 @@ pub struct DeliverySettings {
     pub concurrency: usize,
     /// How long shutdown waits for attempts in flight.
     pub shutdown_grace: Duration,
+    /// How long a claim holds before another worker may take the delivery over.
+    pub lease: Duration,
 }
 
 impl Default for DeliverySettings {
     fn default() -> Self {
-        Self { policy: RetryPolicy::default(), concurrency: 16, shutdown_grace: Duration::from_secs(10) }
+        Self { policy: RetryPolicy::default(), concurrency: 16, shutdown_grace: Duration::from_secs(10), lease: LEASE }
     }
 }
 
@@ -70,7 +73,7 @@ pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake
         let claimed = if free == 0 || shutdown.is_cancelled() {
             Vec::new()
         } else {
-            match store.claim_due(Utc::now(), free, LEASE).await {
+            match store.claim_due(Utc::now(), free, settings.lease).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(message = "Could not claim deliveries.", %error);

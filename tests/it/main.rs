@@ -22,6 +22,8 @@ mod outputs_support;
 mod outputs_telegram;
 // SIGKILL in the middle of a burst: nothing acknowledged is lost.
 mod crash;
+// Three instances on one PostgreSQL database, one killed mid-run.
+mod scale_out;
 // The binary: `check` and `run` as a user types them.
 mod cli;
 // Every shipped template against its golden rendering, per destination escaping.
