@@ -67,6 +67,13 @@ pub async fn run(
     let store = store::open(&config.storage.url, config.storage.rejected_keep)
         .await
         .with_context(|| format!("cannot open the store at {:?}", config.storage.url))?;
+    match store.recover().await {
+        Ok(0) => {}
+        Ok(count) => tracing::warn!(message = "Deliveries interrupted by the last shutdown resume now.", count),
+        Err(error) => {
+            tracing::warn!(message = "Could not release leases of the last run; they resume when they expire.", %error)
+        }
+    }
     let hooks_addr = listeners.hooks.local_addr()?;
     tracing::info!(
         message = "Switchboard is ready.",
@@ -89,6 +96,7 @@ pub async fn run(
         });
         tracing::info!(message = "Admin listener ready.", listen = %addr);
     }
+    tokio::spawn(prune_periodically(store.clone(), config.clone(), shutdown.clone()));
     let wake = Wake::default();
     let workers = tokio::spawn(delivery::run(store.clone(), config.clone(), wake.clone(), shutdown.clone()));
     let state = IngestState { config, store: store.clone(), wake };
@@ -102,4 +110,25 @@ pub async fn run(
     store.close().await;
     tracing::info!(message = "Switchboard stopped.");
     served.context("serving webhooks")
+}
+
+/// Deletes what is older than `storage.retention_days` (and has nothing pending), hourly.
+async fn prune_periodically(
+    store: Arc<dyn crate::store::Store>,
+    config: Arc<ArcSwap<Config>>,
+    shutdown: CancellationToken,
+) {
+    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = hourly.tick() => {}
+        }
+        let retention = chrono::TimeDelta::from_std(config.load().storage.retention).unwrap_or(chrono::TimeDelta::MAX);
+        match store.prune(chrono::Utc::now() - retention).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(message = "Old events pruned.", count),
+            Err(error) => tracing::warn!(message = "Pruning old events failed; will try again in an hour.", %error),
+        }
+    }
 }

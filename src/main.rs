@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use switchboard::app::{self, Listeners};
-use switchboard::cli::{Cli, Command, ConfigArgs, send, test};
+use switchboard::cli::{Cli, Command, ConfigArgs, ops, send, test};
 use switchboard::config::Config;
 use switchboard::telemetry;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +56,27 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
+        Command::Events(args) => {
+            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
+            print_or_fail(
+                runtime().and_then(|rt| rt.block_on(ops::events(&config, args.vendor, args.kind, args.limit))),
+            )
+        }
+        Command::Deliveries(args) => {
+            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
+            print_or_fail(
+                runtime().and_then(|rt| rt.block_on(ops::deliveries(&config, args.state, args.output, args.limit))),
+            )
+        }
+        Command::Replay(args) => {
+            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
+            print_or_fail(runtime().and_then(|rt| rt.block_on(ops::replay(&config, &args.event_id))))
+        }
+        Command::Retry(args) => {
+            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
+            let retried = ops::retry(&config, args.delivery_id.as_deref(), args.output.as_deref());
+            print_or_fail(runtime().and_then(|rt| rt.block_on(retried)))
+        }
         Command::Run(args) => {
             let Some(config) = load(&args) else { return ExitCode::from(2) };
             match runtime().and_then(|rt| rt.block_on(run(config, args.path()))) {
@@ -69,6 +90,16 @@ fn main() -> ExitCode {
 /// The configuration, or `None` after printing every problem in it.
 fn load(args: &ConfigArgs) -> Option<Config> {
     args.load().map_err(|errors| eprint!("{errors}")).ok()
+}
+
+fn print_or_fail(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
 }
 
 fn fail(error: &anyhow::Error) -> ExitCode {

@@ -1,5 +1,6 @@
 //! The command line: `switchboard run | check | test`.
 
+pub mod ops;
 pub mod send;
 pub mod test;
 
@@ -34,6 +35,65 @@ pub enum Command {
     Test(TestArgs),
     /// Send a test message through one configured output and print the outcome.
     Send(SendArgs),
+    /// List stored events, newest first.
+    Events(EventsArgs),
+    /// List deliveries, newest first (`--state dead` for the dead letters).
+    Deliveries(DeliveriesArgs),
+    /// Run a stored event through today's routes again.
+    Replay(ReplayArgs),
+    /// Requeue a dead (or expired) delivery, or every dead one with `--dead`.
+    Retry(RetryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[arg(long)]
+    pub vendor: Option<String>,
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// pending, delivered, dead or expired.
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<crate::store::DeliveryState>,
+    #[arg(long)]
+    pub output: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+fn parse_state(text: &str) -> Result<crate::store::DeliveryState, String> {
+    crate::store::DeliveryState::parse(text).map_err(|_| "expected pending, delivered, dead or expired".to_owned())
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    pub event_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The delivery to requeue.
+    #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+    pub delivery_id: Option<String>,
+    /// Requeue every dead delivery.
+    #[arg(long)]
+    pub dead: bool,
+    /// With `--dead`: only this output's.
+    #[arg(long, requires = "dead")]
+    pub output: Option<String>,
 }
 
 #[derive(Debug, Args)]

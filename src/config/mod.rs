@@ -86,6 +86,9 @@ pub struct StorageSettings {
     pub url: StorageUrl,
     pub dedup_window: Duration,
     pub rejected_keep: u32,
+    /// Events (and their deliveries and attempts) older than this, with nothing pending, are
+    /// deleted.
+    pub retention: Duration,
 }
 
 /// Where events are kept.
@@ -195,6 +198,10 @@ impl Config {
                 raw.storage.dedup_window_secs.as_ref().map_or(DEFAULT_DEDUP_WINDOW_SECS, |v| *v.get_ref()),
             ),
             rejected_keep: raw.storage.rejected_keep.as_ref().map_or(DEFAULT_REJECTED_KEEP, |v| *v.get_ref()),
+            retention: Duration::from_secs(
+                86_400
+                    * positive(source, raw.storage.retention_days.as_ref(), "storage.retention_days", 30, &mut issues),
+            ),
         };
 
         let (vendors, plugins_dir) = load_plugins(source, env, raw.paths.plugins.as_ref(), base, &mut issues);

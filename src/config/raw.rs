@@ -65,6 +65,8 @@ pub struct RawRoute {
     pub templates: BTreeMap<String, String>,
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
+    /// A delivery not sent within this many seconds of the webhook is expired, not sent late.
+    pub ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +98,7 @@ pub struct RawStorage {
     pub url: Option<Spanned<String>>,
     pub dedup_window_secs: Option<Spanned<u64>>,
     pub rejected_keep: Option<Spanned<u32>>,
+    pub retention_days: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

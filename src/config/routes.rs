@@ -262,6 +262,9 @@ pub(super) fn routes(
                 format!("(route `{}`) {message}", route.name),
             ));
         };
+        if route.ttl_secs == Some(0) {
+            issue("ttl_secs", "must be greater than 0; leave it out for no limit".to_owned());
+        }
         if route.to.is_empty() {
             issue("to", "a route needs at least one output in `to`".to_owned());
         }
@@ -314,6 +317,7 @@ pub(super) fn routes(
             schedule,
             targets,
             continue_matching: route.continue_matching,
+            ttl: route.ttl_secs.map(std::time::Duration::from_secs),
         });
     }
     Routes::new(compiled)

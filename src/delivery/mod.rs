@@ -8,6 +8,35 @@
 
 pub mod policy;
 
+/// The routes that take `event`, and one delivery per (route, output) with the route's ttl.
+/// Outputs that are switched off get none: there is nothing to send them with.
+pub fn plan(config: &Config, event: &Event) -> (Vec<String>, Vec<NewDelivery>) {
+    let decisions = config.routes.decide(event);
+    if decisions.is_empty() {
+        metrics::counter!(m::ROUTES_MATCHED, "route" => "unrouted").increment(1);
+    }
+    let mut deliveries = Vec::new();
+    for decision in &decisions {
+        metrics::counter!(m::ROUTES_MATCHED, "route" => decision.route.clone()).increment(1);
+        let expires_at =
+            decision.ttl.and_then(|ttl| chrono::TimeDelta::from_std(ttl).ok()).map(|ttl| event.received_at + ttl);
+        for target in &decision.targets {
+            if config.outputs.get(&target.output).is_some_and(|entry| entry.output.is_some()) {
+                deliveries.push(NewDelivery {
+                    id: crate::event::monotonic_ulid(event.received_at),
+                    route: decision.route.clone(),
+                    output: target.output.clone(),
+                    template: target.template.clone(),
+                    expires_at,
+                });
+            } else {
+                tracing::debug!(message = "Output is switched off; no delivery.", route = %decision.route, output = %target.output);
+            }
+        }
+    }
+    (decisions.into_iter().map(|d| d.route).collect(), deliveries)
+}
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +52,7 @@ use crate::config::Config;
 use crate::event::Event;
 use crate::metrics as m;
 use crate::outputs::{self, Attempt, DeliveryError, Disposition, Reason};
-use crate::store::{AttemptRecord, Delivery, Next, Store};
+use crate::store::{AttemptRecord, Delivery, NewDelivery, Next, Store};
 
 /// Default for `delivery.lease_secs`: how long a worker holds a claimed delivery before another
 /// may take it over (on PostgreSQL, when its instance died). Longer than an attempt may take

@@ -32,7 +32,7 @@ use request::InboundRequest;
 
 use crate::config::Config;
 use crate::event::EventId;
-use crate::store::{Appended, NewDelivery, NewEvent, Rejection, RequestRecord, Store};
+use crate::store::{Appended, NewEvent, Rejection, RequestRecord, Store};
 use crate::vendor::{Echo, LegacyPath, ReplyBody, body, reply};
 
 /// Response header carrying the stored event's id, for operators and tests.
@@ -144,7 +144,7 @@ async fn accept(
     let normalized =
         vendor.normalize(&request, legacy_event, EventId::new(received_at), received_at).map_err(|e| fail(e.into()))?;
     tracing::Span::current().record("event_id", tracing::field::display(normalized.event.id));
-    let (routes, deliveries) = plan_deliveries(&config, &normalized.event);
+    let (routes, deliveries) = crate::delivery::plan(&config, &normalized.event);
 
     let appended = state
         .store
@@ -193,35 +193,6 @@ async fn accept(
         headers.insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-/// The routes that take the event and one delivery per (route, output). Outputs that are
-/// switched off get none: there is nothing to send them with.
-fn plan_deliveries(config: &Config, event: &crate::event::Event) -> (Vec<String>, Vec<NewDelivery>) {
-    let decisions = config.routes.decide(event);
-    if decisions.is_empty() {
-        metrics::counter!(m::ROUTES_MATCHED, "route" => "unrouted").increment(1);
-    }
-    for decision in &decisions {
-        metrics::counter!(m::ROUTES_MATCHED, "route" => decision.route.clone()).increment(1);
-    }
-    let mut deliveries = Vec::new();
-    for decision in &decisions {
-        for target in &decision.targets {
-            if config.outputs.get(&target.output).is_some_and(|entry| entry.output.is_some()) {
-                deliveries.push(NewDelivery {
-                    id: crate::event::monotonic_ulid(event.received_at),
-                    route: decision.route.clone(),
-                    output: target.output.clone(),
-                    template: target.template.clone(),
-                    expires_at: None,
-                });
-            } else {
-                tracing::debug!(message = "Output is switched off; no delivery.", route = %decision.route, output = %target.output);
-            }
-        }
-    }
-    (decisions.into_iter().map(|d| d.route).collect(), deliveries)
 }
 
 /// Reads the body within the size and time limits. On failure, what was read so far is kept

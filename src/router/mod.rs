@@ -35,6 +35,8 @@ pub struct Route {
     pub schedule: Option<Schedule>,
     pub targets: Vec<Target>,
     pub continue_matching: bool,
+    /// Past this age a delivery is expired rather than sent late.
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// The routes of one configuration, in order.
@@ -46,6 +48,7 @@ pub struct Routes(Vec<Route>);
 pub struct Decision {
     pub route: String,
     pub targets: Vec<Target>,
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// Why each route did or did not take an event, for `switchboard test` and the dashboard.
@@ -82,7 +85,7 @@ impl Routes {
         let mut decisions = Vec::new();
         for route in self.0.iter().filter(|r| r.enabled) {
             if route.mismatch(event, &facts, false).is_none() {
-                decisions.push(Decision { route: route.name.clone(), targets: route.targets.clone() });
+                decisions.push(Decision { route: route.name.clone(), targets: route.targets.clone(), ttl: route.ttl });
                 if !route.continue_matching {
                     break;
                 }

@@ -115,7 +115,11 @@ impl DeliveryState {
         }
     }
 
-    pub(crate) fn parse(text: &str) -> Result<Self, StoreError> {
+    /// Reads a state's name.
+    ///
+    /// # Errors
+    /// Anything but `pending`, `delivered`, `dead` or `expired`.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
         match text {
             "pending" => Ok(Self::Pending),
             "delivered" => Ok(Self::Delivered),
@@ -218,6 +222,14 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
+/// Filters for [`Store::list_deliveries`]; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub state: Option<DeliveryState>,
+    pub output: Option<String>,
+    pub limit: u32,
+}
+
 /// Durable storage of events and rejected requests.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -247,6 +259,26 @@ pub trait Store: Send + Sync + 'static {
     async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError>;
     /// The attempts of one delivery, in order.
     async fn attempts(&self, delivery: Ulid) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// Deliveries across events, newest first, filtered by state and output.
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
+    /// Adds deliveries to a stored event (a replay through today's routes) and records the
+    /// routes that took it.
+    async fn add_deliveries(
+        &self,
+        event: EventId,
+        routes: &[String],
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError>;
+    /// Makes dead or expired deliveries pending again, due now. `Some(id)` retries one;
+    /// otherwise every dead one (of `output`, if given). Returns how many were requeued.
+    async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError>;
+    /// Deletes events received before `before` that have nothing pending (with their
+    /// deliveries and attempts), and refusals older than that. Returns the events deleted.
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Called once by the daemon at start: makes deliveries interrupted by a crash claimable
+    /// again where that is safe. Returns how many were released. Tools that open the store
+    /// beside a running daemon must not call it.
+    async fn recover(&self) -> Result<u64, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Finishes pending writes and closes the database.

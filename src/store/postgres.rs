@@ -15,8 +15,8 @@ use ulid::Ulid;
 use super::rows::{self, corrupt, to_json};
 use super::writer::{Batch, Job, Writer};
 use super::{
-    Appended, AttemptRecord, Delivery, EventQuery, NewEvent, Next, Rejection, Store, StoreError, StoredEvent,
-    from_millis, millis, next_state,
+    Appended, AttemptRecord, Delivery, DeliveryQuery, DeliveryState, EventQuery, NewDelivery, NewEvent, Next,
+    Rejection, Store, StoreError, StoredEvent, from_millis, millis, next_state,
 };
 use crate::event::{Event, EventId};
 
@@ -189,6 +189,91 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(rows::attempt).collect()
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
+             FROM deliveries WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR output = $2)
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(query.state.map(DeliveryState::as_str))
+        .bind(query.output.as_deref())
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::delivery).collect()
+    }
+
+    async fn add_deliveries(
+        &self,
+        event: EventId,
+        routes: &[String],
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError> {
+        let now = millis(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE events SET routes = $1 WHERE id = $2")
+            .bind(to_json(&routes)?)
+            .bind(event.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for delivery in deliveries {
+            sqlx::query(
+                "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $6, $6)",
+            )
+            .bind(delivery.id.to_string())
+            .bind(event.to_string())
+            .bind(&delivery.route)
+            .bind(&delivery.output)
+            .bind(&delivery.template)
+            .bind(now)
+            .bind(delivery.expires_at.map(millis))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError> {
+        let now = millis(Utc::now());
+        // A hand retry starts a fresh life: created_at moves to now, so max_age counts from here.
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, lease_until = NULL, expires_at = NULL,
+                 created_at = $1, updated_at = $1
+             WHERE state IN ('dead', 'expired') AND ($2::TEXT IS NULL OR id = $2) AND ($3::TEXT IS NULL OR output = $3)
+                 AND ($2::TEXT IS NOT NULL OR state = 'dead')",
+        )
+        .bind(now)
+        .bind(delivery.map(|id| id.to_string()))
+        .bind(output)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = millis(before);
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM events WHERE received_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending')",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM rejected_requests WHERE received_at < $1").bind(before).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM dedup_keys WHERE seen_at < $1").bind(before).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn recover(&self) -> Result<u64, StoreError> {
+        // Other instances may hold live leases: a dead instance's leases expire instead.
+        Ok(0)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

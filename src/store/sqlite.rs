@@ -14,8 +14,8 @@ use ulid::Ulid;
 use super::rows::{self, corrupt, to_json};
 use super::writer::{Batch, Job, Writer};
 use super::{
-    Appended, AttemptRecord, Delivery, EventQuery, NewEvent, Next, Rejection, Store, StoreError, StoredEvent, millis,
-    next_state,
+    Appended, AttemptRecord, Delivery, DeliveryQuery, DeliveryState, EventQuery, NewDelivery, NewEvent, Next,
+    Rejection, Store, StoreError, StoredEvent, millis, next_state,
 };
 use crate::event::{Event, EventId};
 
@@ -45,17 +45,6 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.into()))?;
-        // An SQLite file serves one instance, so leases still held now belong to a previous run
-        // that died mid-attempt: release them, and those deliveries resume at once instead of
-        // waiting for the leases to expire.
-        let released =
-            sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE state = 'pending' AND lease_until IS NOT NULL")
-                .execute(&pool)
-                .await?
-                .rows_affected();
-        if released > 0 {
-            tracing::warn!(message = "Deliveries interrupted by the last shutdown resume now.", count = released);
-        }
         let writer = Writer::start(SqliteBatch { pool: pool.clone(), rejected_keep });
         Ok(Self { pool, writer })
     }
@@ -211,6 +200,99 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(rows::attempt).collect()
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
+             FROM deliveries WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR output = ?2)
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(query.state.map(DeliveryState::as_str))
+        .bind(query.output.as_deref())
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::delivery).collect()
+    }
+
+    async fn add_deliveries(
+        &self,
+        event: EventId,
+        routes: &[String],
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError> {
+        let now = millis(Utc::now());
+        let mut tx = Self::write_transaction(&self.pool).await?;
+        sqlx::query("UPDATE events SET routes = ? WHERE id = ?")
+            .bind(to_json(&routes)?)
+            .bind(event.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for delivery in deliveries {
+            sqlx::query(
+                "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            )
+            .bind(delivery.id.to_string())
+            .bind(event.to_string())
+            .bind(&delivery.route)
+            .bind(&delivery.output)
+            .bind(&delivery.template)
+            .bind(now)
+            .bind(delivery.expires_at.map(millis))
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError> {
+        let now = millis(Utc::now());
+        // A hand retry starts a fresh life: created_at moves to now, so max_age counts from here.
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL, expires_at = NULL,
+                 created_at = ?1, updated_at = ?1
+             WHERE state IN ('dead', 'expired') AND (?2 IS NULL OR id = ?2) AND (?3 IS NULL OR output = ?3)
+                 AND (?2 IS NOT NULL OR state = 'dead')",
+        )
+        .bind(now)
+        .bind(delivery.map(|id| id.to_string()))
+        .bind(output)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = millis(before);
+        let mut tx = Self::write_transaction(&self.pool).await?;
+        let deleted = sqlx::query(
+            "DELETE FROM events WHERE received_at < ?1
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending')",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM rejected_requests WHERE received_at < ?").bind(before).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn recover(&self) -> Result<u64, StoreError> {
+        // An SQLite file serves one daemon, so leases still held when it starts belong to a
+        // previous run that died mid-attempt: release them, and those deliveries resume at once
+        // instead of waiting for the leases to expire.
+        let released =
+            sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE state = 'pending' AND lease_until IS NOT NULL")
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(released)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

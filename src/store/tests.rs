@@ -267,6 +267,61 @@ pub(crate) async fn postgres() -> Option<Arc<dyn Store>> {
     Some(Arc::new(PostgresStore::open(options, 3).await.expect("the store opens")))
 }
 
+async fn operators_can_retry_replay_and_prune(store: &dyn Store) {
+    let old = Utc::now() - TimeDelta::days(40);
+    let new = with_deliveries(new_event("envybox", "key:o", old), &["tg", "mail"]);
+    let event = new.event.id;
+    store.append(new).await.unwrap();
+    let claimed = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
+    let record = |outcome: &str| AttemptRecord {
+        number: 1,
+        started_at: Utc::now(),
+        duration: Duration::ZERO,
+        outcome: outcome.into(),
+        reason: None,
+        detail: outcome.into(),
+    };
+    let dead = claimed.iter().find(|(d, _)| d.output == "tg").unwrap().0.id;
+    let done = claimed.iter().find(|(d, _)| d.output == "mail").unwrap().0.id;
+    store.finish_attempt(dead, record("dead"), Next::Dead).await.unwrap();
+    store.finish_attempt(done, record("delivered"), Next::Delivered).await.unwrap();
+
+    let dead_ones = store
+        .list_deliveries(&DeliveryQuery { state: Some(DeliveryState::Dead), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(dead_ones.iter().map(|d| d.id).collect::<Vec<_>>(), [dead]);
+    assert_eq!(store.retry(Some(done), None).await.unwrap(), 0, "a delivered one is not retried");
+    assert_eq!(store.retry(None, Some("mail")).await.unwrap(), 0, "no dead mail");
+    assert_eq!(store.retry(None, Some("tg")).await.unwrap(), 1);
+    let again = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].0.id, again[0].0.state), (dead, DeliveryState::Pending));
+    store.finish_attempt(dead, AttemptRecord { number: 2, ..record("delivered") }, Next::Delivered).await.unwrap();
+
+    // Replay: the stored event gets new deliveries through today's routes.
+    let replayed = NewDelivery {
+        id: crate::event::monotonic_ulid(Utc::now()),
+        route: "replay".into(),
+        output: "log".into(),
+        template: "generic".into(),
+        expires_at: None,
+    };
+    store.add_deliveries(event, &["replay".into()], std::slice::from_ref(&replayed)).await.unwrap();
+    assert_eq!(store.event(event).await.unwrap().unwrap().routes, ["replay"]);
+    assert_eq!(store.deliveries(event).await.unwrap().len(), 3);
+
+    // Retention: an old event with a pending delivery stays; once nothing is pending it goes.
+    assert_eq!(store.prune(Utc::now() - TimeDelta::days(30)).await.unwrap(), 0);
+    let pending = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
+    store.finish_attempt(pending[0].0.id, record("delivered"), Next::Delivered).await.unwrap();
+    let recent = store.append(new_event("envybox", "key:recent", Utc::now())).await.unwrap();
+    assert_eq!(store.prune(Utc::now() - TimeDelta::days(30)).await.unwrap(), 1);
+    assert!(store.event(event).await.unwrap().is_none());
+    assert!(store.attempts(dead).await.unwrap().is_empty(), "attempts go with their event");
+    assert!(store.event(recent.id()).await.unwrap().is_some());
+}
+
 macro_rules! contract {
     ($($name:ident: $arg:ident),* $(,)?) => {
         mod on_sqlite {
@@ -302,6 +357,7 @@ contract! {
     deliveries_are_claimed_once_and_moved_on: borrowed,
     an_expired_lease_is_taken_over: borrowed,
     concurrent_claimers_never_share_a_delivery: shared,
+    operators_can_retry_replay_and_prune: borrowed,
 }
 
 #[tokio::test]

@@ -24,6 +24,8 @@ mod outputs_telegram;
 mod crash;
 // Three instances on one PostgreSQL database, one killed mid-run.
 mod scale_out;
+// Hand retries, replays, ttl, and the retry schedule through an outage.
+mod operations;
 // The binary: `check` and `run` as a user types them.
 mod cli;
 // Every shipped template against its golden rendering, per destination escaping.

@@ -40,11 +40,16 @@ pub struct HttpSink {
 
 impl HttpSink {
     pub async fn start(script: Vec<Answer>) -> Self {
+        Self::start_on(0, script).await
+    }
+
+    /// On a given port (0: any), for tests where the receiver comes up late.
+    pub async fn start_on(port: u16, script: Vec<Answer>) -> Self {
         let (seen, received) = mpsc::unbounded_channel();
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
         let shared = Shared { script: script.clone(), seen };
         let app = Router::new().fallback(record).with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { addr, received, script }

@@ -1,0 +1,130 @@
+//! Operator commands on the store: list events and deliveries, replay an event through
+//! today's routes, retry dead letters. They work beside a running daemon (which picks requeued
+//! deliveries up within a second).
+
+use std::fmt::Write;
+
+use anyhow::{Context, bail};
+use ulid::Ulid;
+
+use crate::config::Config;
+use crate::event::EventId;
+use crate::store::{self, DeliveryQuery, DeliveryState, EventQuery, Store};
+
+async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    store::open(&config.storage.url, config.storage.rejected_keep).await.context("opening the store")
+}
+
+/// `switchboard events`: newest first.
+///
+/// # Errors
+/// The store cannot be read.
+pub async fn events(
+    config: &Config,
+    vendor: Option<String>,
+    kind: Option<String>,
+    limit: u32,
+) -> anyhow::Result<String> {
+    let store = open(config).await?;
+    let events = store.events(&EventQuery { vendor, kind, before: None, limit }).await?;
+    let mut out = String::new();
+    for stored in &events {
+        let event = &stored.event;
+        let routes = if stored.routes.is_empty() { "unrouted".to_owned() } else { stored.routes.join(", ") };
+        let phone = event.fields.get("contact.phone").and_then(|v| v.as_str()).unwrap_or("");
+        writeln!(
+            out,
+            "{}  {}  {:<10} {:<22} {:<20} {:<14} {}",
+            event.id,
+            event.received_at.format("%Y-%m-%d %H:%M:%S"),
+            event.vendor,
+            event.event,
+            event.kind,
+            phone,
+            routes
+        )?;
+    }
+    if events.is_empty() {
+        out.push_str("no events\n");
+    }
+    store.close().await;
+    Ok(out)
+}
+
+/// `switchboard deliveries`: newest first, with their last error.
+///
+/// # Errors
+/// The store cannot be read.
+pub async fn deliveries(
+    config: &Config,
+    state: Option<DeliveryState>,
+    output: Option<String>,
+    limit: u32,
+) -> anyhow::Result<String> {
+    let store = open(config).await?;
+    let deliveries = store.list_deliveries(&DeliveryQuery { state, output, limit }).await?;
+    let mut out = String::new();
+    for d in &deliveries {
+        writeln!(
+            out,
+            "{}  event {}  {:<10} {:<14} {:<24} attempts {}{}",
+            d.id,
+            d.event_id,
+            d.state.as_str(),
+            d.output,
+            d.route,
+            d.attempts,
+            d.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default()
+        )?;
+    }
+    if deliveries.is_empty() {
+        out.push_str("no deliveries\n");
+    }
+    store.close().await;
+    Ok(out)
+}
+
+/// `switchboard replay <event-id>`: the stored event through today's routes, as new deliveries.
+///
+/// # Errors
+/// An unknown event, or the store cannot be written.
+pub async fn replay(config: &Config, id: &str) -> anyhow::Result<String> {
+    let id: EventId = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not an event id"))?;
+    let store = open(config).await?;
+    let Some(stored) = store.event(id).await? else { bail!("no event {id}") };
+    let (routes, deliveries) = crate::delivery::plan(config, &stored.event);
+    // A replay is sent now: a route's ttl counts from the replay, not from the original.
+    let now = chrono::Utc::now();
+    let deliveries: Vec<_> = deliveries
+        .into_iter()
+        .map(|mut d| {
+            d.expires_at = d.expires_at.map(|at| now + (at - stored.event.received_at));
+            d
+        })
+        .collect();
+    store.add_deliveries(id, &routes, &deliveries).await?;
+    store.close().await;
+    Ok(if deliveries.is_empty() {
+        format!("event {id}: no route takes it today; nothing to send\n")
+    } else {
+        let targets: Vec<String> = deliveries.iter().map(|d| format!("{} → {}", d.route, d.output)).collect();
+        format!("event {id}: {} new deliveries ({})\n", deliveries.len(), targets.join(", "))
+    })
+}
+
+/// `switchboard retry <delivery-id>` or `switchboard retry --dead [--output X]`.
+///
+/// # Errors
+/// A malformed id, nothing to retry for a named delivery, or the store cannot be written.
+pub async fn retry(config: &Config, id: Option<&str>, output: Option<&str>) -> anyhow::Result<String> {
+    let id: Option<Ulid> =
+        id.map(|id| id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not a delivery id"))).transpose()?;
+    let store = open(config).await?;
+    let count = store.retry(id, output).await?;
+    store.close().await;
+    match (id, count) {
+        (Some(id), 0) => bail!("delivery {id} is not dead or expired (or does not exist); nothing to retry"),
+        (Some(id), _) => Ok(format!("delivery {id} requeued\n")),
+        (None, count) => Ok(format!("{count} dead deliveries requeued\n")),
+    }
+}

@@ -1,0 +1,183 @@
+//! What an operator does when an alert did not arrive, and what the delivery stage does through
+//! an outage: hand retries of dead letters, replays, ttl expiry, and the retry schedule.
+
+use std::process::Command;
+use std::time::Duration;
+
+use switchboard::store::{DeliveryState, Store};
+
+use crate::delivery::eventually;
+use crate::support::http_sink::{Answer, HttpSink};
+use crate::support::{Daemon, repo};
+
+fn switchboard(daemon: &Daemon, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .arg("--config")
+        .arg(daemon.config_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+fn http_route(url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[delivery]
+retry_schedule_secs = [1, 2]
+
+[outputs.crm]
+type = "http"
+url = "{url}"
+
+[[route]]
+name = "leads"
+kind = "form.submitted"
+to = ["crm"]
+template = "lead"
+{extra}
+"#
+    )
+}
+
+async fn post_lead(daemon: &Daemon, n: u32) -> switchboard::event::EventId {
+    let body = std::fs::read_to_string(repo().join("tests/fixtures/envybox/quiz_form_19.form")).unwrap();
+    let body = format!("{}&n={n}", body.trim_end());
+    let response = daemon
+        .client
+        .post(daemon.url("/hooks/envybox"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    daemon.stored(&response).await.event.id
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_retried_by_hand_from_the_cli() {
+    let mut sink = HttpSink::start(vec![Answer(422, None, "phone is required")]).await;
+    let daemon = Daemon::start(&http_route(&sink.url("/leads"), "")).await;
+    let event = post_lead(&daemon, 1).await;
+    sink.next().await;
+    let store = daemon.store().await;
+    eventually("dead-lettered", || async { store.deliveries(event).await.unwrap()[0].state == DeliveryState::Dead })
+        .await;
+    let id = store.deliveries(event).await.unwrap()[0].id.to_string();
+
+    let (ok, listed) = switchboard(&daemon, &["deliveries", "--state", "dead"]);
+    assert!(ok && listed.contains(&id) && listed.contains("last error: HTTP 422: phone is required"), "{listed}");
+    let (ok, text) = switchboard(&daemon, &["retry", &id]);
+    assert!(ok && text.contains("requeued"), "{text}");
+    sink.next().await;
+    eventually("delivered on the hand retry", || async {
+        store.deliveries(event).await.unwrap()[0].state == DeliveryState::Delivered
+    })
+    .await;
+    let (ok, text) = switchboard(&daemon, &["retry", &id]);
+    assert!(!ok && text.contains("not dead or expired"), "{text}");
+    let (ok, text) = switchboard(&daemon, &["retry", "--dead", "--output", "crm"]);
+    assert!(ok && text.contains("0 dead deliveries requeued"), "{text}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_stored_event_is_replayed_through_todays_routes() {
+    let daemon = Daemon::start("[outputs.log]\ntype = \"log\"\nfile = \"alerts.log\"\n").await;
+    let response = daemon
+        .client
+        .post(daemon.url("/hooks/jivo"))
+        .body(r#"{"event_name":"chat_updated","visitor":{"name":"Ира"}}"#)
+        .send()
+        .await
+        .unwrap();
+    let event = daemon.stored(&response).await.event;
+    assert!(daemon.store().await.deliveries(event.id).await.unwrap().is_empty(), "unrouted at first");
+    let (ok, listed) = switchboard(&daemon, &["events", "--vendor", "jivo"]);
+    assert!(ok && listed.contains(&event.id.to_string()) && listed.contains("unrouted"), "{listed}");
+
+    std::fs::write(
+        daemon.config_path(),
+        format!("{}[outputs.log]\ntype = \"log\"\nfile = \"alerts.log\"\n[[route]]\nname = \"chats\"\nkind = \"chat.*\"\nto = [\"log\"]\ntemplate = \"generic\"\n", Daemon::config_prelude()),
+    )
+    .unwrap();
+    let (ok, text) = switchboard(&daemon, &["replay", &event.id.to_string()]);
+    assert!(ok && text.contains("1 new deliveries (chats → log)"), "{text}");
+    let log = daemon.dir().join("alerts.log");
+    eventually("the replayed event is sent", || async {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("chat_updated"))
+    })
+    .await;
+    assert_eq!(daemon.store().await.event(event.id).await.unwrap().unwrap().routes, ["chats"]);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_past_its_ttl_is_expired_not_sent_late() {
+    // Down for longer than the route's ttl: the first retry (1 s ± 20%) may still fall inside it.
+    let mut sink = HttpSink::start(vec![Answer(503, None, "down"), Answer(503, None, "down")]).await;
+    let daemon = Daemon::start(&http_route(&sink.url("/leads"), "ttl_secs = 1")).await;
+    let event = post_lead(&daemon, 2).await;
+    sink.next().await;
+    let store = daemon.store().await;
+    eventually("expired", || async { store.deliveries(event).await.unwrap()[0].state == DeliveryState::Expired }).await;
+    let delivery = &store.deliveries(event).await.unwrap()[0];
+    let outcomes: Vec<String> = store.attempts(delivery.id).await.unwrap().into_iter().map(|a| a.outcome).collect();
+    assert_eq!(outcomes.last().map(String::as_str), Some("expired"), "{outcomes:?}");
+    assert!(outcomes[..outcomes.len() - 1].iter().all(|o| o == "retry"), "{outcomes:?}");
+    // One request per attempt before the expiry (the first was read above), then none.
+    for _ in 1..outcomes.len() - 1 {
+        sink.next().await;
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(500), sink.next()).await.is_err(), "nothing was sent late");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn after_an_outage_everything_arrives_and_attempts_follow_the_schedule() {
+    // The receiver answers 503 twice, then is gone (connections refused), then comes back.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let flaky = HttpSink::start(vec![]).await;
+    let daemon = Daemon::start(&http_route(&format!("http://127.0.0.1:{port}/leads"), "")).await;
+    drop(flaky);
+    let mut events = Vec::new();
+    for n in 0..5 {
+        events.push(post_lead(&daemon, 100 + n).await);
+    }
+    // Down for the first two attempts of each (1 s, then 2 s later).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut sink =
+        HttpSink::start_on(port, vec![Answer(503, None, "warming up"), Answer(503, None, "warming up")]).await;
+    let store = daemon.store().await;
+    for event in &events {
+        eventually("delivered after the outage", || async {
+            store.deliveries(*event).await.unwrap()[0].state == DeliveryState::Delivered
+        })
+        .await;
+    }
+    let mut received = 0;
+    while tokio::time::timeout(Duration::from_millis(200), sink.next()).await.is_ok() {
+        received += 1;
+    }
+    assert_eq!(received, events.len() + 2, "every lead arrived, after the two 503s");
+
+    for event in &events {
+        let attempts = store.attempts(store.deliveries(*event).await.unwrap()[0].id).await.unwrap();
+        assert!(attempts.len() >= 3, "{attempts:?}");
+        assert_eq!(attempts.last().unwrap().outcome, "delivered");
+        assert!(attempts[..attempts.len() - 1].iter().all(|a| a.outcome == "retry"));
+        assert_eq!(attempts[0].reason.as_deref(), Some("network"), "the receiver refused connections");
+        // Waits follow the schedule (1 s, then 2 s repeating): never sooner than the step less
+        // its 20% jitter; later only by the worker's polling and a busy test machine.
+        for (index, pair) in attempts.windows(2).enumerate() {
+            let gap = (pair[1].started_at - pair[0].started_at).num_milliseconds();
+            let step = if index == 0 { 1000 } else { 2000 };
+            assert!(
+                gap >= step * 8 / 10 - 50 && gap <= step * 12 / 10 + 3000,
+                "attempt gap {gap} ms for a {step} ms step: {attempts:?}"
+            );
+        }
+    }
+    daemon.stop().await;
+}
