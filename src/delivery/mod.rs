@@ -6,6 +6,7 @@
 //! permanent ones, and those past the maximum age, are dead-lettered with the last answer.
 //! Nothing is dropped silently.
 
+pub mod pacing;
 pub mod policy;
 
 /// The routes that take `event`, and one delivery per (route, output) with the route's ttl.
@@ -95,6 +96,7 @@ impl Wake {
 pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake, shutdown: CancellationToken) {
     let settings = config.load().delivery.clone();
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let pacer = Arc::new(pacing::Pacer::default());
     let mut in_flight = JoinSet::new();
     loop {
         while in_flight.try_join_next().is_some() {}
@@ -127,8 +129,9 @@ pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake
             let Ok(permit) = slots.clone().acquire_owned().await else { break };
             let store = store.clone();
             let config = config.load_full();
+            let pacer = pacer.clone();
             in_flight.spawn(async move {
-                attempt(store.as_ref(), &config, delivery, event).await;
+                paced_attempt(store.as_ref(), &config, &pacer, delivery, event).await;
                 drop(permit);
             });
         }
@@ -141,9 +144,32 @@ pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake
     }
 }
 
-/// One attempt at one delivery, recorded whatever happens.
+/// An attempt, unless the output's pacing says not yet: then the delivery is deferred to when
+/// its buckets are free, without counting an attempt.
+async fn paced_attempt(store: &dyn Store, config: &Config, pacer: &pacing::Pacer, delivery: Delivery, event: Event) {
+    let paces = config
+        .outputs
+        .get(&delivery.output)
+        .and_then(|e| e.output.as_ref())
+        .map(|o| o.pacing().to_vec())
+        .unwrap_or_default();
+    let now = tokio::time::Instant::now();
+    if let Err(free_at) = pacer.reserve(&paces, now) {
+        let wait = chrono::TimeDelta::from_std(free_at - now).unwrap_or_default();
+        if let Err(error) = store.defer(delivery.id, Utc::now() + wait).await {
+            tracing::warn!(message = "Could not defer a paced delivery; its lease will expire.", %error);
+        }
+        return;
+    }
+    if let Some(pause) = attempt(store, config, delivery, event).await {
+        pacer.pause(&paces, tokio::time::Instant::now(), pause);
+    }
+}
+
+/// One attempt at one delivery, recorded whatever happens. Returns the destination's
+/// `Retry-After` when it asked to slow down, so its pacing buckets can pause.
 #[tracing::instrument(name = "deliver", skip_all, fields(delivery_id = %delivery.id, event_id = %event.id, route = %delivery.route, output = %delivery.output, attempt = delivery.attempts + 1))]
-pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, event: Event) {
+pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, event: Event) -> Option<Duration> {
     let number = delivery.attempts + 1;
     let started = Utc::now();
     let clock = Instant::now();
@@ -151,9 +177,15 @@ pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, eve
         let record = record(number, started, clock, "expired", None, "the route's ttl passed before it could be sent");
         finish(store, &delivery, record, Next::Expired).await;
         tracing::warn!(message = "Delivery expired: too late to be useful.");
-        return;
+        return None;
     }
     let result = send(config, &delivery, &event, number).await;
+    let slow_down = match &result {
+        Err(DeliveryError { reason: Reason::RateLimited, disposition: Disposition::Retry { after }, .. }) => {
+            Some(after.unwrap_or(Duration::from_secs(1)))
+        }
+        _ => None,
+    };
     let (outcome, next, reason, detail) = match result {
         Ok(receipt) => ("delivered", Next::Delivered, None, receipt.summary),
         Err(error) => {
@@ -193,6 +225,7 @@ pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, eve
         metrics::counter!(m::DELIVERY_FAILURES, "output" => output, "reason" => reason.clone()).increment(1);
     }
     finish(store, &delivery, record(number, started, clock, outcome, reason, &detail), next).await;
+    slow_down
 }
 
 async fn send(

@@ -92,6 +92,10 @@ pub trait Output: Send + Sync + std::fmt::Debug + 'static {
     fn plan(&self) -> &[Need];
     /// One attempt. Never retries or sleeps: the delivery stage owns time.
     async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError>;
+    /// The pacing buckets a message counts against; none by default.
+    fn pacing(&self) -> &[crate::delivery::pacing::Pace] {
+        &[]
+    }
 }
 
 /// A configured output; `output` is `None` when it is switched off (`enabled = false`).

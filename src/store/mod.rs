@@ -253,6 +253,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(Delivery, Event)>, StoreError>;
     /// Records an attempt and moves the delivery on; releases its lease.
     async fn finish_attempt(&self, delivery: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError>;
+    /// Puts a claimed delivery back, due at `at`, without counting an attempt (pacing).
+    async fn defer(&self, delivery: Ulid, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// When the next pending delivery falls due, if any is pending.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// The deliveries of one event.

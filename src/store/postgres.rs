@@ -161,6 +161,17 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn defer(&self, id: Ulid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = $1, lease_until = NULL WHERE id = $2 AND state = 'pending'",
+        )
+        .bind(millis(at))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until, 0))) FROM deliveries WHERE state = 'pending'",

@@ -172,6 +172,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn defer(&self, id: Ulid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL WHERE id = ? AND state = 'pending'")
+            .bind(millis(at))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) FROM deliveries WHERE state = 'pending'",

@@ -165,3 +165,63 @@ template = "missed_call"
     assert!(attempts[1].detail.starts_with("message 101 sent"), "{}", attempts[1].detail);
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_for_one_chat_is_paced_and_a_429_storm_honoured() {
+    const ALERTS: usize = 100;
+    const INTERVAL_MS: u128 = 50;
+    // Ten go through, then Telegram says "slow down" three times in a row.
+    let mut script = vec![Reply::Ok; 10];
+    script.extend([Reply::RetryAfter(1), Reply::RetryAfter(1), Reply::RetryAfter(1)]);
+    let mut fake = FakeTelegram::start(script).await;
+    let config = format!(
+        r#"
+[delivery]
+retry_schedule_secs = [1]
+concurrency = 16
+
+[outputs.tg]
+type = "telegram"
+token = "{TOKEN}"
+chat_id = 4242
+api_url = "{}"
+min_interval_ms = {INTERVAL_MS}
+
+[[route]]
+name = "offline"
+kind = "message.offline"
+to = ["tg"]
+template = "offline_message"
+"#,
+        fake.api_url()
+    );
+    let daemon = Daemon::start(&config).await;
+    for n in 0..ALERTS {
+        let body = format!(r#"{{"event_name":"offline_message","offline_message_id":{n},"message":"Сообщение {n}"}}"#);
+        let response = daemon.client.post(daemon.url("/hooks/jivo")).body(body).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let mut sent = Vec::new();
+    while sent.iter().filter(|s: &&crate::support::fake_telegram::Sent| !s.limited).count() < ALERTS {
+        sent.push(fake.next().await);
+    }
+    let delivered: std::collections::HashSet<String> =
+        sent.iter().filter(|s| !s.limited).map(|s| s.body["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(delivered.len(), ALERTS, "every alert arrived once");
+    assert_eq!(sent.iter().filter(|s| s.limited).count(), 3);
+    for pair in sent.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at).as_millis();
+        // Never faster than the chat's pace (a few ms of scheduling slack aside) …
+        assert!(gap + 5 >= INTERVAL_MS, "two messages {gap} ms apart");
+        // … and after "retry after 1 s", nothing to that chat for a second.
+        if pair[0].limited {
+            assert!(gap + 5 >= 1000, "sent {gap} ms after a 429 asking for 1 s");
+        }
+    }
+    let total = sent.last().unwrap().at.duration_since(sent[0].at);
+    eprintln!(
+        "pacing: {ALERTS} alerts to one chat in {:.1} s at ≥{INTERVAL_MS} ms apart, 3 × 429 honoured",
+        total.as_secs_f64()
+    );
+    daemon.stop().await;
+}

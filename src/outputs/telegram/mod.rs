@@ -19,6 +19,7 @@ use teloxide::types::{ChatId, LinkPreviewOptions, MessageId, ParseMode, Recipien
 use teloxide::{ApiError, Bot, RequestError};
 
 use super::{Attempt, DeliveryError, Message, Need, Output, Reason, Receipt};
+use crate::delivery::pacing::Pace;
 use crate::render::{Escape, Part};
 
 /// `[outputs.<name>]` with `type = "telegram"`.
@@ -40,6 +41,10 @@ pub struct Config {
     pub api_url: Option<String>,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Least time between two messages to this chat. Telegram allows about one a second to a
+    /// chat and 20 a minute to a group, so the default is 1000 for a user and 3000 for a
+    /// group or channel.
+    pub min_interval_ms: Option<u64>,
 }
 
 fn default_timeout() -> u64 {
@@ -57,7 +62,11 @@ pub struct TelegramOutput {
     thread: Option<ThreadId>,
     disable_notification: bool,
     link_preview: bool,
+    pacing: Vec<Pace>,
 }
+
+/// Telegram's limit for one bot across all chats: about 30 messages a second.
+const BOT_INTERVAL: Duration = Duration::from_millis(34);
 
 impl TelegramOutput {
     /// Checks the settings and builds the client (no network).
@@ -87,8 +96,21 @@ impl TelegramOutput {
                 .map_err(|e| format!("api_url `{api_url}` is not a URL ({e}); e.g. `http://127.0.0.1:8081`"))?;
             bot = bot.set_api_url(url);
         }
+        // Group, supergroup and channel ids are negative (or a @channel name).
+        let group = match &chat {
+            Recipient::Id(ChatId(id)) => *id < 0,
+            Recipient::ChannelUsername(_) => true,
+        };
+        let interval = Duration::from_millis(config.min_interval_ms.unwrap_or(if group { 3000 } else { 1000 }));
+        // The bot's own id is the part of the token before `:`; it is not secret.
+        let bot_id = token.split(':').next().unwrap_or_default();
+        let pacing = vec![
+            Pace { key: format!("telegram:{bot_id}:chat:{chat}"), interval },
+            Pace { key: format!("telegram:{bot_id}"), interval: BOT_INTERVAL },
+        ];
         Ok(Self {
             bot,
+            pacing,
             chat,
             thread: config.message_thread_id.map(|id| ThreadId(MessageId(id))),
             disable_notification: config.disable_notification,
@@ -142,6 +164,10 @@ impl Output for TelegramOutput {
 
     fn plan(&self) -> &[Need] {
         PLAN
+    }
+
+    fn pacing(&self) -> &[Pace] {
+        &self.pacing
     }
 
     async fn send(&self, message: &Message, _attempt: &Attempt) -> Result<Receipt, DeliveryError> {

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -38,6 +38,9 @@ pub enum Reply {
 pub struct Sent {
     pub token: String,
     pub body: Value,
+    pub at: Instant,
+    /// Whether the fake answered 429 to it.
+    pub limited: bool,
 }
 
 #[derive(Clone)]
@@ -103,8 +106,10 @@ async fn handle(
             .into_response();
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let _ = shared.seen.send(Sent { token, body: body.clone() });
-    match shared.script.lock().unwrap().pop_front().unwrap_or(Reply::Ok) {
+    let reply = shared.script.lock().unwrap().pop_front().unwrap_or(Reply::Ok);
+    let limited = matches!(reply, Reply::RetryAfter(_));
+    let _ = shared.seen.send(Sent { token, body: body.clone(), at: Instant::now(), limited });
+    match reply {
         Reply::Ok => {
             let id = {
                 let mut next = shared.next_id.lock().unwrap();
