@@ -17,7 +17,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt};
+use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt, error_chain};
 use crate::render::{Escape, JsonTemplate, Part};
 
 /// `[outputs.<name>]` with `type = "email"`.
@@ -243,18 +243,4 @@ pub fn classify(error: &lettre::transport::smtp::Error) -> DeliveryError {
     } else {
         DeliveryError::retry(Reason::Network, detail)
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt};
+use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt, error_chain};
 use crate::render::{Escape, JsonTemplate, Part};
 
 /// `[outputs.<name>]` with `type = "http"`.
@@ -267,18 +267,6 @@ fn classify_error(error: reqwest::Error) -> DeliveryError {
     } else {
         DeliveryError::retry(Reason::Network, detail)
     }
-}
-
-/// An error with its causes (`error sending request: connection refused`).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `Retry-After` as seconds or an HTTP date.

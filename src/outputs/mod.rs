@@ -161,6 +161,21 @@ pub fn render_for(
     Ok(Message::new(parts, context.clone()))
 }
 
+/// An error with its causes (`error sending request: connection refused`), each cause once.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Whether `template`'s parts satisfy `output`'s required needs; the missing part if not.
 pub fn missing_part(available: &[Part], output: &dyn Output) -> Option<Part> {
     output

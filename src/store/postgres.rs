@@ -230,19 +230,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         for delivery in deliveries {
-            sqlx::query(
-                "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $6, $6)",
-            )
-            .bind(delivery.id.to_string())
-            .bind(event.to_string())
-            .bind(&delivery.route)
-            .bind(&delivery.output)
-            .bind(&delivery.template)
-            .bind(now)
-            .bind(delivery.expires_at.map(millis))
-            .execute(&mut *tx)
-            .await?;
+            insert_delivery(&mut tx, event, delivery, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -384,21 +372,31 @@ async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Resul
     .execute(&mut **tx)
     .await?;
     for delivery in &new.deliveries {
-        sqlx::query(
-            "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $6, $6)",
-        )
-        .bind(delivery.id.to_string())
-        .bind(event.id.to_string())
-        .bind(&delivery.route)
-        .bind(&delivery.output)
-        .bind(&delivery.template)
-        .bind(received)
-        .bind(delivery.expires_at.map(millis))
-        .execute(&mut **tx)
-        .await?;
+        insert_delivery(tx, event.id, delivery, received).await?;
     }
     Ok(Appended::Stored(event.id))
+}
+
+async fn insert_delivery(
+    tx: &mut Transaction<'_, Postgres>,
+    event: EventId,
+    delivery: &NewDelivery,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $6, $6)",
+    )
+    .bind(delivery.id.to_string())
+    .bind(event.to_string())
+    .bind(&delivery.route)
+    .bind(&delivery.output)
+    .bind(&delivery.template)
+    .bind(now)
+    .bind(delivery.expires_at.map(millis))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_rejection(tx: &mut Transaction<'_, Postgres>, rejection: &Rejection) -> Result<(), StoreError> {

@@ -239,21 +239,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         for delivery in deliveries {
-            sqlx::query(
-                "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-            )
-            .bind(delivery.id.to_string())
-            .bind(event.to_string())
-            .bind(&delivery.route)
-            .bind(&delivery.output)
-            .bind(&delivery.template)
-            .bind(now)
-            .bind(delivery.expires_at.map(millis))
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_delivery(&mut tx, event, delivery, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -389,25 +375,32 @@ async fn append_one(tx: &mut Transaction<'_, Sqlite>, new: &NewEvent) -> Result<
     .bind(to_json(&new.routes)?)
     .execute(&mut **tx)
     .await?;
-    let now = millis(event.received_at);
     for delivery in &new.deliveries {
-        sqlx::query(
-            "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-        )
-        .bind(delivery.id.to_string())
-        .bind(event.id.to_string())
-        .bind(&delivery.route)
-        .bind(&delivery.output)
-        .bind(&delivery.template)
-        .bind(now)
-        .bind(delivery.expires_at.map(millis))
-        .bind(now)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        insert_delivery(tx, event.id, delivery, millis(event.received_at)).await?;
     }
     Ok(Appended::Stored(event.id))
+}
+
+async fn insert_delivery(
+    tx: &mut Transaction<'_, Sqlite>,
+    event: EventId,
+    delivery: &NewDelivery,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
+    )
+    .bind(delivery.id.to_string())
+    .bind(event.to_string())
+    .bind(&delivery.route)
+    .bind(&delivery.output)
+    .bind(&delivery.template)
+    .bind(now)
+    .bind(delivery.expires_at.map(millis))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_rejection(tx: &mut Transaction<'_, Sqlite>, rejection: &Rejection) -> Result<(), StoreError> {

@@ -36,14 +36,7 @@ where
 async fn a_routed_event_is_delivered_and_its_attempt_recorded() {
     let daemon = Daemon::start(CONFIG).await;
     let body = std::fs::read_to_string(repo().join("tests/fixtures/envybox/call_info_operator_busy_2.form")).unwrap();
-    let response = daemon
-        .client
-        .post(daemon.url("/hooks/envybox"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.trim_end().to_owned())
-        .send()
-        .await
-        .unwrap();
+    let response = daemon.post_form("envybox", &body).await;
     let stored = daemon.stored(&response).await;
     assert_eq!(stored.routes, ["missed calls"]);
     let store = daemon.store().await;

@@ -128,14 +128,7 @@ async fn a_vendor_retry_is_answered_but_stored_once() {
     let body = fixture("envybox/call_info_missed_client_2.form");
     let mut ids = Vec::new();
     for attempt in 0..3 {
-        let response = daemon
-            .client
-            .post(daemon.url("/hooks/envybox"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.trim_end().to_owned())
-            .send()
-            .await
-            .unwrap();
+        let response = daemon.post_form("envybox", &body).await;
         assert_eq!(response.status(), 200);
         let duplicate = response.headers().get(switchboard::ingest::DUPLICATE_HEADER).is_some();
         assert_eq!(duplicate, attempt > 0, "attempt {attempt}");

@@ -106,14 +106,7 @@ template = "lead"
 
 async fn post_lead(daemon: &Daemon) -> switchboard::event::EventId {
     let body = std::fs::read_to_string(repo().join("tests/fixtures/envybox/quiz_form_19.form")).unwrap();
-    let response = daemon
-        .client
-        .post(daemon.url("/hooks/envybox"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.trim_end().to_owned())
-        .send()
-        .await
-        .unwrap();
+    let response = daemon.post_form("envybox", &body).await;
     daemon.stored(&response).await.event.id
 }
 

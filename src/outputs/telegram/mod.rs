@@ -261,15 +261,12 @@ fn is_server_side(description: &str) -> bool {
 }
 
 fn network_detail(error: &reqwest::Error) -> String {
-    // The request URL holds the bot token: never let it into a log or the store.
-    let mut text = String::from("network error talking to the Bot API");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    // The request URL holds the bot token, and reqwest's own message includes it: only the
+    // causes below it are kept.
+    match std::error::Error::source(error) {
+        Some(cause) => format!("network error talking to the Bot API: {}", super::error_chain(cause)),
+        None => "network error talking to the Bot API".to_owned(),
     }
-    text
 }
 
 #[cfg(test)]

@@ -84,6 +84,17 @@ impl Daemon {
         self.dir.path().join("data/switchboard.db")
     }
 
+    /// Posts a form body to `/hooks/{vendor}` as a vendor does.
+    pub async fn post_form(&self, vendor: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/hooks/{vendor}")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.trim_end().to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The stored event a response names in its event-id header.
     pub async fn stored(&self, response: &reqwest::Response) -> StoredEvent {
         let id: EventId = response
