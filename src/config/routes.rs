@@ -116,6 +116,18 @@ pub(super) fn outputs(
                 }
             },
         };
+        let max_in_flight = match table.remove("max_in_flight") {
+            None => outputs::DEFAULT_MAX_IN_FLIGHT,
+            Some(toml::Value::Integer(n)) if n > 0 => usize::try_from(n).unwrap_or(outputs::DEFAULT_MAX_IN_FLIGHT),
+            Some(other) => {
+                issues.push(source.issue(
+                    span.clone(),
+                    format!("{key}.max_in_flight"),
+                    format!("expected a whole number above 0, found {other}"),
+                ));
+                continue;
+            }
+        };
         if !outputs::KNOWN_TYPES.contains(&kind.as_str()) {
             issues.push(source.issue(
                 span.clone(),
@@ -126,7 +138,7 @@ pub(super) fn outputs(
         }
         if !enabled {
             // A switched-off output is not built: its token may well be unset.
-            built.insert(name.clone(), OutputEntry { kind: kind.clone(), output: None });
+            built.insert(name.clone(), OutputEntry { kind: kind.clone(), output: None, max_in_flight });
             continue;
         }
         let table = match expand_table(table, env) {
@@ -138,7 +150,7 @@ pub(super) fn outputs(
         };
         match outputs::build(name, &kind, table, &outputs::BuildContext { base, helpers }) {
             Ok(output) => {
-                built.insert(name.clone(), OutputEntry { kind, output: Some(output) });
+                built.insert(name.clone(), OutputEntry { kind, output: Some(output), max_in_flight });
             }
             Err(message) => issues.push(source.issue(span.clone(), key, message)),
         }

@@ -97,6 +97,7 @@ pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake
     let settings = config.load().delivery.clone();
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let pacer = Arc::new(pacing::Pacer::default());
+    let limits = Arc::new(pacing::InFlight::default());
     let mut in_flight = JoinSet::new();
     loop {
         while in_flight.try_join_next().is_some() {}
@@ -129,9 +130,9 @@ pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake
             let Ok(permit) = slots.clone().acquire_owned().await else { break };
             let store = store.clone();
             let config = config.load_full();
-            let pacer = pacer.clone();
+            let (pacer, limits) = (pacer.clone(), limits.clone());
             in_flight.spawn(async move {
-                paced_attempt(store.as_ref(), &config, &pacer, delivery, event).await;
+                paced_attempt(store.as_ref(), &config, &pacer, &limits, delivery, event).await;
                 drop(permit);
             });
         }
@@ -146,13 +147,25 @@ pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake
 
 /// An attempt, unless the output's pacing says not yet: then the delivery is deferred to when
 /// its buckets are free, without counting an attempt.
-async fn paced_attempt(store: &dyn Store, config: &Config, pacer: &pacing::Pacer, delivery: Delivery, event: Event) {
-    let paces = config
-        .outputs
-        .get(&delivery.output)
-        .and_then(|e| e.output.as_ref())
-        .map(|o| o.pacing().to_vec())
-        .unwrap_or_default();
+async fn paced_attempt(
+    store: &dyn Store,
+    config: &Config,
+    pacer: &pacing::Pacer,
+    limits: &pacing::InFlight,
+    delivery: Delivery,
+    event: Event,
+) {
+    let entry = config.outputs.get(&delivery.output);
+    let limit = entry.map_or(crate::outputs::DEFAULT_MAX_IN_FLIGHT, |e| e.max_in_flight);
+    let Some(_turn) = limits.enter(&delivery.output, limit) else {
+        // The output has as many attempts in flight as it may: come back shortly rather than
+        // hold a worker that another output could use.
+        if let Err(error) = store.defer(delivery.id, Utc::now() + chrono::TimeDelta::milliseconds(200)).await {
+            tracing::warn!(message = "Could not defer a delivery; its lease will expire.", %error);
+        }
+        return;
+    };
+    let paces = entry.and_then(|e| e.output.as_ref()).map(|o| o.pacing().to_vec()).unwrap_or_default();
     let now = tokio::time::Instant::now();
     if let Err(free_at) = pacer.reserve(&paces, now) {
         let wait = chrono::TimeDelta::from_std(free_at - now).unwrap_or_default();

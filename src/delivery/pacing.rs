@@ -53,6 +53,41 @@ impl Pacer {
     }
 }
 
+/// Attempts in flight per output, bounded by the output's `max_in_flight`.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    counts: std::sync::Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A place among an output's attempts in flight, given back when dropped.
+#[derive(Debug)]
+pub struct Turn {
+    counts: std::sync::Arc<Mutex<HashMap<String, usize>>>,
+    output: String,
+}
+
+impl InFlight {
+    /// A turn for `output`, unless `limit` attempts to it are already in flight.
+    pub fn enter(&self, output: &str, limit: usize) -> Option<Turn> {
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(output.to_owned()).or_default();
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(Turn { counts: self.counts.clone(), output: output.to_owned() })
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.output) {
+            *count = count.saturating_sub(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +111,18 @@ mod tests {
         );
         assert_eq!(pacer.reserve(&chat_b, t0 + Duration::from_millis(40)), Ok(()));
         assert_eq!(pacer.reserve(&chat_a, t0 + Duration::from_secs(1)), Ok(()));
+    }
+
+    #[test]
+    fn in_flight_is_bounded_per_output() {
+        let limits = InFlight::default();
+        let first = limits.enter("crm", 2);
+        let second = limits.enter("crm", 2);
+        assert!(first.is_some() && second.is_some());
+        assert!(limits.enter("crm", 2).is_none(), "the third waits");
+        assert!(limits.enter("tg", 2).is_some(), "other outputs are not held up");
+        drop(first);
+        assert!(limits.enter("crm", 2).is_some(), "a finished attempt frees its place");
     }
 
     #[test]

@@ -103,7 +103,13 @@ pub trait Output: Send + Sync + std::fmt::Debug + 'static {
 pub struct OutputEntry {
     pub kind: String,
     pub output: Option<Arc<dyn Output>>,
+    /// Attempts to this output in flight at once (`max_in_flight`), so one slow destination
+    /// cannot take every worker.
+    pub max_in_flight: usize,
 }
+
+/// Default for an output's `max_in_flight`.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 
 /// What building an output may use.
 #[derive(Debug, Clone, Copy)]
