@@ -225,3 +225,37 @@ template = "offline_message"
     );
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn send_reports_what_happened_to_a_test_message() {
+    let mut fake = FakeTelegram::start(vec![Reply::Ok, Reply::Blocked]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}[outputs.tg]\ntype = \"telegram\"\ntoken = \"{TOKEN}\"\nchat_id = 42\napi_url = \"{}\"\n",
+            Daemon::config_prelude(),
+            fake.api_url()
+        ),
+    )
+    .unwrap();
+    let send = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["send", "tg", "--text", "Проверка <связи>", "--config"])
+            .arg(&config)
+            .output()
+    };
+    let output = send().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("delivered through `tg` (telegram): message 101 sent"), "{stdout}");
+    let text = fake.next().await.body["text"].as_str().unwrap().to_owned();
+    assert!(text.contains("Проверка &lt;связи&gt;"), "rendered and escaped: {text}");
+
+    let output = send().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout.contains("failed through `tg` (telegram): auth — permanent, fix the configuration"), "{stdout}");
+    assert!(stdout.contains("bot was blocked by the user"), "{stdout}");
+}
