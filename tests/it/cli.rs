@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::repo;
+use crate::support::{KillOnDrop, repo};
 
 fn switchboard() -> Command {
     Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -52,15 +52,17 @@ fn run_serves_webhooks_on_the_embedded_default() {
     // An empty working directory: no config.toml, no plugins/ — the binary's own defaults serve.
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = switchboard()
-        .arg("run")
-        .current_dir(dir.path())
-        .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
-        .env_remove("SWITCHBOARD_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        switchboard()
+            .arg("run")
+            .current_dir(dir.path())
+            .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env_remove("SWITCHBOARD_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{port}/hooks/jivo");
     let client = reqwest::blocking_free_post(&url);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -190,8 +192,9 @@ fn sighup_reloads_the_configuration() {
         ),
     )
     .unwrap();
-    let mut child =
-        switchboard().arg("run").current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = KillOnDrop(
+        switchboard().arg("run").current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+    );
     let status = |child: &mut std::process::Child| -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

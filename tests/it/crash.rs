@@ -3,7 +3,7 @@
 //! counted and reported, not hidden.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,20 +12,21 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::support::http_sink::HttpSink;
-use crate::support::repo;
+use crate::support::{KillOnDrop, repo};
 
 const EVENTS: usize = 2000;
 const CONCURRENCY: usize = 32;
 
-fn start(dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+fn start(dir: &std::path::Path) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["run", "--config"])
         .arg(dir.join("config.toml"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    KillOnDrop(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -209,13 +209,18 @@ template = "offline_message"
         sent.iter().filter(|s| !s.limited).map(|s| s.body["text"].as_str().unwrap().to_owned()).collect();
     assert_eq!(delivered.len(), ALERTS, "every alert arrived once");
     assert_eq!(sent.iter().filter(|s| s.limited).count(), 3);
+    // Sends start on the chat's pace; on a busy machine their arrival jitters by a few ms, so
+    // the rate is judged over ten messages, and one pair only loosely.
+    for window in sent.windows(10) {
+        let span = window[9].at.duration_since(window[0].at).as_millis();
+        assert!(span + 50 >= 9 * INTERVAL_MS, "ten messages within {span} ms");
+    }
     for pair in sent.windows(2) {
         let gap = pair[1].at.duration_since(pair[0].at).as_millis();
-        // Never faster than the chat's pace (a few ms of scheduling slack aside) …
-        assert!(gap + 5 >= INTERVAL_MS, "two messages {gap} ms apart");
-        // … and after "retry after 1 s", nothing to that chat for a second.
+        assert!(gap + 30 >= INTERVAL_MS, "two messages {gap} ms apart");
+        // After "retry after 1 s", nothing to that chat for a second.
         if pair[0].limited {
-            assert!(gap + 5 >= 1000, "sent {gap} ms after a 429 asking for 1 s");
+            assert!(gap + 30 >= 1000, "sent {gap} ms after a 429 asking for 1 s");
         }
     }
     let total = sent.last().unwrap().at.duration_since(sent[0].at);

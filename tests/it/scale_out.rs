@@ -3,7 +3,7 @@
 //! when the dead instance's lease expired mid-attempt.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::support::http_sink::HttpSink;
-use crate::support::repo;
+use crate::support::{KillOnDrop, repo};
 
 const EVENTS: usize = 900;
 const INSTANCES: usize = 3;
@@ -75,7 +75,7 @@ template = "generic"
             ),
         )
         .unwrap();
-        let child: Child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["run", "--config"])
             .arg(&path)
             .env("RUST_LOG", "warn")
@@ -83,7 +83,7 @@ template = "generic"
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        instances.push(child);
+        instances.push(KillOnDrop(child));
     }
     let instances = Arc::new(Mutex::new(instances));
 
