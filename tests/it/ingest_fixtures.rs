@@ -1,5 +1,5 @@
-//! Each fixture `tests/fixtures/<vendor>/<case>.{json,form,query}` is sent to a running daemon
-//! (`.query` as a GET) and the stored event is compared with `<case>.event.json`: vendor, event,
+//! Each fixture `tests/fixtures/<vendor>/<case>.{json,form,query,multipart}` is sent to a running
+//! daemon (`.query` as a GET; `.multipart` with the boundary `switchboard-fixture`) and the stored event is compared with `<case>.event.json`: vendor, event,
 //! kind and canonical fields. `UPDATE_GOLDEN=1 cargo test` rewrites the goldens; review the diff.
 
 use std::path::Path;
@@ -58,6 +58,11 @@ async fn post_fixture(daemon: &Daemon, vendor: &str, case: &Path) -> Value {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(String::from_utf8(body).unwrap().trim_end().to_owned()),
         Some("query") => daemon.client.get(format!("{url}?{}", String::from_utf8(body).unwrap().trim_end())),
+        Some("multipart") => daemon
+            .client
+            .post(&url)
+            .header("content-type", "multipart/form-data; boundary=switchboard-fixture")
+            .body(body),
         other => panic!("{}: unknown fixture type {other:?}", case.display()),
     };
     let response = request.send().await.unwrap();

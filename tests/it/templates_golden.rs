@@ -56,6 +56,12 @@ fn fixture_events() -> Vec<(String, Event)> {
             let payload = match file.extension().and_then(|e| e.to_str()) {
                 Some("query") => body::from_pairs(body::query_pairs(String::from_utf8(raw.clone()).unwrap().trim())),
                 Some("form") => body::decode(body::BodyFormat::Form, None, raw.trim_ascii()).unwrap(),
+                Some("multipart") => body::decode(
+                    body::BodyFormat::Auto,
+                    Some("multipart/form-data; boundary=switchboard-fixture"),
+                    &raw,
+                )
+                .unwrap(),
                 _ => body::decode(body::BodyFormat::Json, None, &raw).unwrap(),
             };
             let id: EventId = "01KAZ00000000000000000TEST".parse().unwrap();
