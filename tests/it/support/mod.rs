@@ -60,7 +60,11 @@ impl Daemon {
     /// Starts a daemon whose `config.toml` is `extra` plus the shipped plugins and a temporary
     /// database.
     pub async fn start(extra: &str) -> Self {
-        switchboard::telemetry::init(switchboard::telemetry::LogFormat::Text);
+        // Through the test writer, so a daemon's log shows only when its test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("temporary directory");
         let config_path = dir.path().join("config.toml");
         let text = format!("{}{extra}\n", Self::config_prelude());
