@@ -174,9 +174,8 @@ async fn paced_attempt(
         }
         return;
     }
-    if let Some(pause) = attempt(store, config, delivery, event).await {
-        pacer.pause(&paces, tokio::time::Instant::now(), pause);
-    }
+    let pause = attempt(store, config, delivery, event).await;
+    pacer.finish(&paces, tokio::time::Instant::now(), pause);
 }
 
 /// One attempt at one delivery, recorded whatever happens. Returns the destination's

@@ -17,38 +17,60 @@ use tokio::time::Instant;
 pub struct Pace {
     pub key: String,
     pub interval: Duration,
+    /// One send at a time: the bucket stays closed until the send in flight has its answer, so
+    /// a "slow down" reaches the next send before it leaves (and messages keep their order).
+    pub exclusive: bool,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    free_at: Option<Instant>,
+    busy: bool,
 }
 
 /// When each bucket is next free.
 #[derive(Debug, Default)]
 pub struct Pacer {
-    free_at: Mutex<HashMap<String, Instant>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 impl Pacer {
-    /// Takes a turn in every bucket, or says when all of them will be free.
+    /// Takes a turn in every bucket, or says when to try again.
     ///
     /// # Errors
     /// The instant to try again at; nothing is reserved then.
     pub fn reserve(&self, paces: &[Pace], now: Instant) -> Result<(), Instant> {
-        let mut free_at = self.free_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ready = paces.iter().filter_map(|p| free_at.get(&p.key)).copied().max().unwrap_or(now);
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ready = now;
+        for pace in paces {
+            if let Some(bucket) = buckets.get(&pace.key) {
+                if bucket.busy {
+                    ready = ready.max(now + pace.interval);
+                }
+                ready = ready.max(bucket.free_at.unwrap_or(now));
+            }
+        }
         if ready > now {
             return Err(ready);
         }
         for pace in paces {
-            free_at.insert(pace.key.clone(), now + pace.interval);
+            let bucket = buckets.entry(pace.key.clone()).or_default();
+            bucket.free_at = Some(now + pace.interval);
+            bucket.busy = pace.exclusive;
         }
         Ok(())
     }
 
-    /// Keeps the buckets closed for `pause` (the destination asked for it).
-    pub fn pause(&self, paces: &[Pace], now: Instant, pause: Duration) {
-        let mut free_at = self.free_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Ends a turn taken with [`Pacer::reserve`]; with `pause` (the destination asked to slow
+    /// down) the buckets stay closed that long.
+    pub fn finish(&self, paces: &[Pace], now: Instant, pause: Option<Duration>) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for pace in paces {
-            let until = now + pause;
-            let slot = free_at.entry(pace.key.clone()).or_insert(until);
-            *slot = (*slot).max(until);
+            let bucket = buckets.entry(pace.key.clone()).or_default();
+            bucket.busy = false;
+            if let Some(pause) = pause {
+                bucket.free_at = Some(bucket.free_at.map_or(now + pause, |at| at.max(now + pause)));
+            }
         }
     }
 }
@@ -93,7 +115,7 @@ mod tests {
     use super::*;
 
     fn pace(key: &str, ms: u64) -> Pace {
-        Pace { key: key.into(), interval: Duration::from_millis(ms) }
+        Pace { key: key.into(), interval: Duration::from_millis(ms), exclusive: false }
     }
 
     #[test]
@@ -131,8 +153,20 @@ mod tests {
         let t0 = Instant::now();
         let chat = [pace("chat:a", 100)];
         pacer.reserve(&chat, t0).unwrap();
-        pacer.pause(&chat, t0, Duration::from_secs(5));
+        pacer.finish(&chat, t0, Some(Duration::from_secs(5)));
         assert_eq!(pacer.reserve(&chat, t0 + Duration::from_secs(1)), Err(t0 + Duration::from_secs(5)));
         assert_eq!(pacer.reserve(&chat, t0 + Duration::from_secs(5)), Ok(()));
+    }
+
+    #[test]
+    fn an_exclusive_bucket_waits_for_the_answer() {
+        let pacer = Pacer::default();
+        let t0 = Instant::now();
+        let chat = [Pace { key: "chat:a".into(), interval: Duration::from_millis(50), exclusive: true }];
+        pacer.reserve(&chat, t0).unwrap();
+        // The interval has passed but the first send has no answer yet.
+        assert!(pacer.reserve(&chat, t0 + Duration::from_millis(200)).is_err());
+        pacer.finish(&chat, t0 + Duration::from_millis(210), None);
+        assert_eq!(pacer.reserve(&chat, t0 + Duration::from_millis(210)), Ok(()));
     }
 }

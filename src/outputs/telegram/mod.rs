@@ -105,8 +105,8 @@ impl TelegramOutput {
         // The bot's own id is the part of the token before `:`; it is not secret.
         let bot_id = token.split(':').next().unwrap_or_default();
         let pacing = vec![
-            Pace { key: format!("telegram:{bot_id}:chat:{chat}"), interval },
-            Pace { key: format!("telegram:{bot_id}"), interval: BOT_INTERVAL },
+            Pace { key: format!("telegram:{bot_id}:chat:{chat}"), interval, exclusive: true },
+            Pace { key: format!("telegram:{bot_id}"), interval: BOT_INTERVAL, exclusive: false },
         ];
         Ok(Self {
             bot,
