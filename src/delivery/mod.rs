@@ -13,12 +13,8 @@ pub mod policy;
 /// Outputs that are switched off get none: there is nothing to send them with.
 pub fn plan(config: &Config, event: &Event) -> (Vec<String>, Vec<NewDelivery>) {
     let decisions = config.routes.decide(event);
-    if decisions.is_empty() {
-        metrics::counter!(m::ROUTES_MATCHED, "route" => "unrouted").increment(1);
-    }
     let mut deliveries = Vec::new();
     for decision in &decisions {
-        metrics::counter!(m::ROUTES_MATCHED, "route" => decision.route.clone()).increment(1);
         let expires_at =
             decision.ttl.and_then(|ttl| chrono::TimeDelta::from_std(ttl).ok()).map(|ttl| event.received_at + ttl);
         for target in &decision.targets {

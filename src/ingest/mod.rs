@@ -154,7 +154,7 @@ async fn accept(
             dedup_window: config.storage.dedup_window,
             request: record,
             raw_body: raw_body.clone(),
-            routes,
+            routes: routes.clone(),
             deliveries,
         })
         .await
@@ -171,6 +171,13 @@ async fn accept(
                 .increment(1);
             metrics::counter!(m::EVENTS_STORED, "vendor" => vendor_label, "kind" => normalized.event.kind.to_string())
                 .increment(1);
+            // Counted here, not when routing: a vendor's retry is not another match.
+            if routes.is_empty() {
+                metrics::counter!(m::ROUTES_MATCHED, "route" => "unrouted").increment(1);
+            }
+            for route in &routes {
+                metrics::counter!(m::ROUTES_MATCHED, "route" => route.clone()).increment(1);
+            }
         }
         Appended::Duplicate(id) => {
             tracing::info!(message = "Duplicate of a stored event; not stored again.", event_id = %id);

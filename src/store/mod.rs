@@ -38,21 +38,6 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-impl StoreError {
-    /// Whether trying again later may succeed (a locked or unreachable database), as opposed to
-    /// a bug or corrupt data.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Database(error) => matches!(
-                error.as_ref(),
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Database(_)
-            ),
-            Self::Closed => true,
-            Self::Migration(_) | Self::Corrupt(_) => false,
-        }
-    }
-}
-
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         Self::Database(Arc::new(error))

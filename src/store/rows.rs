@@ -117,6 +117,28 @@ pub(super) fn attempt(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
     })
 }
 
+/// Each claimed delivery with its event.
+///
+/// # Errors
+/// An event row that does not decode, or a delivery whose event is missing.
+pub(super) fn pair_with_events(
+    deliveries: Vec<Delivery>,
+    events: impl Iterator<Item = Result<StoredEvent, StoreError>>,
+) -> Result<Vec<(Delivery, Event)>, StoreError> {
+    let mut by_id = std::collections::HashMap::new();
+    for stored in events {
+        let event = stored?.event;
+        by_id.insert(event.id, event);
+    }
+    deliveries
+        .into_iter()
+        .map(|delivery| match by_id.get(&delivery.event_id) {
+            Some(event) => Ok((delivery, event.clone())),
+            None => Err(corrupt("delivery", format!("{} has no event", delivery.id))),
+        })
+        .collect()
+}
+
 pub(super) fn to_json(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| corrupt("serialising", e))
 }
