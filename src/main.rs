@@ -7,6 +7,7 @@ use clap::Parser;
 use switchboard::app::{self, Listeners};
 use switchboard::cli::{Cli, Command, ConfigArgs, ops, send, test};
 use switchboard::config::Config;
+use switchboard::store::EventQuery;
 use switchboard::telemetry;
 use tokio_util::sync::CancellationToken;
 
@@ -58,9 +59,19 @@ fn main() -> ExitCode {
         }
         Command::Events(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(
-                runtime().and_then(|rt| rt.block_on(ops::events(&config, args.vendor, args.kind, args.limit))),
-            )
+            print_or_fail(runtime().and_then(|rt| {
+                rt.block_on(ops::events(
+                    &config,
+                    EventQuery {
+                        vendor: args.vendor,
+                        kind: args.kind,
+                        status: args.status,
+                        search: args.search,
+                        limit: args.limit,
+                        ..Default::default()
+                    },
+                ))
+            }))
         }
         Command::Deliveries(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };

@@ -53,8 +53,18 @@ pub struct EventsArgs {
     pub vendor: Option<String>,
     #[arg(long)]
     pub kind: Option<String>,
+    /// unrouted, pending, delivered or failed.
+    #[arg(long, value_parser = parse_event_status)]
+    pub status: Option<crate::store::EventStatus>,
+    /// A phone number, email address or name the event's fields contain.
+    #[arg(long)]
+    pub search: Option<String>,
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+}
+
+fn parse_event_status(text: &str) -> Result<crate::store::EventStatus, String> {
+    crate::store::EventStatus::parse(text).ok_or_else(|| "expected unrouted, pending, delivered or failed".to_owned())
 }
 
 #[derive(Debug, Args)]

@@ -19,14 +19,9 @@ async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
 ///
 /// # Errors
 /// The store cannot be read.
-pub async fn events(
-    config: &Config,
-    vendor: Option<String>,
-    kind: Option<String>,
-    limit: u32,
-) -> anyhow::Result<String> {
+pub async fn events(config: &Config, query: EventQuery) -> anyhow::Result<String> {
     let store = open(config).await?;
-    let events = store.events(&EventQuery { vendor, kind, before: None, limit }).await?;
+    let events = store.events(&query).await?;
     let mut out = String::new();
     for stored in &events {
         let event = &stored.event;

@@ -8,6 +8,7 @@
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod views;
 mod writer;
 
 use std::sync::Arc;
@@ -204,7 +205,92 @@ pub struct EventQuery {
     pub kind: Option<String>,
     /// Only events received before this id (for paging, newest first).
     pub before: Option<EventId>,
+    /// Received at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Received before.
+    pub until: Option<DateTime<Utc>>,
+    /// Text the canonical fields contain, case-insensitively: a phone number's digits, an
+    /// email address, a name.
+    pub search: Option<String>,
+    pub status: Option<EventStatus>,
     pub limit: u32,
+}
+
+/// Where an event's deliveries stand, as one word: what the events list filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// No route took it.
+    Unrouted,
+    /// Some delivery is still being tried.
+    Pending,
+    /// Every delivery arrived.
+    Delivered,
+    /// Some delivery is dead or expired.
+    Failed,
+}
+
+impl EventStatus {
+    pub const ALL: [Self; 4] = [Self::Unrouted, Self::Pending, Self::Delivered, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unrouted => "unrouted",
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// How many of an event's deliveries are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryCounts {
+    pub pending: u32,
+    pub delivered: u32,
+    pub dead: u32,
+    pub expired: u32,
+}
+
+impl DeliveryCounts {
+    /// The event's status, given whether any route took it.
+    pub fn status(&self, routed: bool) -> EventStatus {
+        if self.dead + self.expired > 0 {
+            EventStatus::Failed
+        } else if self.pending > 0 {
+            EventStatus::Pending
+        } else if routed {
+            EventStatus::Delivered
+        } else {
+            EventStatus::Unrouted
+        }
+    }
+}
+
+/// An output's most recent attempts, for the status page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutputHealth {
+    pub output: String,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// What the destination answered the last time it failed.
+    pub last_failure: Option<String>,
+}
+
+/// The delivery queue at a glance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Deliveries still to be sent (due or waiting for a retry).
+    pub pending: u64,
+    /// Of those, the ones due now.
+    pub due: u64,
+    /// When the oldest pending delivery was created.
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    pub dead: u64,
 }
 
 /// Filters for [`Store::list_deliveries`]; `None` means any.
@@ -266,6 +352,15 @@ pub trait Store: Send + Sync + 'static {
     /// again where that is safe. Returns how many were released. Tools that open the store
     /// beside a running daemon must not call it.
     async fn recover(&self) -> Result<u64, StoreError>;
+    /// How each event's deliveries stand, for the events it is given (absent: none).
+    async fn delivery_counts(
+        &self,
+        events: &[EventId],
+    ) -> Result<std::collections::HashMap<EventId, DeliveryCounts>, StoreError>;
+    /// Each output's last success and failure, for outputs that were ever tried.
+    async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError>;
+    /// The size and age of the delivery queue at `now`.
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Finishes pending writes and closes the database.

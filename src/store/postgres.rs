@@ -14,9 +14,11 @@ use ulid::Ulid;
 
 use super::rows::{self, corrupt, to_json};
 use super::writer::{Batch, Job, Writer};
+use std::collections::HashMap;
+
 use super::{
-    Appended, AttemptRecord, Delivery, DeliveryQuery, DeliveryState, EventQuery, NewDelivery, NewEvent, Next,
-    Rejection, Store, StoreError, StoredEvent, from_millis, millis, next_state,
+    Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, DeliveryState, EventQuery, NewDelivery, NewEvent,
+    Next, OutputHealth, QueueStats, Rejection, Store, StoreError, StoredEvent, from_millis, millis, next_state,
 };
 use crate::event::{Event, EventId};
 
@@ -67,19 +69,7 @@ impl Store for PostgresStore {
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body, routes
-             FROM events
-             WHERE ($1::TEXT IS NULL OR vendor = $1) AND ($2::TEXT IS NULL OR kind = $2) AND ($3::TEXT IS NULL OR id < $3)
-             ORDER BY id DESC LIMIT $4",
-        )
-        .bind(query.vendor.as_deref())
-        .bind(query.kind.as_deref())
-        .bind(query.before.map(|id| id.to_string()))
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::stored_event).collect()
+        views::events(&self.pool, query).await
     }
 
     async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
@@ -277,6 +267,18 @@ impl Store for PostgresStore {
         Ok(0)
     }
 
+    async fn delivery_counts(&self, events: &[EventId]) -> Result<HashMap<EventId, DeliveryCounts>, StoreError> {
+        views::delivery_counts(&self.pool, events).await
+    }
+
+    async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError> {
+        views::output_health(&self.pool).await
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
+        views::queue_stats(&self.pool, now).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -417,4 +419,12 @@ async fn insert_rejection(tx: &mut Transaction<'_, Postgres>, rejection: &Reject
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The operator's views ([`super::views`]) over this pool.
+mod views {
+    super::super::views::operator_views!(
+        sqlx::postgres::PgPool,
+        ids_from_json = "SELECT json_array_elements_text(CAST($1 AS json))"
+    );
 }

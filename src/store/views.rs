@@ -1,0 +1,187 @@
+//! The operator's views of the store: filtered event lists, how each event's deliveries stand,
+//! each output's last answer and the queue. One SQL text serves SQLite and PostgreSQL (both
+//! take `$n` parameters and `CAST`), and [`operator_views!`] writes the Rust around it once
+//! for each pool type.
+
+use super::EventQuery;
+
+/// Events matching an [`EventQuery`], newest first. `$6`/`$7` are LIKE patterns (the search as
+/// typed, and its digits alone for a phone number written with separators).
+pub(super) const FILTERED_EVENTS: &str = r"
+SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body, routes
+FROM events
+WHERE (CAST($1 AS TEXT) IS NULL OR vendor = $1)
+  AND (CAST($2 AS TEXT) IS NULL OR kind = $2)
+  AND (CAST($3 AS TEXT) IS NULL OR id < $3)
+  AND (CAST($4 AS BIGINT) IS NULL OR received_at >= $4)
+  AND (CAST($5 AS BIGINT) IS NULL OR received_at < $5)
+  AND (CAST($6 AS TEXT) IS NULL OR LOWER(fields) LIKE $6 ESCAPE '\' OR LOWER(fields) LIKE $7 ESCAPE '\')
+  AND (CAST($8 AS TEXT) IS NULL
+       OR ($8 = 'unrouted' AND routes = '[]')
+       OR ($8 = 'pending' AND EXISTS (
+            SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending'))
+       OR ($8 = 'failed' AND EXISTS (
+            SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('dead', 'expired')))
+       OR ($8 = 'delivered' AND routes <> '[]' AND NOT EXISTS (
+            SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state <> 'delivered')))
+ORDER BY id DESC LIMIT $9";
+
+pub(super) const OUTPUT_LAST_ATTEMPTS: &str = r"
+SELECT d.output AS output,
+       MAX(CASE WHEN a.outcome = 'delivered' THEN a.started_at END) AS last_success,
+       MAX(CASE WHEN a.outcome <> 'delivered' THEN a.started_at END) AS last_failure
+FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+GROUP BY d.output ORDER BY d.output";
+
+pub(super) const OUTPUT_LAST_FAILURE: &str = r"
+SELECT a.detail AS detail
+FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+WHERE d.output = $1 AND a.outcome <> 'delivered'
+ORDER BY a.started_at DESC LIMIT 1";
+
+pub(super) const QUEUE: &str = r"
+SELECT COUNT(CASE WHEN state = 'pending' THEN 1 END) AS pending,
+       COUNT(CASE WHEN state = 'pending' AND next_attempt_at <= $1 THEN 1 END) AS due,
+       MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest,
+       COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead
+FROM deliveries WHERE state IN ('pending', 'dead')";
+
+/// The LIKE patterns for a search: the text as typed, and (for something that looks like a
+/// phone number) its digits alone, so `+7 (916) 123-45-67` finds `79161234567`.
+pub(super) fn search_patterns(query: &EventQuery) -> (Option<String>, Option<String>) {
+    let Some(text) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+        return (None, None);
+    };
+    let like = |text: &str| {
+        let escaped = text.to_lowercase().replace('\\', r"\\").replace('%', r"\%").replace('_', r"\_");
+        format!("%{escaped}%")
+    };
+    let phone_like = text.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let digits = if phone_like && digits.len() >= 3 { like(&digits) } else { like(text) };
+    (Some(like(text)), Some(digits))
+}
+
+/// Writes the operator views for one sqlx pool type; `$ids` is the SQL that turns `$1`, a
+/// JSON array of event ids, into a set.
+macro_rules! operator_views {
+    ($pool:ty, ids_from_json = $ids:literal) => {
+        use std::collections::HashMap;
+
+        use chrono::{DateTime, Utc};
+
+        use crate::event::EventId;
+        use crate::store::rows::{self, Columns, to_json};
+        use crate::store::views;
+        use crate::store::{DeliveryCounts, EventQuery, OutputHealth, QueueStats, StoreError, StoredEvent};
+
+        pub(super) async fn events(pool: &$pool, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+            let (search, digits) = views::search_patterns(query);
+            let rows = sqlx::query(views::FILTERED_EVENTS)
+                .bind(query.vendor.as_deref())
+                .bind(query.kind.as_deref())
+                .bind(query.before.map(|id| id.to_string()))
+                .bind(query.since.map(crate::store::millis))
+                .bind(query.until.map(crate::store::millis))
+                .bind(search)
+                .bind(digits)
+                .bind(query.status.map(crate::store::EventStatus::as_str))
+                .bind(i64::from(query.limit))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(rows::stored_event).collect()
+        }
+
+        pub(super) async fn delivery_counts(
+            pool: &$pool,
+            events: &[EventId],
+        ) -> Result<HashMap<EventId, DeliveryCounts>, StoreError> {
+            let ids: Vec<String> = events.iter().map(ToString::to_string).collect();
+            let rows = sqlx::query(concat!(
+                "SELECT event_id, state, COUNT(*) AS n FROM deliveries WHERE event_id IN (",
+                $ids,
+                ") GROUP BY event_id, state"
+            ))
+            .bind(to_json(&ids)?)
+            .fetch_all(pool)
+            .await?;
+            let mut counts: HashMap<EventId, DeliveryCounts> = HashMap::new();
+            for row in &rows {
+                let id: EventId = row.text("event_id")?.parse().map_err(|e| rows::corrupt("event id", e))?;
+                let n = u32::try_from(row.int("n")?).unwrap_or(u32::MAX);
+                let entry = counts.entry(id).or_default();
+                match crate::store::DeliveryState::parse(&row.text("state")?)? {
+                    crate::store::DeliveryState::Pending => entry.pending = n,
+                    crate::store::DeliveryState::Delivered => entry.delivered = n,
+                    crate::store::DeliveryState::Dead => entry.dead = n,
+                    crate::store::DeliveryState::Expired => entry.expired = n,
+                }
+            }
+            Ok(counts)
+        }
+
+        pub(super) async fn output_health(pool: &$pool) -> Result<Vec<OutputHealth>, StoreError> {
+            let rows = sqlx::query(views::OUTPUT_LAST_ATTEMPTS).fetch_all(pool).await?;
+            let mut health = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let output = row.text("output")?;
+                let last_failure_at = row.maybe_int("last_failure")?.map(crate::store::from_millis);
+                let last_failure = match last_failure_at {
+                    None => None,
+                    Some(_) => sqlx::query(views::OUTPUT_LAST_FAILURE)
+                        .bind(&output)
+                        .fetch_optional(pool)
+                        .await?
+                        .map(|row| row.text("detail"))
+                        .transpose()?,
+                };
+                health.push(OutputHealth {
+                    last_success_at: row.maybe_int("last_success")?.map(crate::store::from_millis),
+                    last_failure_at,
+                    last_failure,
+                    output,
+                });
+            }
+            Ok(health)
+        }
+
+        pub(super) async fn queue_stats(pool: &$pool, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
+            let row = sqlx::query(views::QUEUE).bind(crate::store::millis(now)).fetch_one(pool).await?;
+            let count = |column: &str| -> Result<u64, StoreError> {
+                Ok(u64::try_from(row.maybe_int(column)?.unwrap_or_default()).unwrap_or_default())
+            };
+            Ok(QueueStats {
+                pending: count("pending")?,
+                due: count("due")?,
+                oldest_pending_at: row.maybe_int("oldest")?.map(crate::store::from_millis),
+                dead: count("dead")?,
+            })
+        }
+    };
+}
+
+pub(super) use operator_views;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patterns(search: &str) -> (Option<String>, Option<String>) {
+        search_patterns(&EventQuery { search: Some(search.to_owned()), ..Default::default() })
+    }
+
+    #[test]
+    fn phone_numbers_are_searched_by_their_digits_too() {
+        assert_eq!(patterns("+7 (916) 123-45-67").1.as_deref(), Some("%79161234567%"));
+        assert_eq!(
+            patterns("Ivan@Example.com"),
+            (Some("%ivan@example.com%".into()), Some("%ivan@example.com%".into()))
+        );
+    }
+
+    #[test]
+    fn like_wildcards_in_a_search_are_literal() {
+        assert_eq!(patterns("50%_off").0.as_deref(), Some(r"%50\%\_off%"));
+        assert_eq!(patterns("   "), (None, None));
+    }
+}
