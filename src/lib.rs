@@ -26,6 +26,7 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod ingest;
+pub mod inspect;
 pub mod metrics;
 pub mod outputs;
 pub mod reload;

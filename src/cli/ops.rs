@@ -87,17 +87,7 @@ pub async fn replay(config: &Config, id: &str) -> anyhow::Result<String> {
     let id: EventId = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not an event id"))?;
     let store = open(config).await?;
     let Some(stored) = store.event(id).await? else { bail!("no event {id}") };
-    let (routes, deliveries) = crate::delivery::plan(config, &stored.event);
-    // A replay is sent now: a route's ttl counts from the replay, not from the original.
-    let now = chrono::Utc::now();
-    let deliveries: Vec<_> = deliveries
-        .into_iter()
-        .map(|mut d| {
-            d.expires_at = d.expires_at.map(|at| now + (at - stored.event.received_at));
-            d
-        })
-        .collect();
-    store.add_deliveries(id, &routes, &deliveries).await?;
+    let deliveries = crate::delivery::replay(store.as_ref(), config, &stored).await?;
     store.close().await;
     Ok(if deliveries.is_empty() {
         format!("event {id}: no route takes it today; nothing to send\n")

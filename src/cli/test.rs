@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::event::EventId;
-use crate::outputs;
-use crate::router::Outcome;
+use crate::inspect;
 use crate::vendor::{BodyFormat, body};
 
 /// The full report, as `--json` prints it.
@@ -33,46 +32,12 @@ pub fn report(config: &Config, vendor: &str, file: &Path, at: Option<DateTime<Ut
     let at = at.unwrap_or_else(Utc::now);
     let normalized = plugin.interpret(payload, None, &raw, EventId::new(at), at)?;
     let event = normalized.event;
-    let context = event.context();
 
-    let mut routes = Vec::new();
-    let mut messages = Vec::new();
-    let decisions = config.routes.decide(&event);
-    for verdict in config.routes.explain(&event) {
-        let (outcome, reason) = match &verdict.outcome {
-            Outcome::Matched => ("matched", None),
-            Outcome::NotMatched(why) => ("not matched", Some(why.clone())),
-            Outcome::Disabled => ("disabled", None),
-            Outcome::NotReached => ("not reached", Some("an earlier route matched without `continue`".to_owned())),
-        };
-        routes.push(json!({ "route": verdict.route, "outcome": outcome, "reason": reason }));
-    }
-    for decision in &decisions {
-        for target in &decision.targets {
-            let entry = &config.outputs[&target.output];
-            let rendered = match &entry.output {
-                None => json!({ "skipped": "the output is switched off (enabled = false)" }),
-                Some(output) => {
-                    match outputs::render_for(&config.templates, &target.template, output.as_ref(), &context) {
-                        Ok(message) => {
-                            Value::Object(message.parts().map(|(part, text)| (part.to_string(), json!(text))).collect())
-                        }
-                        Err(error) => json!({ "error": error.to_string() }),
-                    }
-                }
-            };
-            messages.push(json!({
-                "route": decision.route,
-                "output": target.output,
-                "type": entry.kind,
-                "template": target.template,
-                "message": rendered,
-            }));
-        }
-    }
-    if decisions.is_empty() && config.routes.iter().next().is_none() {
+    if config.routes.iter().next().is_none() {
         bail!("the configuration has no routes");
     }
+    let routes = inspect::verdicts(config, &event);
+    let messages = inspect::messages(config, &event);
     Ok(json!({
         "event": {
             "vendor": event.vendor,

@@ -34,6 +34,29 @@ pub fn plan(config: &Config, event: &Event) -> (Vec<String>, Vec<NewDelivery>) {
     (decisions.into_iter().map(|d| d.route).collect(), deliveries)
 }
 
+/// Sends a stored event through today's routes again, as new deliveries beside its old ones.
+/// A route's ttl counts from the replay, not from the original. Returns the new deliveries.
+///
+/// # Errors
+/// The store cannot be written.
+pub async fn replay(
+    store: &dyn Store,
+    config: &Config,
+    stored: &crate::store::StoredEvent,
+) -> Result<Vec<NewDelivery>, crate::store::StoreError> {
+    let (routes, deliveries) = plan(config, &stored.event);
+    let now = Utc::now();
+    let deliveries: Vec<_> = deliveries
+        .into_iter()
+        .map(|mut d| {
+            d.expires_at = d.expires_at.map(|at| now + (at - stored.event.received_at));
+            d
+        })
+        .collect();
+    store.add_deliveries(stored.event.id, &routes, &deliveries).await?;
+    Ok(deliveries)
+}
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -6,8 +6,9 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 use std::ops::Range;
 
+use super::body::BodyFormat;
 use super::spec::VendorSpec;
-use super::{EventDef, LegacyPath, Reply, ReplyBody, Rule, Vendor};
+use super::{EventDef, LegacyPath, Reply, ReplyBody, Rule, Sample, Vendor};
 use crate::condition::{Condition, Scope};
 use crate::config::{ConfigIssue, Source};
 use crate::event::{Kind, Path, fields};
@@ -149,10 +150,23 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
         });
     }
 
+    let samples: Vec<Sample> = spec
+        .sample
+        .iter()
+        .map(|sample| {
+            let sample_spec = sample.get_ref();
+            let content_type = sample_spec.content_type.clone().unwrap_or_else(|| match spec.format {
+                BodyFormat::Form => "application/x-www-form-urlencoded".to_owned(),
+                _ => "application/json".to_owned(),
+            });
+            Sample { name: sample_spec.name.clone(), content_type, body: sample_spec.body.clone() }
+        })
+        .collect();
+
     if !issues.is_empty() {
         return Err(issues);
     }
-    Ok(Vendor {
+    let vendor = Vendor {
         title: spec.title.clone().unwrap_or_else(|| name.clone()),
         name,
         format: spec.format,
@@ -166,7 +180,16 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
         fields: mapped_fields,
         classify,
         legacy_paths,
-    })
+        samples,
+    };
+    // A sample the plugin cannot read would only fail when someone presses the button.
+    for (index, sample) in vendor.samples.iter().enumerate() {
+        if let Err(error) = vendor.try_sample(sample) {
+            let message = format!("the plugin cannot read it: {error}");
+            issues.push(source.issue(Some(spec.sample[index].span()), format!("sample[{index}]"), message));
+        }
+    }
+    if issues.is_empty() { Ok(vendor) } else { Err(issues) }
 }
 
 type IssueSink<'a> = dyn FnMut(Range<usize>, String, String) + 'a;

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::condition::Condition;
 use crate::config::{ConfigIssue, Source};
-use crate::event::{Kind, Path};
+use crate::event::{EventId, Kind, Path};
 
 pub use body::{BodyFormat, DecodeError};
 pub use normalize::{NormalizeError, Normalized};
@@ -51,6 +51,25 @@ pub struct Vendor {
     fields: Vec<(&'static str, Vec<Path>)>,
     classify: Vec<Rule>,
     legacy_paths: Vec<LegacyPath>,
+    samples: Vec<Sample>,
+}
+
+/// An example webhook from the plugin's `[[sample]]`.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub content_type: String,
+    body: String,
+}
+
+impl Sample {
+    /// The body to post, with `$UNIQUE` made fresh.
+    pub fn body(&self) -> String {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
+        let unique = millis * 1000 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1000;
+        self.body.replace("$UNIQUE", &unique.to_string())
+    }
 }
 
 /// What the vendor gets back for an accepted webhook.
@@ -116,6 +135,23 @@ impl Vendor {
         names.sort_unstable();
         names.dedup();
         names.into_iter()
+    }
+
+    /// The plugin's example webhooks.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// What the plugin makes of a sample, as ingest would.
+    ///
+    /// # Errors
+    /// The body does not decode, or the plugin refuses it.
+    pub fn try_sample(&self, sample: &Sample) -> Result<Normalized, String> {
+        let raw = sample.body();
+        let payload =
+            body::decode(self.format, Some(&sample.content_type), raw.as_bytes()).map_err(|e| e.to_string())?;
+        let now = chrono::Utc::now();
+        self.interpret(payload, None, raw.as_bytes(), EventId::new(now), now).map_err(|e| e.to_string())
     }
 
     /// The plugin's legacy paths.

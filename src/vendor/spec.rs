@@ -42,6 +42,9 @@ pub struct VendorSpec {
     /// Extra paths that accept this vendor's webhooks, for senders configured before `/hooks/`.
     #[serde(default)]
     pub legacy_path: Vec<Spanned<LegacyPathSpec>>,
+    /// Example webhooks, sent by the dashboard's "send test event" through the real pipeline.
+    #[serde(default)]
+    pub sample: Vec<Spanned<SampleSpec>>,
 }
 
 fn default_methods() -> Spanned<Vec<String>> {
@@ -114,4 +117,17 @@ pub enum Echo {
     /// `"data": [{leaf: [values…]}]`: the posted data flattened to leaf names, as the old
     /// in-house receiver answered.
     Flatten,
+}
+
+/// One `[[sample]]`: a webhook as the vendor sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleSpec {
+    /// What it is, for people (`Missed call`).
+    pub name: String,
+    /// The body exactly as posted; `$UNIQUE` becomes a fresh number each time it is sent, so a
+    /// test event is never taken for the vendor repeating an earlier one.
+    pub body: String,
+    /// Defaults to the plugin's format (`application/json` or form-urlencoded).
+    pub content_type: Option<String>,
 }

@@ -272,3 +272,46 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn shipped_samples_read_as_the_events_they_are_named_for() {
+    let registry = shipped();
+    let expected: &[(&str, &str, &str)] = &[
+        ("jivo", "Offline message", "message.offline"),
+        ("jivo", "Missed call", "call.missed"),
+        ("envybox", "Missed call (client did not answer)", "call.missed"),
+        ("envybox", "Callback ordered", "callback.requested"),
+        ("envybox", "Offline chat form", "message.offline"),
+        ("callkeeper", "Missed call (client busy)", "call.missed"),
+        ("callkeeper", "Answered call", "call.finished"),
+    ];
+    let mut seen = Vec::new();
+    for vendor in registry.iter() {
+        for sample in vendor.samples() {
+            let event = vendor.try_sample(sample).expect("a shipped sample reads").event;
+            seen.push((vendor.name().to_owned(), sample.name.clone(), event.kind.to_string()));
+        }
+    }
+    let mut expected: Vec<_> =
+        expected.iter().map(|(v, n, k)| ((*v).to_owned(), (*n).to_owned(), (*k).to_owned())).collect();
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn a_sample_is_different_every_time_it_is_sent() {
+    let registry = shipped();
+    let sample = &registry.get("envybox").unwrap().samples()[0];
+    assert_ne!(sample.body(), sample.body(), "or a second test event would be taken for a vendor's retry");
+    assert!(!sample.body().contains("$UNIQUE"));
+}
+
+#[test]
+fn a_sample_the_plugin_cannot_read_is_a_config_error_with_its_line() {
+    let text = "format = \"json\"\nevent = { field = \"event_name\" }\n\n[[sample]]\nname = \"broken\"\nbody = \"{not json\"\n";
+    let source = crate::config::Source::embedded("plugins/broken.toml", text);
+    let issues = compile::compile(&source).expect_err("the sample does not parse");
+    let shown = issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert!(shown.contains("plugins/broken.toml>:4 sample[0]") && shown.contains("invalid JSON"), "{shown}");
+}
