@@ -85,9 +85,11 @@ pub async fn run(
     let reloader = Reloader::new(config_path, config.clone());
     tokio::spawn(reloader.clone().on_sighup(shutdown.clone()));
     tokio::spawn(reloader.clone().on_file_change(shutdown.clone()));
+    let wake = Wake::default();
+    let state = IngestState { config: config.clone(), store: store.clone(), wake: wake.clone() };
     if let Some(admin) = listeners.admin {
         let addr = admin.local_addr()?;
-        let app = admin::router(AdminState { reloader: reloader.clone(), store: store.clone() });
+        let app = admin::router(AdminState { reloader: reloader.clone(), store: store.clone(), ingest: state.clone() });
         let stop = shutdown.clone();
         tokio::spawn(async move {
             if let Err(error) = axum::serve(admin, app).with_graceful_shutdown(stop.cancelled_owned()).await {
@@ -97,9 +99,7 @@ pub async fn run(
         tracing::info!(message = "Admin listener ready.", listen = %addr);
     }
     tokio::spawn(prune_periodically(store.clone(), config.clone(), shutdown.clone()));
-    let wake = Wake::default();
-    let workers = tokio::spawn(delivery::run(store.clone(), config.clone(), wake.clone(), shutdown.clone()));
-    let state = IngestState { config, store: store.clone(), wake };
+    let workers = tokio::spawn(delivery::run(store.clone(), config, wake, shutdown.clone()));
     let app = ingest::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listeners.hooks, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
     // Ingest has stopped; let attempts in flight finish before the store closes.

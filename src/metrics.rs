@@ -19,6 +19,15 @@ pub const DELIVERY_ATTEMPTS: &str = "switchboard_delivery_attempts_total";
 pub const DELIVERY_FAILURES: &str = "switchboard_delivery_failures_total";
 /// How long one attempt took, by output.
 pub const DELIVERY_DURATION: &str = "switchboard_delivery_duration_seconds";
+/// Deliveries waiting to be sent (due now or waiting for a retry), read from the store at
+/// each scrape: every instance on a shared PostgreSQL reports the same queue.
+pub const QUEUE_DEPTH: &str = "switchboard_queue_depth";
+/// Of those, the ones already due: a backlog that grows here means workers cannot keep up.
+pub const QUEUE_DUE: &str = "switchboard_queue_due";
+/// Age of the oldest pending delivery, in seconds (0 when none is pending).
+pub const QUEUE_OLDEST_AGE: &str = "switchboard_queue_oldest_age_seconds";
+/// Dead letters waiting for an operator.
+pub const DEAD_LETTERS: &str = "switchboard_dead_letters";
 /// Configuration reloads, by result (`ok`, `failed`).
 pub const CONFIG_RELOADS: &str = "switchboard_config_reloads_total";
 /// 1 when the last reload attempt succeeded, 0 when the running config is older than the files.
@@ -49,6 +58,10 @@ fn describe() {
     metrics::describe_counter!(DELIVERY_ATTEMPTS, "Delivery attempts, by output and outcome.");
     metrics::describe_counter!(DELIVERY_FAILURES, "Failed delivery attempts, by output and reason.");
     metrics::describe_histogram!(DELIVERY_DURATION, metrics::Unit::Seconds, "Duration of one delivery attempt.");
+    metrics::describe_gauge!(QUEUE_DEPTH, "Deliveries waiting to be sent.");
+    metrics::describe_gauge!(QUEUE_DUE, "Pending deliveries that are due now.");
+    metrics::describe_gauge!(QUEUE_OLDEST_AGE, metrics::Unit::Seconds, "Age of the oldest pending delivery.");
+    metrics::describe_gauge!(DEAD_LETTERS, "Dead-lettered deliveries.");
     metrics::describe_counter!(CONFIG_RELOADS, "Configuration reloads, by result.");
     metrics::describe_gauge!(CONFIG_LAST_RELOAD_OK, "Whether the last configuration reload succeeded.");
 }

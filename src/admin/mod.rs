@@ -1,9 +1,13 @@
 //! The admin listener: what an operator (or a probe) asks the daemon.
 //!
-//! `/healthz` (alive), `/readyz` (store reachable, configuration current), `/-/status` (what is
-//! loaded, reload state, hook URLs), `POST /-/reload` and `/metrics` (Prometheus). It listens on
-//! loopback by default; with `server.admin_token` set, every request must carry it as a bearer
-//! token.
+//! [`probes`]: `/healthz` (alive), `/readyz` (store reachable, configuration loaded),
+//! `/-/status` (JSON), `POST /-/reload` and `/metrics` (Prometheus). [`dashboard`]: the pages
+//! an operator reads when an alert did not arrive. It listens on loopback by default; with
+//! `server.admin_token` set, every request must carry it, as a bearer token (probes, scripts)
+//! or as the password of HTTP basic auth (browsers).
+
+mod dashboard;
+mod probes;
 
 use std::sync::Arc;
 
@@ -15,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::ingest::IngestState;
 use crate::reload::Reloader;
 use crate::store::Store;
 
@@ -23,16 +28,19 @@ use crate::store::Store;
 pub struct AdminState {
     pub reloader: Reloader,
     pub store: Arc<dyn Store>,
+    /// The webhook pipeline, for the dashboard's test events (sent through it for real).
+    pub ingest: IngestState,
 }
 
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/-/status", get(status))
-        .route("/-/reload", post(reload))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(probes::ready))
+        .route("/-/status", get(probes::status))
+        .route("/-/reload", post(probes::reload))
+        .route("/metrics", get(probes::metrics))
+        .merge(dashboard::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
@@ -40,79 +48,46 @@ pub fn router(state: AdminState) -> Router {
 async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
     let config = state.reloader.live().load();
     if let Some(token) = &config.server.admin_token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !presented.is_some_and(|p| token.matches(p)) {
-            let body = json!({"result": "error", "error": "unauthorized", "message": "send the admin token as `Authorization: Bearer <token>`"});
-            return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+        let presented =
+            request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(presented_token);
+        if !presented.is_some_and(|p| token.matches(&p)) {
+            let body = json!({"result": "error", "error": "unauthorized", "message": "send the admin token as `Authorization: Bearer <token>`, or as the password of basic auth"});
+            // The Basic challenge makes a browser ask for it; scripts send the bearer token.
+            let challenge = [(header::WWW_AUTHENTICATE, r#"Basic realm="Switchboard", charset="UTF-8""#)];
+            return (StatusCode::UNAUTHORIZED, challenge, axum::Json(body)).into_response();
         }
     }
     next.run(request).await
 }
 
-async fn ready(State(state): State<AdminState>) -> Response {
-    let reload = state.reloader.status();
-    let store = state.store.ping().await;
-    let ready = store.is_ok();
-    let body = json!({
-        "ready": ready,
-        "store": store.as_ref().map_or_else(|e| e.to_string(), |()| "ok".to_owned()),
-        "config": {
-            "loaded_at": reload.loaded_at,
-            // A failed reload does not make the daemon unready (the previous configuration
-            // serves), but it is shown so a probe's log says why edits did not take.
-            "last_reload_error": reload.last_error,
-        },
-    });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(body)).into_response()
+/// Where vendors reach the webhook listener: `server.public_url`, or the listen address.
+fn hook_base(config: &crate::config::Config) -> String {
+    config.server.public_url.clone().unwrap_or_else(|| format!("http://{}", config.server.listen))
 }
 
-async fn status(State(state): State<AdminState>) -> Response {
-    let config = state.reloader.live().load();
-    let vendors: Vec<_> = config
-        .vendors
-        .iter()
-        .map(|v| {
-            json!({
-                "name": v.name(),
-                "title": v.title(),
-                "hook_path": format!("/hooks/{}", v.name()),
-                "secret": config.vendor_settings(v.name()).secret.is_some(),
-                "legacy_paths": v.legacy_paths().iter().map(|l| l.path.clone()).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let outputs: Vec<_> = config
-        .outputs
-        .iter()
-        .map(|(name, entry)| json!({ "name": name, "type": entry.kind, "enabled": entry.output.is_some() }))
-        .collect();
-    let routes: Vec<_> = config.routes.iter().map(|r| json!({ "name": r.name, "enabled": r.enabled })).collect();
-    axum::Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "config": { "origin": config.origin, "reload": state.reloader.status() },
-        "vendors": vendors,
-        "outputs": outputs,
-        "routes": routes,
-    }))
-    .into_response()
-}
-
-async fn reload(State(state): State<AdminState>) -> Response {
-    match state.reloader.reload("POST /-/reload").await {
-        Ok(()) => axum::Json(json!({ "result": "ok" })).into_response(),
-        Err(errors) => {
-            let problems: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
-            let body = json!({ "result": "error", "message": "the new configuration was refused; the previous one keeps serving", "problems": problems });
-            (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
-        }
+/// The token in an `Authorization` header: `Bearer <token>`, or basic auth with the token as
+/// password (any user name).
+fn presented_token(header: &str) -> Option<String> {
+    if let Some(token) = header.strip_prefix("Bearer ") {
+        return Some(token.to_owned());
     }
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(header.strip_prefix("Basic ")?.trim()).ok()?;
+    let (_user, password) =
+        String::from_utf8(decoded).ok()?.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned()))?;
+    Some(password)
 }
 
-async fn metrics() -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::handle().render()).into_response()
+#[cfg(test)]
+mod tests {
+    use super::presented_token;
+
+    #[test]
+    fn the_token_comes_as_bearer_or_as_the_basic_auth_password() {
+        assert_eq!(presented_token("Bearer s3cret").as_deref(), Some("s3cret"));
+        // "admin:s3cret"
+        assert_eq!(presented_token("Basic YWRtaW46czNjcmV0").as_deref(), Some("s3cret"));
+        assert_eq!(presented_token("Basic !!!"), None);
+        assert_eq!(presented_token("Digest x"), None);
+    }
 }

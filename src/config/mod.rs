@@ -77,6 +77,9 @@ pub struct ServerSettings {
     pub admin_listen: Option<SocketAddr>,
     /// Required (as `Authorization: Bearer …`) on the admin listener when set.
     pub admin_token: Option<Secret>,
+    /// Where vendors reach the webhook listener from outside (no trailing `/`), for the hook URLs
+    /// the dashboard shows; `None`: `http://<listen>`.
+    pub public_url: Option<String>,
     pub body_limit_bytes: usize,
     pub read_timeout: Duration,
 }
@@ -171,9 +174,26 @@ impl Config {
                 "the admin listener is reachable beyond this machine, so it needs `admin_token` (e.g. \"${SWITCHBOARD_ADMIN_TOKEN}\")",
             ));
         }
+        let public_url = raw.server.public_url.as_ref().and_then(|url| {
+            let mut problem =
+                |message: String| issues.push(source.issue(Some(url.span()), "server.public_url", message));
+            match expand(url.get_ref(), env) {
+                Err(message) => problem(message),
+                Ok(text) if text.trim().is_empty() => {}
+                Ok(text) => match reqwest::Url::parse(text.trim()) {
+                    Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.query().is_none() => {
+                        return Some(text.trim().trim_end_matches('/').to_owned());
+                    }
+                    Ok(_) => problem(format!("`{text}` must be an http:// or https:// URL without a query")),
+                    Err(error) => problem(format!("`{text}` is not a URL: {error}")),
+                },
+            }
+            None
+        });
         let server = ServerSettings {
             admin_listen,
             admin_token,
+            public_url,
             listen: socket_addr(source, env, raw.server.listen.as_ref(), "server.listen", DEFAULT_LISTEN, &mut issues),
             body_limit_bytes: positive(
                 source,

@@ -88,6 +88,8 @@ pub struct RawServer {
     /// Dashboard, `/metrics`, health and reload; `""` turns it off.
     pub admin_listen: Option<Spanned<String>>,
     pub admin_token: Option<Spanned<String>>,
+    /// How vendors reach this daemon (`https://hooks.example.com`), for the hook URLs shown.
+    pub public_url: Option<Spanned<String>>,
     pub body_limit_bytes: Option<Spanned<u64>>,
     pub read_timeout_secs: Option<Spanned<u64>>,
 }

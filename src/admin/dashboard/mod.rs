@@ -1,0 +1,127 @@
+//! The dashboard: server-rendered pages on the admin listener that answer "why did this alert
+//! not arrive?" in a minute — was the webhook received, how was it parsed, which routes took it,
+//! what was rendered, what did the destination answer — and let the operator act: retry a dead
+//! letter, replay an event, send a test event through the real pipeline.
+//!
+//! Pages are handlebars templates compiled into the binary ([`view`]); there is no build step
+//! and no script. Actions are plain form POSTs that redirect back with a notice; a POST from
+//! another site is refused ([`same_origin`]), since a browser sends basic-auth credentials with it.
+
+mod pages;
+mod view;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use super::AdminState;
+use crate::store::StoreError;
+
+/// The dashboard's routes.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/", get(pages::events))
+        .route("/events/{id}", get(pages::event))
+        .route("/events/{id}/replay", post(pages::replay))
+        .route("/deliveries/{id}/retry", post(pages::retry))
+        .route("/dead", get(pages::dead))
+        .route("/dead/retry", post(pages::retry_dead))
+        .route("/rejected", get(pages::rejected))
+        .route("/status", get(pages::status))
+        .route("/test-event", post(pages::test_event))
+        .route("/assets/style.css", get(stylesheet))
+        .route_layer(middleware::from_fn(same_origin))
+}
+
+async fn stylesheet() -> Response {
+    let headers = [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")];
+    (headers, include_str!("style.css")).into_response()
+}
+
+/// Refuses a state-changing request that another site's page made the browser send.
+async fn same_origin(request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::GET && !is_same_origin(request.headers()) {
+        return PageError::new(StatusCode::FORBIDDEN, "This action must come from the dashboard's own pages.")
+            .into_response();
+    }
+    next.run(request).await
+}
+
+fn is_same_origin(headers: &HeaderMap) -> bool {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if text(header::HeaderName::from_static("sec-fetch-site")).is_some_and(|site| site == "cross-site") {
+        return false;
+    }
+    match (text(header::ORIGIN), text(header::HOST)) {
+        // Non-browser clients (curl, scripts) send no Origin; they authenticate explicitly.
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, rest)| rest == host),
+        (Some(_), None) => false,
+    }
+}
+
+/// A page that could not be shown, as a page that says why.
+#[derive(Debug)]
+pub(super) struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl PageError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("No {what}: it may have been pruned by storage.retention_days."))
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("The store did not answer: {error}"))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = view::render_page(
+            "error",
+            "Error",
+            "",
+            &serde_json::json!({ "status": self.status.as_u16(), "message": self.message }),
+        );
+        (self.status, Html(page)).into_response()
+    }
+}
+
+/// Back to `to` with a notice the page shows once.
+fn redirect_with_notice(to: &str, notice: &str) -> Response {
+    let notice: String = url_encode(notice);
+    let separator = if to.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{to}{separator}notice={notice}")).into_response()
+}
+
+fn url_encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (header::HeaderName::from_static(k), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn actions_from_other_sites_are_refused() {
+        assert!(is_same_origin(&headers(&[("host", "127.0.0.1:8081"), ("origin", "http://127.0.0.1:8081")])));
+        assert!(is_same_origin(&headers(&[("host", "127.0.0.1:8081")])), "curl sends no Origin");
+        assert!(!is_same_origin(&headers(&[("host", "127.0.0.1:8081"), ("origin", "https://evil.example")])));
+        assert!(!is_same_origin(&headers(&[("host", "127.0.0.1:8081"), ("sec-fetch-site", "cross-site")])));
+    }
+}

@@ -1,0 +1,498 @@
+//! The dashboard's handlers: each gathers what its page shows from the store and the live
+//! configuration, and renders it; actions change the store and redirect back with a notice.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{Request, StatusCode};
+use axum::response::{Html, Response};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+use ulid::Ulid;
+
+use super::view::render_page;
+use super::{PageError, redirect_with_notice, url_encode};
+use crate::admin::{AdminState, hook_base};
+use crate::event::{CANONICAL_KINDS, EventId};
+use crate::inspect;
+use crate::store::{DeliveryQuery, DeliveryState, EventQuery, EventStatus, RequestRecord, StoredEvent};
+
+/// Rows on one page of a list.
+const PAGE_SIZE: u32 = 50;
+
+type Page = Result<Html<String>, PageError>;
+
+/// A notice left by the action that redirected here.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Notice {
+    notice: Option<String>,
+}
+
+/// The events list's filters, as the form sends them (empty means any).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct EventFilters {
+    #[serde(default)]
+    vendor: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    before: String,
+    notice: Option<String>,
+}
+
+pub(super) async fn events(State(state): State<AdminState>, Query(filters): Query<EventFilters>) -> Page {
+    let config = state.reloader.live().load_full();
+    let nonempty = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
+    let query = EventQuery {
+        vendor: nonempty(&filters.vendor),
+        kind: nonempty(&filters.kind),
+        status: EventStatus::parse(filters.status.trim()),
+        since: parse_local_time(&filters.since),
+        until: parse_local_time(&filters.until),
+        search: nonempty(&filters.q),
+        before: filters.before.trim().parse().ok(),
+        limit: PAGE_SIZE,
+    };
+    let events = state.store.events(&query).await?;
+    let ids: Vec<EventId> = events.iter().map(|e| e.event.id).collect();
+    let counts = state.store.delivery_counts(&ids).await?;
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|stored| {
+            let counts = counts.get(&stored.event.id).copied().unwrap_or_default();
+            let status = counts.status(!stored.routes.is_empty());
+            json!({
+                "id": stored.event.id.to_string(),
+                "time": time(stored.event.received_at),
+                "vendor": stored.event.vendor,
+                "event": stored.event.event,
+                "kind": stored.event.kind.as_str(),
+                "contact": contact(stored),
+                "routes": stored.routes.join(", "),
+                "status": status.as_str(),
+                "counts": counts,
+                "duplicates": stored.duplicates,
+            })
+        })
+        .collect();
+    // "Older" continues from the last row with the same filters.
+    let older = (events.len() == PAGE_SIZE as usize).then(|| {
+        let last = events.last().map(|e| e.event.id.to_string()).unwrap_or_default();
+        let keep = [
+            ("vendor", &filters.vendor),
+            ("kind", &filters.kind),
+            ("status", &filters.status),
+            ("since", &filters.since),
+            ("until", &filters.until),
+            ("q", &filters.q),
+        ];
+        let mut link: String = keep.iter().map(|(k, v)| format!("{k}={}&", url_encode(v))).collect();
+        link.push_str(&format!("before={last}"));
+        format!("/?{link}")
+    });
+    let data = json!({
+        "rows": rows,
+        "older": older,
+        "filters": {
+            "vendor": filters.vendor, "kind": filters.kind, "status": filters.status,
+            "since": filters.since, "until": filters.until, "q": filters.q,
+            "paged": !filters.before.is_empty(),
+        },
+        "vendors": config.vendors.iter().map(|v| json!({"name": v.name(), "selected": v.name() == filters.vendor})).collect::<Vec<_>>(),
+        "statuses": EventStatus::ALL.iter().map(|s| json!({"name": s.as_str(), "selected": s.as_str() == filters.status})).collect::<Vec<_>>(),
+        "kinds": CANONICAL_KINDS,
+        "notice": filters.notice,
+    });
+    Ok(Html(render_page("events", "Events", "events", &data)))
+}
+
+pub(super) async fn event(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    Query(notice): Query<Notice>,
+) -> Page {
+    let id: EventId =
+        id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not an event id")))?;
+    let Some(stored) = state.store.event(id).await? else { return Err(PageError::not_found(format!("event {id}"))) };
+    let config = state.reloader.live().load_full();
+    let context = stored.event.context();
+    let mut deliveries = Vec::new();
+    for delivery in state.store.deliveries(id).await? {
+        let attempts: Vec<Value> = state
+            .store
+            .attempts(delivery.id)
+            .await?
+            .iter()
+            .map(|a| {
+                json!({
+                    "number": a.number, "time": time(a.started_at), "duration_ms": a.duration.as_millis(),
+                    "outcome": a.outcome, "reason": a.reason, "detail": a.detail,
+                })
+            })
+            .collect();
+        let rendered = inspect::render(&config, &delivery.route, &delivery.output, &delivery.template, &context);
+        deliveries.push(json!({
+            "id": delivery.id.to_string(),
+            "route": delivery.route,
+            "output": delivery.output,
+            "output_type": rendered.output_type,
+            "template": delivery.template,
+            "state": delivery.state.as_str(),
+            "retryable": matches!(delivery.state, DeliveryState::Dead | DeliveryState::Expired),
+            "next_attempt": (delivery.state == DeliveryState::Pending).then(|| time(delivery.next_attempt_at)),
+            "last_error": delivery.last_error,
+            "attempts": attempts,
+            "parts": message_parts(&rendered.message),
+        }));
+    }
+    let verdicts = inspect::verdicts(&config, &stored.event);
+    let fields: Vec<Value> = stored
+        .event
+        .fields
+        .iter()
+        .map(|(name, value)| json!({"name": name, "value": value.as_str().map_or_else(|| value.to_string(), str::to_owned)}))
+        .collect();
+    let data = json!({
+        "id": id.to_string(),
+        "time": time(stored.event.received_at),
+        "vendor": stored.event.vendor,
+        "event": stored.event.event,
+        "kind": stored.event.kind.as_str(),
+        "dedup_key": stored.dedup_key,
+        "duplicates": stored.duplicates,
+        "routes_at_receipt": stored.routes,
+        "fields": fields,
+        "verdicts": verdicts,
+        "deliveries": deliveries,
+        "payload": serde_json::to_string_pretty(&stored.event.payload).unwrap_or_default(),
+        "request": request_view(&stored.request),
+        "raw_body": String::from_utf8_lossy(&stored.raw_body),
+        "notice": notice.notice,
+    });
+    let title = format!("{} {}", stored.event.vendor, stored.event.event);
+    Ok(Html(render_page("event", &title, "events", &data)))
+}
+
+pub(super) async fn replay(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
+    let id: EventId =
+        id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not an event id")))?;
+    let Some(stored) = state.store.event(id).await? else { return Err(PageError::not_found(format!("event {id}"))) };
+    let config = state.reloader.live().load_full();
+    let deliveries = crate::delivery::replay(state.store.as_ref(), &config, &stored).await?;
+    state.ingest.wake.notify();
+    tracing::info!(message = "Event replayed from the dashboard.", event_id = %id, deliveries = deliveries.len());
+    let notice = if deliveries.is_empty() {
+        "Replayed: no route takes this event today, so nothing new was sent.".to_owned()
+    } else {
+        let targets: Vec<String> = deliveries.iter().map(|d| format!("{} → {}", d.route, d.output)).collect();
+        format!("Replayed: {} new deliveries ({}).", deliveries.len(), targets.join(", "))
+    };
+    Ok(redirect_with_notice(&format!("/events/{id}"), &notice))
+}
+
+/// Where an action returns to.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Back {
+    back: Option<String>,
+    output: Option<String>,
+}
+
+impl Back {
+    /// Only the dashboard's own pages: a form field must not redirect elsewhere.
+    fn target(&self, default: &str) -> String {
+        self.back.clone().filter(|b| b.starts_with('/') && !b.starts_with("//")).unwrap_or_else(|| default.to_owned())
+    }
+}
+
+pub(super) async fn retry(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    Form(back): Form<Back>,
+) -> Result<Response, PageError> {
+    let id: Ulid =
+        id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not a delivery id")))?;
+    let count = state.store.retry(Some(id), None).await?;
+    state.ingest.wake.notify();
+    let notice = if count == 0 {
+        format!("Delivery {id} is not dead or expired any more; nothing to retry.")
+    } else {
+        tracing::info!(message = "Dead letter requeued from the dashboard.", delivery_id = %id);
+        format!("Delivery {id} requeued: it is sent again within a second.")
+    };
+    Ok(redirect_with_notice(&back.target("/dead"), &notice))
+}
+
+pub(super) async fn retry_dead(State(state): State<AdminState>, Form(back): Form<Back>) -> Result<Response, PageError> {
+    let output = back.output.clone().filter(|o| !o.is_empty());
+    let count = state.store.retry(None, output.as_deref()).await?;
+    state.ingest.wake.notify();
+    tracing::info!(
+        message = "Dead letters requeued from the dashboard.",
+        count,
+        output = output.as_deref().unwrap_or("any")
+    );
+    Ok(redirect_with_notice(&back.target("/dead"), &format!("{count} dead deliveries requeued.")))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct DeadFilters {
+    #[serde(default)]
+    output: String,
+    notice: Option<String>,
+}
+
+pub(super) async fn dead(State(state): State<AdminState>, Query(filters): Query<DeadFilters>) -> Page {
+    let output = Some(filters.output.clone()).filter(|o| !o.is_empty());
+    let query = DeliveryQuery { state: Some(DeliveryState::Dead), output: output.clone(), limit: 200 };
+    let deliveries = state.store.list_deliveries(&query).await?;
+    let mut events: HashMap<EventId, Option<StoredEvent>> = HashMap::new();
+    let mut rows = Vec::with_capacity(deliveries.len());
+    for delivery in &deliveries {
+        if !events.contains_key(&delivery.event_id) {
+            events.insert(delivery.event_id, state.store.event(delivery.event_id).await?);
+        }
+        let event = events.get(&delivery.event_id).and_then(Option::as_ref);
+        rows.push(json!({
+            "id": delivery.id.to_string(),
+            "event_id": delivery.event_id.to_string(),
+            "summary": event.map(|e| format!("{} {} · {}", e.event.vendor, e.event.event, contact(e))),
+            "created": time(delivery.created_at),
+            "route": delivery.route,
+            "output": delivery.output,
+            "attempts": delivery.attempts,
+            "last_error": delivery.last_error,
+        }));
+    }
+    let config = state.reloader.live().load_full();
+    let outputs: Vec<Value> =
+        config.outputs.keys().map(|name| json!({"name": name, "selected": Some(name) == output.as_ref()})).collect();
+    let data = json!({ "rows": rows, "outputs": outputs, "output": filters.output, "notice": filters.notice });
+    Ok(Html(render_page("dead", "Dead letters", "dead", &data)))
+}
+
+pub(super) async fn rejected(State(state): State<AdminState>, Query(notice): Query<Notice>) -> Page {
+    let rows: Vec<Value> = state
+        .store
+        .rejections(200)
+        .await?
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id.to_string(),
+                "time": time(r.received_at),
+                "vendor": r.vendor,
+                "status": r.status,
+                "reason": r.reason,
+                "message": r.message,
+                "request": request_view(&r.request),
+                "raw_body": String::from_utf8_lossy(&r.raw_body),
+            })
+        })
+        .collect();
+    let data = json!({ "rows": rows, "notice": notice.notice });
+    Ok(Html(render_page("rejected", "Rejected requests", "rejected", &data)))
+}
+
+pub(super) async fn status(State(state): State<AdminState>, Query(notice): Query<Notice>) -> Page {
+    let config = state.reloader.live().load_full();
+    let reload = state.reloader.status();
+    let base = hook_base(&config);
+    let vendors: Vec<Value> = config
+        .vendors
+        .iter()
+        .map(|vendor| {
+            let secret = config.vendor_settings(vendor.name()).secret.as_ref();
+            let url = format!("{base}/hooks/{}", vendor.name());
+            json!({
+                "name": vendor.name(),
+                "title": vendor.title(),
+                "hook_url": secret.map_or_else(|| url.clone(), |s| format!("{url}/{}", s.expose())),
+                "hook_url_masked": secret.map(|_| format!("{url}/<secret>")),
+                "legacy_paths": vendor.legacy_paths().iter().map(|l| l.path.clone()).collect::<Vec<_>>(),
+                "samples": vendor.samples().iter().enumerate().map(|(i, s)| json!({"value": format!("{}/{i}", vendor.name()), "name": s.name})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let health = state.store.output_health().await?;
+    let outputs: Vec<Value> = config
+        .outputs
+        .iter()
+        .map(|(name, entry)| {
+            let seen = health.iter().find(|h| &h.output == name);
+            json!({
+                "name": name,
+                "type": entry.kind,
+                "enabled": entry.output.is_some(),
+                "last_success": seen.and_then(|h| h.last_success_at).map(time),
+                "last_failure": seen.and_then(|h| h.last_failure_at).map(time),
+                "last_failure_detail": seen.and_then(|h| h.last_failure.clone()),
+                "failing": seen.is_some_and(|h| h.last_failure_at > h.last_success_at),
+            })
+        })
+        .collect();
+    let routes: Vec<Value> = config
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "enabled": r.enabled,
+                "targets": r.targets.iter().map(|t| format!("{} ({})", t.output, t.template)).collect::<Vec<_>>().join(", "),
+            })
+        })
+        .collect();
+    let now = Utc::now();
+    let queue = state.store.queue_stats(now).await?;
+    let data = json!({
+        "origin": config.origin.to_string(),
+        "loaded_at": time(reload.loaded_at),
+        "last_attempt_at": reload.last_attempt_at.map(time),
+        "last_trigger": reload.last_trigger,
+        "last_error": reload.last_error,
+        "public_url_set": config.server.public_url.is_some(),
+        "vendors": vendors,
+        "outputs": outputs,
+        "routes": routes,
+        "queue": {
+            "pending": queue.pending,
+            "due": queue.due,
+            "dead": queue.dead,
+            "oldest_age": queue.oldest_pending_at.map(|at| human_age(now - at)),
+        },
+        "notice": notice.notice,
+    });
+    Ok(Html(render_page("status", "Status", "status", &data)))
+}
+
+/// `vendor/index` of the sample to send.
+#[derive(Debug, Deserialize)]
+pub(super) struct TestEvent {
+    sample: String,
+}
+
+/// Posts a plugin's sample through the webhook pipeline itself (secret check, plugin, store,
+/// routes, delivery), so a test event proves the same path a vendor's webhook takes.
+pub(super) async fn test_event(
+    State(state): State<AdminState>,
+    Form(form): Form<TestEvent>,
+) -> Result<Response, PageError> {
+    let config = state.reloader.live().load_full();
+    let unknown = || PageError::new(StatusCode::BAD_REQUEST, format!("no sample `{}`", form.sample));
+    let (vendor_name, index) = form.sample.split_once('/').ok_or_else(unknown)?;
+    let vendor = config.vendors.get(vendor_name).ok_or_else(unknown)?;
+    let sample = index.parse::<usize>().ok().and_then(|i| vendor.samples().get(i)).ok_or_else(unknown)?;
+    let mut uri = format!("/hooks/{vendor_name}");
+    if let Some(secret) = &config.vendor_settings(vendor_name).secret {
+        uri = format!("{uri}/{}", url_encode(secret.expose()));
+    }
+    let mut request = Request::post(uri)
+        .header("content-type", &sample.content_type)
+        .header("user-agent", "Switchboard dashboard (test event)")
+        .body(Body::from(sample.body()))
+        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0))));
+    let sample_name = sample.name.clone();
+    drop(config);
+    let response = crate::ingest::router(state.ingest.clone())
+        .oneshot(request)
+        .await
+        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let event_id =
+        response.headers().get(crate::ingest::EVENT_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let status = response.status();
+    match event_id {
+        Some(id) if status.is_success() => {
+            tracing::info!(message = "Test event sent from the dashboard.", event_id = %id, vendor = vendor_name);
+            Ok(redirect_with_notice(&format!("/events/{id}"), &format!("Test event \"{sample_name}\" received.")))
+        }
+        _ => {
+            let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+            let notice = format!("The test event was refused ({status}): {}", String::from_utf8_lossy(&body));
+            Ok(redirect_with_notice("/status", &notice))
+        }
+    }
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn human_age(age: chrono::TimeDelta) -> String {
+    let secs = age.num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// `2026-11-21T14:05` (a `datetime-local` input) or `2026-11-21`, read as UTC.
+fn parse_local_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .or_else(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+        .map(|naive| naive.and_utc())
+}
+
+/// Who the event is about, in a few characters: phone, email or name.
+fn contact(stored: &StoredEvent) -> String {
+    let fields = &stored.event.fields;
+    ["contact.phone", "contact.email", "contact.name"]
+        .iter()
+        .find_map(|name| fields.get(name).and_then(Value::as_str).filter(|v| !v.is_empty()))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn request_view(request: &RequestRecord) -> Value {
+    let target =
+        if request.query.is_empty() { request.path.clone() } else { format!("{}?{}", request.path, request.query) };
+    json!({
+        "line": format!("{} {target}", request.method),
+        "remote": request.remote_addr,
+        "headers": request.headers.iter().map(|(name, value)| json!({"name": name, "value": value})).collect::<Vec<_>>(),
+    })
+}
+
+/// A rendered message's parts as a list, or its error.
+fn message_parts(message: &Value) -> Value {
+    match message.as_object() {
+        Some(parts) => Value::Array(parts.iter().map(|(part, text)| json!({"part": part, "text": text.as_str().map_or_else(|| text.to_string(), str::to_owned)})).collect()),
+        None => Value::Array(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_times_are_read_as_utc() {
+        let at = parse_local_time("2026-11-21T14:05").unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-21T14:05:00+00:00");
+        assert_eq!(parse_local_time("2026-11-21").unwrap().to_rfc3339(), "2026-11-21T00:00:00+00:00");
+        assert_eq!(parse_local_time("yesterday"), None);
+    }
+
+    #[test]
+    fn actions_only_return_to_the_dashboard() {
+        let back = |to: &str| Back { back: Some(to.to_owned()), output: None }.target("/dead");
+        assert_eq!(back("/events/01J"), "/events/01J");
+        assert_eq!(back("//evil.example/x"), "/dead");
+        assert_eq!(back("https://evil.example"), "/dead");
+    }
+}
