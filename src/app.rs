@@ -89,7 +89,12 @@ pub async fn run(
     let state = IngestState { config: config.clone(), store: store.clone(), wake: wake.clone() };
     if let Some(admin) = listeners.admin {
         let addr = admin.local_addr()?;
-        let app = admin::router(AdminState { reloader: reloader.clone(), store: store.clone(), ingest: state.clone() });
+        let app = admin::router(AdminState {
+            reloader: reloader.clone(),
+            store: store.clone(),
+            ingest: state.clone(),
+            hooks_addr,
+        });
         let stop = shutdown.clone();
         tokio::spawn(async move {
             if let Err(error) = axum::serve(admin, app).with_graceful_shutdown(stop.cancelled_owned()).await {

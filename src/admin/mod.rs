@@ -9,6 +9,7 @@
 mod dashboard;
 mod probes;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -30,6 +31,8 @@ pub struct AdminState {
     pub store: Arc<dyn Store>,
     /// The webhook pipeline, for the dashboard's test events (sent through it for real).
     pub ingest: IngestState,
+    /// Where the webhook listener is bound, for the hook URLs shown.
+    pub hooks_addr: SocketAddr,
 }
 
 /// The admin router.
@@ -60,9 +63,17 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
     next.run(request).await
 }
 
-/// Where vendors reach the webhook listener: `server.public_url`, or the listen address.
-fn hook_base(config: &crate::config::Config) -> String {
-    config.server.public_url.clone().unwrap_or_else(|| format!("http://{}", config.server.listen))
+/// Where vendors reach the webhook listener: `server.public_url`; else the address it is bound
+/// to, with the host the operator reached the dashboard by when it listens on all interfaces.
+fn hook_base(config: &crate::config::Config, hooks: SocketAddr, dashboard_host: Option<&str>) -> String {
+    if let Some(url) = &config.server.public_url {
+        return url.clone();
+    }
+    let host = dashboard_host.map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
+    match host {
+        Some(host) if hooks.ip().is_unspecified() => format!("http://{host}:{}", hooks.port()),
+        _ => format!("http://{hooks}"),
+    }
 }
 
 /// The token in an `Authorization` header: `Bearer <token>`, or basic auth with the token as
@@ -89,5 +100,16 @@ mod tests {
         assert_eq!(presented_token("Basic YWRtaW46czNjcmV0").as_deref(), Some("s3cret"));
         assert_eq!(presented_token("Basic !!!"), None);
         assert_eq!(presented_token("Digest x"), None);
+    }
+
+    #[test]
+    fn hook_urls_use_the_public_url_or_the_bound_address() {
+        let mut config = crate::config::Config::embedded().unwrap();
+        let bound: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(super::hook_base(&config, bound, Some("vps.example.com:8081")), "http://vps.example.com:8080");
+        let loopback: std::net::SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(super::hook_base(&config, loopback, Some("localhost:8081")), "http://127.0.0.1:9000");
+        config.server.public_url = Some("https://hooks.example.com".into());
+        assert_eq!(super::hook_base(&config, bound, None), "https://hooks.example.com");
     }
 }

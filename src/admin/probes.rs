@@ -36,7 +36,7 @@ pub(super) async fn status(State(state): State<AdminState>) -> Response {
                 "name": v.name(),
                 "title": v.title(),
                 "hook_path": format!("/hooks/{}", v.name()),
-                "hook_url": super::hook_base(&config) + &format!("/hooks/{}", v.name()),
+                "hook_url": super::hook_base(&config, state.hooks_addr, None) + &format!("/hooks/{}", v.name()),
                 "secret": config.vendor_settings(v.name()).secret.is_some(),
                 "legacy_paths": v.legacy_paths().iter().map(|l| l.path.clone()).collect::<Vec<_>>(),
             })

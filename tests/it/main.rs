@@ -26,6 +26,8 @@ mod crash;
 mod scale_out;
 // Hand retries, replays, ttl, and the retry schedule through an outage.
 mod operations;
+// The dashboard in headless Chromium: find, inspect, retry, replay, test events.
+mod dashboard;
 // The binary: `check` and `run` as a user types them.
 mod cli;
 // Every shipped template against its golden rendering, per destination escaping.

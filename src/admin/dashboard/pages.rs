@@ -305,10 +305,15 @@ pub(super) async fn rejected(State(state): State<AdminState>, Query(notice): Que
     Ok(Html(render_page("rejected", "Rejected requests", "rejected", &data)))
 }
 
-pub(super) async fn status(State(state): State<AdminState>, Query(notice): Query<Notice>) -> Page {
+pub(super) async fn status(
+    State(state): State<AdminState>,
+    Query(notice): Query<Notice>,
+    headers: axum::http::HeaderMap,
+) -> Page {
     let config = state.reloader.live().load_full();
     let reload = state.reloader.status();
-    let base = hook_base(&config);
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    let base = hook_base(&config, state.hooks_addr, host);
     let vendors: Vec<Value> = config
         .vendors
         .iter()

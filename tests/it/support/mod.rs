@@ -1,6 +1,7 @@
 //! A real daemon on 127.0.0.1, started in-process for each test, and the real peers its
 //! outputs talk to.
 
+pub mod browser;
 pub mod fake_telegram;
 pub mod http_sink;
 pub mod smtp_peer;
