@@ -14,7 +14,19 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
-    match cli.command {
+    let runtime = match tokio::runtime::Runtime::new().context("starting the async runtime") {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&error),
+    };
+    // Outputs hold connection pools that start and stop tasks on the runtime (lettre's SMTP
+    // pool spawns one when built and when dropped), so a configuration is loaded, used and
+    // dropped inside it: `execute` returns before the runtime goes.
+    let _inside = runtime.enter();
+    execute(cli.command, &runtime)
+}
+
+fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
+    match command {
         Command::Check(args) => {
             let Some(config) = load(&args) else { return ExitCode::FAILURE };
             println!("{}: OK", config.origin);
@@ -47,8 +59,7 @@ fn main() -> ExitCode {
         }
         Command::Send(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            let sent =
-                runtime().and_then(|rt| rt.block_on(send::send(&config, &args.output, &args.text, &args.template)));
+            let sent = runtime.block_on(send::send(&config, &args.output, &args.text, &args.template));
             match sent {
                 Ok(outcome) => {
                     println!("{}", outcome.line);
@@ -59,38 +70,34 @@ fn main() -> ExitCode {
         }
         Command::Events(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime().and_then(|rt| {
-                rt.block_on(ops::events(
-                    &config,
-                    EventQuery {
-                        vendor: args.vendor,
-                        kind: args.kind,
-                        status: args.status,
-                        search: args.search,
-                        limit: args.limit,
-                        ..Default::default()
-                    },
-                ))
-            }))
+            print_or_fail(runtime.block_on(ops::events(
+                &config,
+                EventQuery {
+                    vendor: args.vendor,
+                    kind: args.kind,
+                    status: args.status,
+                    search: args.search,
+                    limit: args.limit,
+                    ..Default::default()
+                },
+            )))
         }
         Command::Deliveries(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(
-                runtime().and_then(|rt| rt.block_on(ops::deliveries(&config, args.state, args.output, args.limit))),
-            )
+            print_or_fail(runtime.block_on(ops::deliveries(&config, args.state, args.output, args.limit)))
         }
         Command::Replay(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime().and_then(|rt| rt.block_on(ops::replay(&config, &args.event_id))))
+            print_or_fail(runtime.block_on(ops::replay(&config, &args.event_id)))
         }
         Command::Retry(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
             let retried = ops::retry(&config, args.delivery_id.as_deref(), args.output.as_deref());
-            print_or_fail(runtime().and_then(|rt| rt.block_on(retried)))
+            print_or_fail(runtime.block_on(retried))
         }
         Command::Run(args) => {
             let Some(config) = load(&args) else { return ExitCode::from(2) };
-            match runtime().and_then(|rt| rt.block_on(run(config, args.path()))) {
+            match runtime.block_on(run(config, args.path())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => fail(&error),
             }
@@ -116,10 +123,6 @@ fn print_or_fail(result: anyhow::Result<String>) -> ExitCode {
 fn fail(error: &anyhow::Error) -> ExitCode {
     eprintln!("error: {error:#}");
     ExitCode::FAILURE
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
 async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {

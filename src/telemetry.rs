@@ -11,9 +11,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// Appended to every log filter.
+const QUIET_HANDLEBARS: &str = "handlebars=warn";
+
 /// Installs the global subscriber. `RUST_LOG` overrides the default `info` level.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // Handlebars logs each render's whole context at debug: payloads (personal data) and, for
+    // the dashboard's status page, hook URLs with their secrets. Never, whatever RUST_LOG says.
+    let filter = filter.add_directive(QUIET_HANDLEBARS.parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),

@@ -8,13 +8,20 @@ use serde_json::json;
 use super::AdminState;
 use crate::metrics as m;
 
+/// How long `/readyz` waits for the store.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(super) async fn ready(State(state): State<AdminState>) -> Response {
     let reload = state.reloader.status();
-    let store = state.store.ping().await;
+    // A probe must get an answer even when the database hangs (a pool waiting to reconnect).
+    let store = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("the store did not answer within {} s", READY_TIMEOUT.as_secs())),
+    };
     let ready = store.is_ok();
     let body = json!({
         "ready": ready,
-        "store": store.as_ref().map_or_else(|e| e.to_string(), |()| "ok".to_owned()),
+        "store": store.as_ref().map_or_else(Clone::clone, |()| "ok".to_owned()),
         "config": {
             "loaded_at": reload.loaded_at,
             // A failed reload does not make the daemon unready (the previous configuration

@@ -26,6 +26,8 @@ mod crash;
 mod scale_out;
 // Hand retries, replays, ttl, and the retry schedule through an outage.
 mod operations;
+// The admin listener: metrics after known traffic, readiness, the token, secrets kept out of logs.
+mod admin;
 // The dashboard in headless Chromium: find, inspect, retry, replay, test events.
 mod dashboard;
 // The binary: `check` and `run` as a user types them.

@@ -98,7 +98,7 @@ async fn an_edited_config_file_is_picked_up_and_a_broken_one_refused() {
 }
 
 #[tokio::test]
-async fn health_and_metrics_answer() {
+async fn health_status_and_metrics_answer() {
     let daemon = Daemon::start(&config("first")).await;
     assert_eq!(daemon.client.get(daemon.admin_url("/healthz")).send().await.unwrap().text().await.unwrap(), "ok");
     post_offline(&daemon).await;
