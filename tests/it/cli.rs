@@ -224,3 +224,40 @@ fn sighup_reloads_the_configuration() {
     assert_eq!(reloaded["config"]["reload"]["reloads_ok"], 1, "{reloaded}");
     assert_eq!(reloaded["config"]["reload"]["last_trigger"], "SIGHUP");
 }
+
+/// The shipped systemd unit passes `systemd-analyze verify`, with its paths pointed at this
+/// build (verify checks that the programs it names exist).
+#[test]
+fn the_systemd_unit_verifies() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(repo().join("deploy/switchboard.service")).unwrap();
+    let env_file = dir.path().join("switchboard.env");
+    std::fs::copy(repo().join("deploy/switchboard.env"), &env_file).unwrap();
+    let unit = unit
+        .replace("/usr/local/bin/switchboard", env!("CARGO_BIN_EXE_switchboard"))
+        .replace("/etc/switchboard/switchboard.env", env_file.to_str().unwrap());
+    let path = dir.path().join("switchboard.service");
+    std::fs::write(&path, unit).unwrap();
+    let output = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+}
+
+/// The example environment file names only variables the shipped config.toml reads.
+#[test]
+fn the_example_environment_matches_the_shipped_config() {
+    let config = std::fs::read_to_string(repo().join("config.toml")).unwrap();
+    let env = std::fs::read_to_string(repo().join("deploy/switchboard.env")).unwrap();
+    let set_by_unit = ["SWITCHBOARD_CONFIG", "RUST_LOG"];
+    for line in env.lines().map(|l| l.trim_start_matches('#')).filter(|l| l.contains('=') && !l.starts_with(' ')) {
+        let name = line.split('=').next().unwrap();
+        assert!(
+            set_by_unit.contains(&name) || config.contains(&format!("${{{name}")),
+            "deploy/switchboard.env sets {name}, which config.toml does not read"
+        );
+    }
+}

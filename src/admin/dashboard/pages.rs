@@ -260,8 +260,8 @@ pub(super) async fn dead(State(state): State<AdminState>, Query(filters): Query<
     let mut events: HashMap<EventId, Option<StoredEvent>> = HashMap::new();
     let mut rows = Vec::with_capacity(deliveries.len());
     for delivery in &deliveries {
-        if !events.contains_key(&delivery.event_id) {
-            events.insert(delivery.event_id, state.store.event(delivery.event_id).await?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = events.entry(delivery.event_id) {
+            slot.insert(state.store.event(delivery.event_id).await?);
         }
         let event = events.get(&delivery.event_id).and_then(Option::as_ref);
         rows.push(json!({
