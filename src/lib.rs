@@ -1,7 +1,7 @@
 //! # Switchboard
 //!
-//! One daemon that takes every vendor's webhooks in, keeps them safe, and (as the pipeline grows)
-//! routes, renders and delivers them.
+//! One daemon that takes every vendor's webhooks in, keeps them safe, routes them, renders
+//! them and delivers them, and shows the operator what happened.
 //!
 //! ## Layout: where a request is at any moment
 //! ```text
@@ -11,11 +11,21 @@
 //! plugins/{vendor}.toml     vendor      body (json | form) ──► Event                 src/vendor/
 //!        │                              kinds, canonical fields, classify rules      src/condition.rs
 //!        ▼
-//! store.append(event)       store       durable before the 2xx; duplicates collapse  src/store/
+//! [[route]] in config.toml  router      which routes take it, so which outputs       src/router/
+//!        ▼
+//! store.append(event)       store       event + its deliveries durable before 2xx    src/store/
+//!        ▼
+//! workers claim due work    delivery    lease, attempt, retry schedule, dead letter  src/delivery/
+//!        ▼
+//! templates/*.hbs           render      one message per destination's escaping       src/render/
+//!        ▼
+//! telegram | email | http   outputs     one small trait; errors say if retryable     src/outputs/
 //! ```
 //! - [`event`]: the normalised event model (kinds, canonical fields, payload paths).
-//! - [`config`]: `config.toml` and plugins, validated into an immutable `Config`.
-//! - [`render`]: handlebars templates over an event (vendor replies today).
+//! - [`config`]: `config.toml` and plugins, validated into an immutable `Config`;
+//!   [`reload`] swaps it without a restart.
+//! - [`admin`]: probes, `/metrics` and the dashboard; [`inspect`]: what the pipeline makes of
+//!   an event, for the dashboard and `switchboard test`.
 //! - [`app`]: wiring and graceful shutdown; [`cli`]: the command line.
 
 pub mod admin;
