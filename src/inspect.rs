@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::event::Event;
 use crate::outputs;
+use crate::render::RenderContext;
 use crate::router::Outcome;
 
 /// One route's verdict on an event.
@@ -57,7 +58,7 @@ pub fn verdicts(config: &Config, event: &Event) -> Vec<RouteVerdict> {
 
 /// The messages the matching routes would send for `event`.
 pub fn messages(config: &Config, event: &Event) -> Vec<Rendered> {
-    let context = event.context();
+    let context = event.render_context();
     let mut messages = Vec::new();
     for decision in config.routes.decide(event) {
         for target in &decision.targets {
@@ -68,7 +69,7 @@ pub fn messages(config: &Config, event: &Event) -> Vec<Rendered> {
 }
 
 /// One (route, output, template) rendered for an event's context.
-pub fn render(config: &Config, route: &str, output: &str, template: &str, context: &Value) -> Rendered {
+pub fn render(config: &Config, route: &str, output: &str, template: &str, context: &RenderContext) -> Rendered {
     let (output_type, message) = match config.outputs.get(output) {
         None => (String::new(), json!({ "error": format!("output `{output}` is no longer configured") })),
         Some(entry) => {

@@ -135,6 +135,11 @@ fn glob_matches_whole_strings() {
         ("*", "", true),
         ("a*b*c", "aXXbYYc", true),
         ("a*b*c", "aXXbYY", false),
+        // Non-ASCII text: `?` is one character, not one byte.
+        ("?нна", "Анна", true),
+        ("*дар", "Краснодар", true),
+        ("Крас?", "Краснодар", false),
+        ("Анна", "Анна", true),
     ];
     for (pattern, text, expected) in cases {
         assert_eq!(Glob::new(pattern).matches(text), expected, "{pattern} ~ {text}");

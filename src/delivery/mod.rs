@@ -271,7 +271,7 @@ async fn send(
     let output = entry.output.as_ref().ok_or_else(|| {
         DeliveryError::permanent(Reason::Config, format!("output `{}` is switched off", delivery.output))
     })?;
-    let message = outputs::render_for(&config.templates, &delivery.template, output.as_ref(), &event.context())
+    let message = outputs::render_for(&config.templates, &delivery.template, output.as_ref(), &event.render_context())
         .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
     let attempt = Attempt { delivery: delivery.id.to_string(), number };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, output.send(&message, &attempt)).await {

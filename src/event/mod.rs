@@ -138,6 +138,11 @@ impl Event {
     /// The object templates see: the canonical fields at the top level (`contact.phone`), plus
     /// `id`, `received_at`, `vendor`, `event`, `kind`, `payload`, and `fields`: the canonical
     /// fields as a list of `{name, value}` for templates that list them all.
+    /// [`Event::context`], ready for templates.
+    pub fn render_context(&self) -> crate::render::RenderContext {
+        crate::render::RenderContext::new(self.context())
+    }
+
     pub fn context(&self) -> Value {
         let mut root = self.fields.to_nested();
         let list = self.fields.iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();

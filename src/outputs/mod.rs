@@ -18,7 +18,7 @@ use async_trait::async_trait;
 
 pub use error::{DETAIL_LIMIT, DeliveryError, Disposition, Reason};
 
-use crate::render::{Escape, Part};
+use crate::render::{Escape, Part, RenderContext};
 
 /// Output types a `[outputs.<name>]` table may name.
 pub const KNOWN_TYPES: &[&str] = &["telegram", "email", "http", "log"];
@@ -39,22 +39,22 @@ pub struct Need {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Message {
     parts: BTreeMap<Part, String>,
-    context: serde_json::Value,
+    context: RenderContext,
 }
 
 impl Message {
-    pub fn new(parts: BTreeMap<Part, String>, context: serde_json::Value) -> Self {
+    pub fn new(parts: BTreeMap<Part, String>, context: RenderContext) -> Self {
         Self { parts, context }
     }
 
     /// A message with the same text in every part (`switchboard send --text`).
     pub fn text(text: &str) -> Self {
         let parts = Part::ALL.into_iter().map(|part| (part, text.to_owned())).collect();
-        Self { parts, context: serde_json::json!({ "message": text }) }
+        Self { parts, context: RenderContext::new(serde_json::json!({ "message": text })) }
     }
 
     /// The event's template context.
-    pub fn context(&self) -> &serde_json::Value {
+    pub fn context(&self) -> &RenderContext {
         &self.context
     }
 
@@ -145,7 +145,7 @@ pub fn render_for(
     templates: &crate::render::TemplateSet,
     template: &str,
     output: &dyn Output,
-    context: &serde_json::Value,
+    context: &RenderContext,
 ) -> Result<Message, crate::render::RenderError> {
     let available = templates.parts(template);
     let mut parts = BTreeMap::new();

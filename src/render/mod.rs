@@ -10,6 +10,8 @@ mod escape;
 pub mod helpers;
 mod templates;
 
+use std::sync::Arc;
+
 use handlebars::Handlebars;
 
 pub use escape::Escape;
@@ -23,6 +25,41 @@ pub use templates::{EMBEDDED_TEMPLATES, Part, TemplateSet, TemplateSource};
 pub struct RenderError {
     pub template: String,
     pub message: String,
+}
+
+/// An event's template context, wrapped once. Handlebars re-serialises a plain value on every
+/// render (a deep copy of the whole payload per template part); this hands it over as is.
+/// Cloning is cheap: a message keeps it for the templates its output renders at send time.
+#[derive(Debug, Clone)]
+pub struct RenderContext(Arc<handlebars::Context>);
+
+impl RenderContext {
+    pub fn new(value: Value) -> Self {
+        Self(Arc::new(handlebars::Context::from(value)))
+    }
+
+    /// The context as JSON.
+    pub fn value(&self) -> &Value {
+        self.0.data()
+    }
+}
+
+impl Default for RenderContext {
+    fn default() -> Self {
+        Self::new(Value::Null)
+    }
+}
+
+impl PartialEq for RenderContext {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl From<Value> for RenderContext {
+    fn from(value: Value) -> Self {
+        Self::new(value)
+    }
 }
 
 /// A JSON value whose string leaves may hold handlebars expressions.
@@ -59,7 +96,7 @@ impl JsonTemplate {
     ///
     /// # Errors
     /// A helper failing at render time.
-    pub fn render(&self, context: &Value) -> Result<Value, RenderError> {
+    pub fn render(&self, context: &RenderContext) -> Result<Value, RenderError> {
         render_node(&self.root, &self.registry, context)
     }
 }
@@ -89,12 +126,12 @@ fn compile_node(value: &Value, pointer: &str, registry: &mut Handlebars<'static>
     })
 }
 
-fn render_node(node: &Node, registry: &Handlebars<'static>, context: &Value) -> Result<Value, RenderError> {
+fn render_node(node: &Node, registry: &Handlebars<'static>, context: &RenderContext) -> Result<Value, RenderError> {
     Ok(match node {
         Node::Literal(value) => value.clone(),
         Node::Template(name) => Value::String(
             registry
-                .render(name, context)
+                .render_with_context(name, &context.0)
                 .map_err(|e| RenderError { template: name.clone(), message: e.to_string() })?,
         ),
         Node::Array(items) => {
@@ -128,7 +165,7 @@ mod tests {
             settings(),
         )
         .unwrap();
-        let rendered = template.render(&json!({"contact": {"phone": "+7 999&x=1"}})).unwrap();
+        let rendered = template.render(&json!({"contact": {"phone": "+7 999&x=1"}}).into()).unwrap();
         assert_eq!(rendered, json!("https://crm.example.com/find?phone=%2B7%20999%26x%3D1"));
     }
 
@@ -146,7 +183,7 @@ mod tests {
         )
         .unwrap();
         let rendered =
-            template.render(&json!({"contact": {"phone": "+7 <999>"}, "geo": {"city": "Краснодар"}})).unwrap();
+            template.render(&json!({"contact": {"phone": "+7 <999>"}, "geo": {"city": "Краснодар"}}).into()).unwrap();
         assert_eq!(
             rendered,
             json!({

@@ -20,11 +20,10 @@ use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
 use handlebars::template::{Parameter, Template, TemplateElement};
-use serde_json::Value;
 
-use super::RenderError;
 use super::escape::Escape;
 use super::helpers::{self, BUILTIN_HELPERS, HELPERS, HelperSettings};
+use super::{RenderContext, RenderError};
 use crate::config::ConfigIssue;
 
 /// One part of a template.
@@ -187,7 +186,13 @@ impl TemplateSet {
     ///
     /// # Errors
     /// The template or part does not exist, or a helper fails.
-    pub fn render(&self, name: &str, part: Part, escape: Escape, context: &Value) -> Result<String, RenderError> {
+    pub fn render(
+        &self,
+        name: &str,
+        part: Part,
+        escape: Escape,
+        context: &RenderContext,
+    ) -> Result<String, RenderError> {
         let registry = self
             .registries
             .iter()
@@ -195,7 +200,7 @@ impl TemplateSet {
             .map(|(_, registry)| registry)
             .expect("one registry is built per Escape variant");
         registry
-            .render(&key(name, part), context)
+            .render_with_context(&key(name, part), &context.0)
             .map(|text| match part {
                 // A subject is one line whatever the values hold (and a newline in a mail
                 // header would be an injection).

@@ -37,7 +37,7 @@ pub fn fixture_event(vendor: &str, file: &str) -> Event {
 /// A shipped template rendered for `output` from `event`.
 pub fn render(template: &str, output: &dyn Output, event: &Event) -> Message {
     let set = TemplateSet::load(&TemplateSource { dir: None, language: "ru".into(), helpers: helpers() }).unwrap();
-    outputs::render_for(&set, template, output, &event.context()).unwrap()
+    outputs::render_for(&set, template, output, &event.render_context()).unwrap()
 }
 
 pub fn attempt(number: u32) -> Attempt {

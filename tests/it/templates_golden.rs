@@ -119,7 +119,7 @@ fn every_shipped_template_renders_as_its_golden() {
                     continue;
                 }
                 rendered_any = true;
-                let context = event.context();
+                let context = event.render_context();
                 for part in set.parts(name).to_vec() {
                     let escape = escape_for(part);
                     let text = set.render(name, part, escape, &context).unwrap_or_else(|e| panic!("{e}"));

@@ -127,7 +127,7 @@ pub(super) async fn event(
         id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not an event id")))?;
     let Some(stored) = state.store.event(id).await? else { return Err(PageError::not_found(format!("event {id}"))) };
     let config = state.reloader.live().load_full();
-    let context = stored.event.context();
+    let context = stored.event.render_context();
     let mut deliveries = Vec::new();
     for delivery in state.store.deliveries(id).await? {
         let attempts: Vec<Value> = state

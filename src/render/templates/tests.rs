@@ -71,7 +71,7 @@ fn user_templates_override_and_add_and_problems_are_reported() {
     std::fs::write(dir.path().join("partials/sig.hbs"), "— {{vendor}}").unwrap();
     std::fs::write(dir.path().join("signed.hbs"), "hello {{> sig}}").unwrap();
     let set = load_dir(Some(dir.path()), "ru").unwrap_or_else(|e| panic!("{e:#?}"));
-    let context = json!({"contact": {"phone": "+7", "name": "анна"}, "vendor": "jivo"});
+    let context = json!({"contact": {"phone": "+7", "name": "анна"}, "vendor": "jivo"}).into();
     assert_eq!(set.render("missed_call", Part::Text, Escape::Plain, &context).unwrap(), "MINE +7");
     assert_eq!(set.render("custom", Part::Telegram, Escape::TelegramHtml, &context).unwrap(), "АННА");
     assert_eq!(set.render("signed", Part::Text, Escape::Plain, &context).unwrap(), "hello — jivo");
@@ -96,7 +96,7 @@ fn values_are_escaped_for_the_destination_and_triple_braces_stay_raw() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("t.hbs"), "{{message}}|{{{message}}}").unwrap();
     let set = load_dir(Some(dir.path()), "ru").unwrap();
-    let context = json!({"message": "<b>\"A&B\"</b>"});
+    let context = json!({"message": "<b>\"A&B\"</b>"}).into();
     let render = |escape| set.render("t", Part::Text, escape, &context).unwrap();
     assert_eq!(render(Escape::TelegramHtml), "&lt;b&gt;&quot;A&amp;B&quot;&lt;/b&gt;|<b>\"A&B\"</b>");
     assert_eq!(render(Escape::JsonString), "<b>\\\"A&B\\\"</b>|<b>\"A&B\"</b>");
@@ -108,7 +108,7 @@ fn missing_fields_render_empty_and_never_fail() {
     let set = load_dir(None, "ru").unwrap();
     for name in set.names().map(str::to_owned).collect::<Vec<_>>() {
         for part in set.parts(&name).to_vec() {
-            let rendered = set.render(&name, part, Escape::Plain, &json!({}));
+            let rendered = set.render(&name, part, Escape::Plain, &json!({}).into());
             assert!(rendered.is_ok(), "{name}#{part}: {rendered:?}");
         }
     }

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Switchboard against the ceiling of this machine, in one run, with one load generator (wrk).
+
+Servers, each on loopback, each fed the same two payloads (a 2 KB Jivo offline message as JSON,
+an Envybox missed-call form), each body with a fresh id so nothing is a duplicate:
+
+  baseline     bench-peer baseline: parse the body, answer 200, keep nothing (the ceiling)
+  ingest       switchboard, SQLite store, no routes: the vendor's 200 comes after the event is
+               fsynced (group commit)
+  ingest+http  switchboard routing every event to an HTTP output; the receiver (bench-peer
+               receiver) runs locally too, and the run waits until everything is delivered
+
+Reported: requests/s at saturation (wrk -c CONNECTIONS), p50/p99 latency there and at a fixed
+2,000 req/s, end-to-end delivered/s, idle and peak RSS, start-up time to /readyz.
+
+Usage: python3 bench/run.py [--duration 10] [--connections 32] [--json out.json]
+Needs wrk (installed with apt-get when missing and running as root) and builds release binaries.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.path.join(ROOT, "target", "release")
+PAYLOADS = {
+    "jivo": ("jivo", os.path.join(ROOT, "bench/payloads/jivo_offline_message.json"), "application/json"),
+    "envybox": ("envybox", os.path.join(ROOT, "bench/payloads/envybox_missed_call.form"),
+                "application/x-www-form-urlencoded"),
+}
+FIXED_RATE = 2000
+
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        sys.exit("wrk is missing: apt-get install wrk")
+    print("installing wrk …", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def build():
+    print("building release binaries …", flush=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "switchboard", "-p", "switchboard-bench-peers"],
+                   cwd=ROOT, check=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def get(url, timeout=2):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+def wait_until(check, timeout, step=0.005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except OSError:
+            pass
+        time.sleep(step)
+    return False
+
+
+class Server:
+    def __init__(self, args, ready_url, env=None, cwd=None):
+        started = time.monotonic()
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, **(env or {})}, cwd=cwd)
+        if not wait_until(lambda: get(ready_url)[0] == 200, 30):
+            self.stop()
+            raise RuntimeError(f"{args[0]} did not become ready")
+        self.startup_ms = (time.monotonic() - started) * 1000
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def wrk(url, payload, duration, connections, id_base, rate=None):
+    _, path, content_type = payload
+    env = {**os.environ, "PAYLOAD": path, "CONTENT_TYPE": content_type, "ID_BASE": str(id_base)}
+    if rate:
+        env["DELAY_MS"] = str(int(1000 * connections / rate))
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
+                          "-s", os.path.join(ROOT, "bench/post.lua"), url],
+                         capture_output=True, text=True, env=env, check=True).stdout
+
+    def latency(pct):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency(50), "p99_ms": latency(99),
+        "requests": total,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(map(int, errors.groups())) if errors else 0,
+    }
+
+
+def switchboard_config(directory, hooks, admin, receiver=None):
+    text = f"""
+[server]
+listen = "127.0.0.1:{hooks}"
+admin_listen = "127.0.0.1:{admin}"
+[storage]
+url = "sqlite://data/switchboard.db"
+[paths]
+plugins = "{ROOT}/plugins"
+"""
+    if receiver:
+        text += f"""
+[delivery]
+concurrency = 32
+[outputs.crm]
+type = "http"
+url = "http://127.0.0.1:{receiver}/in"
+max_in_flight = 32
+[[route]]
+name = "everything"
+to = ["crm"]
+template = "generic"
+"""
+    path = os.path.join(directory, "config.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def count(db, sql):
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as connection:
+        return connection.execute(sql).fetchone()[0]
+
+
+def run_server(name, args, duration, connections):
+    """One server through every payload: saturation, then the fixed rate."""
+    results = {}
+    with tempfile.TemporaryDirectory() as directory:
+        hooks, admin = free_port(), free_port()
+        receiver = None
+        if name == "baseline":
+            server = Server([os.path.join(TARGET, "bench-peer"), "baseline", "--listen", f"127.0.0.1:{hooks}"],
+                            f"http://127.0.0.1:{hooks}/", env={})
+        else:
+            if name == "ingest+http":
+                receiver_port = free_port()
+                receiver = Server([os.path.join(TARGET, "bench-peer"), "receiver", "--listen",
+                                   f"127.0.0.1:{receiver_port}"], f"http://127.0.0.1:{receiver_port}/stats")
+            config = switchboard_config(directory, hooks, admin, receiver_port if receiver else None)
+            server = Server([os.path.join(TARGET, "switchboard"), "run", "--config", config],
+                            f"http://127.0.0.1:{admin}/readyz", env={"RUST_LOG": "info"}, cwd=directory)
+        try:
+            time.sleep(2)
+            results["startup_ms"] = round(server.startup_ms, 1)
+            results["idle_rss_mib"] = round(rss_kib(server.proc.pid) / 1024, 1)
+            id_base = 0
+            for key, payload in PAYLOADS.items():
+                url = f"http://127.0.0.1:{hooks}/hooks/{payload[0]}"
+                id_base += 10_000_000_000
+                db = os.path.join(directory, "data/switchboard.db")
+                before = count(db, "SELECT count(*) FROM deliveries WHERE state = 'delivered'") if receiver else 0
+                started = time.monotonic()
+                saturated = wrk(url, payload, duration, connections, id_base)
+                if receiver:
+                    accepted = count(db, "SELECT count(*) FROM deliveries") - before
+                    drained = wait_until(lambda: count(db, "SELECT count(*) FROM deliveries WHERE state = 'pending'") == 0,
+                                         300, step=0.2)
+                    elapsed = time.monotonic() - started
+                    delivered = count(db, "SELECT count(*) FROM deliveries WHERE state = 'delivered'") - before
+                    received = json.loads(get(f"http://127.0.0.1:{receiver_port}/stats")[1])
+                    saturated["e2e"] = {
+                        "deliveries": accepted, "delivered": delivered, "drained": drained,
+                        "delivered_per_s": round(delivered / elapsed, 1),
+                        "seconds_to_drain_after_load": round(elapsed - duration, 1),
+                        "receiver": received,
+                    }
+                id_base += 10_000_000_000
+                # The queue is drained: the fixed-rate run starts from rest.
+                fixed = wrk(url, payload, duration, 20, id_base, rate=FIXED_RATE)
+                if receiver:
+                    wait_until(lambda: count(db, "SELECT count(*) FROM deliveries WHERE state = 'pending'") == 0,
+                               300, step=0.2)
+                results[key] = {"saturated": saturated, f"at_{FIXED_RATE}": fixed}
+                print(f"  {name:<12} {key:<8} {saturated['rps']:>9.0f} req/s  p50 {saturated['p50_ms']:.2f} ms  "
+                      f"p99 {saturated['p99_ms']:.2f} ms | at {fixed['rps']:.0f} req/s: p50 {fixed['p50_ms']:.2f} ms "
+                      f"p99 {fixed['p99_ms']:.2f} ms" + (f" | e2e {saturated['e2e']['delivered_per_s']} delivered/s"
+                                                          if receiver else ""), flush=True)
+            results["peak_rss_mib"] = round(rss_kib(server.proc.pid, "VmHWM") / 1024, 1)
+            if name != "baseline":
+                db = os.path.join(directory, "data/switchboard.db")
+                results["events_stored"] = count(db, "SELECT count(*) FROM events")
+        finally:
+            server.stop()
+            if receiver:
+                receiver.stop()
+    return results
+
+
+def arguments(doc, add):
+    """The command line of a bench script: its own options (`add`), then --json and --no-build."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add(parser)
+    parser.add_argument("--json", help="write the results here too")
+    parser.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
+    return parser.parse_args()
+
+
+def main():
+    def options(parser):
+        parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+        parser.add_argument("--connections", type=int, default=32, help="connections at saturation")
+
+    args = arguments(__doc__, options)
+    ensure_wrk()
+    if not args.no_build:
+        build()
+    machine = {
+        "cpus": os.cpu_count(),
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+        "kernel": os.uname().release,
+        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0],
+    }
+    print(f"machine: {machine}", flush=True)
+    results = {"machine": machine, "duration_s": args.duration, "connections": args.connections}
+    for name in ["baseline", "ingest", "ingest+http"]:
+        results[name] = run_server(name, [], args.duration, args.connections)
+    for key in PAYLOADS:
+        ratio = results["ingest"][key]["saturated"]["rps"] / results["baseline"][key]["saturated"]["rps"]
+        results[f"ingest_vs_baseline_{key}"] = round(ratio, 3)
+        print(f"durable ingest / baseline ({key}): {ratio:.0%}")
+    for name in ["ingest", "ingest+http"]:
+        r = results[name]
+        print(f"{name}: start-up {r['startup_ms']} ms, idle RSS {r['idle_rss_mib']} MiB, peak RSS {r['peak_rss_mib']} MiB")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+//! JSON/form/multipart detection: any content type with any body, in every format mode.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use switchboard::vendor::{BodyFormat, body};
+
+fuzz_target!(|data: &[u8]| {
+    // The content type is the first line; the body is the rest.
+    let (content_type, raw) = match data.iter().position(|&b| b == b'\n') {
+        Some(at) => (std::str::from_utf8(&data[..at]).ok(), &data[at + 1..]),
+        None => (None, data),
+    };
+    for format in [BodyFormat::Auto, BodyFormat::Json, BodyFormat::Form] {
+        if let Ok(value) = body::decode(format, content_type, raw) {
+            // A decoded payload serialises back (the store keeps it as JSON).
+            serde_json::to_string(&value).expect("a decoded payload serialises");
+        }
+    }
+    let _ = body::from_pairs(body::query_pairs(&String::from_utf8_lossy(raw)));
+});

@@ -1,0 +1,11 @@
+//! Any body posted to `/hooks/jivo`: decoded and interpreted by the shipped plugin.
+#![no_main]
+
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+use switchboard::vendor::BodyFormat;
+
+fuzz_target!(|data: &[u8]| {
+    common::ingest("jivo", BodyFormat::Auto, data);
+});
