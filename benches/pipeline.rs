@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench pipeline`; figures in BENCHMARKS.md.
 
+// A bench panics on purpose when its setup is wrong.
+#![allow(clippy::unwrap_used)]
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::Path;
