@@ -173,7 +173,7 @@ def run_server(name, args, duration, connections):
         receiver = None
         if name == "baseline":
             server = Server([os.path.join(TARGET, "bench-peer"), "baseline", "--listen", f"127.0.0.1:{hooks}"],
-                            f"http://127.0.0.1:{hooks}/", env={})
+                            f"http://127.0.0.1:{hooks}/healthz", env={})
         else:
             if name == "ingest+http":
                 receiver_port = free_port()

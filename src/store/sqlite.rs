@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Row, Sqlite, Transaction};
 use ulid::Ulid;
 
 use super::rows::{self, corrupt, to_json};
@@ -26,6 +26,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Delivery bookkeeping (claims, attempts, deferrals) commits without its own fsync: see
+    /// [`SqliteStore::open`].
+    bookkeeping: SqlitePool,
     writer: Writer,
 }
 
@@ -45,10 +48,20 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.into()))?;
+        // An acknowledged event must survive a power cut, so appends fsync (FULL). What a worker
+        // records about an attempt need not: in WAL mode a NORMAL commit reaches the log at once
+        // (a crash of the process loses nothing) and is made durable by the next fsync — the
+        // next append, at the latest. A power cut in between forgets the last outcomes, and those
+        // deliveries are sent again: at-least-once, which delivery promises anyway. This keeps
+        // one fsync per attempt from capping delivery at the disk's flush rate.
+        let bookkeeping = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await?;
         let writer = Writer::start(SqliteBatch { pool: pool.clone(), rejected_keep });
-        Ok(Self { pool, writer })
+        Ok(Self { pool, bookkeeping, writer })
     }
 
     /// IMMEDIATE takes the write lock up front. A deferred transaction that reads (the dedup
@@ -116,7 +129,7 @@ impl Store for SqliteStore {
         .bind(until)
         .bind(now_ms)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.bookkeeping)
         .await?;
         let deliveries = rows.iter().map(rows::delivery).collect::<Result<Vec<_>, _>>()?;
         // The batch's events in one query rather than one each.
@@ -133,7 +146,7 @@ impl Store for SqliteStore {
 
     async fn finish_attempt(&self, id: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError> {
         let (state, next_at, error) = next_state(&attempt, next);
-        let mut tx = Self::write_transaction(&self.pool).await?;
+        let mut tx = Self::write_transaction(&self.bookkeeping).await?;
         sqlx::query(
             "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -168,7 +181,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL WHERE id = ? AND state = 'pending'")
             .bind(millis(at))
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.bookkeeping)
             .await?;
         Ok(())
     }
@@ -230,9 +243,8 @@ impl Store for SqliteStore {
             .bind(event.to_string())
             .execute(&mut *tx)
             .await?;
-        for delivery in deliveries {
-            insert_delivery(&mut tx, event, delivery, now).await?;
-        }
+        let rows: Vec<_> = deliveries.iter().map(|delivery| (event, now, delivery)).collect();
+        insert_deliveries(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -301,6 +313,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.writer.flush().await;
+        self.bookkeeping.close().await;
         self.pool.close().await;
     }
 }
@@ -312,13 +325,37 @@ struct SqliteBatch {
 
 #[async_trait]
 impl Batch for SqliteBatch {
+    /// The whole batch in a handful of statements: one dedup lookup, one multi-row insert of
+    /// events and one of deliveries. Every statement is a round trip to SQLite's thread, so a
+    /// statement per event would cap the batch, not the disk.
     async fn write(&self, jobs: &[Job]) -> Result<Vec<Option<Appended>>, StoreError> {
         let mut tx = SqliteStore::write_transaction(&self.pool).await?;
+        let appends: Vec<&NewEvent> =
+            jobs.iter().filter_map(|job| if let Job::Append(new, _) = job { Some(&**new) } else { None }).collect();
+        let mut seen = recent_dedup_keys(&mut tx, &appends).await?;
+        let mut stored: Vec<&NewEvent> = Vec::with_capacity(appends.len());
+        let mut repeats: HashMap<String, i64> = HashMap::new();
         let mut results = Vec::with_capacity(jobs.len());
         let mut rejected = false;
         for job in jobs {
             results.push(match job {
-                Job::Append(new, _) => Some(append_one(&mut tx, new).await?),
+                Job::Append(new, _) => {
+                    let since = millis(new.event.received_at).saturating_sub(window_ms(new));
+                    let key = (new.event.vendor.clone(), new.dedup_key.clone());
+                    match seen.get(&key) {
+                        // The vendor sent this before, within the window (earlier in this batch
+                        // or already stored): counted on the original, not stored again.
+                        Some((original, at)) if *at >= since => {
+                            *repeats.entry(original.clone()).or_default() += 1;
+                            Some(Appended::Duplicate(original.parse().map_err(|e| corrupt("event id", e))?))
+                        }
+                        _ => {
+                            seen.insert(key, (new.event.id.to_string(), millis(new.event.received_at)));
+                            stored.push(new);
+                            Some(Appended::Stored(new.event.id))
+                        }
+                    }
+                }
                 Job::Reject(rejection, _) => {
                     insert_rejection(&mut tx, rejection).await?;
                     rejected = true;
@@ -326,6 +363,14 @@ impl Batch for SqliteBatch {
                 }
                 Job::Flush(_) => None,
             });
+        }
+        insert_events(&mut tx, &stored).await?;
+        for (original, count) in repeats {
+            sqlx::query("UPDATE events SET duplicates = duplicates + ? WHERE id = ?")
+                .bind(count)
+                .bind(original)
+                .execute(&mut *tx)
+                .await?;
         }
         if rejected {
             sqlx::query(
@@ -341,69 +386,109 @@ impl Batch for SqliteBatch {
     }
 }
 
-async fn append_one(tx: &mut Transaction<'_, Sqlite>, new: &NewEvent) -> Result<Appended, StoreError> {
-    let event = &new.event;
-    let window = i64::try_from(new.dedup_window.as_millis()).unwrap_or(i64::MAX);
-    let since = millis(event.received_at).saturating_sub(window);
-    // The writer task is the only writer of events, so this check and the insert below cannot
-    // interleave with another append.
-    let original: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM events WHERE vendor = ? AND dedup_key = ? AND received_at >= ? ORDER BY received_at LIMIT 1",
-    )
-    .bind(&event.vendor)
-    .bind(&new.dedup_key)
-    .bind(since)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(original) = original {
-        sqlx::query("UPDATE events SET duplicates = duplicates + 1 WHERE id = ?")
-            .bind(&original)
-            .execute(&mut **tx)
-            .await?;
-        return Ok(Appended::Duplicate(original.parse().map_err(|e| corrupt("event id", e))?));
-    }
-    sqlx::query(
-        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event.id.to_string())
-    .bind(millis(event.received_at))
-    .bind(&event.vendor)
-    .bind(&event.event)
-    .bind(event.kind.as_str())
-    .bind(to_json(&event.fields)?)
-    .bind(to_json(&event.payload)?)
-    .bind(&new.dedup_key)
-    .bind(to_json(&new.request)?)
-    .bind(new.raw_body.as_ref())
-    .bind(to_json(&new.routes)?)
-    .execute(&mut **tx)
-    .await?;
-    for delivery in &new.deliveries {
-        insert_delivery(tx, event.id, delivery, millis(event.received_at)).await?;
-    }
-    Ok(Appended::Stored(event.id))
+fn window_ms(new: &NewEvent) -> i64 {
+    i64::try_from(new.dedup_window.as_millis()).unwrap_or(i64::MAX)
 }
 
-async fn insert_delivery(
+/// For each (vendor, dedup key) of the batch, the earliest stored event with it inside the
+/// widest dedup window of the batch: its id and arrival time. The writer task is the only
+/// writer of events, so nothing can slip in between this and the inserts.
+async fn recent_dedup_keys(
     tx: &mut Transaction<'_, Sqlite>,
-    event: EventId,
-    delivery: &NewDelivery,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
+    appends: &[&NewEvent],
+) -> Result<HashMap<(String, String), (String, i64)>, StoreError> {
+    let mut seen = HashMap::new();
+    let Some(since) = appends.iter().map(|new| millis(new.event.received_at).saturating_sub(window_ms(new))).min()
+    else {
+        return Ok(seen);
+    };
+    let keys: Vec<(&str, &str)> =
+        appends.iter().map(|new| (new.event.vendor.as_str(), new.dedup_key.as_str())).collect();
+    let rows = sqlx::query(
+        "SELECT id, vendor, dedup_key, received_at FROM events
+         WHERE received_at >= ?1
+           AND (vendor, dedup_key) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2))
+         ORDER BY received_at",
     )
-    .bind(delivery.id.to_string())
-    .bind(event.to_string())
-    .bind(&delivery.route)
-    .bind(&delivery.output)
-    .bind(&delivery.template)
-    .bind(now)
-    .bind(delivery.expires_at.map(millis))
-    .execute(&mut **tx)
+    .bind(since)
+    .bind(to_json(&keys)?)
+    .fetch_all(&mut **tx)
     .await?;
+    for row in &rows {
+        let key = (row.try_get::<String, _>("vendor")?, row.try_get::<String, _>("dedup_key")?);
+        // Ordered by arrival: the first seen is the original.
+        seen.entry(key).or_insert((row.try_get("id")?, row.try_get("received_at")?));
+    }
+    Ok(seen)
+}
+
+/// SQLite allows 32,766 bound values per statement; rows go in chunks well below that.
+const ROWS_PER_INSERT: usize = 500;
+
+async fn insert_events(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -> Result<(), StoreError> {
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for new in chunk {
+            let event = &new.event;
+            rows.push((
+                event.id.to_string(),
+                millis(event.received_at),
+                event,
+                to_json(&event.fields)?,
+                to_json(&event.payload)?,
+                to_json(&new.request)?,
+                to_json(&new.routes)?,
+                *new,
+            ));
+        }
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes) ",
+        );
+        insert.push_values(rows, |mut row, (id, at, event, fields, payload, request, routes, new)| {
+            row.push_bind(id)
+                .push_bind(at)
+                .push_bind(event.vendor.clone())
+                .push_bind(event.event.clone())
+                .push_bind(event.kind.as_str().to_owned())
+                .push_bind(fields)
+                .push_bind(payload)
+                .push_bind(new.dedup_key.clone())
+                .push_bind(request)
+                .push_bind(new.raw_body.to_vec())
+                .push_bind(routes);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    let deliveries: Vec<(EventId, i64, &NewDelivery)> = events
+        .iter()
+        .flat_map(|new| new.deliveries.iter().map(|d| (new.event.id, millis(new.event.received_at), d)))
+        .collect();
+    insert_deliveries(tx, &deliveries).await
+}
+
+/// Pending deliveries: (event, created at in ms, delivery).
+async fn insert_deliveries(
+    tx: &mut Transaction<'_, Sqlite>,
+    deliveries: &[(EventId, i64, &NewDelivery)],
+) -> Result<(), StoreError> {
+    for chunk in deliveries.chunks(ROWS_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at) ",
+        );
+        insert.push_values(chunk, |mut row, (event, now, delivery)| {
+            row.push_bind(delivery.id.to_string())
+                .push_bind(event.to_string())
+                .push_bind(delivery.route.clone())
+                .push_bind(delivery.output.clone())
+                .push_bind(delivery.template.clone())
+                .push_bind("pending")
+                .push_bind(*now)
+                .push_bind(delivery.expires_at.map(millis))
+                .push_bind(*now)
+                .push_bind(*now);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

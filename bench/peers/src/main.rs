@@ -71,7 +71,7 @@ async fn main() {
     };
     let peer = Peer { counts: Arc::default(), started: Instant::now(), schedule: None };
     let app = match mode {
-        "baseline" => Router::new().fallback(post(baseline)),
+        "baseline" => Router::new().route("/healthz", get(|| async { "ok" })).fallback(post(baseline)),
         "receiver" => {
             let schedule = flag("--flap").map(pair).map(|(up, down)| (up + down, down));
             Router::new().route("/stats", get(stats)).fallback(post(receiver)).with_state(Peer { schedule, ..peer })
