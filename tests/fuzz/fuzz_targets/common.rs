@@ -1,5 +1,8 @@
 //! Shared by the targets: the shipped plugins, a vendor body through its plugin, an event.
 
+// Each target uses part of this module.
+#![allow(dead_code)]
+
 use std::sync::OnceLock;
 
 use switchboard::event::{Event, EventId};
