@@ -131,8 +131,9 @@ def wrk(url, payload, duration, connections, id_base, rate=None):
     }
 
 
-def switchboard_config(directory, hooks, admin, receiver=None):
-    text = f"""
+def base_config(hooks, admin):
+    """What every benchmarked daemon shares: loopback listeners, SQLite, the shipped plugins."""
+    return f"""
 [server]
 listen = "127.0.0.1:{hooks}"
 admin_listen = "127.0.0.1:{admin}"
@@ -141,6 +142,10 @@ url = "sqlite://data/switchboard.db"
 [paths]
 plugins = "{ROOT}/plugins"
 """
+
+
+def switchboard_config(directory, hooks, admin, receiver=None):
+    text = base_config(hooks, admin)
     if receiver:
         text += f"""
 [delivery]

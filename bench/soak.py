@@ -25,7 +25,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, TARGET, Server, arguments, build, count, free_port, get, rss_kib, wait_until  # noqa: E402
+from run import ROOT, TARGET, Server, arguments, base_config, build, count, free_port, get, rss_kib, wait_until  # noqa: E402
 
 JIVO = open(os.path.join(ROOT, "bench/payloads/jivo_offline_message.json")).read().strip()
 ENVYBOX = open(os.path.join(ROOT, "bench/payloads/envybox_missed_call.form")).read().strip()
@@ -87,14 +87,7 @@ class Load:
 def config(directory, hooks, admin, receiver, telegram):
     path = os.path.join(directory, "config.toml")
     with open(path, "w") as f:
-        f.write(f"""
-[server]
-listen = "127.0.0.1:{hooks}"
-admin_listen = "127.0.0.1:{admin}"
-[storage]
-url = "sqlite://data/switchboard.db"
-[paths]
-plugins = "{ROOT}/plugins"
+        f.write(base_config(hooks, admin) + f"""
 [delivery]
 retry_schedule_secs = [1, 2, 5]
 shutdown_grace_secs = 5
