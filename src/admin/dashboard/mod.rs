@@ -7,6 +7,7 @@
 //! and no script. Actions are plain form POSTs that redirect back with a notice; a POST from
 //! another site is refused ([`same_origin`]), since a browser sends basic-auth credentials with it.
 
+mod actions;
 mod pages;
 mod view;
 
@@ -25,13 +26,13 @@ pub(super) fn routes() -> Router<AdminState> {
     Router::new()
         .route("/", get(pages::events))
         .route("/events/{id}", get(pages::event))
-        .route("/events/{id}/replay", post(pages::replay))
-        .route("/deliveries/{id}/retry", post(pages::retry))
+        .route("/events/{id}/replay", post(actions::replay))
+        .route("/deliveries/{id}/retry", post(actions::retry))
         .route("/dead", get(pages::dead))
-        .route("/dead/retry", post(pages::retry_dead))
+        .route("/dead/retry", post(actions::retry_dead))
         .route("/rejected", get(pages::rejected))
         .route("/status", get(pages::status))
-        .route("/test-event", post(pages::test_event))
+        .route("/test-event", post(actions::test_event))
         .route("/assets/style.css", get(stylesheet))
         .route_layer(middleware::from_fn(same_origin))
 }

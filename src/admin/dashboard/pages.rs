@@ -1,21 +1,17 @@
-//! The dashboard's handlers: each gathers what its page shows from the store and the live
-//! configuration, and renders it; actions change the store and redirect back with a notice.
+//! The dashboard's pages: each gathers what it shows from the store and the live
+//! configuration, and renders it. What changes things is in [`super::actions`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Form, Path, Query, State};
-use axum::http::{Request, StatusCode};
-use axum::response::{Html, Response};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Html;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
-use ulid::Ulid;
 
 use super::view::render_page;
-use super::{PageError, redirect_with_notice, url_encode};
+use super::{PageError, url_encode};
 use crate::admin::{AdminState, hook_base};
 use crate::event::{CANONICAL_KINDS, EventId};
 use crate::inspect;
@@ -185,67 +181,6 @@ pub(super) async fn event(
     Ok(Html(render_page("event", &title, "events", &data)))
 }
 
-pub(super) async fn replay(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
-    let id: EventId =
-        id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not an event id")))?;
-    let Some(stored) = state.store.event(id).await? else { return Err(PageError::not_found(format!("event {id}"))) };
-    let config = state.reloader.live().load_full();
-    let deliveries = crate::delivery::replay(state.store.as_ref(), &config, &stored).await?;
-    state.ingest.wake.notify();
-    tracing::info!(message = "Event replayed from the dashboard.", event_id = %id, deliveries = deliveries.len());
-    let notice = if deliveries.is_empty() {
-        "Replayed: no route takes this event today, so nothing new was sent.".to_owned()
-    } else {
-        let targets: Vec<String> = deliveries.iter().map(|d| format!("{} → {}", d.route, d.output)).collect();
-        format!("Replayed: {} new deliveries ({}).", deliveries.len(), targets.join(", "))
-    };
-    Ok(redirect_with_notice(&format!("/events/{id}"), &notice))
-}
-
-/// Where an action returns to.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct Back {
-    back: Option<String>,
-    output: Option<String>,
-}
-
-impl Back {
-    /// Only the dashboard's own pages: a form field must not redirect elsewhere.
-    fn target(&self, default: &str) -> String {
-        self.back.clone().filter(|b| b.starts_with('/') && !b.starts_with("//")).unwrap_or_else(|| default.to_owned())
-    }
-}
-
-pub(super) async fn retry(
-    State(state): State<AdminState>,
-    Path(id): Path<String>,
-    Form(back): Form<Back>,
-) -> Result<Response, PageError> {
-    let id: Ulid =
-        id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not a delivery id")))?;
-    let count = state.store.retry(Some(id), None).await?;
-    state.ingest.wake.notify();
-    let notice = if count == 0 {
-        format!("Delivery {id} is not dead or expired any more; nothing to retry.")
-    } else {
-        tracing::info!(message = "Dead letter requeued from the dashboard.", delivery_id = %id);
-        format!("Delivery {id} requeued: it is sent again within a second.")
-    };
-    Ok(redirect_with_notice(&back.target("/dead"), &notice))
-}
-
-pub(super) async fn retry_dead(State(state): State<AdminState>, Form(back): Form<Back>) -> Result<Response, PageError> {
-    let output = back.output.clone().filter(|o| !o.is_empty());
-    let count = state.store.retry(None, output.as_deref()).await?;
-    state.ingest.wake.notify();
-    tracing::info!(
-        message = "Dead letters requeued from the dashboard.",
-        count,
-        output = output.as_deref().unwrap_or("any")
-    );
-    Ok(redirect_with_notice(&back.target("/dead"), &format!("{count} dead deliveries requeued.")))
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct DeadFilters {
     #[serde(default)]
@@ -381,55 +316,6 @@ pub(super) async fn status(
     Ok(Html(render_page("status", "Status", "status", &data)))
 }
 
-/// `vendor/index` of the sample to send.
-#[derive(Debug, Deserialize)]
-pub(super) struct TestEvent {
-    sample: String,
-}
-
-/// Posts a plugin's sample through the webhook pipeline itself (secret check, plugin, store,
-/// routes, delivery), so a test event proves the same path a vendor's webhook takes.
-pub(super) async fn test_event(
-    State(state): State<AdminState>,
-    Form(form): Form<TestEvent>,
-) -> Result<Response, PageError> {
-    let config = state.reloader.live().load_full();
-    let unknown = || PageError::new(StatusCode::BAD_REQUEST, format!("no sample `{}`", form.sample));
-    let (vendor_name, index) = form.sample.split_once('/').ok_or_else(unknown)?;
-    let vendor = config.vendors.get(vendor_name).ok_or_else(unknown)?;
-    let sample = index.parse::<usize>().ok().and_then(|i| vendor.samples().get(i)).ok_or_else(unknown)?;
-    let mut uri = format!("/hooks/{vendor_name}");
-    if let Some(secret) = &config.vendor_settings(vendor_name).secret {
-        uri = format!("{uri}/{}", url_encode(secret.expose()));
-    }
-    let mut request = Request::post(uri)
-        .header("content-type", &sample.content_type)
-        .header("user-agent", "Switchboard dashboard (test event)")
-        .body(Body::from(sample.body()))
-        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0))));
-    let sample_name = sample.name.clone();
-    drop(config);
-    let response = crate::ingest::router(state.ingest.clone())
-        .oneshot(request)
-        .await
-        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let event_id =
-        response.headers().get(crate::ingest::EVENT_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let status = response.status();
-    match event_id {
-        Some(id) if status.is_success() => {
-            tracing::info!(message = "Test event sent from the dashboard.", event_id = %id, vendor = vendor_name);
-            Ok(redirect_with_notice(&format!("/events/{id}"), &format!("Test event \"{sample_name}\" received.")))
-        }
-        _ => {
-            let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
-            let notice = format!("The test event was refused ({status}): {}", String::from_utf8_lossy(&body));
-            Ok(redirect_with_notice("/status", &notice))
-        }
-    }
-}
-
 fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S").to_string()
 }
@@ -491,13 +377,5 @@ mod tests {
         assert_eq!(at.to_rfc3339(), "2026-11-21T14:05:00+00:00");
         assert_eq!(parse_local_time("2026-11-21").unwrap().to_rfc3339(), "2026-11-21T00:00:00+00:00");
         assert_eq!(parse_local_time("yesterday"), None);
-    }
-
-    #[test]
-    fn actions_only_return_to_the_dashboard() {
-        let back = |to: &str| Back { back: Some(to.to_owned()), output: None }.target("/dead");
-        assert_eq!(back("/events/01J"), "/events/01J");
-        assert_eq!(back("//evil.example/x"), "/dead");
-        assert_eq!(back("https://evil.example"), "/dead");
     }
 }
