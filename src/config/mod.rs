@@ -80,6 +80,8 @@ pub struct ServerSettings {
     /// Where vendors reach the webhook listener from outside (no trailing `/`), for the hook URLs
     /// the dashboard shows; `None`: `http://<listen>`.
     pub public_url: Option<String>,
+    /// Peers whose `X-Forwarded-For` is believed: the reverse proxies in front of the daemon.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub body_limit_bytes: usize,
     pub read_timeout: Duration,
 }
@@ -109,6 +111,8 @@ pub enum StorageUrl {
 pub struct VendorSettings {
     /// Required on every request when set: `/hooks/<vendor>/<secret>` or `?token=<secret>`.
     pub secret: Option<Secret>,
+    /// Where the vendor's requests may come from; empty: anywhere.
+    pub allow_from: Vec<ipnet::IpNet>,
     pub replies: Vec<ReplyAddition>,
 }
 
@@ -190,10 +194,13 @@ impl Config {
             }
             None
         });
+        let trusted_proxies =
+            networks(source, raw.server.trusted_proxies.as_ref(), "server.trusted_proxies", &mut issues);
         let server = ServerSettings {
             admin_listen,
             admin_token,
             public_url,
+            trusted_proxies,
             listen: socket_addr(source, env, raw.server.listen.as_ref(), "server.listen", DEFAULT_LISTEN, &mut issues),
             body_limit_bytes: positive(
                 source,
@@ -251,6 +258,7 @@ impl Config {
                     .filter(|value| !value.is_empty())
                     .map(Secret::new)
             });
+            let allow_from = networks(source, settings.allow_from.as_ref(), &format!("{key}.allow_from"), &mut issues);
             let mut replies = Vec::with_capacity(settings.reply.len());
             for (index, reply) in settings.reply.iter().enumerate() {
                 let here = format!("{key}.reply[{index}]");
@@ -274,7 +282,7 @@ impl Config {
                     }
                 }
             }
-            vendor_settings.insert(name.clone(), VendorSettings { secret, replies });
+            vendor_settings.insert(name.clone(), VendorSettings { secret, allow_from, replies });
         }
         let delivery = delivery_settings(source, &raw.delivery, &mut issues);
         let outputs = routes::outputs(source, env, &raw.outputs, base, helpers, &mut issues);
@@ -313,9 +321,32 @@ impl Config {
 
     /// Settings for a vendor; defaults when the config has no `[vendors.<name>]`.
     pub fn vendor_settings(&self, name: &str) -> &VendorSettings {
-        static DEFAULT: VendorSettings = VendorSettings { secret: None, replies: Vec::new() };
+        static DEFAULT: VendorSettings = VendorSettings { secret: None, allow_from: Vec::new(), replies: Vec::new() };
         self.vendor_settings.get(name).unwrap_or(&DEFAULT)
     }
+}
+
+/// A list of addresses (`203.0.113.7`) and CIDR ranges (`203.0.113.0/24`, `2001:db8::/32`).
+fn networks(
+    source: &Source,
+    value: Option<&toml::Spanned<Vec<String>>>,
+    key: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> Vec<ipnet::IpNet> {
+    let Some(value) = value else { return Vec::new() };
+    let mut networks = Vec::with_capacity(value.get_ref().len());
+    for text in value.get_ref() {
+        let parsed = text.parse::<ipnet::IpNet>().or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(network) => networks.push(network.trunc()),
+            Err(_) => issues.push(source.issue(
+                Some(value.span()),
+                key,
+                format!("`{text}` is not an IP address or CIDR range (e.g. \"203.0.113.0/24\")"),
+            )),
+        }
+    }
+    networks
 }
 
 #[cfg(test)]

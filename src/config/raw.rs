@@ -90,6 +90,8 @@ pub struct RawServer {
     pub admin_token: Option<Spanned<String>>,
     /// How vendors reach this daemon (`https://hooks.example.com`), for the hook URLs shown.
     pub public_url: Option<Spanned<String>>,
+    /// Reverse proxies whose `X-Forwarded-For` names the real sender (for `allow_from`).
+    pub trusted_proxies: Option<Spanned<Vec<String>>>,
     pub body_limit_bytes: Option<Spanned<u64>>,
     pub read_timeout_secs: Option<Spanned<u64>>,
 }
@@ -113,6 +115,8 @@ pub struct RawPaths {
 #[serde(deny_unknown_fields)]
 pub struct RawVendor {
     pub secret: Option<Spanned<String>>,
+    /// Addresses or CIDR ranges the vendor posts from; empty or absent: any.
+    pub allow_from: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub reply: Vec<Spanned<RawReply>>,
 }

@@ -118,3 +118,20 @@ fn broken_plugins_are_reported_with_their_file_and_line() {
         assert!(found.iter().any(|i| i.starts_with(&expected)), "expected: {expected}\nfound: {found:#?}");
     }
 }
+
+#[test]
+fn allow_from_and_trusted_proxies_take_addresses_and_ranges() {
+    let config = load(
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[vendors.jivo]\nallow_from = [\"185.22.64.1/22\", \"2a02:6b8::1\"]\n",
+    )
+    .unwrap();
+    let allow: Vec<String> = config.vendor_settings("jivo").allow_from.iter().map(ToString::to_string).collect();
+    assert_eq!(allow, ["185.22.64.0/22", "2a02:6b8::1/128"], "host bits are cleared; an address is a /32 or /128");
+    assert_eq!(config.server.trusted_proxies.len(), 2);
+    assert!(config.vendor_settings("envybox").allow_from.is_empty(), "absent: from anywhere");
+    let problems = issues("[vendors.jivo]\nsecret = \"s\"\nallow_from = [\"185.22.64.0/33\"]\n");
+    assert!(
+        problems.iter().any(|p| p.contains("config.toml>:3 vendors.jivo.allow_from") && p.contains("185.22.64.0/33")),
+        "{problems:?}"
+    );
+}

@@ -18,6 +18,8 @@ pub enum IngestError {
     UnknownVendor(String),
     #[error("vendor `{vendor}` does not send {method} requests")]
     MethodNotAllowed { vendor: String, method: String },
+    #[error("requests for `{vendor}` are accepted only from its `allow_from` addresses; this one came from {sender}")]
+    SourceNotAllowed { vendor: String, sender: String },
     #[error(transparent)]
     Secret(#[from] VerifyError),
     #[error("the body exceeds the limit of {limit} bytes")]
@@ -38,6 +40,7 @@ impl IngestError {
         match self {
             Self::UnknownVendor(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::SourceNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::Secret(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -51,6 +54,7 @@ impl IngestError {
         match self {
             Self::UnknownVendor(_) => "unknown_vendor",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::SourceNotAllowed { .. } => "source_not_allowed",
             Self::Secret(VerifyError::Missing) => "missing_secret",
             Self::Secret(VerifyError::Mismatch) => "bad_secret",
             Self::TooLarge { .. } => "body_too_large",

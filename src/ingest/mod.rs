@@ -8,6 +8,7 @@
 
 mod error;
 pub mod request;
+mod source;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -126,6 +127,15 @@ async fn accept(
             method: parts.method.to_string(),
         }));
     }
+    let settings = config.vendor_settings(vendor.name());
+    if !settings.allow_from.is_empty() {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        let sender = source::sender(peer, &parts.headers, &config.server.trusted_proxies);
+        if !sender.is_some_and(|ip| settings.allow_from.iter().any(|net| net.contains(&ip))) {
+            let sender = sender.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+            return Err(fail(IngestError::SourceNotAllowed { vendor: target.vendor.clone(), sender }));
+        }
+    }
     let raw_body = read_body(body, &parts.headers, config.server.body_limit_bytes, config.server.read_timeout).await?;
     let fail = |error: IngestError| (error, raw_body.clone());
 
@@ -134,7 +144,6 @@ async fn accept(
         .path_secret
         .as_deref()
         .or_else(|| query.iter().find(|(key, _)| key == "token").map(|(_, value)| value.as_str()));
-    let settings = config.vendor_settings(vendor.name());
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let request = InboundRequest::new(parts.method.clone(), content_type, query.clone(), raw_body.clone())
         .verify(settings.secret.as_ref(), presented)

@@ -222,3 +222,58 @@ async fn random_bodies_never_get_a_5xx() {
     }
     daemon.stop().await;
 }
+
+/// `allow_from` admits only the vendor's addresses; behind a trusted proxy the sender is the one
+/// its `X-Forwarded-For` names, and nobody else's header is believed.
+#[tokio::test]
+async fn senders_outside_allow_from_get_403_and_are_kept() {
+    let daemon = Daemon::start(
+        "[server]\ntrusted_proxies = [\"127.0.0.2\"]\n\
+         [vendors.jivo]\nallow_from = [\"185.22.64.0/22\", \"2a02:6b8::/32\"]\n\
+         [vendors.envybox]\nallow_from = [\"127.0.0.1\"]\n",
+    )
+    .await;
+    let offline = std::fs::read(crate::support::repo().join("tests/fixtures/jivo/offline_message.json")).unwrap();
+    let post = |forwarded: Option<&'static str>| {
+        let mut request = daemon
+            .client
+            .post(daemon.url("/hooks/jivo"))
+            .header("content-type", "application/json")
+            .body(offline.clone());
+        if let Some(forwarded) = forwarded {
+            request = request.header("x-forwarded-for", forwarded);
+        }
+        request.send()
+    };
+    // From 127.0.0.1, which is not a trusted proxy: its X-Forwarded-For is ignored.
+    let (status, json) = answer(post(Some("185.22.65.10")).await.unwrap()).await;
+    assert_eq!((status, json["error"].as_str()), (403, Some("source_not_allowed")), "{json}");
+    assert!(json["message"].as_str().unwrap().ends_with("this one came from 127.0.0.1"), "{json}");
+    let kept = daemon.store().await.rejections(10).await.unwrap();
+    assert_eq!(
+        (kept[0].status, kept[0].reason.as_str(), kept[0].vendor.as_deref()),
+        (403, "source_not_allowed", Some("jivo"))
+    );
+
+    // Through the trusted proxy (a client bound to 127.0.0.2): the sender is the right-most
+    // address it did not add itself; what the client wrote before it does not count.
+    let proxy =
+        reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+    let via_proxy = |forwarded: &'static str| {
+        proxy
+            .post(daemon.url("/hooks/jivo"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", forwarded)
+            .body(offline.clone())
+            .send()
+    };
+    assert_eq!(via_proxy("9.9.9.9, 185.22.65.10").await.unwrap().status(), 200);
+    let (status, json) = answer(via_proxy("185.22.65.10, 9.9.9.9").await.unwrap()).await;
+    assert_eq!(status, 403, "{json}");
+    assert!(json["message"].as_str().unwrap().ends_with("came from 9.9.9.9"), "{json}");
+
+    let envybox =
+        std::fs::read_to_string(crate::support::repo().join("tests/fixtures/envybox/callback_ordered_1.form")).unwrap();
+    assert_eq!(daemon.post_form("envybox", &envybox).await.status(), 200, "127.0.0.1 is in envybox's allow_from");
+    daemon.stop().await;
+}
