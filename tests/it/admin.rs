@@ -57,7 +57,6 @@ template = "generic"
     let refused = daemon.post_form("envybox", "").await;
     assert_eq!(refused.status(), 400);
 
-    let store = daemon.store().await;
     eventually("both deliveries attempted", || async {
         let text = metrics().await;
         sample(&text, r#"switchboard_delivery_attempts_total{output="metrics_probe",outcome="delivered"}"#) == Some(1.0)
@@ -65,7 +64,6 @@ template = "generic"
                 == Some(1.0)
     })
     .await;
-    drop(store);
     let after = metrics().await;
     assert!(stored(&after).unwrap() - stored(&before).unwrap_or(0.0) >= 2.0, "{after}");
     assert!(after.contains(r#"switchboard_webhooks_received_total{vendor="envybox",outcome="duplicate"}"#), "{after}");

@@ -122,13 +122,11 @@ const ROWS_PER_INSERT: usize = 500;
 
 async fn insert_events(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -> Result<(), StoreError> {
     for chunk in events.chunks(ROWS_PER_INSERT) {
+        // Serialised first: the row closure below cannot return an error.
         let mut rows = Vec::with_capacity(chunk.len());
         for new in chunk {
             let event = &new.event;
             rows.push((
-                event.id.to_string(),
-                millis(event.received_at),
-                event,
                 to_json(&event.fields)?,
                 to_json(&event.payload)?,
                 to_json(&new.request)?,
@@ -139,9 +137,10 @@ async fn insert_events(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -
         let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes) ",
         );
-        insert.push_values(rows, |mut row, (id, at, event, fields, payload, request, routes, new)| {
-            row.push_bind(id)
-                .push_bind(at)
+        insert.push_values(rows, |mut row, (fields, payload, request, routes, new)| {
+            let event = &new.event;
+            row.push_bind(event.id.to_string())
+                .push_bind(millis(event.received_at))
                 .push_bind(event.vendor.clone())
                 .push_bind(event.event.clone())
                 .push_bind(event.kind.as_str().to_owned())

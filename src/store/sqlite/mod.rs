@@ -1,6 +1,7 @@
-//! The embedded store: one SQLite file in WAL mode with `synchronous = FULL`, so a committed
-//! event survives a crash or power loss. Writes from ingest go through group commit
-//! ([`super::writer`], [`batch`]); SQLite's single writer lock serialises the rest.
+//! The embedded store: one SQLite file in WAL mode. Events are committed with
+//! `synchronous = FULL`, so an acknowledged event survives a crash or power loss; delivery
+//! bookkeeping uses `NORMAL` (see [`SqliteStore::open`]). Writes from ingest go through group
+//! commit ([`super::writer`], [`batch`]); SQLite's single writer lock serialises the rest.
 
 mod batch;
 
