@@ -11,6 +11,11 @@ use switchboard::store::EventQuery;
 use switchboard::telemetry;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than glibc's malloc: a request allocates and frees across the runtime's
+/// threads, which glibc's arenas handle poorly (a sixth of ingest's CPU; see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
