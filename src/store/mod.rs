@@ -31,6 +31,9 @@ pub const REJECTED_BODY_KEEP: usize = 64 * 1024;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(Arc<sqlx::Error>),
+    /// From the SQLite writer thread, which talks to SQLite directly rather than through sqlx.
+    #[error("database error: {0}")]
+    Sqlite(Arc<rusqlite::Error>),
     #[error("database migration failed: {0}")]
     Migration(Arc<sqlx::migrate::MigrateError>),
     #[error("the store is shutting down")]
@@ -42,6 +45,12 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         Self::Database(Arc::new(error))
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sqlite(Arc::new(error))
     }
 }
 

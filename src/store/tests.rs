@@ -447,3 +447,31 @@ async fn sqlite_data_survives_reopening() {
     assert!(store.event(new.event.id).await.unwrap().is_some());
     store.ping().await.unwrap();
 }
+
+/// The checkpoint thread copies the log back into the database file soon after commits, long
+/// before the writer's own threshold (`WRITER_THRESHOLD_PAGES`) would: the file grows while
+/// the daemon is still far below it.
+#[tokio::test]
+async fn sqlite_log_is_checkpointed_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(&path, 10).await.unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let mut new = new_event("jivo", "key", Utc::now());
+    // About 200 pages of 4 KiB: far below the writer's threshold of 8,192.
+    new.raw_body = Bytes::from(vec![b'x'; 4096]);
+    for i in 0..200 {
+        let mut event = new.clone();
+        event.event.id = EventId::new(Utc::now());
+        event.dedup_key = format!("key:{i}");
+        store.append(event).await.unwrap();
+    }
+    let grown = async {
+        while std::fs::metadata(&path).unwrap().len() < before + 200 * 4096 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), grown)
+        .await
+        .expect("the database file took the appended pages from the log");
+}

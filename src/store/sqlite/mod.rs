@@ -1,9 +1,12 @@
 //! The embedded store: one SQLite file in WAL mode. Events are committed with
-//! `synchronous = FULL`, so an acknowledged event survives a crash or power loss; delivery
-//! bookkeeping uses `NORMAL` (see [`SqliteStore::open`]). Writes from ingest go through group
-//! commit ([`super::writer`], [`batch`]); SQLite's single writer lock serialises the rest.
+//! `synchronous = FULL`, so an acknowledged event survives a crash or power loss; attempt
+//! records use `NORMAL` (see [`writer`]). The hot writes — appends, rejections, attempt
+//! records — go through one writer thread with group commit ([`writer`]); reads and the rare
+//! writes (claims, replays, retries, pruning) use sqlx pools, and SQLite's single writer lock
+//! serialises them with the writer thread.
 
-mod batch;
+mod checkpoint;
+mod writer;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,22 +19,18 @@ use sqlx::{Sqlite, Transaction};
 use ulid::Ulid;
 
 use super::rows::{self, to_json};
-use super::writer::Writer;
 use super::{
     Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, DeliveryState, EventQuery, NewDelivery, NewEvent,
-    Next, OutputHealth, QueueStats, Rejection, Store, StoreError, StoredEvent, millis, next_state,
+    Next, OutputHealth, QueueStats, Rejection, Store, StoreError, StoredEvent, millis,
 };
 use crate::event::{Event, EventId};
-use batch::{SqliteBatch, insert_deliveries};
+use writer::Writer;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Delivery bookkeeping (claims, attempts, deferrals) commits without its own fsync: see
-    /// [`SqliteStore::open`].
-    bookkeeping: SqlitePool,
     writer: Writer,
 }
 
@@ -51,20 +50,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.into()))?;
-        // An acknowledged event must survive a power cut, so appends fsync (FULL). What a worker
-        // records about an attempt need not: in WAL mode a NORMAL commit reaches the log at once
-        // (a crash of the process loses nothing) and is made durable by the next fsync — the
-        // next append, at the latest. A power cut in between forgets the last outcomes, and those
-        // deliveries are sent again: at-least-once, which delivery promises anyway. This keeps
-        // one fsync per attempt from capping delivery at the disk's flush rate.
-        let bookkeeping = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
-            .await?;
-        let writer = Writer::start(SqliteBatch { pool: pool.clone(), rejected_keep });
-        Ok(Self { pool, bookkeeping, writer })
+        let writer = Writer::start(path, rejected_keep)?;
+        Ok(Self { pool, writer })
     }
 
     /// IMMEDIATE takes the write lock up front. A deferred transaction that reads (the dedup
@@ -117,22 +106,19 @@ impl Store for SqliteStore {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<(Delivery, Event)>, StoreError> {
-        let now_ms = millis(now);
-        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        // One statement claims and returns: SQLite runs it under its write lock, so two workers
-        // can never take the same row.
+        // The claim is a write, so the writer thread makes it (no second writer to wait for
+        // SQLite's lock); what was claimed is then read here.
+        let until = now + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX);
+        let claimed = self.writer.claim(millis(now), millis(until), limit).await?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
-            "UPDATE deliveries SET lease_until = ?1, updated_at = ?2
-             WHERE id IN (
-                 SELECT id FROM deliveries
-                 WHERE state = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
-                 ORDER BY next_attempt_at LIMIT ?3)
-             RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error",
+            "SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
+             FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at",
         )
-        .bind(until)
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.bookkeeping)
+        .bind(to_json(&claimed)?)
+        .fetch_all(&self.pool)
         .await?;
         let deliveries = rows.iter().map(rows::delivery).collect::<Result<Vec<_>, _>>()?;
         // The batch's events in one query rather than one each.
@@ -148,45 +134,11 @@ impl Store for SqliteStore {
     }
 
     async fn finish_attempt(&self, id: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError> {
-        let (state, next_at, error) = next_state(&attempt, next);
-        let mut tx = Self::write_transaction(&self.bookkeeping).await?;
-        sqlx::query(
-            "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(i64::from(attempt.number))
-        .bind(millis(attempt.started_at))
-        .bind(i64::try_from(attempt.duration.as_millis()).unwrap_or(i64::MAX))
-        .bind(&attempt.outcome)
-        .bind(attempt.reason.as_deref())
-        .bind(&attempt.detail)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at),
-                 lease_until = NULL, updated_at = ?, last_error = ?
-             WHERE id = ?",
-        )
-        .bind(state.as_str())
-        .bind(i64::from(attempt.number))
-        .bind(next_at)
-        .bind(millis(Utc::now()))
-        .bind(error)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer.finish_attempt(id, attempt, next).await
     }
 
     async fn defer(&self, id: Ulid, at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL WHERE id = ? AND state = 'pending'")
-            .bind(millis(at))
-            .bind(id.to_string())
-            .execute(&self.bookkeeping)
-            .await?;
-        Ok(())
+        self.writer.defer(id, millis(at)).await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -246,8 +198,21 @@ impl Store for SqliteStore {
             .bind(event.to_string())
             .execute(&mut *tx)
             .await?;
-        let rows: Vec<_> = deliveries.iter().map(|delivery| (event, now, delivery)).collect();
-        insert_deliveries(&mut tx, &rows).await?;
+        for delivery in deliveries {
+            sqlx::query(
+                "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
+            )
+            .bind(delivery.id.to_string())
+            .bind(event.to_string())
+            .bind(&delivery.route)
+            .bind(&delivery.output)
+            .bind(&delivery.template)
+            .bind(now)
+            .bind(delivery.expires_at.map(millis))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -316,7 +281,6 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.writer.flush().await;
-        self.bookkeeping.close().await;
         self.pool.close().await;
     }
 }
