@@ -154,11 +154,16 @@ async fn accept(
         vendor.normalize(&request, legacy_event, EventId::new(received_at), received_at).map_err(|e| fail(e.into()))?;
     tracing::Span::current().record("event_id", tracing::field::display(normalized.event.id));
     let (routes, deliveries) = crate::delivery::plan(&config, &normalized.event);
+    let deliver = !deliveries.is_empty();
+    // The reply depends only on the event: built now, so the event can move into the store.
+    let echo = target.legacy.as_ref().map_or(Echo::None, |l| l.echo);
+    let (status, reply) = reply::build(vendor, &settings.replies, &normalized.event, echo);
+    let (event_name, kind) = (normalized.event.event.clone(), normalized.event.kind.clone());
 
     let appended = state
         .store
         .append(NewEvent {
-            event: normalized.event.clone(),
+            event: normalized.event,
             dedup_key: normalized.dedup_key,
             dedup_window: config.storage.dedup_window,
             request: record,
@@ -171,15 +176,18 @@ async fn accept(
             tracing::error!(message = "Could not store the event; the vendor is asked to retry.", error = %e);
             fail(e.into())
         })?;
-    state.wake.notify();
+    if deliver && matches!(appended, Appended::Stored(_)) {
+        // Only new deliveries are worth a look: a claim takes SQLite's write lock, which the
+        // next batch of appends would then wait for.
+        state.wake.notify();
+    }
     let vendor_label = vendor.name().to_owned();
     match appended {
         Appended::Stored(id) => {
-            tracing::info!(message = "Event stored.", event_id = %id, event = %normalized.event.event, kind = %normalized.event.kind);
+            tracing::info!(message = "Event stored.", event_id = %id, event = %event_name, kind = %kind);
             metrics::counter!(m::WEBHOOKS_RECEIVED, "vendor" => vendor_label.clone(), "outcome" => "stored")
                 .increment(1);
-            metrics::counter!(m::EVENTS_STORED, "vendor" => vendor_label, "kind" => normalized.event.kind.to_string())
-                .increment(1);
+            metrics::counter!(m::EVENTS_STORED, "vendor" => vendor_label, "kind" => kind.to_string()).increment(1);
             // Counted here, not when routing: a vendor's retry is not another match.
             if routes.is_empty() {
                 metrics::counter!(m::ROUTES_MATCHED, "route" => "unrouted").increment(1);
@@ -194,9 +202,7 @@ async fn accept(
         }
     }
 
-    let echo = target.legacy.as_ref().map_or(Echo::None, |l| l.echo);
-    let (status, body) = reply::build(vendor, &settings.replies, &normalized.event, echo);
-    let mut response = match body {
+    let mut response = match reply {
         ReplyBody::Json(json) => (status, axum::Json(json)).into_response(),
         ReplyBody::Text(text) => (status, text).into_response(),
         ReplyBody::Empty => status.into_response(),
