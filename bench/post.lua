@@ -1,10 +1,8 @@
 -- wrk script: POSTs a payload file with a fresh id in place of __ID__ on every request, so the
 -- daemon stores new events rather than recognising a vendor's retries.
--- Environment: PAYLOAD (file), CONTENT_TYPE, ID_BASE, and DELAY_MS (a pause per connection after each
--- response: with C connections the rate is at most C * 1000 / DELAY_MS requests per second).
+-- Environment: PAYLOAD (file), CONTENT_TYPE, ID_BASE. (Fixed-rate runs use `bench-peer load`, not wrk.)
 local payload = os.getenv("PAYLOAD")
 local content_type = os.getenv("CONTENT_TYPE") or "application/json"
-local delay_ms = tonumber(os.getenv("DELAY_MS") or "0")
 -- Distinct per run, so a second run against the same daemon sends new events too.
 local id_base = tonumber(os.getenv("ID_BASE") or "0")
 
@@ -27,10 +25,4 @@ end
 function request()
   counter = counter + 1
   return wrk.format("POST", nil, headers, prefix .. string.format("%d", id_base + tid * 100000000 + counter) .. suffix)
-end
-
-if delay_ms > 0 then
-  function delay()
-    return delay_ms
-  end
 end

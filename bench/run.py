@@ -13,6 +13,12 @@ an Envybox missed-call form), each body with a fresh id so nothing is a duplicat
 Reported: requests/s at saturation (wrk -c CONNECTIONS), p50/p99 latency there and at a fixed
 2,000 req/s, end-to-end delivered/s, idle and peak RSS, start-up time to /readyz.
 
+Saturation is wrk's (closed loop: the most a server answers). The fixed rate is `bench-peer
+load` (bench/peers/src/load.rs), an open-loop generator: request i is sent at i/2000 s whatever
+the server did before, and waiting for a free connection counts in its latency. Debian's wrk 4
+has no such mode; its per-connection delay paces a slow server down and flatters its latency.
+Each fixed-rate run starts with WARMUP seconds at the same rate that are not counted.
+
 Usage: python3 bench/run.py [--duration 10] [--connections 32] [--json out.json]
 Needs wrk (installed with apt-get when missing and running as root) and builds release binaries.
 """
@@ -38,6 +44,7 @@ PAYLOADS = {
                 "application/x-www-form-urlencoded"),
 }
 FIXED_RATE = 2000
+WARMUP = 3
 
 
 def ensure_wrk():
@@ -105,11 +112,9 @@ class Server:
             self.proc.kill()
 
 
-def wrk(url, payload, duration, connections, id_base, rate=None):
+def wrk(url, payload, duration, connections, id_base):
     _, path, content_type = payload
     env = {**os.environ, "PAYLOAD": path, "CONTENT_TYPE": content_type, "ID_BASE": str(id_base)}
-    if rate:
-        env["DELAY_MS"] = str(int(1000 * connections / rate))
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
                           "-s", os.path.join(ROOT, "bench/post.lua"), url],
                          capture_output=True, text=True, env=env, check=True).stdout
@@ -128,6 +133,26 @@ def wrk(url, payload, duration, connections, id_base, rate=None):
         "requests": total,
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(map(int, errors.groups())) if errors else 0,
+    }
+
+
+def fixed_rate(url, payload, duration, id_base):
+    """Latency at FIXED_RATE from the open-loop generator, after an uncounted warm-up."""
+    _, path, content_type = payload
+
+    def load(seconds, base):
+        out = subprocess.run([os.path.join(TARGET, "bench-peer"), "load", "--url", url, "--payload", path,
+                              "--content-type", content_type, "--rate", str(FIXED_RATE), "--duration", str(seconds),
+                              "--connections", "64", "--id-base", str(base)],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out)
+
+    load(WARMUP, id_base)
+    result = load(duration, id_base + 1_000_000_000)
+    return {
+        "rps": result["rate"], "p50_ms": result["p50_ms"], "p90_ms": result["p90_ms"], "p99_ms": result["p99_ms"],
+        "p999_ms": result["p999_ms"], "max_ms": result["max_ms"], "requests": result["sent"],
+        "non_2xx": result["non_2xx"], "socket_errors": result["errors"],
     }
 
 
@@ -214,7 +239,7 @@ def run_server(name, args, duration, connections):
                     }
                 id_base += 10_000_000_000
                 # The queue is drained: the fixed-rate run starts from rest.
-                fixed = wrk(url, payload, duration, 20, id_base, rate=FIXED_RATE)
+                fixed = fixed_rate(url, payload, duration, id_base)
                 if receiver:
                     wait_until(lambda: count(db, "SELECT count(*) FROM deliveries WHERE state = 'pending'") == 0,
                                300, step=0.2)

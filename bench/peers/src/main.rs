@@ -7,8 +7,11 @@
 //!   every UP seconds.
 //! - `telegram`: a Bot API server; counts messages and the distinct event ids in their text;
 //!   `--storm EVERY,FOR` answers 429 (`retry_after` 2) for FOR seconds every EVERY seconds.
+//! - `load`: not a server but a fixed-rate, open-loop load generator ([`load`]).
 //!
 //! `GET /stats` answers with the counts as JSON.
+
+mod load;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -69,6 +72,21 @@ async fn main() {
         let (a, b) = text.split_once(',').expect("two numbers: A,B");
         (a.parse().expect("a number"), b.parse().expect("a number"))
     };
+    if mode == "load" {
+        let number = |name: &str, default: u64| flag(name).map_or(default, |v| v.parse().expect("a number"));
+        let payload = flag("--payload").expect("--payload FILE");
+        let load = load::Load {
+            url: flag("--url").expect("--url URL").parse().expect("--url: a URL"),
+            body: std::fs::read_to_string(&payload).expect("--payload: a readable file"),
+            content_type: flag("--content-type").unwrap_or_else(|| "application/json".into()),
+            rate: u32::try_from(number("--rate", 2000)).expect("--rate: a rate"),
+            duration: std::time::Duration::from_secs(number("--duration", 10)),
+            connections: usize::try_from(number("--connections", 64)).expect("--connections"),
+            id_base: number("--id-base", 0),
+        };
+        println!("{}", load::run(load).await);
+        return;
+    }
     let peer = Peer { counts: Arc::default(), started: Instant::now(), schedule: None };
     let app = match mode {
         "baseline" => Router::new().route("/healthz", get(|| async { "ok" })).fallback(post(baseline)),
@@ -85,7 +103,8 @@ async fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bench-peer baseline|receiver|telegram --listen ADDR [--flap UP,DOWN] [--storm EVERY,FOR]"
+                "usage: bench-peer baseline|receiver|telegram --listen ADDR [--flap UP,DOWN] [--storm EVERY,FOR]\n       \
+                 bench-peer load --url URL --payload FILE [--content-type T] [--rate N] [--duration S] [--connections N] [--id-base N]"
             );
             std::process::exit(2);
         }
