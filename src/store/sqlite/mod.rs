@@ -1,11 +1,13 @@
 //! The embedded store: one SQLite file in WAL mode. Events are committed with
 //! `synchronous = FULL`, so an acknowledged event survives a crash or power loss; attempt
-//! records use `NORMAL` (see [`writer`]). The hot writes — appends, rejections, attempt
-//! records — go through one writer thread with group commit ([`writer`]); reads and the rare
-//! writes (claims, replays, retries, pruning) use sqlx pools, and SQLite's single writer lock
-//! serialises them with the writer thread.
+//! records use `NORMAL` (see [`writer`]). Every write of ingest and delivery — appends,
+//! rejections, claims, attempt records, deferrals, replays — goes through one writer thread
+//! with group commit ([`writer`]), its log copied back by [`checkpoint`]; reads and the rare
+//! writes of operators and housekeeping (hand retries, pruning, recovery at start) use a sqlx
+//! pool, and SQLite's single writer lock serialises those with the writer thread.
 
 mod checkpoint;
+mod statements;
 mod writer;
 
 use std::collections::HashMap;
@@ -191,30 +193,7 @@ impl Store for SqliteStore {
         routes: &[String],
         deliveries: &[NewDelivery],
     ) -> Result<(), StoreError> {
-        let now = millis(Utc::now());
-        let mut tx = Self::write_transaction(&self.pool).await?;
-        sqlx::query("UPDATE events SET routes = ? WHERE id = ?")
-            .bind(to_json(&routes)?)
-            .bind(event.to_string())
-            .execute(&mut *tx)
-            .await?;
-        for delivery in deliveries {
-            sqlx::query(
-                "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
-            )
-            .bind(delivery.id.to_string())
-            .bind(event.to_string())
-            .bind(&delivery.route)
-            .bind(&delivery.output)
-            .bind(&delivery.template)
-            .bind(now)
-            .bind(delivery.expires_at.map(millis))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.writer.add_deliveries(event, routes, deliveries).await
     }
 
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError> {

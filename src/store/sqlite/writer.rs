@@ -4,8 +4,8 @@
 //! no statement costs a hand-off between threads. Nothing is answered before its transaction
 //! has committed.
 //!
-//! Appends and rejections are committed with `synchronous = FULL` (an acknowledged event
-//! survives a power cut). A batch of delivery bookkeeping alone — claims, attempt records,
+//! Appends, rejections and replays are committed with `synchronous = FULL` (an acknowledged
+//! event, or an operator's replay, survives a power cut). A batch of delivery bookkeeping alone — claims, attempt records,
 //! deferrals — commits with `NORMAL`: in WAL mode it reaches the log at once, so a crash of the
 //! process loses nothing, and the next FULL commit makes it durable; a power cut in between
 //! forgets the last claims and outcomes, which means a re-send — at-least-once, which delivery
@@ -16,13 +16,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 use ulid::Ulid;
 
 use super::checkpoint;
+use super::statements::{self, EncodedEvent, Finished, Replayed};
+use crate::event::EventId;
 use crate::store::rows::to_json;
-use crate::store::{Appended, AttemptRecord, NewDelivery, NewEvent, Next, Rejection, StoreError, millis, next_state};
+use crate::store::{Appended, AttemptRecord, NewDelivery, NewEvent, Next, Rejection, StoreError, millis};
 
 /// Most commands committed in one transaction; bounds the latency a single batch can add.
 const MAX_BATCH: usize = 512;
@@ -37,57 +39,12 @@ enum Command {
     Reject(Box<Rejection>, Reply<()>),
     Finish(Box<Finished>, Reply<()>),
     Defer(Ulid, i64, Reply<()>),
+    /// A replay: the event's new route list and the deliveries it makes.
+    AddDeliveries(Box<Replayed>, Reply<()>),
     /// Takes a lease on due deliveries: (now, lease until, at most), all in ms.
     Claim((i64, i64, u32), Reply<Vec<String>>),
     /// Answered once every command queued before it is committed.
     Flush(oneshot::Sender<()>),
-}
-
-/// An event with its JSON columns serialised by the sender, in parallel on the runtime's
-/// workers, so the one writer thread only binds and steps.
-struct EncodedEvent {
-    id: String,
-    received_at: i64,
-    vendor: String,
-    event: String,
-    kind: String,
-    fields: String,
-    payload: String,
-    dedup_key: String,
-    /// Arrivals before this are outside the dedup window.
-    dedup_since: i64,
-    request: String,
-    raw_body: bytes::Bytes,
-    routes: String,
-    deliveries: Vec<NewDelivery>,
-}
-
-impl EncodedEvent {
-    fn new(new: NewEvent) -> Result<Self, StoreError> {
-        let received_at = millis(new.event.received_at);
-        let window = i64::try_from(new.dedup_window.as_millis()).unwrap_or(i64::MAX);
-        Ok(Self {
-            id: new.event.id.to_string(),
-            received_at,
-            kind: new.event.kind.as_str().to_owned(),
-            fields: to_json(&new.event.fields)?,
-            payload: to_json(&new.event.payload)?,
-            request: to_json(&new.request)?,
-            routes: to_json(&new.routes)?,
-            vendor: new.event.vendor,
-            event: new.event.event,
-            dedup_key: new.dedup_key,
-            dedup_since: received_at.saturating_sub(window),
-            raw_body: new.raw_body,
-            deliveries: new.deliveries,
-        })
-    }
-}
-
-struct Finished {
-    id: String,
-    attempt: AttemptRecord,
-    next: Next,
 }
 
 /// The queue in front of the writer thread.
@@ -131,6 +88,21 @@ impl Writer {
 
     pub(super) async fn defer(&self, id: Ulid, at: i64) -> Result<(), StoreError> {
         self.call(|reply| Command::Defer(id, at, reply)).await
+    }
+
+    pub(super) async fn add_deliveries(
+        &self,
+        event: EventId,
+        routes: &[String],
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError> {
+        let replayed = Box::new(Replayed {
+            event_id: event.to_string(),
+            routes: to_json(&routes)?,
+            at: millis(chrono::Utc::now()),
+            deliveries: deliveries.to_vec(),
+        });
+        self.call(|reply| Command::AddDeliveries(replayed, reply)).await
     }
 
     /// Leases up to `limit` deliveries due at `now` until `until` (ms); their ids.
@@ -195,7 +167,9 @@ impl WriterThread {
         if batch.iter().all(|command| matches!(command, Command::Flush(_))) {
             return Ok(batch.iter().map(|_| Done::Nothing).collect());
         }
-        let durable = batch.iter().any(|command| matches!(command, Command::Append(..) | Command::Reject(..)));
+        let durable = batch
+            .iter()
+            .any(|command| matches!(command, Command::Append(..) | Command::Reject(..) | Command::AddDeliveries(..)));
         if durable != self.synchronous_full {
             self.connection.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
             self.synchronous_full = durable;
@@ -210,153 +184,34 @@ impl WriterThread {
         let mut rejected = false;
         for command in batch {
             done.push(match command {
-                Command::Append(new, _) => Done::Appended(append(&tx, new, &mut in_batch)?),
+                Command::Append(new, _) => Done::Appended(statements::append(&tx, new, &mut in_batch)?),
                 Command::Reject(rejection, _) => {
-                    insert_rejection(&tx, rejection)?;
+                    statements::insert_rejection(&tx, rejection)?;
                     rejected = true;
                     Done::Nothing
                 }
                 Command::Finish(finished, _) => {
-                    finish(&tx, finished)?;
+                    statements::finish(&tx, finished)?;
                     Done::Nothing
                 }
                 Command::Defer(id, at, _) => {
-                    tx.prepare_cached(
-                        "UPDATE deliveries SET next_attempt_at = ?1, lease_until = NULL WHERE id = ?2 AND state = 'pending'",
-                    )?
-                    .execute(params![at, id.to_string()])?;
+                    statements::defer(&tx, *id, *at)?;
                     Done::Nothing
                 }
-                Command::Claim((now, until, limit), _) => {
-                    // One statement claims: no other command runs in between, so two
-                    // claimers can never take the same row.
-                    let mut claim = tx.prepare_cached(
-                        "UPDATE deliveries SET lease_until = ?1, updated_at = ?2
-                         WHERE id IN (
-                             SELECT id FROM deliveries
-                             WHERE state = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
-                             ORDER BY next_attempt_at LIMIT ?3)
-                         RETURNING id",
-                    )?;
-                    let ids = claim.query_map(params![until, now, limit], |row| row.get(0))?;
-                    Done::Claimed(ids.collect::<Result<_, _>>()?)
+                Command::AddDeliveries(replayed, _) => {
+                    statements::replay(&tx, replayed)?;
+                    Done::Nothing
                 }
+                Command::Claim((now, until, limit), _) => Done::Claimed(statements::claim(&tx, *now, *until, *limit)?),
                 Command::Flush(_) => Done::Nothing,
             });
         }
         if rejected {
-            tx.prepare_cached(
-                "DELETE FROM rejected_requests
-                 WHERE id <= (SELECT id FROM rejected_requests ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-            )?
-            .execute([i64::from(self.rejected_keep)])?;
+            statements::trim_rejections(&tx, self.rejected_keep)?;
         }
         tx.commit()?;
         Ok(done)
     }
-}
-
-/// Stores the event unless the vendor sent it before within its dedup window (earlier in this
-/// batch or already stored): then the repeat is counted on the original.
-fn append<'a>(
-    tx: &rusqlite::Transaction<'_>,
-    new: &'a EncodedEvent,
-    in_batch: &mut HashMap<(&'a str, &'a str), (&'a str, i64)>,
-) -> Result<Appended, StoreError> {
-    let key = (new.vendor.as_str(), new.dedup_key.as_str());
-    let original = match in_batch.get(&key) {
-        Some((id, at)) if *at >= new.dedup_since => Some((*id).to_owned()),
-        _ => tx
-            .prepare_cached(
-                "SELECT id FROM events WHERE vendor = ?1 AND dedup_key = ?2 AND received_at >= ?3
-                 ORDER BY received_at LIMIT 1",
-            )?
-            .query_row(params![new.vendor, new.dedup_key, new.dedup_since], |row| row.get::<_, String>(0))
-            .optional()?,
-    };
-    if let Some(original) = original {
-        tx.prepare_cached("UPDATE events SET duplicates = duplicates + 1 WHERE id = ?1")?.execute([&original])?;
-        let id = original.parse().map_err(|e| crate::store::rows::corrupt("event id", e))?;
-        return Ok(Appended::Duplicate(id));
-    }
-    tx.prepare_cached(
-        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        new.id,
-        new.received_at,
-        new.vendor,
-        new.event,
-        new.kind,
-        new.fields,
-        new.payload,
-        new.dedup_key,
-        new.request,
-        &new.raw_body[..],
-        new.routes,
-    ])?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
-    )?;
-    for delivery in &new.deliveries {
-        insert.execute(params![
-            delivery.id.to_string(),
-            new.id,
-            delivery.route,
-            delivery.output,
-            delivery.template,
-            new.received_at,
-            delivery.expires_at.map(millis),
-        ])?;
-    }
-    in_batch.insert(key, (new.id.as_str(), new.received_at));
-    let id = new.id.parse().map_err(|e| crate::store::rows::corrupt("event id", e))?;
-    Ok(Appended::Stored(id))
-}
-
-fn insert_rejection(tx: &rusqlite::Transaction<'_>, rejection: &Rejection) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO rejected_requests (id, received_at, vendor, status, reason, message, request, raw_body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        rejection.id.to_string(),
-        millis(rejection.received_at),
-        rejection.vendor,
-        rejection.status,
-        rejection.reason,
-        rejection.message,
-        to_json(&rejection.request)?,
-        &rejection.raw_body[..rejection.raw_body.len().min(crate::store::REJECTED_BODY_KEEP)],
-    ])?;
-    Ok(())
-}
-
-fn finish(tx: &rusqlite::Transaction<'_>, finished: &Finished) -> Result<(), StoreError> {
-    let Finished { id, attempt, next } = finished;
-    let (state, next_at, error) = next_state(attempt, *next);
-    tx.prepare_cached(
-        "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        id,
-        attempt.number,
-        millis(attempt.started_at),
-        i64::try_from(attempt.duration.as_millis()).unwrap_or(i64::MAX),
-        attempt.outcome,
-        attempt.reason,
-        attempt.detail,
-    ])?;
-    tx.prepare_cached(
-        "UPDATE deliveries SET state = ?1, attempts = ?2, next_attempt_at = COALESCE(?3, next_attempt_at),
-             lease_until = NULL, updated_at = ?4, last_error = ?5
-         WHERE id = ?6",
-    )?
-    .execute(params![state.as_str(), attempt.number, next_at, millis(chrono::Utc::now()), error, id])?;
-    Ok(())
 }
 
 /// Sends each command its result: what it produced, or the batch's error.
@@ -381,7 +236,10 @@ fn answer(batch: impl Iterator<Item = Command>, outcome: Result<Vec<Done>, Store
                     _ => Err(StoreError::Corrupt("a claim produced no result".into())),
                 }));
             }
-            Command::Reject(_, reply) | Command::Finish(_, reply) | Command::Defer(_, _, reply) => {
+            Command::Reject(_, reply)
+            | Command::Finish(_, reply)
+            | Command::Defer(_, _, reply)
+            | Command::AddDeliveries(_, reply) => {
                 let _ = reply.send(result.map(|_| ()));
             }
             Command::Flush(reply) => {

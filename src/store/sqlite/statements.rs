@@ -1,0 +1,219 @@
+//! The SQL of the writer thread ([`super::writer`]): one function per kind of command, each
+//! run inside the batch's transaction with cached statements.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use ulid::Ulid;
+
+use crate::store::rows::{corrupt, to_json};
+use crate::store::{Appended, AttemptRecord, NewDelivery, NewEvent, Next, Rejection, StoreError, millis, next_state};
+
+/// An event with its JSON columns serialised by the sender, in parallel on the runtime's
+/// workers, so the one writer thread only binds and steps.
+pub(super) struct EncodedEvent {
+    id: String,
+    received_at: i64,
+    vendor: String,
+    event: String,
+    kind: String,
+    fields: String,
+    payload: String,
+    dedup_key: String,
+    /// Arrivals before this are outside the dedup window.
+    dedup_since: i64,
+    request: String,
+    raw_body: bytes::Bytes,
+    routes: String,
+    deliveries: Vec<NewDelivery>,
+}
+
+impl EncodedEvent {
+    pub(super) fn new(new: NewEvent) -> Result<Self, StoreError> {
+        let received_at = millis(new.event.received_at);
+        let window = i64::try_from(new.dedup_window.as_millis()).unwrap_or(i64::MAX);
+        Ok(Self {
+            id: new.event.id.to_string(),
+            received_at,
+            kind: new.event.kind.as_str().to_owned(),
+            fields: to_json(&new.event.fields)?,
+            payload: to_json(&new.event.payload)?,
+            request: to_json(&new.request)?,
+            routes: to_json(&new.routes)?,
+            vendor: new.event.vendor,
+            event: new.event.event,
+            dedup_key: new.dedup_key,
+            dedup_since: received_at.saturating_sub(window),
+            raw_body: new.raw_body,
+            deliveries: new.deliveries,
+        })
+    }
+}
+
+pub(super) struct Replayed {
+    pub(super) event_id: String,
+    pub(super) routes: String,
+    pub(super) at: i64,
+    pub(super) deliveries: Vec<NewDelivery>,
+}
+
+pub(super) struct Finished {
+    pub(super) id: String,
+    pub(super) attempt: AttemptRecord,
+    pub(super) next: Next,
+}
+
+/// Stores the event unless the vendor sent it before within its dedup window (earlier in this
+/// batch or already stored): then the repeat is counted on the original.
+pub(super) fn append<'a>(
+    tx: &Transaction<'_>,
+    new: &'a EncodedEvent,
+    in_batch: &mut HashMap<(&'a str, &'a str), (&'a str, i64)>,
+) -> Result<Appended, StoreError> {
+    let key = (new.vendor.as_str(), new.dedup_key.as_str());
+    let original = match in_batch.get(&key) {
+        Some((id, at)) if *at >= new.dedup_since => Some((*id).to_owned()),
+        _ => tx
+            .prepare_cached(
+                "SELECT id FROM events WHERE vendor = ?1 AND dedup_key = ?2 AND received_at >= ?3
+                 ORDER BY received_at LIMIT 1",
+            )?
+            .query_row(params![new.vendor, new.dedup_key, new.dedup_since], |row| row.get::<_, String>(0))
+            .optional()?,
+    };
+    if let Some(original) = original {
+        tx.prepare_cached("UPDATE events SET duplicates = duplicates + 1 WHERE id = ?1")?.execute([&original])?;
+        let id = original.parse().map_err(|e| corrupt("event id", e))?;
+        return Ok(Appended::Duplicate(id));
+    }
+    tx.prepare_cached(
+        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        new.id,
+        new.received_at,
+        new.vendor,
+        new.event,
+        new.kind,
+        new.fields,
+        new.payload,
+        new.dedup_key,
+        new.request,
+        &new.raw_body[..],
+        new.routes,
+    ])?;
+    insert_deliveries(tx, &new.id, new.received_at, &new.deliveries)?;
+    in_batch.insert(key, (new.id.as_str(), new.received_at));
+    let id = new.id.parse().map_err(|e| corrupt("event id", e))?;
+    Ok(Appended::Stored(id))
+}
+
+/// Pending deliveries of one event, due at once.
+fn insert_deliveries(
+    tx: &Transaction<'_>,
+    event_id: &str,
+    now: i64,
+    deliveries: &[NewDelivery],
+) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
+    )?;
+    for delivery in deliveries {
+        insert.execute(params![
+            delivery.id.to_string(),
+            event_id,
+            delivery.route,
+            delivery.output,
+            delivery.template,
+            now,
+            delivery.expires_at.map(millis),
+        ])?;
+    }
+    Ok(())
+}
+
+pub(super) fn insert_rejection(tx: &Transaction<'_>, rejection: &Rejection) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO rejected_requests (id, received_at, vendor, status, reason, message, request, raw_body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        rejection.id.to_string(),
+        millis(rejection.received_at),
+        rejection.vendor,
+        rejection.status,
+        rejection.reason,
+        rejection.message,
+        to_json(&rejection.request)?,
+        &rejection.raw_body[..rejection.raw_body.len().min(crate::store::REJECTED_BODY_KEEP)],
+    ])?;
+    Ok(())
+}
+
+pub(super) fn finish(tx: &Transaction<'_>, finished: &Finished) -> Result<(), StoreError> {
+    let Finished { id, attempt, next } = finished;
+    let (state, next_at, error) = next_state(attempt, *next);
+    tx.prepare_cached(
+        "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        id,
+        attempt.number,
+        millis(attempt.started_at),
+        i64::try_from(attempt.duration.as_millis()).unwrap_or(i64::MAX),
+        attempt.outcome,
+        attempt.reason,
+        attempt.detail,
+    ])?;
+    tx.prepare_cached(
+        "UPDATE deliveries SET state = ?1, attempts = ?2, next_attempt_at = COALESCE(?3, next_attempt_at),
+             lease_until = NULL, updated_at = ?4, last_error = ?5
+         WHERE id = ?6",
+    )?
+    .execute(params![state.as_str(), attempt.number, next_at, millis(chrono::Utc::now()), error, id])?;
+    Ok(())
+}
+
+/// A replay: the event's new route list, and its new deliveries.
+pub(super) fn replay(tx: &Transaction<'_>, replayed: &Replayed) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE events SET routes = ?1 WHERE id = ?2")?
+        .execute(params![replayed.routes, replayed.event_id])?;
+    insert_deliveries(tx, &replayed.event_id, replayed.at, &replayed.deliveries)
+}
+
+/// Leases up to `limit` deliveries due at `now` until `until`; their ids. One statement, and
+/// no other command runs in between, so two claimers can never take the same row.
+pub(super) fn claim(tx: &Transaction<'_>, now: i64, until: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+    let mut claim = tx.prepare_cached(
+        "UPDATE deliveries SET lease_until = ?1, updated_at = ?2
+         WHERE id IN (
+             SELECT id FROM deliveries
+             WHERE state = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
+             ORDER BY next_attempt_at LIMIT ?3)
+         RETURNING id",
+    )?;
+    let ids = claim.query_map(params![until, now, limit], |row| row.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
+/// Puts a pending delivery back to wait until `at`, without counting an attempt.
+pub(super) fn defer(tx: &Transaction<'_>, id: Ulid, at: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?1, lease_until = NULL WHERE id = ?2 AND state = 'pending'",
+    )?
+    .execute(params![at, id.to_string()])?;
+    Ok(())
+}
+
+/// Keeps the newest `keep` refused requests.
+pub(super) fn trim_rejections(tx: &Transaction<'_>, keep: u32) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "DELETE FROM rejected_requests
+         WHERE id <= (SELECT id FROM rejected_requests ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+    )?
+    .execute([i64::from(keep)])?;
+    Ok(())
+}
