@@ -121,7 +121,16 @@ pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake
     loop {
         while in_flight.try_join_next().is_some() {}
         let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
-        let claimed = if free == 0 || shutdown.is_cancelled() {
+        if free == 0 && !shutdown.is_cancelled() {
+            // Every slot is busy: nothing to claim or look up until an attempt ends.
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = in_flight.join_next(), if !in_flight.is_empty() => {}
+                () = tokio::time::sleep(IDLE_POLL) => {}
+            }
+            continue;
+        }
+        let claimed = if shutdown.is_cancelled() {
             Vec::new()
         } else {
             match store.claim_due(Utc::now(), free, settings.lease).await {

@@ -335,7 +335,9 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_attempt(&self, delivery: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError>;
     /// Puts a claimed delivery back, due at `at`, without counting an attempt (pacing).
     async fn defer(&self, delivery: Ulid, at: DateTime<Utc>) -> Result<(), StoreError>;
-    /// When the next pending delivery falls due, if any is pending.
+    /// When the next pending delivery that no one holds falls due, if any. Deliveries under a
+    /// lease are left out: the attempt holding one records what comes next, and a lease whose
+    /// holder died is found by the workers' idle poll once it has expired.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// The deliveries of one event.
     async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError>;

@@ -233,6 +233,7 @@ async fn deliveries_are_claimed_once_and_moved_on(store: &dyn Store) {
         store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap().is_empty(),
         "leased rows are not claimed twice"
     );
+    assert_eq!(store.next_due().await.unwrap(), None, "held deliveries are not due");
 
     let attempt = |number, outcome: &str| AttemptRecord {
         number,
