@@ -14,7 +14,7 @@ use super::sqlite::SqliteStore;
 use super::*;
 use crate::event::{Fields, Kind};
 
-fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> NewEvent {
+pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> NewEvent {
     let mut fields = Fields::default();
     fields.set("contact.phone", json!("+79998887766"));
     NewEvent {

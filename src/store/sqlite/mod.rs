@@ -260,6 +260,9 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        if !self.writer.is_running() {
+            return Err(StoreError::Closed);
+        }
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }

@@ -110,6 +110,11 @@ impl Writer {
         self.call(|reply| Command::Claim((now, until, limit), reply)).await
     }
 
+    /// False once the thread has stopped (it only stops if it panicked, or with the store).
+    pub(super) fn is_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     /// Waits until everything queued so far is committed.
     pub(super) async fn flush(&self) {
         let (reply, done) = oneshot::channel();
@@ -151,15 +156,34 @@ impl WriterThread {
                     Err(_) => break,
                 }
             }
-            let outcome = self.commit(&batch);
-            if outcome.is_ok() {
-                self.checkpoints.send();
-            }
-            if let Err(error) = &outcome {
-                tracing::error!(message = "Store write failed; the batch's requests are answered with an error.", %error, commands = batch.len());
-            }
-            answer(batch.drain(..), outcome);
+            let outcomes = self.write(&batch);
+            self.checkpoints.send();
+            answer(batch.drain(..), outcomes);
         }
+    }
+
+    /// The batch in one transaction; if that fails, each command in a transaction of its own,
+    /// so that one bad command (a replay of an event pruned meanwhile, say) fails alone rather
+    /// than with the webhooks that happened to share its batch.
+    fn write(&mut self, batch: &[Command]) -> Vec<Result<Done, StoreError>> {
+        match self.commit(batch) {
+            Ok(done) => done.into_iter().map(Ok).collect(),
+            Err(error) if batch.len() > 1 => {
+                tracing::warn!(message = "A batch of store writes failed; writing its commands one by one.", %error, commands = batch.len());
+                batch.iter().map(|command| self.write_one(command)).collect()
+            }
+            Err(error) => {
+                tracing::error!(message = "Store write failed; its request is answered with an error.", %error);
+                vec![Err(error)]
+            }
+        }
+    }
+
+    fn write_one(&mut self, command: &Command) -> Result<Done, StoreError> {
+        let mut done = self.commit(std::slice::from_ref(command)).inspect_err(|error| {
+            tracing::error!(message = "Store write failed; its request is answered with an error.", %error);
+        })?;
+        done.pop().ok_or_else(|| StoreError::Corrupt("the writer lost track of a command".into()))
     }
 
     /// One transaction for the whole batch; one [`Done`] per command, in order.
@@ -214,25 +238,22 @@ impl WriterThread {
     }
 }
 
-/// Sends each command its result: what it produced, or the batch's error.
-fn answer(batch: impl Iterator<Item = Command>, outcome: Result<Vec<Done>, StoreError>) {
-    let mut results = outcome.as_ref().ok().map(|done| done.iter());
+/// Sends each command its result: what it produced, or its error.
+fn answer(batch: impl Iterator<Item = Command>, outcomes: Vec<Result<Done, StoreError>>) {
+    let mut outcomes = outcomes.into_iter();
     for command in batch {
-        let result = match (&outcome, results.as_mut().and_then(Iterator::next)) {
-            (Ok(_), Some(done)) => Ok(done),
-            (Err(error), _) => Err(error.clone()),
-            (Ok(_), None) => Err(StoreError::Corrupt("the writer lost track of a command".into())),
-        };
+        let result =
+            outcomes.next().unwrap_or_else(|| Err(StoreError::Corrupt("the writer lost track of a command".into())));
         match command {
             Command::Append(_, reply) => {
                 let _ = reply.send(result.and_then(|done| match done {
-                    Done::Appended(appended) => Ok(*appended),
+                    Done::Appended(appended) => Ok(appended),
                     _ => Err(StoreError::Corrupt("an append produced no result".into())),
                 }));
             }
             Command::Claim(_, reply) => {
                 let _ = reply.send(result.and_then(|done| match done {
-                    Done::Claimed(ids) => Ok(ids.clone()),
+                    Done::Claimed(ids) => Ok(ids),
                     _ => Err(StoreError::Corrupt("a claim produced no result".into())),
                 }));
             }
@@ -246,5 +267,54 @@ fn answer(batch: impl Iterator<Item = Command>, outcome: Result<Vec<Done>, Store
                 let _ = reply.send(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Store, tests::new_event};
+
+    /// A replay whose event is gone breaks a foreign key; the webhook batched with it is still
+    /// stored and answered.
+    #[tokio::test]
+    async fn a_bad_command_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let store = SqliteStore::open(&path, 10).await.unwrap();
+        let connection = Connection::open(&path).unwrap();
+        connection.pragma_update(None, "foreign_keys", true).unwrap();
+        let checkpoints = checkpoint::start(&path).unwrap();
+        let mut thread = WriterThread { connection, rejected_keep: 10, synchronous_full: false, checkpoints };
+
+        let gone = Replayed {
+            event_id: EventId::new(Utc::now()).to_string(),
+            routes: "[\"r\"]".into(),
+            at: 0,
+            deliveries: vec![NewDelivery {
+                id: crate::event::monotonic_ulid(Utc::now()),
+                route: "r".into(),
+                output: "o".into(),
+                template: "t".into(),
+                expires_at: None,
+            }],
+        };
+        let new = new_event("envybox", "key:alone", Utc::now());
+        let id = new.event.id;
+        let (replayed, replay_answer) = oneshot::channel();
+        let (appended, append_answer) = oneshot::channel();
+        let batch = vec![
+            Command::AddDeliveries(Box::new(gone), replayed),
+            Command::Append(Box::new(EncodedEvent::new(new).unwrap()), appended),
+        ];
+        let outcomes = thread.write(&batch);
+        answer(batch.into_iter(), outcomes);
+
+        assert!(replay_answer.await.unwrap().is_err(), "the replay of a missing event fails");
+        assert_eq!(append_answer.await.unwrap().unwrap(), Appended::Stored(id));
+        assert!(store.event(id).await.unwrap().is_some(), "the webhook beside it is stored");
     }
 }
