@@ -17,8 +17,8 @@ use super::writer::{Batch, Job, Writer};
 use std::collections::HashMap;
 
 use super::{
-    Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, DeliveryState, EventQuery, NewDelivery, NewEvent,
-    Next, OutputHealth, QueueStats, Rejection, Store, StoreError, StoredEvent, from_millis, millis, next_state,
+    Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, NewDelivery, NewEvent, Next,
+    OutputHealth, QueueStats, Rejection, Store, StoreError, StoredEvent, millis, next_state,
 };
 use crate::event::{Event, EventId};
 
@@ -165,51 +165,19 @@ impl Store for PostgresStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        // Walks the (state, next_attempt_at) index and stops at the first row no one holds.
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT next_attempt_at FROM deliveries
-             WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $1)
-             ORDER BY next_attempt_at LIMIT 1",
-        )
-        .bind(millis(Utc::now()))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(next.map(from_millis))
+        views::next_due(&self.pool, Utc::now()).await
     }
 
     async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
-             FROM deliveries WHERE event_id = $1 ORDER BY id",
-        )
-        .bind(event.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::delivery).collect()
+        views::deliveries(&self.pool, event).await
     }
 
     async fn attempts(&self, id: Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT number, started_at, duration_ms, outcome, reason, detail FROM attempts WHERE delivery_id = $1 ORDER BY number",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::attempt).collect()
+        views::attempts(&self.pool, id).await
     }
 
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
-             FROM deliveries WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR output = $2)
-             ORDER BY id DESC LIMIT $3",
-        )
-        .bind(query.state.map(DeliveryState::as_str))
-        .bind(query.output.as_deref())
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::delivery).collect()
+        views::list_deliveries(&self.pool, query).await
     }
 
     async fn add_deliveries(

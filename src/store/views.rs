@@ -1,7 +1,8 @@
-//! The operator's views of the store: filtered event lists, how each event's deliveries stand,
-//! each output's last answer and the queue. One SQL text serves SQLite and PostgreSQL (both
-//! take `$n` parameters and `CAST`), and [`operator_views!`] writes the Rust around it once
-//! for each pool type.
+//! The reads both stores share: the operator's views (filtered event lists, how each event's
+//! deliveries stand, each output's last answer, the queue), deliveries and their attempts, and
+//! when the next delivery falls due. One SQL text serves SQLite and PostgreSQL (both take `$n`
+//! parameters and `CAST`), and [`operator_views!`] writes the Rust around it once for each
+//! pool type.
 
 use super::EventQuery;
 
@@ -46,6 +47,29 @@ SELECT COUNT(CASE WHEN state = 'pending' THEN 1 END) AS pending,
        COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead
 FROM deliveries WHERE state IN ('pending', 'dead')";
 
+/// An event's deliveries, as [`super::rows::delivery`] reads them.
+pub(super) const EVENT_DELIVERIES: &str = r"
+SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
+FROM deliveries WHERE event_id = $1 ORDER BY id";
+
+/// Deliveries by state and output, newest first.
+pub(super) const FILTERED_DELIVERIES: &str = r"
+SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
+FROM deliveries
+WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) AND (CAST($2 AS TEXT) IS NULL OR output = $2)
+ORDER BY id DESC LIMIT $3";
+
+pub(super) const DELIVERY_ATTEMPTS: &str = r"
+SELECT number, started_at, duration_ms, outcome, reason, detail FROM attempts WHERE delivery_id = $1 ORDER BY number";
+
+/// When the first delivery no one holds falls due. Walks the (state, next_attempt_at) index
+/// and stops at the first row not under a live lease: a MIN over every pending row, asked after
+/// each claim that finds nothing, was most of delivery's CPU with a backlog.
+pub(super) const NEXT_DUE: &str = r"
+SELECT next_attempt_at FROM deliveries
+WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $1)
+ORDER BY next_attempt_at LIMIT 1";
+
 /// The LIKE patterns for a search: the text as typed, and (for something that looks like a
 /// phone number) its digits alone, so `+7 (916) 123-45-67` finds `79161234567`.
 pub(super) fn search_patterns(query: &EventQuery) -> (Option<String>, Option<String>) {
@@ -73,7 +97,10 @@ macro_rules! operator_views {
         use crate::event::EventId;
         use crate::store::rows::{self, Columns, to_json};
         use crate::store::views;
-        use crate::store::{DeliveryCounts, EventQuery, OutputHealth, QueueStats, StoreError, StoredEvent};
+        use crate::store::{
+            AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, OutputHealth, QueueStats, StoreError,
+            StoredEvent,
+        };
 
         pub(super) async fn events(pool: &$pool, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
             let (search, digits) = views::search_patterns(query);
@@ -143,6 +170,32 @@ macro_rules! operator_views {
                 });
             }
             Ok(health)
+        }
+
+        pub(super) async fn deliveries(pool: &$pool, event: EventId) -> Result<Vec<Delivery>, StoreError> {
+            let rows = sqlx::query(views::EVENT_DELIVERIES).bind(event.to_string()).fetch_all(pool).await?;
+            rows.iter().map(rows::delivery).collect()
+        }
+
+        pub(super) async fn list_deliveries(pool: &$pool, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+            let rows = sqlx::query(views::FILTERED_DELIVERIES)
+                .bind(query.state.map(crate::store::DeliveryState::as_str))
+                .bind(query.output.as_deref())
+                .bind(i64::from(query.limit))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(rows::delivery).collect()
+        }
+
+        pub(super) async fn attempts(pool: &$pool, delivery: ulid::Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
+            let rows = sqlx::query(views::DELIVERY_ATTEMPTS).bind(delivery.to_string()).fetch_all(pool).await?;
+            rows.iter().map(rows::attempt).collect()
+        }
+
+        pub(super) async fn next_due(pool: &$pool, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+            let next: Option<i64> =
+                sqlx::query_scalar(views::NEXT_DUE).bind(crate::store::millis(now)).fetch_optional(pool).await?;
+            Ok(next.map(crate::store::from_millis))
         }
 
         pub(super) async fn queue_stats(pool: &$pool, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {

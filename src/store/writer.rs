@@ -1,6 +1,8 @@
-//! Group commit: one writer task per store takes every append and rejection waiting in its
-//! queue (up to [`MAX_BATCH`]) and commits them in one transaction. Under load many requests
-//! share one flush; no request is answered before its transaction has committed.
+//! Group commit for PostgreSQL: one writer task takes every append and rejection waiting in
+//! its queue (up to [`MAX_BATCH`]) and commits them in one transaction. Under load many
+//! requests share one flush; no request is answered before its transaction has committed.
+//! (SQLite has a writer thread of its own, `sqlite::writer`, which also takes delivery
+//! bookkeeping: there one connection must do every write.)
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
