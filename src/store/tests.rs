@@ -83,6 +83,27 @@ async fn repeats_within_the_window_are_counted_not_stored(store: &dyn Store) {
     assert_eq!(store.events(&EventQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 3);
 }
 
+/// A reload can widen the window: events from before the old window's start are then found
+/// too, not only those seen since.
+async fn a_widened_window_reaches_further_back(store: &dyn Store) {
+    let start = Utc::now() - TimeDelta::minutes(30);
+    let first = store.append(new_event("jivo", "key:wide", start)).await.unwrap();
+    let unrelated = store.append(new_event("jivo", "key:other", start + TimeDelta::minutes(20))).await.unwrap();
+    assert!(matches!(unrelated, Appended::Stored(_)));
+    let mut again = new_event("jivo", "key:wide", start + TimeDelta::minutes(25));
+    again.dedup_window = Duration::from_secs(3600);
+    assert_eq!(store.append(again).await.unwrap(), Appended::Duplicate(first.id()));
+}
+
+/// Once the original is pruned there is nothing to count a repeat on: it is stored anew.
+async fn a_repeat_of_a_pruned_event_is_stored(store: &dyn Store) {
+    let now = Utc::now();
+    let first = store.append(new_event("envybox", "key:pruned", now)).await.unwrap();
+    assert_eq!(store.prune(now + TimeDelta::seconds(1)).await.unwrap(), 1);
+    let again = store.append(new_event("envybox", "key:pruned", now + TimeDelta::seconds(2))).await.unwrap();
+    assert!(matches!(again, Appended::Stored(id) if id != first.id()), "{again:?}");
+}
+
 async fn concurrent_appends_are_all_committed(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -423,6 +444,8 @@ macro_rules! contract {
 contract! {
     appended_events_read_back_whole: borrowed,
     repeats_within_the_window_are_counted_not_stored: borrowed,
+    a_widened_window_reaches_further_back: borrowed,
+    a_repeat_of_a_pruned_event_is_stored: borrowed,
     concurrent_appends_are_all_committed: shared,
     concurrent_repeats_are_stored_once: shared,
     events_filter_and_page_newest_first: borrowed,
@@ -447,10 +470,14 @@ async fn sqlite_data_survives_reopening() {
     let store = SqliteStore::open(&path, 10).await.unwrap();
     assert!(store.event(new.event.id).await.unwrap().is_some());
     store.ping().await.unwrap();
+    // The dedup window lives in the writer's memory; a new one is filled from the table.
+    let mut retry = new_event("envybox", "key:1", Utc::now());
+    retry.event.received_at = new.event.received_at + TimeDelta::seconds(5);
+    assert_eq!(store.append(retry).await.unwrap(), Appended::Duplicate(new.event.id));
 }
 
 /// The checkpoint thread copies the log back into the database file soon after commits, long
-/// before the writer's own threshold (`WRITER_THRESHOLD_PAGES`) would: the file grows while
+/// before the writer's own threshold (`WRITER_THRESHOLD_BYTES`) would: the file grows while
 /// the daemon is still far below it.
 #[tokio::test]
 async fn sqlite_log_is_checkpointed_beside_the_writer() {
@@ -459,7 +486,7 @@ async fn sqlite_log_is_checkpointed_beside_the_writer() {
     let store = SqliteStore::open(&path, 10).await.unwrap();
     let before = std::fs::metadata(&path).unwrap().len();
     let mut new = new_event("jivo", "key", Utc::now());
-    // About 200 pages of 4 KiB: far below the writer's threshold of 8,192.
+    // About 800 KiB: far below the writer's threshold of 32 MiB.
     new.raw_body = Bytes::from(vec![b'x'; 4096]);
     for i in 0..200 {
         let mut event = new.clone();

@@ -6,7 +6,7 @@
 //! which was the whole p99). This thread copies the log back every [`INTERVAL`] with passive
 //! checkpoints, which never block the writer, in small steps so that each sync of the file
 //! has little to flush: after a commit, at most every [`INTERVAL`], and not at all while the
-//! daemon is idle. The writer keeps a far threshold ([`WRITER_THRESHOLD_PAGES`]) of its own:
+//! daemon is idle. The writer keeps a far threshold ([`WRITER_THRESHOLD_BYTES`]) of its own:
 //! by then nearly everything has been copied here, so its checkpoint is short, and it is what
 //! lets the log start again from its beginning under steady writes (a passive checkpoint beside
 //! a busy writer never quite catches up with the log's end).
@@ -22,8 +22,8 @@ use crate::store::StoreError;
 /// The shortest time between two checkpoints: the p99 of ingest at 2,000 req/s was lowest
 /// from 5 to 10 ms here, and rose to 9–11 ms at 50 ms.
 const INTERVAL: Duration = Duration::from_millis(10);
-/// Pages in the log before the writer checkpoints by itself: 8,192 pages of 4 KiB, 32 MiB.
-pub(super) const WRITER_THRESHOLD_PAGES: u32 = 8192;
+/// The log's size before the writer checkpoints by itself (SQLite counts it in pages).
+pub(super) const WRITER_THRESHOLD_BYTES: u32 = 32 * 1024 * 1024;
 
 /// Tells the checkpoint thread that the log has grown.
 pub(super) struct Nudge(SyncSender<()>);

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 use ulid::Ulid;
 
+use super::dedup::DedupWindow;
 use crate::store::rows::{corrupt, to_json};
 use crate::store::{Appended, AttemptRecord, NewDelivery, NewEvent, Next, Rejection, StoreError, millis, next_state};
 
@@ -13,15 +14,15 @@ use crate::store::{Appended, AttemptRecord, NewDelivery, NewEvent, Next, Rejecti
 /// workers, so the one writer thread only binds and steps.
 pub(super) struct EncodedEvent {
     id: String,
-    received_at: i64,
-    vendor: String,
+    pub(super) received_at: i64,
+    pub(super) vendor: String,
     event: String,
     kind: String,
     fields: String,
     payload: String,
-    dedup_key: String,
+    pub(super) dedup_key: String,
     /// Arrivals before this are outside the dedup window.
-    dedup_since: i64,
+    pub(super) dedup_since: i64,
     request: String,
     raw_body: bytes::Bytes,
     routes: String,
@@ -64,22 +65,24 @@ pub(super) struct Finished {
 }
 
 /// Stores the event unless the vendor sent it before within its dedup window (earlier in this
-/// batch or already stored): then the repeat is counted on the original.
+/// batch, or committed before: then `window` holds it): then the repeat is counted on the
+/// original.
 pub(super) fn append<'a>(
     tx: &Transaction<'_>,
     new: &'a EncodedEvent,
+    window: &DedupWindow,
     in_batch: &mut HashMap<(&'a str, &'a str), (&'a str, i64)>,
 ) -> Result<Appended, StoreError> {
     let key = (new.vendor.as_str(), new.dedup_key.as_str());
     let original = match in_batch.get(&key) {
         Some((id, at)) if *at >= new.dedup_since => Some((*id).to_owned()),
-        _ => tx
-            .prepare_cached(
-                "SELECT id FROM events WHERE vendor = ?1 AND dedup_key = ?2 AND received_at >= ?3
-                 ORDER BY received_at LIMIT 1",
-            )?
-            .query_row(params![new.vendor, new.dedup_key, new.dedup_since], |row| row.get::<_, String>(0))
-            .optional()?,
+        _ => window.original(
+            tx,
+            window.key(&new.vendor, &new.dedup_key),
+            new.dedup_since,
+            &new.vendor,
+            &new.dedup_key,
+        )?,
     };
     if let Some(original) = original {
         tx.prepare_cached("UPDATE events SET duplicates = duplicates + 1 WHERE id = ?1")?.execute([&original])?;

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use ulid::Ulid;
 
 use super::checkpoint;
+use super::dedup::DedupWindow;
 use super::statements::{self, EncodedEvent, Finished, Replayed};
 use crate::event::EventId;
 use crate::store::rows::to_json;
@@ -61,10 +62,16 @@ impl Writer {
         connection.pragma_update(None, "foreign_keys", true)?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         // Checkpoints mostly run beside this thread (see `checkpoint`), not in its commits.
-        connection.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_THRESHOLD_PAGES)?;
+        let page_size: u32 = connection.pragma_query_value(None, "page_size", |row| row.get(0))?;
+        connection.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpoint::WRITER_THRESHOLD_BYTES / page_size.max(512),
+        )?;
         let checkpoints = checkpoint::start(path)?;
         let (queue, commands) = mpsc::channel(QUEUE_DEPTH);
-        let thread = WriterThread { connection, rejected_keep, synchronous_full: true, checkpoints };
+        let thread =
+            WriterThread { connection, rejected_keep, synchronous_full: true, checkpoints, window: DedupWindow::new() };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || thread.run(commands))
@@ -143,6 +150,8 @@ struct WriterThread {
     synchronous_full: bool,
     /// Told after every commit; dropped with this thread, which stops the checkpoint thread.
     checkpoints: checkpoint::Nudge,
+    /// The events of the dedup window: only this thread appends, so only it needs to know.
+    window: DedupWindow,
 }
 
 impl WriterThread {
@@ -198,8 +207,15 @@ impl WriterThread {
             self.connection.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
             self.synchronous_full = durable;
         }
-        // IMMEDIATE takes the write lock up front, so the dedup lookups below see everything
-        // committed before the inserts that rely on them.
+        let since = batch.iter().filter_map(|command| match command {
+            Command::Append(new, _) => Some(new.dedup_since),
+            _ => None,
+        });
+        if let Some(since) = since.min() {
+            self.window.cover(&self.connection, since)?;
+        }
+        // IMMEDIATE takes the write lock up front: the rows the dedup window points to cannot
+        // be pruned between its lookups and the inserts that rely on them.
         let tx = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Events of this batch by (vendor, dedup key): a repeat inside the batch is a duplicate
         // of the first even though it is not in the table yet.
@@ -208,7 +224,7 @@ impl WriterThread {
         let mut rejected = false;
         for command in batch {
             done.push(match command {
-                Command::Append(new, _) => Done::Appended(statements::append(&tx, new, &mut in_batch)?),
+                Command::Append(new, _) => Done::Appended(statements::append(&tx, new, &self.window, &mut in_batch)?),
                 Command::Reject(rejection, _) => {
                     statements::insert_rejection(&tx, rejection)?;
                     rejected = true;
@@ -234,6 +250,12 @@ impl WriterThread {
             statements::trim_rejections(&tx, self.rejected_keep)?;
         }
         tx.commit()?;
+        // Only now: a batch that rolled back must leave no trace in the window.
+        for (command, done) in batch.iter().zip(&done) {
+            if let (Command::Append(new, _), Done::Appended(Appended::Stored(id))) = (command, done) {
+                self.window.remember(self.window.key(&new.vendor, &new.dedup_key), *id, new.received_at);
+            }
+        }
         Ok(done)
     }
 }
@@ -288,7 +310,13 @@ mod tests {
         let connection = Connection::open(&path).unwrap();
         connection.pragma_update(None, "foreign_keys", true).unwrap();
         let checkpoints = checkpoint::start(&path).unwrap();
-        let mut thread = WriterThread { connection, rejected_keep: 10, synchronous_full: false, checkpoints };
+        let mut thread = WriterThread {
+            connection,
+            rejected_keep: 10,
+            synchronous_full: false,
+            checkpoints,
+            window: DedupWindow::new(),
+        };
 
         let gone = Replayed {
             event_id: EventId::new(Utc::now()).to_string(),
@@ -316,5 +344,49 @@ mod tests {
         assert!(replay_answer.await.unwrap().is_err(), "the replay of a missing event fails");
         assert_eq!(append_answer.await.unwrap().unwrap(), Appended::Stored(id));
         assert!(store.event(id).await.unwrap().is_some(), "the webhook beside it is stored");
+    }
+
+    /// A batch that rolls back leaves nothing in the dedup window: the retry of an event that
+    /// was never stored is stored, not taken for a repeat of it.
+    #[tokio::test]
+    async fn a_rolled_back_append_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let store = SqliteStore::open(&path, 10).await.unwrap();
+        let connection = Connection::open(&path).unwrap();
+        let checkpoints = checkpoint::start(&path).unwrap();
+        let mut thread = WriterThread {
+            connection,
+            rejected_keep: 10,
+            synchronous_full: false,
+            checkpoints,
+            window: DedupWindow::new(),
+        };
+
+        let first = new_event("jivo", "key:first", Utc::now());
+        // Same id, another key: its insert breaks the primary key, so the batch rolls back and
+        // each command is retried alone; only the first is stored.
+        let mut clash = new_event("jivo", "key:clash", Utc::now());
+        clash.event.id = first.event.id;
+        let (first_reply, first_answer) = oneshot::channel();
+        let (clash_reply, clash_answer) = oneshot::channel();
+        let batch = vec![
+            Command::Append(Box::new(EncodedEvent::new(first.clone()).unwrap()), first_reply),
+            Command::Append(Box::new(EncodedEvent::new(clash).unwrap()), clash_reply),
+        ];
+        let outcomes = thread.write(&batch);
+        answer(batch.into_iter(), outcomes);
+        assert_eq!(first_answer.await.unwrap().unwrap(), Appended::Stored(first.event.id));
+        assert!(clash_answer.await.unwrap().is_err());
+        assert_eq!(thread.window.len(), 1);
+
+        let retry = new_event("jivo", "key:clash", Utc::now());
+        let retry_id = retry.event.id;
+        let (reply, retried) = oneshot::channel();
+        let batch = vec![Command::Append(Box::new(EncodedEvent::new(retry).unwrap()), reply)];
+        let outcomes = thread.write(&batch);
+        answer(batch.into_iter(), outcomes);
+        assert_eq!(retried.await.unwrap().unwrap(), Appended::Stored(retry_id));
+        assert!(store.event(retry_id).await.unwrap().is_some());
     }
 }
