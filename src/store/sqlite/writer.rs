@@ -300,23 +300,30 @@ mod tests {
     use crate::store::sqlite::SqliteStore;
     use crate::store::{Store, tests::new_event};
 
-    /// A replay whose event is gone breaks a foreign key; the webhook batched with it is still
-    /// stored and answered.
-    #[tokio::test]
-    async fn a_bad_command_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A store, and a writer thread's state on a connection of its own, driven by the test.
+    async fn beside_a_store(dir: &tempfile::TempDir) -> (SqliteStore, WriterThread) {
         let path = dir.path().join("w.db");
         let store = SqliteStore::open(&path, 10).await.unwrap();
         let connection = Connection::open(&path).unwrap();
         connection.pragma_update(None, "foreign_keys", true).unwrap();
         let checkpoints = checkpoint::start(&path).unwrap();
-        let mut thread = WriterThread {
-            connection,
-            rejected_keep: 10,
-            synchronous_full: false,
-            checkpoints,
-            window: DedupWindow::new(),
-        };
+        let window = DedupWindow::new();
+        (store, WriterThread { connection, rejected_keep: 10, synchronous_full: false, checkpoints, window })
+    }
+
+    impl WriterThread {
+        fn write_and_answer(&mut self, batch: Vec<Command>) {
+            let outcomes = self.write(&batch);
+            answer(batch.into_iter(), outcomes);
+        }
+    }
+
+    /// A replay whose event is gone breaks a foreign key; the webhook batched with it is still
+    /// stored and answered.
+    #[tokio::test]
+    async fn a_bad_command_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut thread) = beside_a_store(&dir).await;
 
         let gone = Replayed {
             event_id: EventId::new(Utc::now()).to_string(),
@@ -338,8 +345,7 @@ mod tests {
             Command::AddDeliveries(Box::new(gone), replayed),
             Command::Append(Box::new(EncodedEvent::new(new).unwrap()), appended),
         ];
-        let outcomes = thread.write(&batch);
-        answer(batch.into_iter(), outcomes);
+        thread.write_and_answer(batch);
 
         assert!(replay_answer.await.unwrap().is_err(), "the replay of a missing event fails");
         assert_eq!(append_answer.await.unwrap().unwrap(), Appended::Stored(id));
@@ -351,17 +357,7 @@ mod tests {
     #[tokio::test]
     async fn a_rolled_back_append_is_not_remembered() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let store = SqliteStore::open(&path, 10).await.unwrap();
-        let connection = Connection::open(&path).unwrap();
-        let checkpoints = checkpoint::start(&path).unwrap();
-        let mut thread = WriterThread {
-            connection,
-            rejected_keep: 10,
-            synchronous_full: false,
-            checkpoints,
-            window: DedupWindow::new(),
-        };
+        let (store, mut thread) = beside_a_store(&dir).await;
 
         let first = new_event("jivo", "key:first", Utc::now());
         // Same id, another key: its insert breaks the primary key, so the batch rolls back and
@@ -374,8 +370,7 @@ mod tests {
             Command::Append(Box::new(EncodedEvent::new(first.clone()).unwrap()), first_reply),
             Command::Append(Box::new(EncodedEvent::new(clash).unwrap()), clash_reply),
         ];
-        let outcomes = thread.write(&batch);
-        answer(batch.into_iter(), outcomes);
+        thread.write_and_answer(batch);
         assert_eq!(first_answer.await.unwrap().unwrap(), Appended::Stored(first.event.id));
         assert!(clash_answer.await.unwrap().is_err());
         assert_eq!(thread.window.len(), 1);
@@ -384,8 +379,7 @@ mod tests {
         let retry_id = retry.event.id;
         let (reply, retried) = oneshot::channel();
         let batch = vec![Command::Append(Box::new(EncodedEvent::new(retry).unwrap()), reply)];
-        let outcomes = thread.write(&batch);
-        answer(batch.into_iter(), outcomes);
+        thread.write_and_answer(batch);
         assert_eq!(retried.await.unwrap().unwrap(), Appended::Stored(retry_id));
         assert!(store.event(retry_id).await.unwrap().is_some());
     }
