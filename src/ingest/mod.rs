@@ -177,8 +177,8 @@ async fn accept(
             fail(e.into())
         })?;
     if deliver && matches!(appended, Appended::Stored(_)) {
-        // Only new deliveries are worth a look: a claim takes SQLite's write lock, which the
-        // next batch of appends would then wait for.
+        // Only new deliveries are worth a look: a claim is a write, committed by the same
+        // writer as the appends, so a needless one delays the next batch of webhooks.
         state.wake.notify();
     }
     let vendor_label = vendor.name().to_owned();

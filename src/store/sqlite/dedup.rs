@@ -190,7 +190,9 @@ mod tests {
         assert_eq!(window.original(&connection, key_a, 0, "jivo", "key:a").unwrap(), Some(ids[0].to_string()));
         window.remember(key_a, ids[1], millis_now());
         assert_eq!(window.original(&connection, key_a, 0, "jivo", "key:a").unwrap(), None);
+        // The same key from another vendor is another event, whatever the hash points at.
         let other_vendor = window.key("envybox", "key:b");
+        window.remember(other_vendor, ids[1], millis_now());
         assert_eq!(window.original(&connection, other_vendor, 0, "envybox", "key:b").unwrap(), None);
     }
 

@@ -18,7 +18,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
 use ulid::Ulid;
 
 use super::rows::{self, to_json};
@@ -64,13 +63,6 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.into()))?;
         let writer = Writer::start(path, rejected_keep)?;
         Ok(Self { pool, writer })
-    }
-
-    /// IMMEDIATE takes the write lock up front. A deferred transaction that reads (the dedup
-    /// check) and then writes fails at once with SQLITE_BUSY if another connection committed
-    /// in between: a stale snapshot cannot wait for the lock.
-    async fn write_transaction(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
@@ -195,7 +187,9 @@ impl Store for SqliteStore {
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let before = millis(before);
-        let mut tx = Self::write_transaction(&self.pool).await?;
+        // IMMEDIATE waits for the writer thread's lock up front; a deferred transaction whose
+        // snapshot went stale before its first write would fail at once with SQLITE_BUSY.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let deleted = sqlx::query(
             "DELETE FROM events WHERE received_at < ?1
                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending')",
