@@ -219,7 +219,7 @@ pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, eve
         tracing::warn!(message = "Delivery expired: too late to be useful.");
         return None;
     }
-    let result = send(config, &delivery, &event, number).await;
+    let result = send(config, &delivery, event, number).await;
     let slow_down = match &result {
         Err(DeliveryError { reason: Reason::RateLimited, disposition: Disposition::Retry { after }, .. }) => {
             Some(after.unwrap_or(Duration::from_secs(1)))
@@ -271,7 +271,7 @@ pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, eve
 async fn send(
     config: &Config,
     delivery: &Delivery,
-    event: &Event,
+    event: Event,
     number: u32,
 ) -> Result<outputs::Receipt, DeliveryError> {
     let entry = config.outputs.get(&delivery.output).ok_or_else(|| {
@@ -280,8 +280,9 @@ async fn send(
     let output = entry.output.as_ref().ok_or_else(|| {
         DeliveryError::permanent(Reason::Config, format!("output `{}` is switched off", delivery.output))
     })?;
-    let message = outputs::render_for(&config.templates, &delivery.template, output.as_ref(), &event.render_context())
-        .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
+    let message =
+        outputs::render_for(&config.templates, &delivery.template, output.as_ref(), &event.into_render_context())
+            .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
     let attempt = Attempt { delivery: delivery.id.to_string(), number };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, output.send(&message, &attempt)).await {
         Ok(result) => result,

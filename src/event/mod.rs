@@ -137,23 +137,34 @@ pub struct Event {
 impl Event {
     /// The object templates see: the canonical fields at the top level (`contact.phone`), plus
     /// `id`, `received_at`, `vendor`, `event`, `kind`, `payload`, and `fields`: the canonical
-    /// fields as a list of `{name, value}` for templates that list them all.
-    /// [`Event::context`], ready for templates.
-    pub fn render_context(&self) -> crate::render::RenderContext {
-        crate::render::RenderContext::new(self.context())
-    }
-
-    pub fn context(&self) -> Value {
+    /// fields as a list of `{name, value}` for templates that list them all. Consumes the event,
+    /// so a delivery does not copy its payload; [`Event::context`] is for callers that keep it.
+    pub fn into_context(self) -> Value {
         let mut root = self.fields.to_nested();
         let list = self.fields.iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();
         root.insert("fields".into(), Value::Array(list));
         root.insert("id".into(), Value::String(self.id.to_string()));
         root.insert("received_at".into(), Value::String(self.received_at.to_rfc3339()));
-        root.insert("vendor".into(), Value::String(self.vendor.clone()));
-        root.insert("event".into(), Value::String(self.event.clone()));
+        root.insert("vendor".into(), Value::String(self.vendor));
+        root.insert("event".into(), Value::String(self.event));
         root.insert("kind".into(), Value::String(self.kind.to_string()));
-        root.insert("payload".into(), self.payload.clone());
+        root.insert("payload".into(), self.payload);
         Value::Object(root)
+    }
+
+    /// [`Event::into_context`] of a copy.
+    pub fn context(&self) -> Value {
+        self.clone().into_context()
+    }
+
+    /// [`Event::context`], ready for templates.
+    pub fn render_context(&self) -> crate::render::RenderContext {
+        crate::render::RenderContext::new(self.context())
+    }
+
+    /// [`Event::into_context`], ready for templates.
+    pub fn into_render_context(self) -> crate::render::RenderContext {
+        crate::render::RenderContext::new(self.into_context())
     }
 }
 

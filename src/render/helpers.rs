@@ -29,7 +29,8 @@ pub struct HelperSettings {
     pub english: bool,
 }
 
-type HelperFn = fn(&[Value], &BTreeMap<&str, Value>, &HelperSettings) -> Value;
+/// Arguments are borrowed from the context: `{{json this}}` must not copy the whole event first.
+type HelperFn = fn(&[&Value], &BTreeMap<&str, &Value>, &HelperSettings) -> Value;
 
 /// The helpers Switchboard adds, by name.
 pub const HELPERS: &[(&str, HelperFn)] = &[
@@ -39,8 +40,8 @@ pub const HELPERS: &[(&str, HelperFn)] = &[
     ("default", default),
     ("truncate", truncate),
     ("json", json),
-    ("upper", |args, _, _| text(args.first()).to_uppercase().into()),
-    ("lower", |args, _, _| text(args.first()).to_lowercase().into()),
+    ("upper", |args, _, _| text(args.first().copied()).to_uppercase().into()),
+    ("lower", |args, _, _| text(args.first().copied()).to_lowercase().into()),
     ("join", join),
 ];
 
@@ -64,8 +65,8 @@ impl HelperDef for ValueHelper {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        let args: Vec<Value> = helper.params().iter().map(|p| p.value().clone()).collect();
-        let hash: BTreeMap<&str, Value> = helper.hash().iter().map(|(k, v)| (*k, v.value().clone())).collect();
+        let args: Vec<&Value> = helper.params().iter().map(|p| p.value()).collect();
+        let hash: BTreeMap<&str, &Value> = helper.hash().iter().map(|(k, v)| (*k, v.value())).collect();
         Ok(ScopedJson::Derived((self.function)(&args, &hash, &self.settings)))
     }
 }
@@ -84,19 +85,19 @@ fn present(value: &Value) -> bool {
 }
 
 /// `{{default value "fallback"}}`: the value when present and not empty, else the fallback.
-fn default(args: &[Value], _: &BTreeMap<&str, Value>, _: &HelperSettings) -> Value {
+fn default(args: &[&Value], _: &BTreeMap<&str, &Value>, _: &HelperSettings) -> Value {
     match args {
-        [value, ..] if present(value) => value.clone(),
-        [_, fallback, ..] => fallback.clone(),
+        [value, ..] if present(value) => (*value).clone(),
+        [_, fallback, ..] => (*fallback).clone(),
         _ => Value::String(String::new()),
     }
 }
 
 /// `{{truncate text 200}}` (or `suffix="…"`): at most that many characters, the suffix included.
-fn truncate(args: &[Value], hash: &BTreeMap<&str, Value>, _: &HelperSettings) -> Value {
-    let text = text(args.first());
-    let limit = args.get(1).and_then(as_number).map_or(100, |n| n.max(0.0) as usize);
-    let suffix = hash.get("suffix").and_then(as_text).map_or_else(|| "…".to_owned(), |s| s.into_owned());
+fn truncate(args: &[&Value], hash: &BTreeMap<&str, &Value>, _: &HelperSettings) -> Value {
+    let text = text(args.first().copied());
+    let limit = args.get(1).copied().and_then(as_number).map_or(100, |n| n.max(0.0) as usize);
+    let suffix = hash.get("suffix").copied().and_then(as_text).map_or_else(|| "…".to_owned(), |s| s.into_owned());
     if text.chars().count() <= limit {
         return text.into();
     }
@@ -108,17 +109,17 @@ fn truncate(args: &[Value], hash: &BTreeMap<&str, Value>, _: &HelperSettings) ->
 
 /// `{{json value}}`: the value as JSON text. In a JSON body use `{{{json value}}}` so the JSON
 /// is not escaped again as a string.
-fn json(args: &[Value], hash: &BTreeMap<&str, Value>, _: &HelperSettings) -> Value {
-    let value = args.first().cloned().unwrap_or(Value::Null);
-    let pretty = hash.get("pretty").is_some_and(|v| v.as_bool() == Some(true));
+fn json(args: &[&Value], hash: &BTreeMap<&str, &Value>, _: &HelperSettings) -> Value {
+    let value = args.first().copied().unwrap_or(&Value::Null);
+    let pretty = hash.get("pretty").copied().is_some_and(|v| v.as_bool() == Some(true));
     let text = if pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) };
     text.unwrap_or_default().into()
 }
 
 /// `{{join list ", "}}`: list items as text, joined.
-fn join(args: &[Value], _: &BTreeMap<&str, Value>, _: &HelperSettings) -> Value {
-    let separator = args.get(1).and_then(as_text).map_or_else(|| ", ".to_owned(), |s| s.into_owned());
-    match args.first() {
+fn join(args: &[&Value], _: &BTreeMap<&str, &Value>, _: &HelperSettings) -> Value {
+    let separator = args.get(1).copied().and_then(as_text).map_or_else(|| ", ".to_owned(), |s| s.into_owned());
+    match args.first().copied() {
         Some(Value::Array(items)) => {
             items.iter().filter_map(as_text).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(&separator).into()
         }
@@ -130,9 +131,9 @@ fn join(args: &[Value], _: &BTreeMap<&str, Value>, _: &HelperSettings) -> Value 
 /// `8 (999) 888-77-66`; `"international"` → `+7 999 888-77-66`. A Russian number written
 /// with a leading 8 or without a country code is read as +7. Text that is not a phone number
 /// is returned as it came.
-fn phone(args: &[Value], hash: &BTreeMap<&str, Value>, _: &HelperSettings) -> Value {
-    let raw = text(args.first());
-    let style = args.get(1).or_else(|| hash.get("format")).and_then(as_text).map(|s| s.into_owned());
+fn phone(args: &[&Value], hash: &BTreeMap<&str, &Value>, _: &HelperSettings) -> Value {
+    let raw = text(args.first().copied());
+    let style = args.get(1).copied().or_else(|| hash.get("format").copied()).and_then(as_text).map(|s| s.into_owned());
     match normalise_phone(&raw) {
         Some(e164) => format_phone(&e164, style.as_deref().unwrap_or("e164")).into(),
         None => raw.into(),
@@ -176,13 +177,14 @@ fn format_phone(e164: &str, style: &str) -> String {
 /// `{{datetime value}}` (`format="%d.%m.%Y %H:%M"`, `tz="Europe/Moscow"`): reads Unix seconds
 /// (or milliseconds), RFC 3339, and the vendors' `YYYY-MM-DD HH:MM:SS` (taken as UTC unless
 /// `source_tz=` names its zone: Envybox sends local time). Unreadable input is returned as is.
-fn datetime(args: &[Value], hash: &BTreeMap<&str, Value>, settings: &HelperSettings) -> Value {
-    let Some(value) = args.first().filter(|v| present(v)) else { return Value::String(String::new()) };
-    let zone = |key: &str| hash.get(key).and_then(as_text).and_then(|name| name.parse::<Tz>().ok());
+fn datetime(args: &[&Value], hash: &BTreeMap<&str, &Value>, settings: &HelperSettings) -> Value {
+    let Some(value) = args.first().copied().filter(|v| present(v)) else { return Value::String(String::new()) };
+    let zone = |key: &str| hash.get(key).copied().and_then(as_text).and_then(|name| name.parse::<Tz>().ok());
     let tz = zone("tz").unwrap_or(settings.timezone);
     let format = args
         .get(1)
-        .or_else(|| hash.get("format"))
+        .copied()
+        .or_else(|| hash.get("format").copied())
         .and_then(as_text)
         .map_or_else(|| "%d.%m.%Y %H:%M".to_owned(), |s| s.into_owned());
     match parse_instant(value, zone("source_tz")) {
@@ -225,11 +227,11 @@ pub fn parse_instant(value: &Value, source_tz: Option<Tz>) -> Option<DateTime<Ut
 }
 
 /// `{{duration seconds}}` → `1 мин 05 с` (or `1m 05s` with the English set, or `lang="en"`).
-fn duration(args: &[Value], hash: &BTreeMap<&str, Value>, settings: &HelperSettings) -> Value {
-    let Some(total) = args.first().and_then(as_number).filter(|n| *n >= 0.0) else {
-        return Value::String(text(args.first()));
+fn duration(args: &[&Value], hash: &BTreeMap<&str, &Value>, settings: &HelperSettings) -> Value {
+    let Some(total) = args.first().copied().and_then(as_number).filter(|n| *n >= 0.0) else {
+        return Value::String(text(args.first().copied()));
     };
-    let english = hash.get("lang").and_then(as_text).map_or(settings.english, |lang| lang == "en");
+    let english = hash.get("lang").copied().and_then(as_text).map_or(settings.english, |lang| lang == "en");
     let total = total.round() as u64;
     let (hours, minutes, seconds) = (total / 3600, total % 3600 / 60, total % 60);
     let (h, m, s) = if english { ("h", "m", "s") } else { (" ч", " мин", " с") };
@@ -252,8 +254,9 @@ mod tests {
     }
 
     fn call(function: HelperFn, args: &[Value], hash: &[(&str, Value)]) -> Value {
-        let hash: BTreeMap<&str, Value> = hash.iter().cloned().collect();
-        function(args, &hash, &settings())
+        let args: Vec<&Value> = args.iter().collect();
+        let hash: BTreeMap<&str, &Value> = hash.iter().map(|(k, v)| (*k, v)).collect();
+        function(&args, &hash, &settings())
     }
 
     #[test]

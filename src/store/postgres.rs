@@ -109,14 +109,12 @@ impl Store for PostgresStore {
         let deliveries = rows.iter().map(rows::delivery).collect::<Result<Vec<_>, _>>()?;
         // The batch's events in one query rather than one each.
         let ids: Vec<String> = deliveries.iter().map(|d| d.event_id.to_string()).collect();
-        let events = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body, routes
-             FROM events WHERE id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
-        rows::pair_with_events(deliveries, events.iter().map(rows::stored_event))
+        let events =
+            sqlx::query("SELECT id, received_at, vendor, event, kind, fields, payload FROM events WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
+        rows::pair_with_events(deliveries, events.iter().map(rows::event))
     }
 
     async fn finish_attempt(&self, id: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError> {

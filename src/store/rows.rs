@@ -56,20 +56,26 @@ fn count(value: i64) -> u32 {
 /// raw_body, routes`
 pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
-        event: Event {
-            id: row.text("id")?.parse().map_err(|e| corrupt("event id", e))?,
-            received_at: from_millis(row.int("received_at")?),
-            vendor: row.text("vendor")?,
-            event: row.text("event")?,
-            kind: Kind::parse(&row.text("kind")?).map_err(|e| corrupt("kind", e))?,
-            fields: json(row, "fields")?,
-            payload: json(row, "payload")?,
-        },
+        event: event(row)?,
         routes: json(row, "routes")?,
         dedup_key: row.text("dedup_key")?,
         duplicates: count(row.int("duplicates")?),
         request: json(row, "request")?,
         raw_body: row.bytes("raw_body")?.into(),
+    })
+}
+
+/// `id, received_at, vendor, event, kind, fields, payload`: what a delivery needs, without the
+/// request record and raw body an operator's view reads too.
+pub(super) fn event(row: &impl Columns) -> Result<Event, StoreError> {
+    Ok(Event {
+        id: row.text("id")?.parse().map_err(|e| corrupt("event id", e))?,
+        received_at: from_millis(row.int("received_at")?),
+        vendor: row.text("vendor")?,
+        event: row.text("event")?,
+        kind: Kind::parse(&row.text("kind")?).map_err(|e| corrupt("kind", e))?,
+        fields: json(row, "fields")?,
+        payload: json(row, "payload")?,
     })
 }
 
@@ -117,24 +123,38 @@ pub(super) fn attempt(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
     })
 }
 
-/// Each claimed delivery with its event.
+/// Each claimed delivery with its event ([`event`] rows). An event is moved to the last of its
+/// deliveries and copied only for the others.
 ///
 /// # Errors
 /// An event row that does not decode, or a delivery whose event is missing.
 pub(super) fn pair_with_events(
     deliveries: Vec<Delivery>,
-    events: impl Iterator<Item = Result<StoredEvent, StoreError>>,
+    events: impl Iterator<Item = Result<Event, StoreError>>,
 ) -> Result<Vec<(Delivery, Event)>, StoreError> {
     let mut by_id = std::collections::HashMap::new();
-    for stored in events {
-        let event = stored?.event;
-        by_id.insert(event.id, event);
+    for event in events {
+        let event = event?;
+        by_id.insert(event.id, (0_usize, event));
+    }
+    for delivery in &deliveries {
+        if let Some((wanted, _)) = by_id.get_mut(&delivery.event_id) {
+            *wanted += 1;
+        }
     }
     deliveries
         .into_iter()
-        .map(|delivery| match by_id.get(&delivery.event_id) {
-            Some(event) => Ok((delivery, event.clone())),
-            None => Err(corrupt("delivery", format!("{} has no event", delivery.id))),
+        .map(|delivery| {
+            let Some((wanted, event)) = by_id.get_mut(&delivery.event_id) else {
+                return Err(corrupt("delivery", format!("{} has no event", delivery.id)));
+            };
+            *wanted -= 1;
+            let event = if *wanted == 0 {
+                by_id.remove(&delivery.event_id).map(|(_, event)| event).expect("looked up just now")
+            } else {
+                event.clone()
+            };
+            Ok((delivery, event))
         })
         .collect()
 }

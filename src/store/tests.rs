@@ -245,11 +245,14 @@ async fn rejections_are_kept_up_to_the_bound(store: &dyn Store) {
 async fn deliveries_are_claimed_once_and_moved_on(store: &dyn Store) {
     let now = Utc::now();
     let new = with_deliveries(new_event("envybox", "key:d", now), &["tg", "mail"]);
-    let event = new.event.id;
+    let (event, payload, fields) = (new.event.id, new.event.payload.clone(), new.event.fields.clone());
     store.append(new).await.unwrap();
     let claimed = store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(claimed.len(), 2);
-    assert_eq!(claimed[0].1.id, event);
+    // Each delivery gets the whole event, the one that takes the decoded row and the copy alike.
+    for (_, claimed_event) in &claimed {
+        assert_eq!((claimed_event.id, &claimed_event.payload, &claimed_event.fields), (event, &payload, &fields));
+    }
     assert!(
         store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap().is_empty(),
         "leased rows are not claimed twice"
