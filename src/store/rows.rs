@@ -7,7 +7,7 @@ use super::{AttemptRecord, Delivery, DeliveryState, Rejection, StoreError, Store
 use crate::event::{Event, Kind};
 
 /// The column reads the decoders need, for any database the store runs on.
-pub(super) trait Columns: Row {
+pub(super) trait Columns {
     fn text(&self, column: &str) -> Result<String, sqlx::Error>;
     fn maybe_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
     fn int(&self, column: &str) -> Result<i64, sqlx::Error>;

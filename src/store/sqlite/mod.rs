@@ -2,9 +2,10 @@
 //! `synchronous = FULL`, so an acknowledged event survives a crash or power loss; attempt
 //! records use `NORMAL` (see [`writer`]). Every write of ingest and delivery — appends,
 //! rejections, claims, attempt records, deferrals, replays — goes through one writer thread
-//! with group commit ([`writer`]), its log copied back by [`checkpoint`]; reads and the rare
-//! writes of operators and housekeeping (hand retries, pruning, recovery at start) use a sqlx
-//! pool, and SQLite's single writer lock serialises those with the writer thread.
+//! with group commit ([`writer`]), which also reads back what a claim leased; its log is copied
+//! back by [`checkpoint`]. The operator's reads and the rare writes of operators and
+//! housekeeping (hand retries, pruning, recovery at start) use a sqlx pool, and SQLite's single
+//! writer lock serialises those with the writer thread.
 
 mod checkpoint;
 mod dedup;
@@ -20,7 +21,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use ulid::Ulid;
 
-use super::rows::{self, to_json};
+use super::rows;
 use super::{
     Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, NewDelivery, NewEvent, Next,
     OutputHealth, QueueStats, Rejection, Store, StoreError, StoredEvent, millis,
@@ -109,29 +110,12 @@ impl Store for SqliteStore {
         lease: Duration,
     ) -> Result<Vec<(Delivery, Event)>, StoreError> {
         // The claim is a write, so the writer thread makes it (no second writer to wait for
-        // SQLite's lock); what was claimed is then read here.
+        // SQLite's lock), and reads the rows in the same transaction; they are decoded here.
         let until = now + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX);
         let claimed = self.writer.claim(millis(now), millis(until), limit).await?;
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
-             FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at",
-        )
-        .bind(to_json(&claimed)?)
-        .fetch_all(&self.pool)
-        .await?;
-        let deliveries = rows.iter().map(rows::delivery).collect::<Result<Vec<_>, _>>()?;
-        // The batch's events in one query rather than one each.
-        let ids: Vec<String> = deliveries.iter().map(|d| d.event_id.to_string()).collect();
-        let events = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload FROM events WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(to_json(&ids)?)
-        .fetch_all(&self.pool)
-        .await?;
-        rows::pair_with_events(deliveries, events.iter().map(rows::event))
+        let mut deliveries = claimed.deliveries.iter().map(rows::delivery).collect::<Result<Vec<_>, _>>()?;
+        deliveries.sort_by_key(|delivery| delivery.next_attempt_at);
+        rows::pair_with_events(deliveries, claimed.events.iter().map(rows::event))
     }
 
     async fn finish_attempt(&self, id: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError> {

@@ -22,7 +22,7 @@ use ulid::Ulid;
 
 use super::checkpoint;
 use super::dedup::DedupWindow;
-use super::statements::{self, EncodedEvent, Finished, Replayed};
+use super::statements::{self, Claimed, EncodedEvent, Finished, Replayed};
 use crate::event::EventId;
 use crate::store::rows::to_json;
 use crate::store::{Appended, AttemptRecord, NewDelivery, NewEvent, Next, Rejection, StoreError, millis};
@@ -43,7 +43,7 @@ enum Command {
     /// A replay: the event's new route list and the deliveries it makes.
     AddDeliveries(Box<Replayed>, Reply<()>),
     /// Takes a lease on due deliveries: (now, lease until, at most), all in ms.
-    Claim((i64, i64, u32), Reply<Vec<String>>),
+    Claim((i64, i64, u32), Reply<Claimed>),
     /// Answered once every command queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -112,8 +112,8 @@ impl Writer {
         self.call(|reply| Command::AddDeliveries(replayed, reply)).await
     }
 
-    /// Leases up to `limit` deliveries due at `now` until `until` (ms); their ids.
-    pub(super) async fn claim(&self, now: i64, until: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+    /// Leases up to `limit` deliveries due at `now` until `until` (ms); their rows and their events'.
+    pub(super) async fn claim(&self, now: i64, until: i64, limit: u32) -> Result<Claimed, StoreError> {
         self.call(|reply| Command::Claim((now, until, limit), reply)).await
     }
 
@@ -140,7 +140,7 @@ impl Writer {
 /// What a command produced, sent once the batch has committed.
 enum Done {
     Appended(Appended),
-    Claimed(Vec<String>),
+    Claimed(Claimed),
     Nothing,
 }
 
@@ -275,7 +275,7 @@ fn answer(batch: impl Iterator<Item = Command>, outcomes: Vec<Result<Done, Store
             }
             Command::Claim(_, reply) => {
                 let _ = reply.send(result.and_then(|done| match done {
-                    Done::Claimed(ids) => Ok(ids),
+                    Done::Claimed(claimed) => Ok(claimed),
                     _ => Err(StoreError::Corrupt("a claim produced no result".into())),
                 }));
             }
