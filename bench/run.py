@@ -11,7 +11,10 @@ an Envybox missed-call form), each body with a fresh id so nothing is a duplicat
                receiver) runs locally too, and the run waits until everything is delivered
 
 Reported: requests/s at saturation (wrk -c CONNECTIONS), p50/p99 latency there and at a fixed
-2,000 req/s, end-to-end delivered/s, idle and peak RSS, start-up time to /readyz.
+2,000 req/s, end-to-end delivered/s, idle and peak RSS, start-up time to /readyz. For
+ingest+http, whether delivery keeps up when webhooks come at a steady rate (E2E_RATES, open
+loop): each delivery's lag from the webhook's arrival to its answer from the receiver, and how
+long the queue takes to drain after the load stops.
 
 Saturation is wrk's (closed loop: the most a server answers). The fixed rate is `bench-peer
 load` (bench/peers/src/load.rs), an open-loop generator: request i is sent at i/2000 s whatever
@@ -44,6 +47,8 @@ PAYLOADS = {
                 "application/x-www-form-urlencoded"),
 }
 FIXED_RATE = 2000
+# Steady rates at which ingest+http is checked for keeping up (besides saturation).
+E2E_RATES = (2000, 5000)
 WARMUP = 3
 
 
@@ -136,13 +141,13 @@ def wrk(url, payload, duration, connections, id_base):
     }
 
 
-def fixed_rate(url, payload, duration, id_base):
-    """Latency at FIXED_RATE from the open-loop generator, after an uncounted warm-up."""
+def fixed_rate(url, payload, duration, id_base, rate=FIXED_RATE):
+    """Latency at `rate` from the open-loop generator, after an uncounted warm-up."""
     _, path, content_type = payload
 
     def load(seconds, base):
         out = subprocess.run([os.path.join(TARGET, "bench-peer"), "load", "--url", url, "--payload", path,
-                              "--content-type", content_type, "--rate", str(FIXED_RATE), "--duration", str(seconds),
+                              "--content-type", content_type, "--rate", str(rate), "--duration", str(seconds),
                               "--connections", "64", "--id-base", str(base)],
                              capture_output=True, text=True, check=True).stdout
         return json.loads(out)
@@ -195,6 +200,34 @@ def count(db, sql):
         return connection.execute(sql).fetchone()[0]
 
 
+def pending(db):
+    return count(db, "SELECT count(*) FROM deliveries WHERE state = 'pending'")
+
+
+def delivery_lag(db, since_ms):
+    """From each webhook's arrival to the receiver's answer to its first attempt, for the
+    deliveries created since `since_ms`."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as connection:
+        lags = sorted(row[0] for row in connection.execute(
+            "SELECT a.started_at + a.duration_ms - d.created_at FROM deliveries d "
+            "JOIN attempts a ON a.delivery_id = d.id AND a.number = 1 WHERE d.created_at >= ?", (since_ms,)))
+    if not lags:
+        return {"deliveries": 0}
+    pick = lambda q: lags[min(len(lags) - 1, int(len(lags) * q))]
+    return {"deliveries": len(lags), "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": lags[-1]}
+
+
+def keeps_up(url, payload, duration, id_base, db, rate):
+    """An open-loop load at `rate` with every event routed: latency, delivery lag, drain time."""
+    since_ms = int(time.time() * 1000)
+    fixed = fixed_rate(url, payload, duration, id_base, rate)
+    ended = time.monotonic()
+    drained = wait_until(lambda: pending(db) == 0, 300, step=0.05)
+    fixed["e2e"] = {"seconds_to_drain_after_load": round(time.monotonic() - ended, 2), "drained": drained,
+                    "lag": delivery_lag(db, since_ms)}
+    return fixed
+
+
 def run_server(name, args, duration, connections):
     """One server through every payload: saturation, then the fixed rate."""
     results = {}
@@ -239,15 +272,22 @@ def run_server(name, args, duration, connections):
                     }
                 id_base += 10_000_000_000
                 # The queue is drained: the fixed-rate run starts from rest.
-                fixed = fixed_rate(url, payload, duration, id_base)
-                if receiver:
-                    wait_until(lambda: count(db, "SELECT count(*) FROM deliveries WHERE state = 'pending'") == 0,
-                               300, step=0.2)
+                fixed = keeps_up(url, payload, duration, id_base, db, FIXED_RATE) if receiver else \
+                    fixed_rate(url, payload, duration, id_base)
                 results[key] = {"saturated": saturated, f"at_{FIXED_RATE}": fixed}
                 print(f"  {name:<12} {key:<8} {saturated['rps']:>9.0f} req/s  p50 {saturated['p50_ms']:.2f} ms  "
                       f"p99 {saturated['p99_ms']:.2f} ms | at {fixed['rps']:.0f} req/s: p50 {fixed['p50_ms']:.2f} ms "
                       f"p99 {fixed['p99_ms']:.2f} ms" + (f" | e2e {saturated['e2e']['delivered_per_s']} delivered/s"
                                                           if receiver else ""), flush=True)
+                for rate in E2E_RATES if receiver else ():
+                    id_base += 10_000_000_000
+                    steady = fixed if rate == FIXED_RATE else keeps_up(url, payload, duration, id_base, db, rate)
+                    results[key][f"e2e_at_{rate}"] = steady
+                    lag = steady["e2e"]["lag"]
+                    print(f"  {name:<12} {key:<8} steady {steady['rps']:.0f} req/s: delivery lag p50 "
+                          f"{lag.get('p50_ms')} ms p99 {lag.get('p99_ms')} ms max {lag.get('max_ms')} ms over "
+                          f"{lag['deliveries']} deliveries; drained {steady['e2e']['seconds_to_drain_after_load']} s "
+                          f"after the load", flush=True)
             results["peak_rss_mib"] = round(rss_kib(server.proc.pid, "VmHWM") / 1024, 1)
             if name != "baseline":
                 db = os.path.join(directory, "data/switchboard.db")
