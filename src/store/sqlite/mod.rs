@@ -9,6 +9,7 @@
 
 mod checkpoint;
 mod dedup;
+mod owned_row;
 mod statements;
 mod writer;
 
