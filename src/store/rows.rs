@@ -1,5 +1,8 @@
 //! Turning database rows into store types, written once for SQLite and PostgreSQL.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use sqlx::Row;
 use ulid::Ulid;
 
@@ -132,7 +135,7 @@ pub(super) fn pair_with_events(
     deliveries: Vec<Delivery>,
     events: impl Iterator<Item = Result<Event, StoreError>>,
 ) -> Result<Vec<(Delivery, Event)>, StoreError> {
-    let mut by_id = std::collections::HashMap::new();
+    let mut by_id = HashMap::new();
     for event in events {
         let event = event?;
         by_id.insert(event.id, (0_usize, event));
@@ -144,17 +147,13 @@ pub(super) fn pair_with_events(
     }
     deliveries
         .into_iter()
-        .map(|delivery| {
-            let Some((wanted, event)) = by_id.get_mut(&delivery.event_id) else {
-                return Err(corrupt("delivery", format!("{} has no event", delivery.id)));
-            };
-            *wanted -= 1;
-            let event = if *wanted == 0 {
-                by_id.remove(&delivery.event_id).map(|(_, event)| event).expect("looked up just now")
-            } else {
-                event.clone()
-            };
-            Ok((delivery, event))
+        .map(|delivery| match by_id.entry(delivery.event_id) {
+            Entry::Occupied(mut entry) => {
+                entry.get_mut().0 -= 1;
+                let event = if entry.get().0 == 0 { entry.remove().1 } else { entry.get().1.clone() };
+                Ok((delivery, event))
+            }
+            Entry::Vacant(_) => Err(corrupt("delivery", format!("{} has no event", delivery.id))),
         })
         .collect()
 }
