@@ -168,6 +168,7 @@ async fn accept(
             dedup_window: config.storage.dedup_window,
             request: record,
             raw_body: raw_body.clone(),
+            payload_is_body: normalized.payload_is_body,
             routes: routes.clone(),
             deliveries,
         })

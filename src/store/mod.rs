@@ -73,6 +73,9 @@ pub struct NewEvent {
     pub dedup_window: Duration,
     pub request: RequestRecord,
     pub raw_body: Bytes,
+    /// The raw body is the payload's JSON text (`vendor::Normalized::payload_is_body`): the
+    /// payload is kept once, as the body, and read back by parsing it.
+    pub payload_is_body: bool,
     /// Names of the routes that took the event; empty means unrouted.
     pub routes: Vec<String>,
     /// Created with the event, in the same transaction; not created for a duplicate.

@@ -109,11 +109,14 @@ impl Store for PostgresStore {
         let deliveries = rows.iter().map(rows::delivery).collect::<Result<Vec<_>, _>>()?;
         // The batch's events in one query rather than one each.
         let ids: Vec<String> = deliveries.iter().map(|d| d.event_id.to_string()).collect();
-        let events =
-            sqlx::query("SELECT id, received_at, vendor, event, kind, fields, payload FROM events WHERE id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&self.pool)
-                .await?;
+        let events = sqlx::query(
+            "SELECT id, received_at, vendor, event, kind, fields, payload,
+                     CASE WHEN payload IS NULL THEN raw_body END AS raw_body
+                 FROM events WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
         rows::pair_with_events(deliveries, events.iter().map(rows::event))
     }
 
@@ -338,7 +341,7 @@ async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Resul
     .bind(&event.event)
     .bind(event.kind.as_str())
     .bind(to_json(&event.fields)?)
-    .bind(to_json(&event.payload)?)
+    .bind(if new.payload_is_body { None } else { Some(to_json(&event.payload)?) })
     .bind(&new.dedup_key)
     .bind(to_json(&new.request)?)
     .bind(new.raw_body.as_ref())

@@ -68,8 +68,8 @@ pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError
     })
 }
 
-/// `id, received_at, vendor, event, kind, fields, payload`: what a delivery needs, without the
-/// request record and raw body an operator's view reads too.
+/// `id, received_at, vendor, event, kind, fields, payload` and, where `payload` is NULL,
+/// `raw_body`: what a delivery needs, without the request record an operator's view reads too.
 pub(super) fn event(row: &impl Columns) -> Result<Event, StoreError> {
     Ok(Event {
         id: row.text("id")?.parse().map_err(|e| corrupt("event id", e))?,
@@ -78,8 +78,18 @@ pub(super) fn event(row: &impl Columns) -> Result<Event, StoreError> {
         event: row.text("event")?,
         kind: Kind::parse(&row.text("kind")?).map_err(|e| corrupt("kind", e))?,
         fields: json(row, "fields")?,
-        payload: json(row, "payload")?,
+        payload: payload(row)?,
     })
+}
+
+/// The `payload` column, or where it is NULL (the body is the payload's JSON text, kept once) the
+/// `raw_body` column parsed. A read that selects `payload` selects `raw_body` at least when
+/// `payload` is NULL.
+fn payload(row: &impl Columns) -> Result<serde_json::Value, StoreError> {
+    match row.maybe_text("payload")? {
+        Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("payload", e)),
+        None => serde_json::from_slice(&row.bytes("raw_body")?).map_err(|e| corrupt("payload (the raw body)", e)),
+    }
 }
 
 /// `id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at,

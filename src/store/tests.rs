@@ -31,6 +31,7 @@ pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> New
         dedup_window: Duration::from_secs(600),
         request: RequestRecord { method: "POST".into(), path: "/hooks/envybox".into(), ..Default::default() },
         raw_body: Bytes::from_static(b"webhooktype=2"),
+        payload_is_body: false,
         routes: vec!["missed calls".into()],
         deliveries: Vec::new(),
     }
@@ -64,6 +65,29 @@ async fn appended_events_read_back_whole(store: &dyn Store) {
     assert_eq!(stored.raw_body, new.raw_body);
     assert_eq!(stored.routes, ["missed calls"]);
     assert_eq!(stored.duplicates, 0);
+}
+
+/// An event as a JSON webhook makes it: the payload is the body parsed, so it is kept once.
+pub(super) fn json_event(dedup_key: &str) -> NewEvent {
+    let mut new = with_deliveries(new_event("jivo", dedup_key, Utc::now()), &["tg"]);
+    // As a vendor sends it: spaced out, keys in its own order.
+    new.raw_body =
+        Bytes::from_static(b"{ \"event_name\": \"chat_finished\",\n  \"chat_id\": 7, \"place\": \"\xd0\x9a\" }");
+    new.event.payload = json!({"event_name": "chat_finished", "chat_id": 7, "place": "К"});
+    new.payload_is_body = true;
+    new
+}
+
+/// Every read gives such a payload back: one event, the operator's list, a claim.
+async fn a_payload_kept_as_its_body_reads_back(store: &dyn Store) {
+    let new = json_event("key:json");
+    let (id, payload) = (new.event.id, new.event.payload.clone());
+    store.append(new).await.unwrap();
+    assert_eq!(store.event(id).await.unwrap().unwrap().event.payload, payload);
+    let listed = store.events(&EventQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(listed.iter().map(|e| &e.event.payload).collect::<Vec<_>>(), [&payload]);
+    let claimed = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.iter().map(|(_, event)| &event.payload).collect::<Vec<_>>(), [&payload]);
 }
 
 async fn repeats_within_the_window_are_counted_not_stored(store: &dyn Store) {
@@ -446,6 +470,7 @@ macro_rules! contract {
 
 contract! {
     appended_events_read_back_whole: borrowed,
+    a_payload_kept_as_its_body_reads_back: borrowed,
     repeats_within_the_window_are_counted_not_stored: borrowed,
     a_widened_window_reaches_further_back: borrowed,
     a_repeat_of_a_pruned_event_is_stored: borrowed,

@@ -45,11 +45,27 @@ impl DecodeError {
 /// Nesting deeper than this in a form key (`a[b][c]…`) is kept as a literal key.
 const MAX_FORM_DEPTH: usize = 16;
 
+/// A decoded body, and whether it was JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub payload: Value,
+    /// The body is the payload's JSON text: parsing the body again gives the payload back.
+    pub is_json: bool,
+}
+
 /// Decodes a body of the given format. `content_type` is the request's header, if any.
 ///
 /// # Errors
 /// An empty body, JSON that does not parse, or a form that is not UTF-8 or has no `key=value`.
 pub fn decode(format: BodyFormat, content_type: Option<&str>, body: &[u8]) -> Result<Value, DecodeError> {
+    decode_body(format, content_type, body).map(|decoded| decoded.payload)
+}
+
+/// [`decode`], saying which way the body was read.
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_body(format: BodyFormat, content_type: Option<&str>, body: &[u8]) -> Result<Decoded, DecodeError> {
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
         return Err(DecodeError::Empty);
@@ -59,18 +75,19 @@ pub fn decode(format: BodyFormat, content_type: Option<&str>, body: &[u8]) -> Re
         ct.starts_with("application/json") || ct.contains("+json") || ct.starts_with("text/json")
     });
     let looks_json = matches!(trimmed[0], b'{' | b'[');
+    let form = |payload| Decoded { payload, is_json: false };
     if let Some(boundary) = content_type.and_then(multipart_boundary) {
         if format != BodyFormat::Json {
-            return parse_multipart(body, &boundary);
+            return parse_multipart(body, &boundary).map(form);
         }
     }
-    match format {
-        BodyFormat::Json => parse_json(body),
-        BodyFormat::Auto if claims_json => parse_json(body),
+    let json = match format {
+        BodyFormat::Json => true,
+        BodyFormat::Auto if claims_json => true,
         // A sender that labels JSON as a form (or as nothing) still sent JSON.
-        BodyFormat::Form | BodyFormat::Auto if looks_json => parse_json(body),
-        BodyFormat::Form | BodyFormat::Auto => parse_form(body),
-    }
+        BodyFormat::Form | BodyFormat::Auto => looks_json,
+    };
+    if json { parse_json(body).map(|payload| Decoded { payload, is_json: true }) } else { parse_form(body).map(form) }
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {

@@ -225,6 +225,9 @@ impl Store for SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 /// The operator's views ([`super::views`]) over this pool.
 mod views {
     crate::store::views::operator_views!(sqlx::sqlite::SqlitePool, ids_from_json = "SELECT value FROM json_each($1)");

@@ -20,7 +20,8 @@ pub(super) struct EncodedEvent {
     event: String,
     kind: String,
     fields: String,
-    payload: String,
+    /// None when the raw body is the payload's JSON text: kept once, as the body.
+    payload: Option<String>,
     pub(super) dedup_key: String,
     /// Arrivals before this are outside the dedup window.
     pub(super) dedup_since: i64,
@@ -39,7 +40,7 @@ impl EncodedEvent {
             received_at,
             kind: new.event.kind.as_str().to_owned(),
             fields: to_json(&new.event.fields)?,
-            payload: to_json(&new.event.payload)?,
+            payload: if new.payload_is_body { None } else { Some(to_json(&new.event.payload)?) },
             request: to_json(&new.request)?,
             routes: to_json(&new.routes)?,
             vendor: new.event.vendor,
@@ -211,8 +212,11 @@ pub(super) fn claim(tx: &Transaction<'_>, now: i64, until: i64, limit: u32) -> R
     let mut event_ids: Vec<&str> = deliveries.iter().filter_map(|row| row.str("event_id")).collect();
     event_ids.sort_unstable();
     event_ids.dedup();
-    let mut read =
-        tx.prepare_cached("SELECT id, received_at, vendor, event, kind, fields, payload FROM events WHERE id = ?1")?;
+    let mut read = tx.prepare_cached(
+        "SELECT id, received_at, vendor, event, kind, fields, payload,
+                 CASE WHEN payload IS NULL THEN raw_body END AS raw_body
+             FROM events WHERE id = ?1",
+    )?;
     let mut events = Vec::with_capacity(event_ids.len());
     for id in event_ids {
         events.extend(OwnedRow::all(&mut read, [id])?);

@@ -1,0 +1,66 @@
+//! What only the SQLite file shows: how a row is kept, and what a migration does to old files.
+
+use chrono::Utc;
+use sqlx::Row;
+
+use super::{MIGRATOR, SqliteStore};
+use crate::store::Store;
+use crate::store::tests::{json_event, new_event};
+
+async fn payload_column(path: &std::path::Path, id: &str) -> Option<String> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let row = sqlx::query("SELECT payload FROM events WHERE id = ?").bind(id).fetch_one(&pool).await.unwrap();
+    row.get("payload")
+}
+
+/// A JSON body is written once: the payload column stays empty and the body stands for it. A
+/// form's payload is not its body, so it is kept.
+#[tokio::test]
+async fn a_json_payload_is_not_written_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let store = SqliteStore::open(&path, 10).await.unwrap();
+    let (json, form) = (json_event("key:json"), new_event("envybox", "key:form", Utc::now()));
+    let (json_id, form_id) = (json.event.id.to_string(), form.event.id.to_string());
+    store.append(json).await.unwrap();
+    store.append(form).await.unwrap();
+    store.close().await;
+    assert_eq!(payload_column(&path, &json_id).await, None);
+    assert!(payload_column(&path, &form_id).await.is_some_and(|text| text.contains("webhooktype")));
+}
+
+/// A file from before migration 4 (`payload` NOT NULL) is rebuilt: its events, their
+/// deliveries and the cascade between them survive, and JSON payloads are then kept once.
+#[tokio::test]
+async fn an_older_file_is_migrated_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let old = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(old).await.unwrap();
+    MIGRATOR.run_to(3, &pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes)
+         VALUES ('01HZZZ0000000000000000000A', 1, 'envybox', 'call_info', 'call.missed', '{}', '{\"a\":1}', 'k',
+                 '{\"method\":\"POST\",\"path\":\"/\",\"query\":\"\",\"headers\":[],\"remote_addr\":null}', x'613d31', '[\"r\"]');
+         INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, created_at, updated_at)
+         VALUES ('01HZZZ0000000000000000000B', '01HZZZ0000000000000000000A', 'r', 'tg', 't', 'delivered', 1, 1, 1);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = SqliteStore::open(&path, 10).await.unwrap();
+    let id = "01HZZZ0000000000000000000A".parse().unwrap();
+    let stored = store.event(id).await.unwrap().expect("the old event is still there");
+    assert_eq!(stored.event.payload, serde_json::json!({"a": 1}));
+    assert_eq!(stored.routes, ["r"]);
+    assert_eq!(store.deliveries(id).await.unwrap().len(), 1, "its delivery still points at it");
+    let mut json = json_event("key:after");
+    json.deliveries.clear();
+    let json_id = json.event.id.to_string();
+    store.append(json).await.unwrap();
+    assert_eq!(payload_column(&path, &json_id).await, None, "the rebuilt column takes NULL");
+    assert_eq!(store.prune(Utc::now()).await.unwrap(), 2, "old and new events are pruned alike");
+    assert!(store.deliveries(id).await.unwrap().is_empty(), "deleting an event still deletes its deliveries");
+}
