@@ -249,7 +249,7 @@ pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, eve
         }
     };
     match next {
-        Next::Delivered => tracing::info!(message = "Delivered.", detail = %detail),
+        Next::Delivered => tracing::debug!(message = "Delivered.", detail = %detail),
         Next::RetryAt(at) => tracing::warn!(
             message = "Attempt failed; will retry.", reason = reason.as_deref().unwrap_or_default(), detail = %detail,
             retry_in_secs = (at - Utc::now()).num_seconds()

@@ -185,7 +185,7 @@ async fn accept(
     let vendor_label = vendor.name().to_owned();
     match appended {
         Appended::Stored(id) => {
-            tracing::info!(message = "Event stored.", event_id = %id, event = %event_name, kind = %kind);
+            tracing::debug!(message = "Event stored.", event_id = %id, event = %event_name, kind = %kind);
             metrics::counter!(m::WEBHOOKS_RECEIVED, "vendor" => vendor_label.clone(), "outcome" => "stored")
                 .increment(1);
             metrics::counter!(m::EVENTS_STORED, "vendor" => vendor_label, "kind" => kind.to_string()).increment(1);
@@ -198,7 +198,7 @@ async fn accept(
             }
         }
         Appended::Duplicate(id) => {
-            tracing::info!(message = "Duplicate of a stored event; not stored again.", event_id = %id);
+            tracing::debug!(message = "Duplicate of a stored event; not stored again.", event_id = %id);
             metrics::counter!(m::WEBHOOKS_RECEIVED, "vendor" => vendor_label, "outcome" => "duplicate").increment(1);
         }
     }
