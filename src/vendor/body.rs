@@ -178,7 +178,7 @@ pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
     let mut root = Map::new();
     for (key, value) in pairs {
         if !key.is_empty() {
-            insert_form_value(&mut root, &key, form_value(value));
+            insert_form_value(&mut root, key, form_value(value));
         }
     }
     Value::Object(root)
@@ -207,11 +207,13 @@ fn split_pairs(body: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 fn decode_component(raw: &[u8]) -> Result<String, DecodeError> {
+    let invalid = |_| DecodeError::InvalidForm("a value is not valid UTF-8".to_owned());
+    // Most keys and many values need no decoding: one copy, no intermediate buffers.
+    if !raw.iter().any(|b| matches!(b, b'+' | b'%')) {
+        return std::str::from_utf8(raw).map(str::to_owned).map_err(invalid);
+    }
     let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
-    percent_encoding::percent_decode(&plus_as_space)
-        .decode_utf8()
-        .map(|text| text.into_owned())
-        .map_err(|_| DecodeError::InvalidForm("a value is not valid UTF-8".to_owned()))
+    percent_encoding::percent_decode(&plus_as_space).decode_utf8().map(|text| text.into_owned()).map_err(invalid)
 }
 
 /// A form value that holds a JSON array or object becomes that structure.
@@ -244,25 +246,35 @@ fn key_segments(key: &str) -> Vec<&str> {
     if rest.is_empty() { segments } else { vec![key] }
 }
 
-fn insert_form_value(root: &mut Map<String, Value>, key: &str, value: Value) {
-    let segments = key_segments(key);
+fn insert_form_value(root: &mut Map<String, Value>, key: String, value: Value) {
+    if !key.contains('[') {
+        insert_flat(root, key, value);
+        return;
+    }
+    let segments = key_segments(&key);
     let (first, rest) = segments.split_first().expect("key_segments returns at least the key itself");
     if rest.is_empty() {
-        // `a=1&a=2`: keep both rather than silently keeping one.
-        match root.get_mut(*first) {
-            Some(Value::Array(items)) => items.push(value),
-            Some(existing) => {
-                let previous = existing.take();
-                *existing = Value::Array(vec![previous, value]);
-            }
-            None => {
-                root.insert((*first).to_owned(), value);
-            }
-        }
+        insert_flat(root, (*first).to_owned(), value);
         return;
     }
     let slot = root.entry((*first).to_owned()).or_insert(Value::Null);
     insert_nested(slot, rest, value);
+}
+
+/// `a=1&a=2`: keeps both rather than silently keeping one.
+fn insert_flat(root: &mut Map<String, Value>, key: String, value: Value) {
+    match root.entry(key) {
+        serde_json::map::Entry::Vacant(slot) => {
+            slot.insert(value);
+        }
+        serde_json::map::Entry::Occupied(mut slot) => match slot.get_mut() {
+            Value::Array(items) => items.push(value),
+            existing => {
+                let previous = existing.take();
+                *existing = Value::Array(vec![previous, value]);
+            }
+        },
+    }
 }
 
 fn insert_nested(slot: &mut Value, segments: &[&str], value: Value) {
