@@ -197,17 +197,18 @@ pub(super) struct Claimed {
     pub(super) events: Vec<OwnedRow>,
 }
 
+/// Leases up to `?3` deliveries due at `?2` until `?1`.
+pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_until = ?1, updated_at = ?2
+     WHERE id IN (
+         SELECT id FROM deliveries
+         WHERE state = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
+         ORDER BY next_attempt_at LIMIT ?3)
+     RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error";
+
 /// Leases up to `limit` deliveries due at `now` until `until`. One statement, and no other
 /// command runs in between, so two claimers can never take the same row.
 pub(super) fn claim(tx: &Transaction<'_>, now: i64, until: i64, limit: u32) -> Result<Claimed, StoreError> {
-    let mut claim = tx.prepare_cached(
-        "UPDATE deliveries SET lease_until = ?1, updated_at = ?2
-         WHERE id IN (
-             SELECT id FROM deliveries
-             WHERE state = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
-             ORDER BY next_attempt_at LIMIT ?3)
-         RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error",
-    )?;
+    let mut claim = tx.prepare_cached(CLAIM)?;
     let deliveries = OwnedRow::all(&mut claim, params![until, now, limit])?;
     let mut event_ids: Vec<&str> = deliveries.iter().filter_map(|row| row.str("event_id")).collect();
     event_ids.sort_unstable();

@@ -11,9 +11,14 @@ fuzz_target!(|data: &[u8]| {
         None => (None, data),
     };
     for format in [BodyFormat::Auto, BodyFormat::Json, BodyFormat::Form] {
-        if let Ok(value) = body::decode(format, content_type, raw) {
+        if let Ok(decoded) = body::decode_body(format, content_type, raw) {
             // A decoded payload serialises back (the store keeps it as JSON).
-            serde_json::to_string(&value).expect("a decoded payload serialises");
+            serde_json::to_string(&decoded.payload).expect("a decoded payload serialises");
+            if decoded.is_json {
+                // The store then keeps only the body and parses it again on every read.
+                let reparsed: serde_json::Value = serde_json::from_slice(raw).expect("the body parses again");
+                assert_eq!(reparsed, decoded.payload, "the body stands for its payload");
+            }
         }
     }
     let _ = body::from_pairs(body::query_pairs(&String::from_utf8_lossy(raw)));
