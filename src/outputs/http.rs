@@ -80,11 +80,18 @@ const TEXT_PLAN: &[Need] =
 pub struct HttpOutput {
     client: reqwest::Client,
     method: Method,
-    url: JsonTemplate,
+    url: Target,
     headers: JsonTemplate,
     format: BodyFormat,
     success: Vec<StatusCode>,
     signing_key: Option<SigningKey>,
+}
+
+/// Where requests go: one address, parsed once at load, or a template rendered per event.
+#[derive(Debug)]
+enum Target {
+    Fixed(reqwest::Url),
+    Templated(JsonTemplate),
 }
 
 /// An HMAC key: raw bytes (a decoded `whsec_` secret is binary), never printed.
@@ -111,8 +118,16 @@ impl HttpOutput {
                 config.url
             ));
         }
-        let url = JsonTemplate::compile(&Value::String(config.url.clone()), Escape::Form, cx.helpers)
-            .map_err(|e| format!("url: {e}"))?;
+        let url = if config.url.contains("{{") {
+            Target::Templated(
+                JsonTemplate::compile(&Value::String(config.url.clone()), Escape::Form, cx.helpers)
+                    .map_err(|e| format!("url: {e}"))?,
+            )
+        } else {
+            // Parsed here rather than for every request, and refused now rather than at the
+            // first delivery. Not quoted back: a query string may hold a token.
+            Target::Fixed(reqwest::Url::parse(&config.url).map_err(|e| format!("url is not a valid URL: {e}"))?)
+        };
         for name in config.headers.keys() {
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`{name}` is not a valid header name"))?;
         }
@@ -185,8 +200,16 @@ impl Output for HttpOutput {
 
     async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError> {
         let context = message.context();
-        let url = self.url.render(context).map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
-        let url = url.as_str().unwrap_or_default().to_owned();
+        let url = match &self.url {
+            Target::Fixed(url) => url.clone(),
+            Target::Templated(template) => {
+                let url =
+                    template.render(context).map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
+                reqwest::Url::parse(url.as_str().unwrap_or_default()).map_err(|e| {
+                    DeliveryError::permanent(Reason::Template, format!("the url renders to an invalid URL: {e}"))
+                })?
+            }
+        };
         let body = message.get(Part::Body).or_else(|| message.get(Part::Text)).unwrap_or_default().to_owned();
         let mut headers = HeaderMap::new();
         headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(self.format.content_type()));
@@ -211,7 +234,7 @@ impl Output for HttpOutput {
         }
         let response = self
             .client
-            .request(self.method.clone(), &url)
+            .request(self.method.clone(), url)
             .headers(headers)
             .body(body)
             .send()

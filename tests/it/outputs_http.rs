@@ -69,6 +69,7 @@ async fn a_refused_connection_is_retried_as_a_network_error() {
 fn bad_settings_are_refused_at_load() {
     let cases = [
         ("url = \"ftp://x\"", "url must start with http:// or https://"),
+        ("url = \"http://exa mple.com/?token=s3cret\"", "url is not a valid URL: invalid international domain name"),
         ("url = \"http://x\"\nmethod = \"P OST\"", "method `P OST` is not an HTTP method"),
         ("url = \"http://x\"\nheaders = { \"Bad Header\" = \"1\" }", "`Bad Header` is not a valid header name"),
         (
@@ -81,6 +82,7 @@ fn bad_settings_are_refused_at_load() {
     for (table, expected) in cases {
         let error = build("http", table).unwrap_err();
         assert!(error.contains(expected), "{table}: {error}");
+        assert!(!error.contains("s3cret"), "a refused url is not quoted back: {error}");
     }
 }
 
