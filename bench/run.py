@@ -259,8 +259,7 @@ def run_server(name, args, duration, connections):
                 saturated = wrk(url, payload, duration, connections, id_base)
                 if receiver:
                     accepted = count(db, "SELECT count(*) FROM deliveries") - before
-                    drained = wait_until(lambda: count(db, "SELECT count(*) FROM deliveries WHERE state = 'pending'") == 0,
-                                         300, step=0.2)
+                    drained = wait_until(lambda: pending(db) == 0, 300, step=0.2)
                     elapsed = time.monotonic() - started
                     delivered = count(db, "SELECT count(*) FROM deliveries WHERE state = 'delivered'") - before
                     received = json.loads(get(f"http://127.0.0.1:{receiver_port}/stats")[1])

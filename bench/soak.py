@@ -25,7 +25,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, TARGET, Server, arguments, base_config, build, count, free_port, get, rss_kib, wait_until  # noqa: E402
+from run import (  # noqa: E402
+    ROOT, TARGET, Server, arguments, base_config, build, free_port, get, pending, rss_kib, wait_until,
+)
 
 JIVO = open(os.path.join(ROOT, "bench/payloads/jivo_offline_message.json")).read().strip()
 ENVYBOX = open(os.path.join(ROOT, "bench/payloads/envybox_missed_call.form")).read().strip()
@@ -162,7 +164,7 @@ def main():
             print(f"  restarted ({how}), down {restarts[-1]['down_ms']} ms", flush=True)
     load.finish()
     db = os.path.join(directory, "data/switchboard.db")
-    drained = wait_until(lambda: count(db, "SELECT count(*) FROM deliveries WHERE state = 'pending'") == 0, 180, 1)
+    drained = wait_until(lambda: pending(db) == 0, 180, 1)
     memory.append((round(time.monotonic() - began), round(rss_kib(daemon.proc.pid) / 1024, 1)))
 
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
