@@ -12,7 +12,7 @@ an Envybox missed-call form), each body with a fresh id so nothing is a duplicat
 
 Reported: requests/s at saturation (wrk -c CONNECTIONS), p50/p99 latency there and at a fixed
 2,000 req/s, end-to-end delivered/s, idle and peak RSS, start-up time to /readyz. For
-ingest+http, whether delivery keeps up when webhooks come at a steady rate (E2E_RATES, open
+ingest+http, whether delivery keeps up when webhooks come at a steady rate (--e2e-rates, open
 loop): each delivery's lag from the webhook's arrival to its answer from the receiver, and how
 long the queue takes to drain after the load stops.
 
@@ -22,7 +22,7 @@ the server did before, and waiting for a free connection counts in its latency. 
 has no such mode; its per-connection delay paces a slow server down and flatters its latency.
 Each fixed-rate run starts with WARMUP seconds at the same rate that are not counted.
 
-Usage: python3 bench/run.py [--duration 10] [--connections 32] [--json out.json]
+Usage: python3 bench/run.py [--duration 10] [--connections 32] [--e2e-rates 2000,5000] [--json out.json]
 Needs wrk (installed with apt-get when missing and running as root) and builds release binaries.
 """
 
@@ -228,7 +228,7 @@ def keeps_up(url, payload, duration, id_base, db, rate):
     return fixed
 
 
-def run_server(name, args, duration, connections):
+def run_server(name, args, duration, connections, e2e_rates=E2E_RATES):
     """One server through every payload: saturation, then the fixed rate."""
     results = {}
     with tempfile.TemporaryDirectory() as directory:
@@ -278,7 +278,7 @@ def run_server(name, args, duration, connections):
                       f"p99 {saturated['p99_ms']:.2f} ms | at {fixed['rps']:.0f} req/s: p50 {fixed['p50_ms']:.2f} ms "
                       f"p99 {fixed['p99_ms']:.2f} ms" + (f" | e2e {saturated['e2e']['delivered_per_s']} delivered/s"
                                                           if receiver else ""), flush=True)
-                for rate in E2E_RATES if receiver else ():
+                for rate in e2e_rates if receiver else ():
                     id_base += 10_000_000_000
                     steady = fixed if rate == FIXED_RATE else keeps_up(url, payload, duration, id_base, db, rate)
                     results[key][f"e2e_at_{rate}"] = steady
@@ -311,8 +311,13 @@ def main():
     def options(parser):
         parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
         parser.add_argument("--connections", type=int, default=32, help="connections at saturation")
+        parser.add_argument("--e2e-rates", default=",".join(map(str, E2E_RATES)),
+                            help="steady rates (req/s, comma-separated) at which delivery is checked for keeping up")
 
     args = arguments(__doc__, options)
+    e2e_rates = [int(rate) for rate in args.e2e_rates.split(",") if rate.strip()]
+    if FIXED_RATE not in e2e_rates:
+        sys.exit(f"--e2e-rates must include {FIXED_RATE}: that run is also the fixed-rate latency row")
     ensure_wrk()
     if not args.no_build:
         build()
@@ -325,7 +330,7 @@ def main():
     print(f"machine: {machine}", flush=True)
     results = {"machine": machine, "duration_s": args.duration, "connections": args.connections}
     for name in ["baseline", "ingest", "ingest+http"]:
-        results[name] = run_server(name, [], args.duration, args.connections)
+        results[name] = run_server(name, [], args.duration, args.connections, e2e_rates)
     for key in PAYLOADS:
         ratio = results["ingest"][key]["saturated"]["rps"] / results["baseline"][key]["saturated"]["rps"]
         results[f"ingest_vs_baseline_{key}"] = round(ratio, 3)
