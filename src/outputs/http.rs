@@ -118,15 +118,16 @@ impl HttpOutput {
                 config.url
             ));
         }
-        let url = if config.url.contains("{{") {
-            Target::Templated(
-                JsonTemplate::compile(&Value::String(config.url.clone()), Escape::Form, cx.helpers)
-                    .map_err(|e| format!("url: {e}"))?,
-            )
-        } else {
+        let template = JsonTemplate::compile(&Value::String(config.url.clone()), Escape::Form, cx.helpers)
+            .map_err(|e| format!("url: {e}"))?;
+        let url = match template.literal() {
             // Parsed here rather than for every request, and refused now rather than at the
             // first delivery. Not quoted back: a query string may hold a token.
-            Target::Fixed(reqwest::Url::parse(&config.url).map_err(|e| format!("url is not a valid URL: {e}"))?)
+            Some(fixed) => Target::Fixed(
+                reqwest::Url::parse(fixed.as_str().unwrap_or_default())
+                    .map_err(|e| format!("url is not a valid URL: {e}"))?,
+            ),
+            None => Target::Templated(template),
         };
         for name in config.headers.keys() {
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`{name}` is not a valid header name"))?;

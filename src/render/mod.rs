@@ -99,6 +99,15 @@ impl JsonTemplate {
     pub fn render(&self, context: &RenderContext) -> Result<Value, RenderError> {
         render_node(&self.root, &self.registry, context)
     }
+
+    /// What every render gives when the shape is a single leaf with no `{{ }}` in it: a caller
+    /// can then check or prepare it once instead of per event.
+    pub fn literal(&self) -> Option<&Value> {
+        match &self.root {
+            Node::Literal(value) => Some(value),
+            _ => None,
+        }
+    }
 }
 
 fn compile_node(value: &Value, pointer: &str, registry: &mut Handlebars<'static>) -> Result<Node, RenderError> {
@@ -155,6 +164,14 @@ mod tests {
 
     fn settings() -> HelperSettings {
         HelperSettings { timezone: chrono_tz::UTC, english: false }
+    }
+
+    #[test]
+    fn only_a_leaf_without_placeholders_is_literal() {
+        let compile = |shape: Value| JsonTemplate::compile(&shape, Escape::Form, settings()).unwrap();
+        assert_eq!(compile(json!("https://crm.example.com/in")).literal(), Some(&json!("https://crm.example.com/in")));
+        assert_eq!(compile(json!("https://crm.example.com/{{vendor}}")).literal(), None);
+        assert_eq!(compile(json!({"to": "x"})).literal(), None, "an object is rebuilt per render");
     }
 
     #[test]
