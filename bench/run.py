@@ -228,7 +228,7 @@ def keeps_up(url, payload, duration, id_base, db, rate):
     return fixed
 
 
-def run_server(name, args, duration, connections, e2e_rates=E2E_RATES):
+def run_server(name, duration, connections, e2e_rates=E2E_RATES):
     """One server through every payload: saturation, then the fixed rate."""
     results = {}
     with tempfile.TemporaryDirectory() as directory:
@@ -328,7 +328,7 @@ def main():
     print(f"machine: {machine}", flush=True)
     results = {"machine": machine, "duration_s": args.duration, "connections": args.connections}
     for name in ["baseline", "ingest", "ingest+http"]:
-        results[name] = run_server(name, [], args.duration, args.connections, e2e_rates)
+        results[name] = run_server(name, args.duration, args.connections, e2e_rates)
     for key in PAYLOADS:
         ratio = results["ingest"][key]["saturated"]["rps"] / results["baseline"][key]["saturated"]["rps"]
         results[f"ingest_vs_baseline_{key}"] = round(ratio, 3)
