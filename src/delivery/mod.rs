@@ -49,6 +49,8 @@ pub async fn replay(
     let deliveries: Vec<_> = deliveries
         .into_iter()
         .map(|mut d| {
+            // Ids of the replay's time: the newest deliveries list first.
+            d.id = crate::event::monotonic_ulid(now);
             d.expires_at = d.expires_at.map(|at| now + (at - stored.event.received_at));
             d
         })

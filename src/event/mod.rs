@@ -29,15 +29,39 @@ impl EventId {
     pub fn new(at: DateTime<Utc>) -> Self {
         Self(monotonic_ulid(at))
     }
+
+    /// The least id of any event received at `millis` (Unix ms) or later. An id's time is its
+    /// event's `received_at`, or at most [`ID_DRIFT_MILLIS`] later ([`monotonic_ulid`]), so the
+    /// stores read a range of arrival times as a range of ids, through the primary key.
+    pub fn first_at_millis(millis: i64) -> Self {
+        // A ULID's time has 48 bits; beyond them it would wrap to an early id.
+        const LATEST: i64 = (1 << 48) - 1;
+        Self(Ulid::from_parts(millis.clamp(0, LATEST) as u64, 0))
+    }
 }
 
-/// A ULID for `at` that is greater than every ULID this process made before.
+/// How much later than the time it is made for an id's time may be (see [`monotonic_ulid`]).
+pub const ID_DRIFT_MILLIS: i64 = 1_000;
+
+/// A ULID for `at` that is greater than every ULID this process made before — unless that
+/// would put its time more than [`ID_DRIFT_MILLIS`] after `at`. Handlers take their clock
+/// readings a moment before they ask for ids, so a reading a millisecond older than the last
+/// id's gets the last id plus one; a clock stepping back further (or a replay of an old
+/// event) gets an id of its own time. So an id's time is never earlier than `at` nor more
+/// than a second later, and the stores can read times as ids ([`EventId::first_at_millis`]).
 pub fn monotonic_ulid(at: DateTime<Utc>) -> Ulid {
-    static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
-    let mut generator = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    // Overflow needs 2^80 ids in one millisecond; `commit_overflow_random` then still gives a
-    // unique id, only without the ordering guarantee.
-    generator.generate_from_datetime(at.into()).unwrap_or_else(|overflow| overflow.commit_overflow_random())
+    static LAST: std::sync::Mutex<Option<Ulid>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let drift = ID_DRIFT_MILLIS.unsigned_abs();
+    // Incrementing overflows only after 2^80 ids in one millisecond; a fresh random id is
+    // still unique then, only not ordered after the others.
+    let id = last
+        .filter(|last| (millis..=millis + drift).contains(&last.timestamp_ms()))
+        .and_then(|last| last.increment().ok())
+        .unwrap_or_else(|| Ulid::from_datetime(at.into()));
+    *last = Some(id);
+    id
 }
 
 impl fmt::Display for EventId {
@@ -188,5 +212,33 @@ mod tests {
         let late = EventId::new(DateTime::from_timestamp(2_000, 0).unwrap());
         assert!(early < late);
         assert_eq!(early.to_string().parse::<EventId>().unwrap(), early);
+    }
+
+    #[test]
+    fn ids_stay_in_order_and_within_a_second_of_their_time() {
+        // Other tests make ids at once; the assertions hold whatever they interleave.
+        let at = DateTime::from_timestamp_millis(1_600_000_000_000).unwrap();
+        let later = monotonic_ulid(at + chrono::TimeDelta::milliseconds(3));
+        let bumped = monotonic_ulid(at);
+        assert!(bumped > later || bumped.timestamp_ms() == 1_600_000_000_000, "after the later one, or its own time");
+        assert!((1_600_000_000_000..=1_600_000_001_000).contains(&bumped.timestamp_ms()));
+        // A clock that stepped back further than the drift: the id keeps its own time.
+        let stepped_back = monotonic_ulid(at - chrono::TimeDelta::seconds(5));
+        assert_eq!(stepped_back.timestamp_ms(), 1_599_999_995_000);
+    }
+
+    #[test]
+    fn first_at_bounds_the_ids_of_a_millisecond() {
+        let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let ms = at.timestamp_millis();
+        let id = EventId::new(at);
+        assert!(EventId::first_at_millis(ms) <= id);
+        assert!(id < EventId::first_at_millis(ms + ID_DRIFT_MILLIS + 1));
+        // Compared as text too, as the stores compare them.
+        assert!(EventId::first_at_millis(ms).to_string() <= id.to_string());
+        assert!(id.to_string() < EventId::first_at_millis(ms + ID_DRIFT_MILLIS + 1).to_string());
+        // Out of a ULID's range: clamped, not wrapped round to an early id.
+        assert!(EventId::first_at_millis(i64::MAX) > id);
+        assert_eq!(EventId::first_at_millis(-5), EventId::first_at_millis(0));
     }
 }

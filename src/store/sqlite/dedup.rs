@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::{BuildHasher, RandomState};
 
-use crate::event::EventId;
+use crate::event::{EventId, ID_DRIFT_MILLIS};
 use crate::store::StoreError;
 use crate::store::rows::corrupt;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -76,12 +76,17 @@ impl DedupWindow {
             return Ok(());
         }
         // Newest first, each in front of the ones already held, so arrival order is kept and a
-        // key seen twice keeps its latest event.
+        // key seen twice keeps its latest event. The time range is found as a range of ids (the
+        // primary key; there is no index on `received_at`) — often a few milliseconds at the
+        // window's old edge, when a batch carries a webhook received a little before the
+        // previous batch's.
         let mut recent = connection.prepare_cached(
             "SELECT id, received_at, vendor, dedup_key FROM events
-             WHERE received_at >= ?1 AND received_at < ?2 ORDER BY received_at DESC",
+             WHERE id >= ?1 AND id < ?2 AND received_at >= ?3 AND received_at < ?4 ORDER BY id DESC",
         )?;
-        let mut rows = recent.query(params![since, self.covered_from])?;
+        let first_id = |millis: i64| EventId::first_at_millis(millis).to_string();
+        let ids_until = first_id(self.covered_from.saturating_add(ID_DRIFT_MILLIS + 1));
+        let mut rows = recent.query(params![first_id(since), ids_until, since, self.covered_from])?;
         let mut loaded = 0usize;
         while let Some(row) = rows.next()? {
             if self.latest.len() >= MAX_ENTRIES {

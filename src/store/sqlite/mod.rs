@@ -27,7 +27,7 @@ use super::{
     Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, NewDelivery, NewEvent, Next,
     OutputHealth, QueueStats, Rejection, Store, StoreError, StoredEvent, millis,
 };
-use crate::event::{Event, EventId};
+use crate::event::{Event, EventId, ID_DRIFT_MILLIS};
 use writer::Writer;
 
 /// Bytes per page of a new database file.
@@ -174,10 +174,13 @@ impl Store for SqliteStore {
         // IMMEDIATE waits for the writer thread's lock up front; a deferred transaction whose
         // snapshot went stale before its first write would fail at once with SQLITE_BUSY.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Found by id, the primary key (there is no index on `received_at`): an id's time is at
+        // most a drift later than its event's arrival.
         let deleted = sqlx::query(
-            "DELETE FROM events WHERE received_at < ?1
+            "DELETE FROM events WHERE id < ?1 AND received_at < ?2
                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending')",
         )
+        .bind(EventId::first_at_millis(before.saturating_add(ID_DRIFT_MILLIS + 1)).to_string())
         .bind(before)
         .execute(&mut *tx)
         .await?
