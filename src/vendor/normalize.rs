@@ -161,13 +161,22 @@ impl Vendor {
         };
         match values {
             Some(values) => format!("key:{}", values.join("\u{1f}")),
-            None => {
-                let digest = Sha256::digest(raw);
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-                format!("sha256:{hex}")
-            }
+            None => body_digest_key(raw),
         }
     }
+}
+
+/// `sha256:` and the body's digest in lower-case hex: the dedup key of a plugin that names no
+/// fields for one. Written into one string (a `format!` per byte was ~1% of ingest's CPU).
+fn body_digest_key(raw: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = String::with_capacity("sha256:".len() + 64);
+    key.push_str("sha256:");
+    for byte in Sha256::digest(raw) {
+        key.push(char::from(HEX[usize::from(byte >> 4)]));
+        key.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    key
 }
 
 /// The event under construction, as conditions see it.
@@ -210,5 +219,17 @@ fn json_type(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_body_digest_key_is_the_sha256_in_lower_case_hex() {
+        // FIPS 180-2's example for "abc".
+        assert_eq!(
+            super::body_digest_key(b"abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }
