@@ -52,16 +52,21 @@ pub const ID_DRIFT_MILLIS: i64 = 1_000;
 pub fn monotonic_ulid(at: DateTime<Utc>) -> Ulid {
     static LAST: std::sync::Mutex<Option<Ulid>> = std::sync::Mutex::new(None);
     let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let id = next_ulid(*last, at);
+    *last = Some(id);
+    id
+}
+
+/// The id after `last` for `at`: `last` plus one while that stays within the drift of `at`,
+/// else a fresh one of `at`'s time.
+fn next_ulid(last: Option<Ulid>, at: DateTime<Utc>) -> Ulid {
     let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     let drift = ID_DRIFT_MILLIS.unsigned_abs();
     // Incrementing overflows only after 2^80 ids in one millisecond; a fresh random id is
     // still unique then, only not ordered after the others.
-    let id = last
-        .filter(|last| (millis..=millis + drift).contains(&last.timestamp_ms()))
+    last.filter(|last| (millis..=millis + drift).contains(&last.timestamp_ms()))
         .and_then(|last| last.increment().ok())
-        .unwrap_or_else(|| Ulid::from_datetime(at.into()));
-    *last = Some(id);
-    id
+        .unwrap_or_else(|| Ulid::from_datetime(at.into()))
 }
 
 impl fmt::Display for EventId {
@@ -216,15 +221,22 @@ mod tests {
 
     #[test]
     fn ids_stay_in_order_and_within_a_second_of_their_time() {
-        // Other tests make ids at once; the assertions hold whatever they interleave.
         let at = DateTime::from_timestamp_millis(1_600_000_000_000).unwrap();
-        let later = monotonic_ulid(at + chrono::TimeDelta::milliseconds(3));
-        let bumped = monotonic_ulid(at);
-        assert!(bumped > later || bumped.timestamp_ms() == 1_600_000_000_000, "after the later one, or its own time");
-        assert!((1_600_000_000_000..=1_600_000_001_000).contains(&bumped.timestamp_ms()));
-        // A clock that stepped back further than the drift: the id keeps its own time.
-        let stepped_back = monotonic_ulid(at - chrono::TimeDelta::seconds(5));
-        assert_eq!(stepped_back.timestamp_ms(), 1_599_999_995_000);
+        let ms = |delta: i64| at + chrono::TimeDelta::milliseconds(delta);
+        let first = next_ulid(None, at);
+        assert_eq!(first.timestamp_ms(), 1_600_000_000_000);
+        let same_millisecond = next_ulid(Some(first), at);
+        assert!(same_millisecond > first);
+        // A clock reading a little older than the last id's: after it, a little late.
+        let last = next_ulid(None, ms(3));
+        let bumped = next_ulid(Some(last), at);
+        assert!(bumped > last);
+        assert_eq!(bumped.timestamp_ms(), 1_600_000_000_003);
+        // Further back than the drift (a clock stepping back, a replay): its own time.
+        let last = next_ulid(None, ms(ID_DRIFT_MILLIS + 1));
+        assert_eq!(next_ulid(Some(last), at).timestamp_ms(), 1_600_000_000_000);
+        // A later time than the last id's starts afresh at that time.
+        assert_eq!(next_ulid(Some(first), ms(7)).timestamp_ms(), 1_600_000_000_007);
     }
 
     #[test]
