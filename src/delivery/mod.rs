@@ -9,18 +9,18 @@
 pub mod pacing;
 pub mod policy;
 
-/// The routes that take `event`, and one delivery per (route, output) with the route's ttl.
-/// Outputs that are switched off get none: there is nothing to send them with.
-pub fn plan(config: &Config, event: &Event) -> (Vec<String>, Vec<NewDelivery>) {
+/// The routes that take `event`, and one delivery per (route, output), made at `at`: its id is
+/// of that time and the route's ttl counts from it. Outputs that are switched off get none:
+/// there is nothing to send them with.
+pub fn plan(config: &Config, event: &Event, at: DateTime<Utc>) -> (Vec<String>, Vec<NewDelivery>) {
     let decisions = config.routes.decide(event);
     let mut deliveries = Vec::new();
     for decision in &decisions {
-        let expires_at =
-            decision.ttl.and_then(|ttl| chrono::TimeDelta::from_std(ttl).ok()).map(|ttl| event.received_at + ttl);
+        let expires_at = decision.ttl.and_then(|ttl| chrono::TimeDelta::from_std(ttl).ok()).map(|ttl| at + ttl);
         for target in &decision.targets {
             if config.outputs.get(&target.output).is_some_and(|entry| entry.output.is_some()) {
                 deliveries.push(NewDelivery {
-                    id: crate::event::monotonic_ulid(event.received_at),
+                    id: crate::event::monotonic_ulid(at),
                     route: decision.route.clone(),
                     output: target.output.clone(),
                     template: target.template.clone(),
@@ -44,17 +44,7 @@ pub async fn replay(
     config: &Config,
     stored: &crate::store::StoredEvent,
 ) -> Result<Vec<NewDelivery>, crate::store::StoreError> {
-    let (routes, deliveries) = plan(config, &stored.event);
-    let now = Utc::now();
-    let deliveries: Vec<_> = deliveries
-        .into_iter()
-        .map(|mut d| {
-            // Ids of the replay's time: the newest deliveries list first.
-            d.id = crate::event::monotonic_ulid(now);
-            d.expires_at = d.expires_at.map(|at| now + (at - stored.event.received_at));
-            d
-        })
-        .collect();
+    let (routes, deliveries) = plan(config, &stored.event, Utc::now());
     store.add_deliveries(stored.event.id, &routes, &deliveries).await?;
     Ok(deliveries)
 }
@@ -63,7 +53,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -316,5 +306,43 @@ async fn finish(store: &dyn Store, delivery: &Delivery, record: AttemptRecord, n
     // If even this fails the lease expires and the delivery is tried again: at least once.
     if let Err(error) = store.finish_attempt(delivery.id, record, next).await {
         tracing::error!(message = "Could not record the attempt; it will be retried when its lease expires.", %error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use chrono::TimeDelta;
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::Source;
+    use crate::event::{EventId, Fields, Kind};
+
+    /// A replay plans at its own time: its deliveries list among the newest, and a route's ttl
+    /// counts from the replay, not from the original.
+    #[test]
+    fn deliveries_are_made_at_the_time_given() {
+        let text = "[outputs.office]\ntype = \"log\"\n\n[[route]]\nname = \"all\"\nto = [\"office\"]\n\
+                    template = \"generic\"\nttl_secs = 60\n";
+        let config = Config::from_source(&Source::embedded("config.toml", text), Path::new(env!("CARGO_MANIFEST_DIR")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let received = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let event = Event {
+            id: EventId::new(received),
+            received_at: received,
+            vendor: "jivo".into(),
+            event: "offline_message".into(),
+            kind: Kind::parse("message.offline").unwrap(),
+            fields: Fields::default(),
+            payload: json!({}),
+        };
+        let replayed = received + TimeDelta::days(2);
+        let (routes, deliveries) = plan(&config, &event, replayed);
+        assert_eq!(routes, ["all"]);
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(i64::try_from(deliveries[0].id.timestamp_ms()).unwrap(), replayed.timestamp_millis());
+        assert_eq!(deliveries[0].expires_at, Some(replayed + TimeDelta::seconds(60)));
     }
 }

@@ -153,7 +153,7 @@ async fn accept(
     let normalized =
         vendor.normalize(&request, legacy_event, EventId::new(received_at), received_at).map_err(|e| fail(e.into()))?;
     tracing::Span::current().record("event_id", tracing::field::display(normalized.event.id));
-    let (routes, deliveries) = crate::delivery::plan(&config, &normalized.event);
+    let (routes, deliveries) = crate::delivery::plan(&config, &normalized.event, received_at);
     let deliver = !deliveries.is_empty();
     // The reply depends only on the event: built now, so the event can move into the store.
     let echo = target.legacy.as_ref().map_or(Echo::None, |l| l.echo);
