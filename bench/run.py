@@ -5,6 +5,9 @@ Servers, each on loopback, each fed the same two payloads (a 2 KB Jivo offline m
 an Envybox missed-call form), each body with a fresh id so nothing is a duplicate:
 
   baseline     bench-peer baseline: parse the body, answer 200, keep nothing (the ceiling)
+  durable      bench-peer durable: the baseline, then the body appended to a file and answered
+               once the file is synced, with group commit — the ceiling for any receiver that
+               keeps what it acknowledges; the gap to the baseline is this machine's disk
   ingest       switchboard, SQLite store, no routes: the vendor's 200 comes after the event is
                fsynced (group commit)
   ingest+http  switchboard routing every event to an HTTP output; the receiver (bench-peer
@@ -234,8 +237,10 @@ def run_server(name, duration, connections, e2e_rates=E2E_RATES):
     with tempfile.TemporaryDirectory() as directory:
         hooks, admin = free_port(), free_port()
         receiver = None
-        if name == "baseline":
-            server = Server([os.path.join(TARGET, "bench-peer"), "baseline", "--listen", f"127.0.0.1:{hooks}"],
+        peer = name in ("baseline", "durable")
+        if peer:
+            log = ["--log", os.path.join(directory, "bodies.log")] if name == "durable" else []
+            server = Server([os.path.join(TARGET, "bench-peer"), name, "--listen", f"127.0.0.1:{hooks}", *log],
                             f"http://127.0.0.1:{hooks}/healthz", env={})
         else:
             if name == "ingest+http":
@@ -288,7 +293,7 @@ def run_server(name, duration, connections, e2e_rates=E2E_RATES):
                           f"{lag['deliveries']} deliveries; drained {steady['e2e']['seconds_to_drain_after_load']} s "
                           f"after the load", flush=True)
             results["peak_rss_mib"] = round(rss_kib(server.proc.pid, "VmHWM") / 1024, 1)
-            if name != "baseline":
+            if not peer:
                 db = os.path.join(directory, "data/switchboard.db")
                 results["events_stored"] = count(db, "SELECT count(*) FROM events")
         finally:
@@ -327,12 +332,16 @@ def main():
     }
     print(f"machine: {machine}", flush=True)
     results = {"machine": machine, "duration_s": args.duration, "connections": args.connections}
-    for name in ["baseline", "ingest", "ingest+http"]:
+    for name in ["baseline", "durable", "ingest", "ingest+http"]:
         results[name] = run_server(name, args.duration, args.connections, e2e_rates)
     for key in PAYLOADS:
-        ratio = results["ingest"][key]["saturated"]["rps"] / results["baseline"][key]["saturated"]["rps"]
-        results[f"ingest_vs_baseline_{key}"] = round(ratio, 3)
-        print(f"durable ingest / baseline ({key}): {ratio:.0%}")
+        rps = {name: results[name][key]["saturated"]["rps"] for name in ("baseline", "durable", "ingest")}
+        results[f"ingest_vs_baseline_{key}"] = round(rps["ingest"] / rps["baseline"], 3)
+        results[f"ingest_vs_durable_{key}"] = round(rps["ingest"] / rps["durable"], 3)
+        results[f"durable_vs_baseline_{key}"] = round(rps["durable"] / rps["baseline"], 3)
+        print(f"durable ingest / baseline ({key}): {rps['ingest'] / rps['baseline']:.0%}  "
+              f"(the durable ceiling: {rps['durable'] / rps['baseline']:.0%} of the baseline; "
+              f"ingest is {rps['ingest'] / rps['durable']:.0%} of it)")
     for name in ["ingest", "ingest+http"]:
         r = results[name]
         print(f"{name}: start-up {r['startup_ms']} ms, idle RSS {r['idle_rss_mib']} MiB, peak RSS {r['peak_rss_mib']} MiB")

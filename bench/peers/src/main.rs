@@ -2,6 +2,9 @@
 //!
 //! - `baseline`: the ceiling for any webhook receiver on this machine — parse the body (JSON,
 //!   or a form) and answer 200, nothing kept.
+//! - `durable`: the ceiling for any receiver that keeps what it acknowledges — `baseline`, then
+//!   the body appended to `--log FILE` and answered once the file is synced, with group commit
+//!   ([`durable`]).
 //! - `receiver`: an HTTP output's destination; counts requests and distinct `Idempotency-Key`s
 //!   (a repeat is a duplicate delivery); `--flap UP,DOWN` answers 503 for DOWN seconds after
 //!   every UP seconds.
@@ -11,6 +14,7 @@
 //!
 //! `GET /stats` answers with the counts as JSON.
 
+mod durable;
 mod load;
 
 use std::collections::HashSet;
@@ -90,6 +94,10 @@ async fn main() {
     let peer = Peer { counts: Arc::default(), started: Instant::now(), schedule: None };
     let app = match mode {
         "baseline" => Router::new().route("/healthz", get(|| async { "ok" })).fallback(post(baseline)),
+        "durable" => {
+            let log = durable::Log::open(&flag("--log").expect("--log FILE")).expect("--log: a writable file");
+            Router::new().route("/healthz", get(|| async { "ok" })).fallback(post(durable)).with_state(log)
+        }
         "receiver" => {
             let schedule = flag("--flap").map(pair).map(|(up, down)| (up + down, down));
             Router::new().route("/stats", get(stats)).fallback(post(receiver)).with_state(Peer { schedule, ..peer })
@@ -104,6 +112,7 @@ async fn main() {
         _ => {
             eprintln!(
                 "usage: bench-peer baseline|receiver|telegram --listen ADDR [--flap UP,DOWN] [--storm EVERY,FOR]\n       \
+                 bench-peer durable --listen ADDR --log FILE\n       \
                  bench-peer load --url URL --payload FILE [--content-type T] [--rate N] [--duration S] [--connections N] [--id-base N]"
             );
             std::process::exit(2);
@@ -116,17 +125,35 @@ async fn main() {
 
 /// Parses what a vendor would send and answers as Switchboard does, keeping nothing.
 async fn baseline(headers: HeaderMap, body: Bytes) -> Response {
+    match parse(&headers, &body) {
+        Ok(()) => Json(json!({"result": "ok"})).into_response(),
+        Err(refusal) => (StatusCode::BAD_REQUEST, refusal).into_response(),
+    }
+}
+
+/// As `baseline`, and the body is on disk before the answer.
+async fn durable(State(log): State<durable::Log>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refusal) = parse(&headers, &body) {
+        return (StatusCode::BAD_REQUEST, refusal).into_response();
+    }
+    match log.append(body).await {
+        Ok(()) => Json(json!({"result": "ok"})).into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
+    }
+}
+
+fn parse(headers: &HeaderMap, body: &Bytes) -> Result<(), &'static str> {
     let form = headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form"));
     let fields = if form {
-        form_urlencoded::parse(&body).count()
+        form_urlencoded::parse(body).count()
     } else {
-        match serde_json::from_slice::<Value>(&body) {
+        match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => map.len(),
-            _ => return (StatusCode::BAD_REQUEST, "invalid JSON").into_response(),
+            _ => return Err("invalid JSON"),
         }
     };
     std::hint::black_box(fields);
-    Json(json!({"result": "ok"})).into_response()
+    Ok(())
 }
 
 async fn stats(State(peer): State<Peer>) -> Json<Value> {
