@@ -46,8 +46,9 @@ pub const ID_DRIFT_MILLIS: i64 = 1_000;
 /// A ULID for `at` that is greater than every ULID this process made before — unless that
 /// would put its time more than [`ID_DRIFT_MILLIS`] after `at`. Handlers take their clock
 /// readings a moment before they ask for ids, so a reading a millisecond older than the last
-/// id's gets the last id plus one; a clock stepping back further gets an id of its own time. So an id's time is never earlier than `at` nor more
-/// than a second later, and the stores can read times as ids ([`EventId::first_at_millis`]).
+/// id's gets the last id plus one; a clock stepping back further gets an id of its own time.
+/// So an id's time is never earlier than `at` nor more than a second later, and the stores can
+/// read times as ids ([`EventId::first_at_millis`]).
 pub fn monotonic_ulid(at: DateTime<Utc>) -> Ulid {
     static LAST: std::sync::Mutex<Option<Ulid>> = std::sync::Mutex::new(None);
     let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

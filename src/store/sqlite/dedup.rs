@@ -5,8 +5,9 @@
 //! new event landed on a random leaf of the index, so every commit wrote one more page per
 //! event to the log and the checkpoint copied it again — about 40% of the pages a webhook cost.
 //! The writer is the only thread that appends events, so it can keep the window itself: the
-//! events of the last minutes by a hash of their key, filled from the table (through the
-//! time index) when the daemon starts, and from each committed batch afterwards.
+//! events of the last minutes by a hash of their key, filled from the table (a range of ids,
+//! read as a range of arrival times) when the daemon starts, and from each committed batch
+//! afterwards.
 //!
 //! A hash is only a candidate: it is confirmed against the stored row (vendor and key) before
 //! an event is called a repeat, so a collision can never swallow a new event. The window holds
