@@ -95,14 +95,22 @@ struct Target {
     legacy: Option<LegacyPath>,
 }
 
-#[tracing::instrument(name = "ingest", skip_all, fields(vendor = %target.vendor, event_id = tracing::field::Empty))]
+// A span per webhook, formatted by the log subscriber whenever it is enabled, was ~2% of the
+// daemon's CPU under load (BENCHMARKS.md, session 10): it is a `debug` span, and the lines
+// logged at `info` and above name their vendor themselves.
+#[tracing::instrument(
+    name = "ingest",
+    level = "debug",
+    skip_all,
+    fields(vendor = %target.vendor, event_id = tracing::field::Empty)
+)]
 async fn receive(state: &IngestState, target: Target, request: Request) -> Response {
     let received_at = Utc::now();
     let (parts, body) = request.into_parts();
-    let record = request_record(&parts, target.path_secret.is_some());
-    match accept(state, &target, &parts, body, received_at, record.clone()).await {
+    match accept(state, &target, &parts, body, received_at).await {
         Ok(response) => response,
         Err((error, raw_body)) => {
+            let record = request_record(&parts, target.path_secret.is_some());
             keep_rejection(state.store.as_ref(), &target, &error, record, raw_body, received_at).await;
             error.into_response()
         }
@@ -115,7 +123,6 @@ async fn accept(
     parts: &Parts,
     body: Body,
     received_at: DateTime<Utc>,
-    record: RequestRecord,
 ) -> Result<Response, (IngestError, Bytes)> {
     let config = state.config.load_full();
     let fail = |error: IngestError| (error, Bytes::new());
@@ -166,7 +173,7 @@ async fn accept(
             event: normalized.event,
             dedup_key: normalized.dedup_key,
             dedup_window: config.storage.dedup_window,
-            request: record,
+            request: request_record(parts, target.path_secret.is_some()),
             raw_body: raw_body.clone(),
             payload_is_body: normalized.payload_is_body,
             routes: routes.clone(),
@@ -174,7 +181,10 @@ async fn accept(
         })
         .await
         .map_err(|e| {
-            tracing::error!(message = "Could not store the event; the vendor is asked to retry.", error = %e);
+            tracing::error!(
+                message = "Could not store the event; the vendor is asked to retry.",
+                vendor = %target.vendor, error = %e
+            );
             fail(e.into())
         })?;
     if deliver && matches!(appended, Appended::Stored(_)) {
@@ -303,7 +313,10 @@ async fn keep_rejection(
     received_at: DateTime<Utc>,
 ) {
     let status = error.status();
-    tracing::warn!(message = "Webhook rejected.", status = status.as_u16(), reason = error.code(), detail = %error);
+    tracing::warn!(
+        message = "Webhook rejected.",
+        vendor = %target.vendor, status = status.as_u16(), reason = error.code(), detail = %error
+    );
     // An unknown vendor's name comes from the URL: any string. Keep the label set closed.
     let vendor =
         if matches!(error, IngestError::UnknownVendor(_)) { "unknown".to_owned() } else { target.vendor.clone() };
@@ -323,7 +336,7 @@ async fn keep_rejection(
         raw_body,
     };
     if let Err(error) = store.reject(rejection).await {
-        tracing::error!(message = "Could not keep the rejected request.", %error);
+        tracing::error!(message = "Could not keep the rejected request.", vendor = %target.vendor, %error);
     }
 }
 
