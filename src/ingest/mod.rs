@@ -175,7 +175,7 @@ async fn accept(
             dedup_window: config.storage.dedup_window,
             request: request_record(parts, target.path_secret.is_some()),
             raw_body: raw_body.clone(),
-            payload_is_body: normalized.payload_is_body,
+            payload_from_body: normalized.payload_from_body,
             routes: routes.clone(),
             deliveries,
         })

@@ -22,6 +22,7 @@ use ulid::Ulid;
 
 use crate::config::StorageUrl;
 use crate::event::{Event, EventId};
+use crate::vendor::body::BodyEncoding;
 
 /// At most this much of a rejected request's body is kept: enough to see what was wrong.
 pub const REJECTED_BODY_KEEP: usize = 64 * 1024;
@@ -73,9 +74,10 @@ pub struct NewEvent {
     pub dedup_window: Duration,
     pub request: RequestRecord,
     pub raw_body: Bytes,
-    /// The raw body is the payload's JSON text (`vendor::Normalized::payload_is_body`): the
-    /// payload is kept once, as the body, and read back by parsing it.
-    pub payload_is_body: bool,
+    /// The raw body is the payload's whole record, read this way
+    /// (`vendor::Normalized::payload_from_body`): the payload is kept once, as the body, and read
+    /// back by decoding it again.
+    pub payload_from_body: Option<BodyEncoding>,
     /// Names of the routes that took the event; empty means unrouted.
     pub routes: Vec<String>,
     /// Created with the event, in the same transaction; not created for a duplicate.

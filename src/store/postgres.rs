@@ -21,6 +21,7 @@ use super::{
     OutputHealth, QueueStats, Rejection, Store, StoreError, StoredEvent, millis, next_state,
 };
 use crate::event::{Event, EventId};
+use crate::vendor::body::BodyEncoding;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/postgres");
 
@@ -59,7 +60,8 @@ impl Store for PostgresStore {
 
     async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body, routes
+            "SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
+                    raw_body, routes
              FROM events WHERE id = $1",
         )
         .bind(id.to_string())
@@ -111,7 +113,7 @@ impl Store for PostgresStore {
         let ids: Vec<String> = deliveries.iter().map(|d| d.event_id.to_string()).collect();
         let events = sqlx::query(
             "SELECT id, received_at, vendor, event, kind, fields, payload,
-                     CASE WHEN payload IS NULL THEN raw_body END AS raw_body
+                     body_encoding, CASE WHEN payload IS NULL THEN raw_body END AS raw_body
                  FROM events WHERE id = ANY($1)",
         )
         .bind(&ids)
@@ -332,8 +334,9 @@ async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Resul
         return Ok(Appended::Duplicate(original.parse().map_err(|e| corrupt("event id", e))?));
     }
     sqlx::query(
-        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, request,
+                             raw_body, routes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(event.id.to_string())
     .bind(received)
@@ -341,7 +344,8 @@ async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Resul
     .bind(&event.event)
     .bind(event.kind.as_str())
     .bind(to_json(&event.fields)?)
-    .bind(if new.payload_is_body { None } else { Some(to_json(&event.payload)?) })
+    .bind(if new.payload_from_body.is_some() { None } else { Some(to_json(&event.payload)?) })
+    .bind(new.payload_from_body.map(BodyEncoding::as_str))
     .bind(&new.dedup_key)
     .bind(to_json(&new.request)?)
     .bind(new.raw_body.as_ref())

@@ -8,6 +8,7 @@ use ulid::Ulid;
 
 use super::{AttemptRecord, Delivery, DeliveryState, Rejection, StoreError, StoredEvent, from_millis};
 use crate::event::{Event, Kind};
+use crate::vendor::body::BodyEncoding;
 
 /// The column reads the decoders need, for any database the store runs on.
 pub(super) trait Columns {
@@ -55,8 +56,8 @@ fn count(value: i64) -> u32 {
     u32::try_from(value).unwrap_or_default()
 }
 
-/// `id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request,
-/// raw_body, routes`
+/// `id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key,
+/// duplicates, request, raw_body, routes`
 pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
         event: event(row)?,
@@ -69,7 +70,7 @@ pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError
 }
 
 /// `id, received_at, vendor, event, kind, fields, payload` and, where `payload` is NULL,
-/// `raw_body`: what a delivery needs, without the request record an operator's view reads too.
+/// `body_encoding` and `raw_body`: what a delivery needs, without the request record an operator's view reads too.
 pub(super) fn event(row: &impl Columns) -> Result<Event, StoreError> {
     Ok(Event {
         id: row.text("id")?.parse().map_err(|e| corrupt("event id", e))?,
@@ -82,14 +83,21 @@ pub(super) fn event(row: &impl Columns) -> Result<Event, StoreError> {
     })
 }
 
-/// The `payload` column, or where it is NULL (the body is the payload's JSON text, kept once) the
-/// `raw_body` column parsed. A read that selects `payload` selects `raw_body` at least when
-/// `payload` is NULL.
+/// The `payload` column, or where it is NULL (the body is the payload's whole record, kept once)
+/// the `raw_body` column decoded as `body_encoding` says — JSON where that is NULL too, as in rows
+/// from before the column, when only JSON bodies were kept so. A read that selects `payload`
+/// selects `body_encoding` and `raw_body` at least when `payload` is NULL.
 fn payload(row: &impl Columns) -> Result<serde_json::Value, StoreError> {
-    match row.maybe_text("payload")? {
-        Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("payload", e)),
-        None => serde_json::from_slice(&row.bytes("raw_body")?).map_err(|e| corrupt("payload (the raw body)", e)),
+    if let Some(text) = row.maybe_text("payload")? {
+        return serde_json::from_str(&text).map_err(|e| corrupt("payload", e));
     }
+    let encoding = match row.maybe_text("body_encoding")? {
+        None => BodyEncoding::Json,
+        Some(name) => {
+            BodyEncoding::parse(&name).ok_or_else(|| corrupt("body_encoding", format!("unknown `{name}`")))?
+        }
+    };
+    encoding.decode(&row.bytes("raw_body")?).map_err(|e| corrupt("payload (the raw body)", e))
 }
 
 /// `id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at,

@@ -13,6 +13,7 @@ use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::*;
 use crate::event::{Fields, Kind};
+use crate::vendor::body::BodyEncoding;
 
 pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> NewEvent {
     let mut fields = Fields::default();
@@ -31,7 +32,7 @@ pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> New
         dedup_window: Duration::from_secs(600),
         request: RequestRecord { method: "POST".into(), path: "/hooks/envybox".into(), ..Default::default() },
         raw_body: Bytes::from_static(b"webhooktype=2"),
-        payload_is_body: false,
+        payload_from_body: None,
         routes: vec!["missed calls".into()],
         deliveries: Vec::new(),
     }
@@ -74,20 +75,34 @@ pub(super) fn json_event(dedup_key: &str) -> NewEvent {
     new.raw_body =
         Bytes::from_static(b"{ \"event_name\": \"chat_finished\",\n  \"chat_id\": 7, \"place\": \"\xd0\x9a\" }");
     new.event.payload = json!({"event_name": "chat_finished", "chat_id": 7, "place": "К"});
-    new.payload_is_body = true;
+    new.payload_from_body = Some(BodyEncoding::Json);
+    new
+}
+
+/// An event as a form webhook makes it: the payload is the form decoded, so it is kept once too.
+pub(super) fn form_event(dedup_key: &str) -> NewEvent {
+    let mut new = with_deliveries(new_event("envybox", dedup_key, Utc::now()), &["tg"]);
+    new.raw_body = Bytes::from_static(b"webhooktype=2&place=%D0%9A%D1%80%D0%B0%D1%81%D0%BD%D0%BE%D0%B4%D0%B0%D1%80");
+    new.event.payload = json!({"webhooktype": "2", "place": "Краснодар"});
+    new.payload_from_body = Some(BodyEncoding::Form);
     new
 }
 
 /// Every read gives such a payload back: one event, the operator's list, a claim.
 async fn a_payload_kept_as_its_body_reads_back(store: &dyn Store) {
-    let new = json_event("key:json");
-    let (id, payload) = (new.event.id, new.event.payload.clone());
-    store.append(new).await.unwrap();
-    assert_eq!(store.event(id).await.unwrap().unwrap().event.payload, payload);
+    let (json, form) = (json_event("key:json"), form_event("key:form"));
+    let ids = [form.event.id, json.event.id];
+    let payloads = [form.event.payload.clone(), json.event.payload.clone()];
+    store.append(json).await.unwrap();
+    store.append(form).await.unwrap();
+    for (id, payload) in ids.iter().zip(&payloads) {
+        assert_eq!(&store.event(*id).await.unwrap().unwrap().event.payload, payload);
+    }
     let listed = store.events(&EventQuery { limit: 10, ..Default::default() }).await.unwrap();
-    assert_eq!(listed.iter().map(|e| &e.event.payload).collect::<Vec<_>>(), [&payload]);
-    let claimed = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(claimed.iter().map(|(_, event)| &event.payload).collect::<Vec<_>>(), [&payload]);
+    assert_eq!(listed.iter().map(|e| &e.event.payload).collect::<Vec<_>>(), [&payloads[0], &payloads[1]]);
+    let mut claimed = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
+    claimed.sort_by_key(|(_, event)| std::cmp::Reverse(event.id));
+    assert_eq!(claimed.iter().map(|(_, event)| &event.payload).collect::<Vec<_>>(), [&payloads[0], &payloads[1]]);
 }
 
 async fn repeats_within_the_window_are_counted_not_stored(store: &dyn Store) {

@@ -9,7 +9,8 @@ use super::EventQuery;
 /// Events matching an [`EventQuery`], newest first. `$6`/`$7` are LIKE patterns (the search as
 /// typed, and its digits alone for a phone number written with separators).
 pub(super) const FILTERED_EVENTS: &str = r"
-SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body, routes
+SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
+       raw_body, routes
 FROM events
 WHERE (CAST($1 AS TEXT) IS NULL OR vendor = $1)
   AND (CAST($2 AS TEXT) IS NULL OR kind = $2)

@@ -16,8 +16,8 @@ use crate::ingest::request::{InboundRequest, Verified};
 pub struct Normalized {
     pub event: Event,
     pub dedup_key: String,
-    /// The raw body is the payload's JSON text, so a store can keep the two as one.
-    pub payload_is_body: bool,
+    /// The raw body is the payload's whole record, read this way: a store can keep the two as one.
+    pub payload_from_body: Option<body::BodyEncoding>,
 }
 
 /// Why a request could not become an event. Each becomes a 400 that says so.
@@ -56,18 +56,18 @@ impl Vendor {
     ) -> Result<Normalized, NormalizeError> {
         let decoded = if request.method() == axum::http::Method::GET {
             let payload = body::from_pairs(request.query().iter().filter(|(key, _)| key != "token").cloned());
-            body::Decoded { payload, is_json: false }
+            body::Decoded { payload, rereadable: None }
         } else {
             body::decode_body(self.format, request.content_type(), request.body())?
         };
         let normalized = self.interpret(decoded.payload, legacy_event, request.body(), id, received_at)?;
-        Ok(Normalized { payload_is_body: decoded.is_json, ..normalized })
+        Ok(Normalized { payload_from_body: decoded.rereadable, ..normalized })
     }
 
     /// Builds the event from an already decoded payload: event name and kind, canonical fields,
     /// classification and dedup key. `raw` is the body as received, hashed when the plugin's
     /// dedup paths are absent. Only [`Vendor::normalize`] knows how a payload was read, so the
-    /// result never claims `payload_is_body`.
+    /// result never claims `payload_from_body`.
     ///
     /// # Errors
     /// A payload that does not say which event it is.
@@ -125,7 +125,7 @@ impl Vendor {
         Ok(Normalized {
             event: Event { id, received_at, vendor: self.name.clone(), event: event_name, kind, fields, payload },
             dedup_key,
-            payload_is_body: false,
+            payload_from_body: None,
         })
     }
 

@@ -80,7 +80,8 @@ impl Store for SqliteStore {
 
     async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload, dedup_key, duplicates, request, raw_body, routes
+            "SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
+                    raw_body, routes
              FROM events WHERE id = ?",
         )
         .bind(id.to_string())

@@ -10,6 +10,7 @@ use super::dedup::DedupWindow;
 use super::owned_row::OwnedRow;
 use crate::store::rows::{corrupt, to_json};
 use crate::store::{Appended, AttemptRecord, NewDelivery, NewEvent, Next, Rejection, StoreError, millis, next_state};
+use crate::vendor::body::BodyEncoding;
 
 /// An event with its JSON columns serialised by the sender, in parallel on the runtime's
 /// workers, so the one writer thread only binds and steps.
@@ -20,8 +21,10 @@ pub(super) struct EncodedEvent {
     event: String,
     kind: String,
     fields: String,
-    /// None when the raw body is the payload's JSON text: kept once, as the body.
+    /// None when the raw body is the payload's whole record: kept once, as the body.
     payload: Option<String>,
+    /// How the payload is read from the body when `payload` is None.
+    body_encoding: Option<&'static str>,
     pub(super) dedup_key: String,
     /// Arrivals before this are outside the dedup window.
     pub(super) dedup_since: i64,
@@ -40,7 +43,8 @@ impl EncodedEvent {
             received_at,
             kind: new.event.kind.as_str().to_owned(),
             fields: to_json(&new.event.fields)?,
-            payload: if new.payload_is_body { None } else { Some(to_json(&new.event.payload)?) },
+            payload: if new.payload_from_body.is_some() { None } else { Some(to_json(&new.event.payload)?) },
+            body_encoding: new.payload_from_body.map(BodyEncoding::as_str),
             request: to_json(&new.request)?,
             routes: to_json(&new.routes)?,
             vendor: new.event.vendor,
@@ -92,8 +96,9 @@ pub(super) fn append<'a>(
         return Ok(Appended::Duplicate(id));
     }
     tx.prepare_cached(
-        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, request,
+                             raw_body, routes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         new.id,
@@ -103,6 +108,7 @@ pub(super) fn append<'a>(
         new.kind,
         new.fields,
         new.payload,
+        new.body_encoding,
         new.dedup_key,
         new.request,
         &new.raw_body[..],
@@ -215,7 +221,7 @@ pub(super) fn claim(tx: &Transaction<'_>, now: i64, until: i64, limit: u32) -> R
     event_ids.dedup();
     let mut read = tx.prepare_cached(
         "SELECT id, received_at, vendor, event, kind, fields, payload,
-                 CASE WHEN payload IS NULL THEN raw_body END AS raw_body
+                 body_encoding, CASE WHEN payload IS NULL THEN raw_body END AS raw_body
              FROM events WHERE id = ?1",
     )?;
     let mut events = Vec::with_capacity(event_ids.len());

@@ -5,28 +5,33 @@ use sqlx::Row;
 
 use super::{MIGRATOR, SqliteStore};
 use crate::store::Store;
-use crate::store::tests::{json_event, new_event};
+use crate::store::tests::{form_event, json_event, new_event};
 
-async fn payload_column(path: &std::path::Path, id: &str) -> Option<String> {
+async fn payload_columns(path: &std::path::Path, id: &str) -> (Option<String>, Option<String>) {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    let row = sqlx::query("SELECT payload FROM events WHERE id = ?").bind(id).fetch_one(&pool).await.unwrap();
-    row.get("payload")
+    let row =
+        sqlx::query("SELECT payload, body_encoding FROM events WHERE id = ?").bind(id).fetch_one(&pool).await.unwrap();
+    (row.get("payload"), row.get("body_encoding"))
 }
 
-/// A JSON body is written once: the payload column stays empty and the body stands for it. A
-/// form's payload is not its body, so it is kept.
+/// A JSON or form body is written once: the payload column stays empty and the body, with how
+/// to read it, stands for it. A payload its body does not give back is kept.
 #[tokio::test]
-async fn a_json_payload_is_not_written_twice() {
+async fn a_payload_is_not_written_twice() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.db");
     let store = SqliteStore::open(&path, 10).await.unwrap();
-    let (json, form) = (json_event("key:json"), new_event("envybox", "key:form", Utc::now()));
-    let (json_id, form_id) = (json.event.id.to_string(), form.event.id.to_string());
-    store.append(json).await.unwrap();
-    store.append(form).await.unwrap();
+    let (json, form, kept) =
+        (json_event("key:json"), form_event("key:form"), new_event("envybox", "key:kept", Utc::now()));
+    let ids = [json.event.id, form.event.id, kept.event.id].map(|id| id.to_string());
+    for new in [json, form, kept] {
+        store.append(new).await.unwrap();
+    }
     store.close().await;
-    assert_eq!(payload_column(&path, &json_id).await, None);
-    assert!(payload_column(&path, &form_id).await.is_some_and(|text| text.contains("webhooktype")));
+    assert_eq!(payload_columns(&path, &ids[0]).await, (None, Some("json".to_owned())));
+    assert_eq!(payload_columns(&path, &ids[1]).await, (None, Some("form".to_owned())));
+    let (payload, encoding) = payload_columns(&path, &ids[2]).await;
+    assert!(payload.is_some_and(|text| text.contains("webhooktype")) && encoding.is_none());
 }
 
 /// A file from before migration 4 (`payload` NOT NULL) is rebuilt: its events, their
@@ -60,7 +65,32 @@ async fn an_older_file_is_migrated_with_its_data() {
     json.deliveries.clear();
     let json_id = json.event.id.to_string();
     store.append(json).await.unwrap();
-    assert_eq!(payload_column(&path, &json_id).await, None, "the rebuilt column takes NULL");
+    assert_eq!(payload_columns(&path, &json_id).await.0, None, "the rebuilt column takes NULL");
     assert_eq!(store.prune(Utc::now()).await.unwrap(), 2, "old and new events are pruned alike");
     assert!(store.deliveries(id).await.unwrap().is_empty(), "deleting an event still deletes its deliveries");
+}
+
+/// Before migration 6 only JSON bodies stood for their payloads: such a row, with no
+/// `body_encoding`, still reads back as its body's JSON.
+#[tokio::test]
+async fn a_payload_kept_as_its_body_before_body_encoding_reads_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let old = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(old).await.unwrap();
+    MIGRATOR.run_to(5, &pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, dedup_key, request, raw_body, routes)
+         VALUES ('01HZZZ0000000000000000000A', 1, 'jivo', 'chat_finished', 'chat.finished', '{}', NULL, 'k',
+                 '{\"method\":\"POST\",\"path\":\"/\",\"query\":\"\",\"headers\":[],\"remote_addr\":null}',
+                 CAST('{\"chat_id\": 7}' AS BLOB), '[]')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = SqliteStore::open(&path, 10).await.unwrap();
+    let stored = store.event("01HZZZ0000000000000000000A".parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.event.payload, serde_json::json!({"chat_id": 7}));
 }

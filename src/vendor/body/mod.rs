@@ -42,12 +42,54 @@ impl DecodeError {
     }
 }
 
-/// A decoded body, and whether it was JSON.
+/// A decoded body, and whether decoding it again gives the payload back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
     pub payload: Value,
-    /// The body is the payload's JSON text: parsing the body again gives the payload back.
-    pub is_json: bool,
+    /// How the payload is had again from the body; None when it cannot be (a multipart body,
+    /// whose file parts were left out).
+    pub rereadable: Option<BodyEncoding>,
+}
+
+/// How a body that is its payload's whole record was read. A store keeps such a payload once, as
+/// the body, and reads it back with [`BodyEncoding::decode`]: what that gives for a stored body
+/// must not change (a new way of reading is a new variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    /// The body is the payload's JSON text.
+    Json,
+    /// The body is a URL-encoded form, decoded by [`parse_form`].
+    Form,
+}
+
+impl BodyEncoding {
+    /// The name a store keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Form => "form",
+        }
+    }
+
+    /// The encoding a store's name stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "json" => Some(Self::Json),
+            "form" => Some(Self::Form),
+            _ => None,
+        }
+    }
+
+    /// The payload of a body read this way.
+    ///
+    /// # Errors
+    /// A body that does not decode this way.
+    pub fn decode(self, body: &[u8]) -> Result<Value, DecodeError> {
+        match self {
+            Self::Json => parse_json(body),
+            Self::Form => parse_form(body),
+        }
+    }
 }
 
 /// Decodes a body of the given format. `content_type` is the request's header, if any.
@@ -72,10 +114,9 @@ pub fn decode_body(format: BodyFormat, content_type: Option<&str>, body: &[u8]) 
         ct.starts_with("application/json") || ct.contains("+json") || ct.starts_with("text/json")
     });
     let looks_json = matches!(trimmed[0], b'{' | b'[');
-    let form = |payload| Decoded { payload, is_json: false };
     if let Some(boundary) = content_type.and_then(multipart_boundary) {
         if format != BodyFormat::Json {
-            return parse_multipart(body, &boundary).map(form);
+            return parse_multipart(body, &boundary).map(|payload| Decoded { payload, rereadable: None });
         }
     }
     let json = match format {
@@ -84,7 +125,8 @@ pub fn decode_body(format: BodyFormat, content_type: Option<&str>, body: &[u8]) 
         // A sender that labels JSON as a form (or as nothing) still sent JSON.
         BodyFormat::Form | BodyFormat::Auto => looks_json,
     };
-    if json { parse_json(body).map(|payload| Decoded { payload, is_json: true }) } else { parse_form(body).map(form) }
+    let encoding = if json { BodyEncoding::Json } else { BodyEncoding::Form };
+    encoding.decode(body).map(|payload| Decoded { payload, rereadable: Some(encoding) })
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {
