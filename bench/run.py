@@ -25,7 +25,13 @@ the server did before, and waiting for a free connection counts in its latency. 
 has no such mode; its per-connection delay paces a slow server down and flatters its latency.
 Each fixed-rate run starts with WARMUP seconds at the same rate that are not counted.
 
-Usage: python3 bench/run.py [--duration 10] [--connections 32] [--e2e-rates 2000,5000] [--json out.json]
+The ratios to the baseline are reported twice: from that single pass, where each server runs
+minutes after the one before, and from ROUNDS interleaved rounds (baseline, durable, ingest,
+again and again, saturation only): their median is the figure to quote, since a shared host's
+speed drifts over minutes and the single pass's ratio drifts with it.
+
+Usage: python3 bench/run.py [--duration 10] [--connections 32] [--e2e-rates 2000,5000] [--rounds 3]
+                            [--json out.json]
 Needs wrk (installed with apt-get when missing and running as root) and builds release binaries.
 """
 
@@ -36,6 +42,7 @@ import re
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -231,25 +238,31 @@ def keeps_up(url, payload, duration, id_base, db, rate):
     return fixed
 
 
+def start_server(name, directory):
+    """Starts one of the servers in `directory`: (server, hooks port, receiver or None, receiver port)."""
+    hooks, admin = free_port(), free_port()
+    receiver = receiver_port = None
+    if name in ("baseline", "durable"):
+        log = ["--log", os.path.join(directory, "bodies.log")] if name == "durable" else []
+        server = Server([os.path.join(TARGET, "bench-peer"), name, "--listen", f"127.0.0.1:{hooks}", *log],
+                        f"http://127.0.0.1:{hooks}/healthz", env={})
+        return server, hooks, None, None
+    if name == "ingest+http":
+        receiver_port = free_port()
+        receiver = Server([os.path.join(TARGET, "bench-peer"), "receiver", "--listen",
+                           f"127.0.0.1:{receiver_port}"], f"http://127.0.0.1:{receiver_port}/stats")
+    config = switchboard_config(directory, hooks, admin, receiver_port)
+    server = Server([os.path.join(TARGET, "switchboard"), "run", "--config", config],
+                    f"http://127.0.0.1:{admin}/readyz", env={"RUST_LOG": "info"}, cwd=directory)
+    return server, hooks, receiver, receiver_port
+
+
 def run_server(name, duration, connections, e2e_rates=E2E_RATES):
     """One server through every payload: saturation, then the fixed rate."""
     results = {}
     with tempfile.TemporaryDirectory() as directory:
-        hooks, admin = free_port(), free_port()
-        receiver = None
         peer = name in ("baseline", "durable")
-        if peer:
-            log = ["--log", os.path.join(directory, "bodies.log")] if name == "durable" else []
-            server = Server([os.path.join(TARGET, "bench-peer"), name, "--listen", f"127.0.0.1:{hooks}", *log],
-                            f"http://127.0.0.1:{hooks}/healthz", env={})
-        else:
-            if name == "ingest+http":
-                receiver_port = free_port()
-                receiver = Server([os.path.join(TARGET, "bench-peer"), "receiver", "--listen",
-                                   f"127.0.0.1:{receiver_port}"], f"http://127.0.0.1:{receiver_port}/stats")
-            config = switchboard_config(directory, hooks, admin, receiver_port if receiver else None)
-            server = Server([os.path.join(TARGET, "switchboard"), "run", "--config", config],
-                            f"http://127.0.0.1:{admin}/readyz", env={"RUST_LOG": "info"}, cwd=directory)
+        server, hooks, receiver, receiver_port = start_server(name, directory)
         try:
             time.sleep(2)
             results["startup_ms"] = round(server.startup_ms, 1)
@@ -303,6 +316,31 @@ def run_server(name, duration, connections, e2e_rates=E2E_RATES):
     return results
 
 
+RATIO_SERVERS = ("baseline", "durable", "ingest")
+
+
+def interleaved_ratios(rounds, duration, connections):
+    """The three servers' saturation in turn, `rounds` times, each on a fresh server after a
+    warm-up: a host whose speed drifts during the run (a shared VM's does, by 10-20% over
+    minutes) then slows each round's servers alike, and the median of the rounds' ratios is the
+    ratio. The single pass above measures each server minutes apart."""
+    rps = {key: {name: [] for name in RATIO_SERVERS} for key in PAYLOADS}
+    id_base = 500_000_000_000
+    for _ in range(rounds):
+        for name in RATIO_SERVERS:
+            with tempfile.TemporaryDirectory() as directory:
+                server, hooks = start_server(name, directory)[:2]
+                try:
+                    for key, payload in PAYLOADS.items():
+                        url = f"http://127.0.0.1:{hooks}/hooks/{payload[0]}"
+                        id_base += 10_000_000_000
+                        wrk(url, payload, WARMUP, connections, id_base)
+                        rps[key][name].append(wrk(url, payload, duration, connections, id_base + 5_000_000_000)["rps"])
+                finally:
+                    server.stop()
+    return rps
+
+
 def arguments(doc, add):
     """The command line of a bench script: its own options (`add`), then --json and --no-build."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -318,6 +356,8 @@ def main():
         parser.add_argument("--connections", type=int, default=32, help="connections at saturation")
         parser.add_argument("--e2e-rates", default=",".join(map(str, E2E_RATES)),
                             help="steady rates (req/s, comma-separated) at which delivery is checked for keeping up")
+        parser.add_argument("--rounds", type=int, default=3,
+                            help="interleaved rounds of baseline, durable and ingest for the ratios (0: none)")
 
     args = arguments(__doc__, options)
     e2e_rates = [int(rate) for rate in args.e2e_rates.split(",") if rate.strip()]
@@ -335,13 +375,27 @@ def main():
     for name in ["baseline", "durable", "ingest", "ingest+http"]:
         results[name] = run_server(name, args.duration, args.connections, e2e_rates)
     for key in PAYLOADS:
-        rps = {name: results[name][key]["saturated"]["rps"] for name in ("baseline", "durable", "ingest")}
+        rps = {name: results[name][key]["saturated"]["rps"] for name in RATIO_SERVERS}
         results[f"ingest_vs_baseline_{key}"] = round(rps["ingest"] / rps["baseline"], 3)
         results[f"ingest_vs_durable_{key}"] = round(rps["ingest"] / rps["durable"], 3)
         results[f"durable_vs_baseline_{key}"] = round(rps["durable"] / rps["baseline"], 3)
-        print(f"durable ingest / baseline ({key}): {rps['ingest'] / rps['baseline']:.0%}  "
+        print(f"single pass, durable ingest / baseline ({key}): {rps['ingest'] / rps['baseline']:.0%}  "
               f"(the durable ceiling: {rps['durable'] / rps['baseline']:.0%} of the baseline; "
               f"ingest is {rps['ingest'] / rps['durable']:.0%} of it)")
+    if args.rounds:
+        print(f"interleaved: {args.rounds} rounds of baseline, durable, ingest ({args.duration} s each) …", flush=True)
+        rounds = interleaved_ratios(args.rounds, args.duration, args.connections)
+        results["interleaved"] = rounds
+        for key, rps in rounds.items():
+            ratios = [i / b for i, b in zip(rps["ingest"], rps["baseline"])]
+            ceiling = [d / b for d, b in zip(rps["durable"], rps["baseline"])]
+            results[f"interleaved_ingest_vs_baseline_{key}"] = round(statistics.median(ratios), 3)
+            results[f"interleaved_durable_vs_baseline_{key}"] = round(statistics.median(ceiling), 3)
+            print(f"interleaved, durable ingest / baseline ({key}): median {statistics.median(ratios):.0%} "
+                  f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)}; req/s baseline "
+                  f"{'/'.join(f'{x:.0f}' for x in rps['baseline'])}, durable "
+                  f"{'/'.join(f'{x:.0f}' for x in rps['durable'])}, ingest {'/'.join(f'{x:.0f}' for x in rps['ingest'])}); "
+                  f"durable ceiling median {statistics.median(ceiling):.0%}", flush=True)
     for name in ["ingest", "ingest+http"]:
         r = results[name]
         print(f"{name}: start-up {r['startup_ms']} ms, idle RSS {r['idle_rss_mib']} MiB, peak RSS {r['peak_rss_mib']} MiB")
