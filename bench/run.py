@@ -323,11 +323,13 @@ def interleaved_ratios(rounds, duration, connections):
     """The three servers' saturation in turn, `rounds` times, each on a fresh server after a
     warm-up: a host whose speed drifts during the run (a shared VM's does, by 10-20% over
     minutes) then slows each round's servers alike, and the median of the rounds' ratios is the
-    ratio. The single pass above measures each server minutes apart."""
+    ratio. The single pass above measures each server minutes apart. Each round starts one
+    server later in the order, so that no server always follows the same one."""
     rps = {key: {name: [] for name in RATIO_SERVERS} for key in PAYLOADS}
     id_base = 500_000_000_000
-    for _ in range(rounds):
-        for name in RATIO_SERVERS:
+    for round_ in range(rounds):
+        shift = round_ % len(RATIO_SERVERS)
+        for name in RATIO_SERVERS[shift:] + RATIO_SERVERS[:shift]:
             with tempfile.TemporaryDirectory() as directory:
                 server, hooks = start_server(name, directory)[:2]
                 try:
