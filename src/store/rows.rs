@@ -70,7 +70,8 @@ pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError
 }
 
 /// `id, received_at, vendor, event, kind, fields, payload` and, where `payload` is NULL,
-/// `body_encoding` and `raw_body`: what a delivery needs, without the request record an operator's view reads too.
+/// `body_encoding` and `raw_body`: what a delivery needs, without the request record an
+/// operator's view reads too.
 pub(super) fn event(row: &impl Columns) -> Result<Event, StoreError> {
     Ok(Event {
         id: row.text("id")?.parse().map_err(|e| corrupt("event id", e))?,
