@@ -360,16 +360,4 @@ mod tests {
         assert!(!text.contains("abc") && !text.contains("s3cret"), "{text}");
         assert!(text.contains("application/json"));
     }
-
-    #[test]
-    fn query_pairs_are_decoded() {
-        assert_eq!(
-            body::query_pairs("phone2=%2B7999&hook_event=Call+is+over&flag"),
-            vec![
-                ("phone2".to_owned(), "+7999".to_owned()),
-                ("hook_event".to_owned(), "Call is over".to_owned()),
-                ("flag".to_owned(), String::new()),
-            ]
-        );
-    }
 }
