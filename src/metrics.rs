@@ -5,7 +5,10 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Up to the writers' largest batch, 512.
+const COMMIT_WRITES_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// Webhooks received, by vendor and outcome (`stored`, `duplicate`, or the refusal's code).
 pub const WEBHOOKS_RECEIVED: &str = "switchboard_webhooks_received_total";
@@ -28,10 +31,23 @@ pub const QUEUE_DUE: &str = "switchboard_queue_due";
 pub const QUEUE_OLDEST_AGE: &str = "switchboard_queue_oldest_age_seconds";
 /// Dead letters waiting for an operator.
 pub const DEAD_LETTERS: &str = "switchboard_dead_letters";
+/// Writes committed in one transaction (events, rejections, delivery bookkeeping): under load
+/// many webhooks share a commit and its sync to disk, and this says how many.
+pub const STORE_COMMIT_WRITES: &str = "switchboard_store_commit_writes";
+/// How long one commit of the store took, its sync to disk included: a webhook's
+/// acknowledgement waits for one, so a disk that slows down shows here first.
+pub const STORE_COMMIT_DURATION: &str = "switchboard_store_commit_duration_seconds";
 /// Configuration reloads, by result (`ok`, `failed`).
 pub const CONFIG_RELOADS: &str = "switchboard_config_reloads_total";
 /// 1 when the last reload attempt succeeded, 0 when the running config is older than the files.
 pub const CONFIG_LAST_RELOAD_OK: &str = "switchboard_config_last_reload_successful";
+
+/// One commit of `writes` writes that took `took`; recorded by both stores' writers.
+pub fn record_commit(writes: usize, took: std::time::Duration) {
+    #[allow(clippy::cast_precision_loss)] // at most 512
+    metrics::histogram!(STORE_COMMIT_WRITES).record(writes as f64);
+    metrics::histogram!(STORE_COMMIT_DURATION).record(took.as_secs_f64());
+}
 
 /// The process-wide recorder's handle, installed on first use (several daemons in one test
 /// process share it).
@@ -40,7 +56,15 @@ pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
             .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
-            .expect("the bucket list is not empty")
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_COMMIT_WRITES.into()), &COMMIT_WRITES_BUCKETS))
+            // A commit takes a fraction of a millisecond on a local disk.
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(STORE_COMMIT_DURATION.into()),
+                    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+                )
+            })
+            .expect("the bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder was installed first, in which case ours records
@@ -62,6 +86,12 @@ fn describe() {
     metrics::describe_gauge!(QUEUE_DUE, "Pending deliveries that are due now.");
     metrics::describe_gauge!(QUEUE_OLDEST_AGE, metrics::Unit::Seconds, "Age of the oldest pending delivery.");
     metrics::describe_gauge!(DEAD_LETTERS, "Dead-lettered deliveries.");
+    metrics::describe_histogram!(STORE_COMMIT_WRITES, "Writes committed together in one transaction.");
+    metrics::describe_histogram!(
+        STORE_COMMIT_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of one commit of the store, its sync to disk included."
+    );
     metrics::describe_counter!(CONFIG_RELOADS, "Configuration reloads, by result.");
     metrics::describe_gauge!(CONFIG_LAST_RELOAD_OK, "Whether the last configuration reload succeeded.");
 }

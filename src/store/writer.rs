@@ -66,10 +66,16 @@ impl Writer {
 async fn run(batch: impl Batch, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let outcome = if jobs.iter().all(|job| matches!(job, Job::Flush(_))) {
+        let writes = jobs.iter().filter(|job| !matches!(job, Job::Flush(_))).count();
+        let outcome = if writes == 0 {
             Ok(jobs.iter().map(|_| None).collect())
         } else {
-            batch.write(&jobs).await
+            let started = std::time::Instant::now();
+            let written = batch.write(&jobs).await;
+            if written.is_ok() {
+                crate::metrics::record_commit(writes, started.elapsed());
+            }
+            written
         };
         if let Err(error) = &outcome {
             tracing::error!(message = "Store write failed; the batch's requests are answered with an error.", %error, jobs = jobs.len());

@@ -77,6 +77,17 @@ template = "generic"
     );
     assert_eq!(sample(&after, r#"switchboard_delivery_duration_seconds_count{output="metrics_probe"}"#), Some(2.0));
     assert!(after.contains("# TYPE switchboard_delivery_duration_seconds histogram"));
+    // The store's commits: this daemon's four webhooks and its delivery bookkeeping took at
+    // least two (the 400 and the first event cannot share one: they were sent one after the
+    // other), whatever other tests' daemons committed meanwhile.
+    let commits = |text: &str| sample(text, "switchboard_store_commit_writes_count").unwrap_or(0.0);
+    let written = |text: &str| sample(text, "switchboard_store_commit_writes_sum").unwrap_or(0.0);
+    assert!(commits(&after) - commits(&before) >= 2.0, "{after}");
+    assert!(written(&after) - written(&before) >= 4.0, "four webhooks, each a write: {after}");
+    assert!(written(&after) >= commits(&after), "a commit holds at least one write: {after}");
+    // Buckets sized for what they measure: sub-millisecond commits, batches up to 512.
+    assert!(after.contains(r#"switchboard_store_commit_duration_seconds_bucket{le="0.0005"}"#), "{after}");
+    assert!(after.contains(r#"switchboard_store_commit_writes_bucket{le="512"}"#), "{after}");
     // Queue gauges are read from this daemon's store at the scrape (another test's scrape
     // may set them in between, so look until one of ours shows them).
     eventually("the queue gauges show the dead letter", || async {

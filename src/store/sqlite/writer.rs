@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
@@ -204,9 +204,11 @@ impl WriterThread {
 
     /// One transaction for the whole batch; one [`Done`] per command, in order.
     fn commit(&mut self, batch: &[Command]) -> Result<Vec<Done>, StoreError> {
-        if batch.iter().all(|command| matches!(command, Command::Flush(_))) {
+        let writes = batch.iter().filter(|command| !matches!(command, Command::Flush(_))).count();
+        if writes == 0 {
             return Ok(batch.iter().map(|_| Done::Nothing).collect());
         }
+        let started = Instant::now();
         let durable = batch
             .iter()
             .any(|command| matches!(command, Command::Append(..) | Command::Reject(..) | Command::AddDeliveries(..)));
@@ -257,6 +259,7 @@ impl WriterThread {
             statements::trim_rejections(&tx, self.rejected_keep)?;
         }
         tx.commit()?;
+        crate::metrics::record_commit(writes, started.elapsed());
         // Only now: a batch that rolled back must leave no trace in the window.
         for (command, done) in batch.iter().zip(&done) {
             if let (Command::Append(new, _), Done::Appended(Appended::Stored(id))) = (command, done) {
