@@ -17,7 +17,10 @@ Reported: requests/s at saturation (wrk -c CONNECTIONS), p50/p99 latency there a
 2,000 req/s, end-to-end delivered/s, idle and peak RSS, start-up time to /readyz. For
 ingest+http, whether delivery keeps up when webhooks come at a steady rate (--e2e-rates, open
 loop): each delivery's lag from the webhook's arrival to its answer from the receiver, and how
-long the queue takes to drain after the load stops.
+long the queue takes to drain after the load stops. For the servers that sync before they
+answer (durable, ingest, ingest+http), the group commit at saturation: writes per commit,
+commits/s and the time each took — such a server's requests/s is their product, and at a fixed
+number of connections the commits/s is close to what the disk's sync allows.
 
 Saturation is wrk's (closed loop: the most a server answers). The fixed rate is `bench-peer
 load` (bench/peers/src/load.rs), an open-loop generator: request i is sent at i/2000 s whatever
@@ -118,6 +121,7 @@ class Server:
             self.stop()
             raise RuntimeError(f"{args[0]} did not become ready")
         self.startup_ms = (time.monotonic() - started) * 1000
+        self.commits_url = None  # where `commit_counts` reads a durable server's group commit
 
     def stop(self):
         self.proc.terminate()
@@ -246,6 +250,7 @@ def start_server(name, directory):
         log = ["--log", os.path.join(directory, "bodies.log")] if name == "durable" else []
         server = Server([os.path.join(TARGET, "bench-peer"), name, "--listen", f"127.0.0.1:{hooks}", *log],
                         f"http://127.0.0.1:{hooks}/healthz", env={})
+        server.commits_url = f"http://127.0.0.1:{hooks}/stats" if name == "durable" else None
         return server, hooks, None, None
     if name == "ingest+http":
         receiver_port = free_port()
@@ -254,7 +259,33 @@ def start_server(name, directory):
     config = switchboard_config(directory, hooks, admin, receiver_port)
     server = Server([os.path.join(TARGET, "switchboard"), "run", "--config", config],
                     f"http://127.0.0.1:{admin}/readyz", env={"RUST_LOG": "info"}, cwd=directory)
+    server.commits_url = f"http://127.0.0.1:{admin}/metrics"
     return server, hooks, receiver, receiver_port
+
+
+def commit_counts(server):
+    """(writes, commits, seconds) so far: the durable peer's syncs, or Switchboard's store
+    commits from its `switchboard_store_commit_*` metrics; None for a server that keeps nothing."""
+    if not server.commits_url:
+        return None
+    body = get(server.commits_url)[1].decode()
+    if server.commits_url.endswith("/stats"):
+        stats = json.loads(body)
+        return stats["bodies"], stats["syncs"], stats["seconds"]
+    series = dict(line.rsplit(" ", 1) for line in body.splitlines() if line.startswith("switchboard_store_commit_"))
+    value = lambda name: float(series.get(name, 0))
+    return (value("switchboard_store_commit_writes_sum"), value("switchboard_store_commit_writes_count"),
+            value("switchboard_store_commit_duration_seconds_sum"))
+
+
+def group_commit(before, after, seconds):
+    """What the writes between two `commit_counts` say: the group commit that clocks a server
+    whose answers wait for the disk. Requests/s = commits/s × writes per commit."""
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    writes, commits, busy = (a - b for a, b in zip(after, before))
+    return {"writes_per_commit": round(writes / commits, 1), "commits_per_s": round(commits / seconds),
+            "commit_ms": round(busy / commits * 1000, 3)}
 
 
 def run_server(name, duration, connections, e2e_rates=E2E_RATES):
@@ -273,8 +304,9 @@ def run_server(name, duration, connections, e2e_rates=E2E_RATES):
                 id_base += 10_000_000_000
                 db = os.path.join(directory, "data/switchboard.db")
                 before = count(db, "SELECT count(*) FROM deliveries WHERE state = 'delivered'") if receiver else 0
-                started = time.monotonic()
+                started, commits = time.monotonic(), commit_counts(server)
                 saturated = wrk(url, payload, duration, connections, id_base)
+                saturated["group_commit"] = group_commit(commits, commit_counts(server), duration)
                 if receiver:
                     accepted = count(db, "SELECT count(*) FROM deliveries") - before
                     drained = wait_until(lambda: pending(db) == 0, 300, step=0.2)
@@ -296,6 +328,10 @@ def run_server(name, duration, connections, e2e_rates=E2E_RATES):
                       f"p99 {saturated['p99_ms']:.2f} ms | at {fixed['rps']:.0f} req/s: p50 {fixed['p50_ms']:.2f} ms "
                       f"p99 {fixed['p99_ms']:.2f} ms" + (f" | e2e {saturated['e2e']['delivered_per_s']} delivered/s"
                                                           if receiver else ""), flush=True)
+                if saturated["group_commit"]:
+                    grouped = saturated["group_commit"]
+                    print(f"  {name:<12} {key:<8} group commit: {grouped['writes_per_commit']} writes per commit, "
+                          f"{grouped['commits_per_s']} commits/s, {grouped['commit_ms']} ms each", flush=True)
                 for rate in e2e_rates if receiver else ():
                     id_base += 10_000_000_000
                     steady = fixed if rate == FIXED_RATE else keeps_up(url, payload, duration, id_base, db, rate)

@@ -12,7 +12,7 @@
 //!   `--storm EVERY,FOR` answers 429 (`retry_after` 2) for FOR seconds every EVERY seconds.
 //! - `load`: not a server but a fixed-rate, open-loop load generator ([`load`]).
 //!
-//! `GET /stats` answers with the counts as JSON.
+//! `GET /stats` answers with the counts as JSON (`durable`: its syncs, see [`durable`]).
 
 mod durable;
 mod load;
@@ -96,7 +96,11 @@ async fn main() {
         "baseline" => Router::new().route("/healthz", get(|| async { "ok" })).fallback(post(baseline)),
         "durable" => {
             let log = durable::Log::open(&flag("--log").expect("--log FILE")).expect("--log: a writable file");
-            Router::new().route("/healthz", get(|| async { "ok" })).fallback(post(durable)).with_state(log)
+            Router::new()
+                .route("/healthz", get(|| async { "ok" }))
+                .route("/stats", get(|State(log): State<durable::Log>| async move { Json(log.stats()) }))
+                .fallback(post(durable))
+                .with_state(log)
         }
         "receiver" => {
             let schedule = flag("--flap").map(pair).map(|(up, down)| (up + down, down));
