@@ -12,7 +12,6 @@
 //! promises anyway. Being the only writer of all of these, the thread never waits for SQLite's
 //! lock behind another connection (the rare writes of operators still take it).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -226,14 +225,12 @@ impl WriterThread {
         // IMMEDIATE takes the write lock up front: the rows the dedup window points to cannot
         // be pruned between its lookups and the inserts that rely on them.
         let tx = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Events of this batch by (vendor, dedup key): a repeat inside the batch is a duplicate
-        // of the first even though it is not in the table yet.
-        let mut in_batch: HashMap<(&str, &str), (&str, i64)> = HashMap::new();
+        let mut appender = statements::Appender::new(batch.len());
         let mut done = Vec::with_capacity(batch.len());
         let mut rejected = false;
         for command in batch {
             done.push(match command {
-                Command::Append(new, _) => Done::Appended(statements::append(&tx, new, &self.window, &mut in_batch)?),
+                Command::Append(new, _) => Done::Appended(appender.append(&tx, new, &self.window)?),
                 Command::Reject(rejection, _) => {
                     statements::insert_rejection(&tx, rejection)?;
                     rejected = true;
@@ -258,13 +255,13 @@ impl WriterThread {
         if rejected {
             statements::trim_rejections(&tx, self.rejected_keep)?;
         }
+        // Its statements go back to the cache before the transaction ends.
+        let stored = appender.into_stored();
         tx.commit()?;
         crate::metrics::record_commit(writes, started.elapsed());
         // Only now: a batch that rolled back must leave no trace in the window.
-        for (command, done) in batch.iter().zip(&done) {
-            if let (Command::Append(new, _), Done::Appended(Appended::Stored(id))) = (command, done) {
-                self.window.remember(self.window.key(&new.vendor, &new.dedup_key), *id, new.received_at);
-            }
+        for (key, id, at) in stored {
+            self.window.remember(key, id, at);
         }
         Ok(done)
     }
