@@ -9,6 +9,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Up to the writers' largest batch, 512.
 const COMMIT_WRITES_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+/// A commit takes a fraction of a millisecond on a local disk; the default buckets start at 5 ms.
+const COMMIT_SECONDS_BUCKETS: [f64; 12] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 
 /// Webhooks received, by vendor and outcome (`stored`, `duplicate`, or the refusal's code).
 pub const WEBHOOKS_RECEIVED: &str = "switchboard_webhooks_received_total";
@@ -57,12 +60,8 @@ pub fn handle() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new()
             .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_COMMIT_WRITES.into()), &COMMIT_WRITES_BUCKETS))
-            // A commit takes a fraction of a millisecond on a local disk.
             .and_then(|b| {
-                b.set_buckets_for_metric(
-                    Matcher::Full(STORE_COMMIT_DURATION.into()),
-                    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
-                )
+                b.set_buckets_for_metric(Matcher::Full(STORE_COMMIT_DURATION.into()), &COMMIT_SECONDS_BUCKETS)
             })
             .expect("the bucket lists are not empty")
             .build_recorder();

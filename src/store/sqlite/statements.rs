@@ -73,7 +73,7 @@ pub(super) struct Finished {
 
 /// The appends of one batch. Their statements are prepared once per batch, not once per event:
 /// taking a statement from rusqlite's cache hashes its whole SQL text, and so does giving it
-/// back — with the resets, 15% of the writer thread's instructions at ~10 events a batch.
+/// back (measured: 7% of the writer thread's instructions per event saved).
 pub(super) struct Appender<'tx, 'b> {
     insert_event: Option<CachedStatement<'tx>>,
     insert_delivery: Option<CachedStatement<'tx>>,
