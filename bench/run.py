@@ -36,6 +36,7 @@ speed drifts over minutes and the single pass's ratio drifts with it.
 Usage: python3 bench/run.py [--duration 10] [--connections 32] [--e2e-rates 2000,5000] [--rounds 3]
                             [--json out.json]
 Needs wrk (installed with apt-get when missing and running as root) and builds release binaries.
+The machine's record includes its disk's sync rate (bench/disk.py), measured before the servers.
 """
 
 import argparse
@@ -51,6 +52,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+import disk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(ROOT, "target", "release")
@@ -407,6 +410,8 @@ def main():
         "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
         "kernel": os.uname().release,
         "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0],
+        # What clocks the durable servers (bench/disk.py): one sync at a time, and four at once.
+        "disk_syncs": [disk.syncs(threads) for threads in (1, 4)],
     }
     print(f"machine: {machine}", flush=True)
     results = {"machine": machine, "duration_s": args.duration, "connections": args.connections}

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""What this machine's disk does with syncs: 16 KiB `pwrite` + `fdatasync`, from 1, 2, 4 and 8
+threads at once, into a file written in place (as SQLite writes its log once it has grown),
+in the directory the benchmarks keep their data in (the system's temporary directory).
+
+A server that answers only after its data is synced is clocked by this: with one sync at a
+time, requests/s is syncs/s × requests per sync. Whether several syncs at once go faster
+tells whether a second sync in flight could help (on the virtual disks measured so far it
+does, nearly 1.5× from two threads, but the store's commits were then smaller and cost more
+CPU; see BENCHMARKS.md, session 12). bench/run.py records the 1- and 4-thread figures with
+the machine.
+
+Usage: python3 bench/disk.py [--seconds 2]
+"""
+
+import argparse
+import mmap
+import os
+import tempfile
+import threading
+import time
+
+BLOCK = 16 * 1024
+FILE_SIZE = 64 * 1024 * 1024
+
+
+def syncs(threads, seconds=2.0, directory=None):
+    """{"threads", "syncs_per_s", "sync_us"}: `threads` threads each writing BLOCK bytes into a
+    region of its own of one pre-written file and syncing it, for `seconds`."""
+    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+        path = os.path.join(scratch, "syncs.dat")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            zeros = bytes(1024 * 1024)
+            for offset in range(0, FILE_SIZE, len(zeros)):
+                os.pwrite(fd, zeros, offset)
+            os.fsync(fd)
+            region = FILE_SIZE // threads
+            counts = [0] * threads
+            deadline = time.monotonic() + seconds
+
+            def writer(index):
+                block = mmap.mmap(-1, BLOCK)
+                block.write(b"x" * BLOCK)
+                done = 0
+                while time.monotonic() < deadline:
+                    os.pwrite(fd, block, index * region + (done * BLOCK) % (region - BLOCK))
+                    os.fdatasync(fd)
+                    done += 1
+                counts[index] = done
+
+            workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        finally:
+            os.close(fd)
+    total = sum(counts)
+    return {"threads": threads, "syncs_per_s": round(total / seconds),
+            "sync_us": round(seconds * threads / max(total, 1) * 1e6)}
+
+
+def describe(result):
+    return f"{result['threads']} at once: {result['syncs_per_s']} syncs/s, {result['sync_us']} µs each"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    for threads in (1, 2, 4, 8):
+        print(describe(syncs(threads, args.seconds)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
