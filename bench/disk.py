@@ -25,12 +25,12 @@ BLOCK = 16 * 1024
 FILE_SIZE = 64 * 1024 * 1024
 
 
-def syncs(threads, seconds=2.0, directory=None):
+def syncs(threads, seconds=2.0):
     """{"threads", "syncs_per_s", "sync_us", "p99_us"}: `threads` threads each writing BLOCK bytes
     into a region of its own of one pre-written file and syncing it, for `seconds`; sync_us is
     the mean time of one write and its sync, p99_us its 99th percentile (the tail that a server
     syncing before it answers passes on to its own p99)."""
-    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+    with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, "syncs.dat")
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:

@@ -38,7 +38,8 @@ pub const DEAD_LETTERS: &str = "switchboard_dead_letters";
 /// many webhooks share a commit and its sync to disk, and this says how many.
 pub const STORE_COMMIT_WRITES: &str = "switchboard_store_commit_writes";
 /// How long one commit of the store took, its sync to disk included: a webhook's
-/// acknowledgement waits for one, so a disk that slows down shows here first.
+/// acknowledgement waits for one, so a disk that slows down shows here first. (SQLite's commits
+/// of delivery bookkeeping alone do not wait for the disk; they are counted too.)
 pub const STORE_COMMIT_DURATION: &str = "switchboard_store_commit_duration_seconds";
 /// Configuration reloads, by result (`ok`, `failed`).
 pub const CONFIG_RELOADS: &str = "switchboard_config_reloads_total";
