@@ -86,7 +86,8 @@ pub async fn run(
     tokio::spawn(reloader.clone().on_sighup(shutdown.clone()));
     tokio::spawn(reloader.clone().on_file_change(shutdown.clone()));
     let wake = Wake::default();
-    let state = IngestState { config: config.clone(), store: store.clone(), wake: wake.clone() };
+    let state =
+        IngestState { config: config.clone(), store: store.clone(), wake: wake.clone(), sequences: Arc::default() };
     if let Some(admin) = listeners.admin {
         let addr = admin.local_addr()?;
         let app = admin::router(AdminState {

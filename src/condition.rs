@@ -31,6 +31,9 @@ pub enum FieldRef {
     Field(&'static str),
     /// A path into the payload (`payload.visitor.phone`, or a bare path inside a plugin).
     Payload(Path),
+    /// What the earlier events of the event's sequence showed (`seen.answered`): `true` or
+    /// `false` once the sequence's start is stored, absent while it is not. Plugins only.
+    Seen(String),
 }
 
 /// How a bare name (neither `vendor`/`event`/`kind`, a canonical field nor `payload.…`) resolves.
@@ -60,6 +63,13 @@ impl FieldRef {
         if let Some(rest) = key.strip_prefix("payload.") {
             return Path::parse(rest).map(Self::Payload).map_err(|e| e.to_string());
         }
+        if let (Scope::Plugin, Some(name)) = (scope, key.strip_prefix("seen.")) {
+            return if is_seen_name(name) {
+                Ok(Self::Seen(name.to_owned()))
+            } else {
+                Err(format!("`{name}` is not a name for `seen`; use a-z, 0-9 and `_`"))
+            };
+        }
         match scope {
             Scope::Plugin => Path::parse(key).map(Self::Payload).map_err(|e| e.to_string()),
             Scope::Route => Err(format!(
@@ -78,8 +88,14 @@ impl fmt::Display for FieldRef {
             Self::Kind => f.write_str("kind"),
             Self::Field(name) => f.write_str(name),
             Self::Payload(path) => write!(f, "payload.{path}"),
+            Self::Seen(name) => write!(f, "seen.{name}"),
         }
     }
+}
+
+/// Whether `name` can name a `seen` flag of a plugin's `[sequence]`.
+pub fn is_seen_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Anything a condition can be evaluated against: an event, or one being built by a plugin.
@@ -216,6 +232,15 @@ impl Condition {
                     Err(format!("{field} is {found}, wanted {test}"))
                 }
             }
+        }
+    }
+
+    /// Every field the condition tests, in order (a field tested twice is listed twice).
+    pub fn fields(&self) -> Vec<&FieldRef> {
+        match self {
+            Self::All(parts) | Self::Any(parts) => parts.iter().flat_map(Self::fields).collect(),
+            Self::Not(inner) => inner.fields(),
+            Self::Test { field, .. } => vec![field],
         }
     }
 

@@ -19,6 +19,7 @@ impl Facts for Sample {
             FieldRef::Kind => self.fields.get("kind"),
             FieldRef::Field(name) => self.fields.get(*name),
             FieldRef::Payload(path) => path.get(&self.payload),
+            FieldRef::Seen(name) => self.fields.get(format!("seen.{name}")),
         };
         found.map(Cow::Borrowed)
     }
@@ -29,6 +30,7 @@ fn sample() -> Sample {
         fields: json!({
             "vendor": "envybox", "event": "call_info", "kind": "call.finished",
             "contact.phone": "+79998887766", "call.duration_s": 0, "call.outcome": "",
+            "seen.answered": false,
         }),
         payload: json!({
             "call_state": "Клиент не взял трубку", "call_duration": "0", "visitor_id": "662654972",
@@ -79,6 +81,12 @@ fn each_operator_decides_as_documented() {
         (r#"{ all = [] }"#, true),
         (r#"{ not = { event = "call_info" } }"#, false),
         (r#"{ event = "call_info", kind = "call.missed" }"#, false),
+        // `seen`: known false is not absent, and a flag never recalled is absent.
+        (r#"{ "seen.answered" = false }"#, true),
+        (r#"{ "seen.answered" = true }"#, false),
+        (r#"{ "seen.answered" = { exists = true } }"#, true),
+        (r#"{ "seen.transferred" = false }"#, false),
+        (r#"{ "seen.transferred" = { exists = false } }"#, true),
     ];
     for (text, expected) in table {
         let condition = when(text, Scope::Plugin).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -117,6 +125,13 @@ fn compile_errors_name_the_key_and_the_accepted_set() {
         ),
         (r#"{ event = { exists = "yes" } }"#, Scope::Route, "when.event.exists: expected true or false"),
         (r#""x""#, Scope::Route, "when: expected a table of conditions, found string"),
+        // Only a plugin knows what its sequences have seen.
+        (r#"{ "seen.answered" = false }"#, Scope::Route, "when.seen.answered: unknown field `seen.answered`"),
+        (
+            r#"{ "seen.Agent-Answered" = false }"#,
+            Scope::Plugin,
+            "when.seen.Agent-Answered: `Agent-Answered` is not a name",
+        ),
     ];
     for (text, scope, expected) in cases {
         let error = when(text, *scope).expect_err(text).to_string();

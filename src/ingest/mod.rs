@@ -8,6 +8,7 @@
 
 mod error;
 pub mod request;
+mod sequence;
 mod source;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 
 pub use error::IngestError;
+pub use sequence::SequenceTurns;
 
 use crate::metrics as m;
 use request::InboundRequest;
@@ -49,6 +51,9 @@ pub struct IngestState {
     pub store: Arc<dyn Store>,
     /// Tells the delivery workers that new deliveries were stored.
     pub wake: crate::delivery::Wake,
+    /// Orders the events of one vendor sequence (a call), so each is classified by the ones
+    /// before it.
+    pub sequences: Arc<SequenceTurns>,
 }
 
 /// The webhook router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
@@ -157,8 +162,16 @@ async fn accept(
         .map_err(|e| fail(e.into()))?;
 
     let legacy_event = target.legacy.as_ref().and_then(|l| l.event.as_deref());
-    let normalized =
+    let mut normalized =
         vendor.normalize(&request, legacy_event, EventId::new(received_at), received_at).map_err(|e| fail(e.into()))?;
+    let sequence_turn =
+        sequence::recall(&state.sequences, state.store.as_ref(), vendor, &mut normalized).await.map_err(|e| {
+            tracing::error!(
+                message = "Could not read the event's sequence; the vendor is asked to retry.",
+                vendor = %target.vendor, error = %e
+            );
+            fail(e.into())
+        })?;
     tracing::Span::current().record("event_id", tracing::field::display(normalized.event.id));
     let (routes, deliveries) = crate::delivery::plan(&config, &normalized.event, received_at);
     let deliver = !deliveries.is_empty();
@@ -177,6 +190,7 @@ async fn accept(
             raw_body: raw_body.clone(),
             payload_from_body: normalized.payload_from_body,
             routes: routes.clone(),
+            sequence_key: normalized.sequence.map(|sequence| sequence.key),
             deliveries,
         })
         .await
@@ -187,6 +201,8 @@ async fn accept(
             );
             fail(e.into())
         })?;
+    // Stored: the sequence's next event may read this one now.
+    drop(sequence_turn);
     if deliver && matches!(appended, Appended::Stored(_)) {
         // Only new deliveries are worth a look: a claim is a write, committed by the same
         // writer as the appends, so a needless one delays the next batch of webhooks.

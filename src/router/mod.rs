@@ -166,6 +166,8 @@ impl Facts for EventFacts<'_> {
             FieldRef::Kind => Some(Cow::Owned(Value::String(event.kind.to_string()))),
             FieldRef::Field(name) => event.fields.get(name).map(Cow::Borrowed),
             FieldRef::Payload(path) => path.get(&event.payload).map(Cow::Borrowed),
+            // Plugins only: a route cannot name one.
+            FieldRef::Seen(_) => None,
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct NewEvent {
     pub payload_from_body: Option<BodyEncoding>,
     /// Names of the routes that took the event; empty means unrouted.
     pub routes: Vec<String>,
+    /// The sequence the event belongs to (`vendor::SequenceRef::key`), found again by
+    /// [`Store::sequence`] when a later event of it is classified.
+    pub sequence_key: Option<String>,
     /// Created with the event, in the same transaction; not created for a duplicate.
     pub deliveries: Vec<NewDelivery>,
 }
@@ -326,6 +329,9 @@ pub trait Store: Send + Sync + 'static {
     async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
     /// Events, newest first.
     async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The events stored with this sequence key and received at `since` or later, newest first,
+    /// at most `limit` of them.
+    async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<Event>, StoreError>;
     /// Refused requests, newest first.
     async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError>;
     /// Takes up to `limit` pending deliveries that are due at `now` and not held by another

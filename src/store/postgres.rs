@@ -74,6 +74,10 @@ impl Store for PostgresStore {
         views::events(&self.pool, query).await
     }
 
+    async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<Event>, StoreError> {
+        views::sequence(&self.pool, key, since, limit).await
+    }
+
     async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, received_at, vendor, status, reason, message, request, raw_body
@@ -335,8 +339,8 @@ async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Resul
     }
     sqlx::query(
         "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, request,
-                             raw_body, routes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                             raw_body, routes, sequence_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(event.id.to_string())
     .bind(received)
@@ -350,6 +354,7 @@ async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Resul
     .bind(to_json(&new.request)?)
     .bind(new.raw_body.as_ref())
     .bind(to_json(&new.routes)?)
+    .bind(new.sequence_key.as_deref())
     .execute(&mut **tx)
     .await?;
     for delivery in &new.deliveries {

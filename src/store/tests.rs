@@ -34,6 +34,7 @@ pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> New
         raw_body: Bytes::from_static(b"webhooktype=2"),
         payload_from_body: None,
         routes: vec!["missed calls".into()],
+        sequence_key: None,
         deliveries: Vec::new(),
     }
 }
@@ -103,6 +104,36 @@ async fn a_payload_kept_as_its_body_reads_back(store: &dyn Store) {
     let mut claimed = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
     claimed.sort_by_key(|(_, event)| std::cmp::Reverse(event.id));
     assert_eq!(claimed.iter().map(|(_, event)| &event.payload).collect::<Vec<_>>(), [&payloads[0], &payloads[1]]);
+}
+
+/// A sequence is read by its key alone, newest first, no further back than asked, and its events
+/// come back whole (here a form's payload, kept as its body).
+async fn a_sequence_reads_back_newest_first_within_its_window(store: &dyn Store) {
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    for (minutes_ago, key) in [
+        (120, Some("jivo\u{1f}1")),
+        (30, Some("jivo\u{1f}1")),
+        (20, Some("jivo\u{1f}2")),
+        (10, Some("jivo\u{1f}1")),
+        (5, None),
+    ] {
+        let mut new = form_event(&format!("key:seq{minutes_ago}"));
+        new.event.received_at = now - TimeDelta::minutes(minutes_ago);
+        new.event.id = EventId::new(new.event.received_at);
+        new.sequence_key = key.map(str::to_owned);
+        ids.push(new.event.id);
+        store.append(new).await.unwrap();
+    }
+    let hour_ago = now - TimeDelta::hours(1);
+    let found = store.sequence("jivo\u{1f}1", hour_ago, 100).await.unwrap();
+    assert_eq!(found.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[3], ids[1]]);
+    assert_eq!(found[0].payload, json!({"webhooktype": "2", "place": "Краснодар"}));
+    let newest = store.sequence("jivo\u{1f}1", hour_ago, 1).await.unwrap();
+    assert_eq!(newest.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[3]]);
+    let all_day = store.sequence("jivo\u{1f}1", now - TimeDelta::days(1), 100).await.unwrap();
+    assert_eq!(all_day.len(), 3);
+    assert!(store.sequence("jivo\u{1f}3", hour_ago, 100).await.unwrap().is_empty());
 }
 
 async fn repeats_within_the_window_are_counted_not_stored(store: &dyn Store) {
@@ -486,6 +517,7 @@ macro_rules! contract {
 contract! {
     appended_events_read_back_whole: borrowed,
     a_payload_kept_as_its_body_reads_back: borrowed,
+    a_sequence_reads_back_newest_first_within_its_window: borrowed,
     repeats_within_the_window_are_counted_not_stored: borrowed,
     a_widened_window_reaches_further_back: borrowed,
     a_repeat_of_a_pruned_event_is_stored: borrowed,

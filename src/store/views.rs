@@ -1,6 +1,6 @@
 //! The reads both stores share: the operator's views (filtered event lists, how each event's
-//! deliveries stand, each output's last answer, the queue), deliveries and their attempts, and
-//! when the next delivery falls due. One SQL text serves SQLite and PostgreSQL (both take `$n`
+//! deliveries stand, each output's last answer, the queue), deliveries and their attempts,
+//! when the next delivery falls due, and the earlier events of a sequence, which ingest reads. One SQL text serves SQLite and PostgreSQL (both take `$n`
 //! parameters and `CAST`), and [`operator_views!`] writes the Rust around it once for each
 //! pool type.
 
@@ -27,6 +27,15 @@ WHERE (CAST($1 AS TEXT) IS NULL OR vendor = $1)
        OR ($8 = 'delivered' AND routes <> '[]' AND NOT EXISTS (
             SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state <> 'delivered')))
 ORDER BY id DESC LIMIT $9";
+
+/// The events of one sequence received since `$3` (whose ids are at least `$2`), newest
+/// first: a range of the partial index `events_by_sequence`.
+pub(super) const SEQUENCE_EVENTS: &str = r"
+SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
+       raw_body, routes
+FROM events
+WHERE sequence_key = $1 AND id >= $2 AND received_at >= $3
+ORDER BY id DESC LIMIT $4";
 
 pub(super) const OUTPUT_LAST_ATTEMPTS: &str = r"
 SELECT d.output AS output,
@@ -118,6 +127,23 @@ macro_rules! operator_views {
                 .fetch_all(pool)
                 .await?;
             rows.iter().map(rows::stored_event).collect()
+        }
+
+        pub(super) async fn sequence(
+            pool: &$pool,
+            key: &str,
+            since: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<Vec<crate::event::Event>, StoreError> {
+            let since = crate::store::millis(since);
+            let rows = sqlx::query(views::SEQUENCE_EVENTS)
+                .bind(key)
+                .bind(EventId::first_at_millis(since).to_string())
+                .bind(since)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|row| rows::stored_event(row).map(|stored| stored.event)).collect()
         }
 
         pub(super) async fn delivery_counts(

@@ -9,7 +9,7 @@ use std::ops::Range;
 use super::body::BodyFormat;
 use super::spec::VendorSpec;
 use super::{EventDef, LegacyPath, Reply, ReplyBody, Rule, Sample, Vendor};
-use crate::condition::{Condition, Scope};
+use crate::condition::{Condition, FieldRef, Scope};
 use crate::config::{ConfigIssue, Source};
 use crate::event::{Kind, Path, fields};
 
@@ -98,6 +98,10 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
         mapped_fields.push((canonical, paths));
     }
 
+    let sequence =
+        spec.sequence.as_ref().and_then(|seq| super::sequence::compile(seq.get_ref(), seq.span(), &mut issue));
+    let seen_names: Vec<&str> = sequence.iter().flat_map(super::sequence::Sequence::seen_names).collect();
+
     let mut classify = Vec::with_capacity(spec.classify.len());
     for (index, rule) in spec.classify.iter().enumerate() {
         let key = format!("classify[{index}]");
@@ -108,6 +112,18 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
                 continue;
             }
         };
+        for field in when.fields() {
+            if let FieldRef::Seen(name) = field {
+                if !seen_names.contains(&name.as_str()) {
+                    let message = if spec.sequence.is_none() {
+                        format!("`seen.{name}` needs a `[sequence]` with `seen.{name}` in this plugin")
+                    } else {
+                        format!("`seen.{name}` is not one of `[sequence.seen]`: {}", seen_names.join(", "))
+                    };
+                    issue(rule.span(), format!("{key}.when.seen.{name}"), message);
+                }
+            }
+        }
         let kind = rule.get_ref().kind.as_deref().and_then(|kind| {
             Kind::parse(kind).map_err(|e| issue(rule.span(), format!("{key}.kind"), e.to_string())).ok()
         });
@@ -178,6 +194,7 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
         aliases,
         events,
         fields: mapped_fields,
+        sequence,
         classify,
         legacy_paths,
         samples,
@@ -192,9 +209,9 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
     if issues.is_empty() { Ok(vendor) } else { Err(issues) }
 }
 
-type IssueSink<'a> = dyn FnMut(Range<usize>, String, String) + 'a;
+pub(super) type IssueSink<'a> = dyn FnMut(Range<usize>, String, String) + 'a;
 
-fn path(text: &str, span: Range<usize>, key: &str, issue: &mut IssueSink<'_>) -> Option<Path> {
+pub(super) fn path(text: &str, span: Range<usize>, key: &str, issue: &mut IssueSink<'_>) -> Option<Path> {
     Path::parse(text).map_err(|e| issue(span, key.to_owned(), e.to_string())).ok()
 }
 

@@ -11,6 +11,7 @@ pub mod body;
 mod compile;
 mod normalize;
 pub mod reply;
+mod sequence;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +27,7 @@ use crate::event::{EventId, Kind, Path};
 
 pub use body::{BodyFormat, DecodeError};
 pub use normalize::{NormalizeError, Normalized};
+pub use sequence::{RECALL_LIMIT, Seen, SequenceRef};
 pub use spec::Echo;
 
 /// The plugins shipped in `plugins/`, compiled into the binary for the embedded default.
@@ -49,6 +51,7 @@ pub struct Vendor {
     aliases: Vec<(Path, Vec<Path>)>,
     events: HashMap<String, EventDef>,
     fields: Vec<(&'static str, Vec<Path>)>,
+    sequence: Option<sequence::Sequence>,
     classify: Vec<Rule>,
     legacy_paths: Vec<LegacyPath>,
     samples: Vec<Sample>,

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::sequence::{Seen, SequenceRef};
 use super::{Vendor, body};
 use crate::condition::{Facts, FieldRef, as_text};
 use crate::event::{Event, EventId, Fields, Kind};
@@ -18,6 +19,9 @@ pub struct Normalized {
     pub dedup_key: String,
     /// The raw body is the payload's whole record, read this way: a store can keep the two as one.
     pub payload_from_body: Option<body::BodyEncoding>,
+    /// The plugin's `[sequence]` this event belongs to. Its kind was decided without knowing what
+    /// came before it: ingest recalls that and has the plugin [`Vendor::reclassify`] it.
+    pub sequence: Option<SequenceRef>,
 }
 
 /// Why a request could not become an event. Each becomes a 400 that says so.
@@ -96,20 +100,44 @@ impl Vendor {
             ),
         };
         let value = value.ok_or_else(|| NormalizeError::MissingEvent { field: self.event_field.to_string() })?;
-        let (event_name, mut kind) = match self.events.get(&value) {
+        let (event_name, base_kind) = match self.events.get(&value) {
             Some(def) => (def.name.clone(), def.kind.clone()),
             None => (value, Kind::unknown()),
         };
+        let (kind, fields) = self.classify(&event_name, base_kind, &view, &Seen::Unknown);
+        let draft = Draft {
+            vendor: &self.name,
+            event: &event_name,
+            kind: &kind,
+            fields: &fields,
+            payload: &view,
+            seen: &Seen::Unknown,
+        };
+        let sequence = self.sequence_of(&draft, received_at);
+        let dedup_key = self.dedup_key(&view, raw);
+        drop(view);
+        Ok(Normalized {
+            event: Event { id, received_at, vendor: self.name.clone(), event: event_name, kind, fields, payload },
+            dedup_key,
+            payload_from_body: None,
+            sequence,
+        })
+    }
 
+    /// The canonical fields read from the payload, then the `[[classify]]` rules applied in
+    /// order to the kind the event's name gave (`base`): each rule that holds may change the
+    /// kind and set fields, and later rules see what earlier ones did.
+    pub(super) fn classify(&self, event_name: &str, base: Kind, view: &Value, seen: &Seen) -> (Kind, Fields) {
+        let mut kind = base;
         let mut fields = Fields::default();
         for (field, paths) in &self.fields {
-            if let Some(found) = paths.iter().filter_map(|p| p.get(&view)).find(|v| is_present(v)) {
+            if let Some(found) = paths.iter().filter_map(|p| p.get(view)).find(|v| is_present(v)) {
                 fields.set(field, found.clone());
             }
         }
-
         for rule in &self.classify {
-            let draft = Draft { vendor: &self.name, event: &event_name, kind: &kind, fields: &fields, payload: &view };
+            let draft =
+                Draft { vendor: &self.name, event: event_name, kind: &kind, fields: &fields, payload: view, seen };
             if rule.when.matches(&draft) {
                 if let Some(new_kind) = &rule.kind {
                     kind = new_kind.clone();
@@ -119,19 +147,12 @@ impl Vendor {
                 }
             }
         }
-
-        let dedup_key = self.dedup_key(&view, raw);
-        drop(view);
-        Ok(Normalized {
-            event: Event { id, received_at, vendor: self.name.clone(), event: event_name, kind, fields, payload },
-            dedup_key,
-            payload_from_body: None,
-        })
+        (kind, fields)
     }
 
     /// The payload as the plugin reads it: aliased keys copied to the names the plugin uses.
     /// The stored payload stays as the vendor sent it.
-    fn alias_view<'p>(&self, payload: &'p Value) -> Cow<'p, Value> {
+    pub(super) fn alias_view<'p>(&self, payload: &'p Value) -> Cow<'p, Value> {
         let missing: Vec<_> = self
             .aliases
             .iter()
@@ -179,13 +200,29 @@ fn body_digest_key(raw: &[u8]) -> String {
     key
 }
 
-/// The event under construction, as conditions see it.
-struct Draft<'a> {
-    vendor: &'a str,
-    event: &'a str,
-    kind: &'a Kind,
-    fields: &'a Fields,
-    payload: &'a Value,
+/// An event as a plugin's conditions see it: under construction, or stored earlier.
+pub(super) struct Draft<'a> {
+    pub(super) vendor: &'a str,
+    pub(super) event: &'a str,
+    pub(super) kind: &'a Kind,
+    pub(super) fields: &'a Fields,
+    /// The payload as the plugin reads it (aliases applied).
+    pub(super) payload: &'a Value,
+    pub(super) seen: &'a Seen,
+}
+
+impl<'a> Draft<'a> {
+    /// A finished event, read through the plugin's eyes.
+    pub(super) fn of(event: &'a Event, view: &'a Value, seen: &'a Seen) -> Self {
+        Self {
+            vendor: &event.vendor,
+            event: &event.event,
+            kind: &event.kind,
+            fields: &event.fields,
+            payload: view,
+            seen,
+        }
+    }
 }
 
 impl Facts for Draft<'_> {
@@ -196,6 +233,7 @@ impl Facts for Draft<'_> {
             FieldRef::Kind => Some(Cow::Owned(Value::String(self.kind.to_string()))),
             FieldRef::Field(name) => self.fields.get(name).map(Cow::Borrowed),
             FieldRef::Payload(path) => path.get(self.payload).map(Cow::Borrowed),
+            FieldRef::Seen(name) => self.seen.get(name).map(Cow::Owned),
         }
     }
 }

@@ -37,6 +37,9 @@ pub struct VendorSpec {
     /// Canonical field ← the first non-empty of these payload paths.
     #[serde(default)]
     pub fields: BTreeMap<String, Spanned<Vec<String>>>,
+    /// How events that belong together are recognised, so that `[[classify]]` can ask what
+    /// came before (`seen.<name>`): a Jivo call's `end` whose call no agent answered.
+    pub sequence: Option<Spanned<SequenceSpec>>,
     #[serde(default)]
     pub classify: Vec<Spanned<ClassifySpec>>,
     /// Extra paths that accept this vendor's webhooks, for senders configured before `/hooks/`.
@@ -84,6 +87,24 @@ pub struct ReplySpec {
 
 fn default_status() -> u16 {
     200
+}
+
+/// The `[sequence]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceSpec {
+    /// The events that belong to a sequence.
+    pub when: toml::Value,
+    /// Payload paths whose values together identify one sequence (`["widget_id", "chat_id"]`).
+    pub key: Vec<String>,
+    /// An event that starts a new sequence: what came before it belongs to an earlier one.
+    pub begins: toml::Value,
+    /// How far back (seconds) an earlier event of the sequence is looked for.
+    pub within_secs: Option<u64>,
+    /// Flag name → a condition on earlier events: `seen.<name>` is true when one of the
+    /// sequence's earlier events matched it.
+    #[serde(default)]
+    pub seen: BTreeMap<String, toml::Value>,
 }
 
 /// One `[[classify]]` rule.

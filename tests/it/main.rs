@@ -9,6 +9,8 @@ mod support;
 mod ingest_fixtures;
 // Every way a request can be refused: the answer, and the rejection kept for the operator.
 mod ingest_rejections;
+// A call's end classified by the events of the call before it.
+mod call_sequences;
 // What vendors get back: plugin replies, config additions, legacy paths; duplicates.
 mod ingest_replies;
 // From webhook to delivered message: deliveries, attempts, retries, dead letters.

@@ -94,6 +94,10 @@ impl Store for SqliteStore {
         views::events(&self.pool, query).await
     }
 
+    async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<Event>, StoreError> {
+        views::sequence(&self.pool, key, since, limit).await
+    }
+
     async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, received_at, vendor, status, reason, message, request, raw_body

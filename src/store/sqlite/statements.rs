@@ -32,6 +32,7 @@ pub(super) struct EncodedEvent {
     request: String,
     raw_body: bytes::Bytes,
     routes: String,
+    sequence_key: Option<String>,
     deliveries: Vec<NewDelivery>,
 }
 
@@ -53,6 +54,7 @@ impl EncodedEvent {
             dedup_key: new.dedup_key,
             dedup_since: received_at.saturating_sub(window),
             raw_body: new.raw_body,
+            sequence_key: new.sequence_key,
             deliveries: new.deliveries,
         })
     }
@@ -138,6 +140,7 @@ impl<'tx, 'b> Appender<'tx, 'b> {
             new.request,
             &new.raw_body[..],
             new.routes,
+            new.sequence_key,
         ])?;
         insert_deliveries(tx, &mut self.insert_delivery, &new.id, new.received_at, &new.deliveries)?;
         self.in_batch.insert(key, (new.id.as_str(), new.received_at));
@@ -148,8 +151,8 @@ impl<'tx, 'b> Appender<'tx, 'b> {
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, body_encoding,
-                                      dedup_key, request, raw_body, routes)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+                                      dedup_key, request, raw_body, routes, sequence_key)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 /// Pending deliveries of one event, due at once; `insert` is prepared on first use.
 fn insert_deliveries<'tx>(

@@ -1,0 +1,89 @@
+//! The part of ingest that lets an event of a vendor's `[sequence]` (a Jivo call's
+//! `call_event`s) be classified by what came before it: one at a time per sequence, so that the
+//! `end` of a call reads an `agent_connected` that arrived a moment earlier, stored.
+
+use std::hash::{BuildHasher, RandomState};
+
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::event::EventId;
+use crate::store::{Store, StoreError};
+use crate::vendor::{Normalized, RECALL_LIMIT, Vendor};
+
+/// How many sequences can be taken in parallel; two sequences that share a stripe merely wait
+/// for each other. Such events are a few per call, so contention is not a concern.
+const STRIPES: usize = 64;
+
+/// Turns per sequence key, striped: ingest holds one from reading a sequence until the event is
+/// stored. Within one process this orders the events of a sequence; instances sharing a
+/// PostgreSQL store do not see each other's turns, so two events of one call taken by two
+/// instances in the same few milliseconds may still pass each other (a vendor sends the events
+/// of one call seconds apart).
+#[derive(Debug)]
+pub struct SequenceTurns {
+    stripes: Vec<Mutex<()>>,
+    hasher: RandomState,
+}
+
+impl Default for SequenceTurns {
+    fn default() -> Self {
+        Self { stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(), hasher: RandomState::new() }
+    }
+}
+
+impl SequenceTurns {
+    /// Waits for `key`'s turn; it lasts while the guard lives.
+    async fn take(&self, key: &str) -> MutexGuard<'_, ()> {
+        let stripe = usize::try_from(self.hasher.hash_one(key) % STRIPES as u64).unwrap_or_default();
+        self.stripes[stripe].lock().await
+    }
+}
+
+/// Classifies `normalized` again with what its sequence's earlier events showed, if it belongs
+/// to one, and returns the sequence's turn: hold it until the event is stored. The event gets
+/// its id anew once its turn has come.
+///
+/// # Errors
+/// The store could not read the sequence: the vendor is asked to send the event again rather
+/// than have it classified without its history.
+pub(super) async fn recall<'t>(
+    turns: &'t SequenceTurns,
+    store: &dyn Store,
+    vendor: &Vendor,
+    normalized: &mut Normalized,
+) -> Result<Option<MutexGuard<'t, ()>>, StoreError> {
+    let Some(sequence) = &normalized.sequence else {
+        return Ok(None);
+    };
+    let turn = turns.take(&sequence.key).await;
+    // A fresh id, greater than every id this process gave before: the events of a sequence are
+    // then stored in the order of their ids, the order the next one's recall reads them in.
+    normalized.event.id = EventId::new(normalized.event.received_at);
+    let earlier =
+        if sequence.begins { Vec::new() } else { store.sequence(&sequence.key, sequence.since, RECALL_LIMIT).await? };
+    let seen = vendor.recall(sequence, &earlier);
+    vendor.reclassify(&mut normalized.event, &seen);
+    Ok(Some(turn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_waits_for_its_own_turn_only() {
+        let turns = SequenceTurns::default();
+        let held = turns.take("jivo\u{1f}1").await;
+        // Another key in the same stripe would wait too; find one that is not.
+        let other = (0..1000)
+            .map(|n| format!("jivo\u{1f}other{n}"))
+            .find(|k| {
+                turns.hasher.hash_one(k) % STRIPES as u64 != turns.hasher.hash_one("jivo\u{1f}1") % STRIPES as u64
+            })
+            .unwrap();
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), turns.take(&other)).await.is_ok());
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), turns.take("jivo\u{1f}1")).await.is_err());
+        drop(held);
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), turns.take("jivo\u{1f}1")).await.is_ok());
+    }
+}
