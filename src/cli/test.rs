@@ -46,6 +46,12 @@ pub fn report(config: &Config, vendor: &str, file: &Path, at: Option<DateTime<Ut
             "received_at": event.received_at,
             "fields": event.fields,
             "dedup_key": normalized.dedup_key,
+            // Offline, the sequence's earlier events are not read: the kind is the one an event
+            // gets when its sequence's start was never received.
+            "sequence": normalized.sequence.map(|sequence| json!({
+                "key": sequence.key.replace('\u{1f}', " · "),
+                "begins": sequence.begins,
+            })),
         },
         "routes": routes,
         "messages": messages,
@@ -64,6 +70,10 @@ pub fn print(report: &Value) {
             let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
             println!("  {name:<16} {value}");
         }
+    }
+    if let Some(key) = event["sequence"]["key"].as_str() {
+        println!("\n  Part of the sequence {key}. Classified as if its earlier events were unknown;");
+        println!("  the daemon reads them from the store, so its kind may differ (docs/plugins.md#sequences).");
     }
     println!("\nRoutes");
     for route in report["routes"].as_array().into_iter().flatten() {

@@ -180,6 +180,26 @@ fn test_shows_the_event_each_route_and_the_rendered_message() {
 }
 
 #[test]
+fn test_says_when_the_kind_depends_on_earlier_events() {
+    let output = switchboard()
+        .current_dir(repo())
+        .args(["test", "jivo", "tests/fixtures/jivo/call_event.json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("kind    call.finished"), "{stdout}");
+    assert!(stdout.contains("Part of the sequence jivo · 2853 · 4398."), "{stdout}");
+    let offline = switchboard()
+        .current_dir(repo())
+        .args(["test", "jivo", "tests/fixtures/jivo/offline_message.json", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&offline.stdout).unwrap();
+    assert!(report["event"]["sequence"].is_null(), "{report}");
+}
+
+#[test]
 fn sighup_reloads_the_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let port = |_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
