@@ -213,6 +213,8 @@ pub struct StoredEvent {
     pub duplicates: u32,
     pub request: RequestRecord,
     pub raw_body: Bytes,
+    /// The vendor sequence it belongs to (`NewEvent::sequence_key`), if any.
+    pub sequence_key: Option<String>,
 }
 
 /// Filters for [`Store::events`]; `None` means any.

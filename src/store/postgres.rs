@@ -61,7 +61,7 @@ impl Store for PostgresStore {
     async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         let row = sqlx::query(
             "SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-                    raw_body, routes
+                    raw_body, routes, sequence_key
              FROM events WHERE id = $1",
         )
         .bind(id.to_string())

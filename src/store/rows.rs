@@ -57,7 +57,7 @@ fn count(value: i64) -> u32 {
 }
 
 /// `id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key,
-/// duplicates, request, raw_body, routes`
+/// duplicates, request, raw_body, routes, sequence_key`
 pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
         event: event(row)?,
@@ -66,6 +66,7 @@ pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError
         duplicates: count(row.int("duplicates")?),
         request: json(row, "request")?,
         raw_body: row.bytes("raw_body")?.into(),
+        sequence_key: row.maybe_text("sequence_key")?,
     })
 }
 

@@ -129,6 +129,9 @@ async fn a_sequence_reads_back_newest_first_within_its_window(store: &dyn Store)
     let found = store.sequence("jivo\u{1f}1", hour_ago, 100).await.unwrap();
     assert_eq!(found.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[3], ids[1]]);
     assert_eq!(found[0].payload, json!({"webhooktype": "2", "place": "Краснодар"}));
+    let stored = store.event(ids[3]).await.unwrap().unwrap();
+    assert_eq!(stored.sequence_key.as_deref(), Some("jivo\u{1f}1"));
+    assert_eq!(store.event(ids[4]).await.unwrap().unwrap().sequence_key, None);
     let newest = store.sequence("jivo\u{1f}1", hour_ago, 1).await.unwrap();
     assert_eq!(newest.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[3]]);
     let all_day = store.sequence("jivo\u{1f}1", now - TimeDelta::days(1), 100).await.unwrap();

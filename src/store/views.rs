@@ -10,7 +10,7 @@ use super::EventQuery;
 /// typed, and its digits alone for a phone number written with separators).
 pub(super) const FILTERED_EVENTS: &str = r"
 SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-       raw_body, routes
+       raw_body, routes, sequence_key
 FROM events
 WHERE (CAST($1 AS TEXT) IS NULL OR vendor = $1)
   AND (CAST($2 AS TEXT) IS NULL OR kind = $2)
@@ -32,7 +32,7 @@ ORDER BY id DESC LIMIT $9";
 /// first: a range of the partial index `events_by_sequence`.
 pub(super) const SEQUENCE_EVENTS: &str = r"
 SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-       raw_body, routes
+       raw_body, routes, sequence_key
 FROM events
 WHERE sequence_key = $1 AND id >= $2 AND received_at >= $3
 ORDER BY id DESC LIMIT $4";

@@ -102,6 +102,12 @@ impl Vendor {
         })
     }
 
+    /// The sequence a finished (stored) event belongs to, as the plugin reads it now.
+    pub fn sequence(&self, event: &Event) -> Option<SequenceRef> {
+        let view = self.alias_view(&event.payload);
+        self.sequence_of(&Draft::of(event, &view, &Seen::Unknown), event.received_at)
+    }
+
     /// What the earlier events of `sequence` showed. `earlier` is what the store holds of it,
     /// newest first; the walk stops at the event that began it. Without that event what was
     /// seen is [`Seen::Unknown`]: the sequence may have begun before Switchboard heard of it.

@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use switchboard::store::StoredEvent;
+
 use crate::delivery::eventually;
 use crate::support::{Daemon, repo};
 
@@ -31,15 +33,21 @@ fn call_event(chat: u64, status: &str, caller: u8) -> Value {
 
 /// Posts the call's events in order; returns the last one's stored kind and routes.
 async fn post_call(daemon: &Daemon, chat: u64, caller: u8, statuses: &[&str]) -> (String, Vec<String>) {
-    let mut last = None;
+    let stored = post_events(daemon, chat, caller, statuses).await;
+    let last = stored.last().expect("at least one event");
+    (last.event.kind.to_string(), last.routes.clone())
+}
+
+/// Posts the call's events in order; returns them as stored.
+async fn post_events(daemon: &Daemon, chat: u64, caller: u8, statuses: &[&str]) -> Vec<StoredEvent> {
+    let mut stored = Vec::new();
     for status in statuses {
         let body = call_event(chat, status, caller);
         let response = daemon.client.post(daemon.url("/hooks/jivo")).json(&body).send().await.unwrap();
         assert_eq!(response.status(), 200, "{status}");
-        last = Some(daemon.stored(&response).await);
+        stored.push(daemon.stored(&response).await);
     }
-    let stored = last.expect("at least one event");
-    (stored.event.kind.to_string(), stored.routes)
+    stored
 }
 
 #[tokio::test]
@@ -81,5 +89,36 @@ async fn events_of_one_call_sent_at_once_are_each_classified_after_the_other() {
         let expected = if answer.event.id < end.event.id { "call.finished" } else { "call.missed" };
         assert_eq!(end.event.kind.as_str(), expected, "chat {chat}: answer {} end {}", answer.event.id, end.event.id);
     }
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn the_event_page_shows_the_call_and_what_its_earlier_events_showed() {
+    let daemon = Daemon::start(CONFIG).await;
+    let page = |id: String| {
+        let url = daemon.admin_url(&format!("/events/{id}"));
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let call = post_events(&daemon, 301, 6, &["start", "client_connected", "end"]).await;
+    let end = page(call[2].event.id.to_string()).await;
+    assert!(end.contains("Its sequence") && end.contains("jivo · 2853 · 301"), "{end}");
+    assert!(end.contains("answered: no"), "{end}");
+    for stored in &call {
+        assert!(end.contains(&format!("/events/{}", stored.event.id)), "{} is listed", stored.event.event);
+    }
+    assert_eq!(end.matches("(this one)").count(), 1);
+    assert!(page(call[0].event.id.to_string()).await.contains("This event begins the sequence."));
+
+    let lone = post_events(&daemon, 302, 6, &["end"]).await;
+    assert!(page(lone[0].event.id.to_string()).await.contains("What the earlier ones showed is unknown"));
+    let offline = daemon
+        .client
+        .post(daemon.url("/hooks/jivo"))
+        .json(&json!({"event_name": "offline_message", "chat_id": 301, "widget_id": "2853", "message": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let offline = daemon.stored(&offline).await;
+    assert!(!page(offline.event.id.to_string()).await.contains("Its sequence"));
     daemon.stop().await;
 }

@@ -9,6 +9,7 @@
 
 mod actions;
 mod pages;
+mod sequence;
 mod view;
 
 use axum::Router;

@@ -154,6 +154,7 @@ pub(super) async fn event(
         }));
     }
     let verdicts = inspect::verdicts(&config, &stored.event);
+    let sequence = super::sequence::section(state.store.as_ref(), &config, &stored).await?;
     let fields: Vec<Value> = stored
         .event
         .fields
@@ -170,6 +171,7 @@ pub(super) async fn event(
         "duplicates": stored.duplicates,
         "routes_at_receipt": stored.routes,
         "fields": fields,
+        "sequence": sequence,
         "verdicts": verdicts,
         "deliveries": deliveries,
         "payload": serde_json::to_string_pretty(&stored.event.payload).unwrap_or_default(),
@@ -316,7 +318,7 @@ pub(super) async fn status(
     Ok(Html(render_page("status", "Status", "status", &data)))
 }
 
-fn time(at: DateTime<Utc>) -> String {
+pub(super) fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 

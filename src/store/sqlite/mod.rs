@@ -81,7 +81,7 @@ impl Store for SqliteStore {
     async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         let row = sqlx::query(
             "SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-                    raw_body, routes
+                    raw_body, routes, sequence_key
              FROM events WHERE id = ?",
         )
         .bind(id.to_string())
