@@ -31,7 +31,7 @@ pub enum FieldRef {
     Field(&'static str),
     /// A path into the payload (`payload.visitor.phone`, or a bare path inside a plugin).
     Payload(Path),
-    /// What the earlier events of the event's sequence showed (`seen.answered`): `true` or
+    /// What the earlier events of the event's sequence showed (`seen.agent_answered`): `true` or
     /// `false` once the sequence's start is stored, absent while it is not. Plugins only.
     Seen(String),
 }

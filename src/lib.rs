@@ -10,6 +10,7 @@
 //!        ▼
 //! plugins/{vendor}.toml     vendor      body (json | form) ──► Event                 src/vendor/
 //!        │                              kinds, canonical fields, classify rules      src/condition.rs
+//!        │                              (a call's end: its earlier events, read back)
 //!        ▼
 //! [[route]] in config.toml  router      which routes take it, so which outputs       src/router/
 //!        ▼

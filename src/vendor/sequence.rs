@@ -4,14 +4,14 @@
 //! Jivo's `call` object carries no id of its own, and it sends no `error` for a call that simply
 //! rang out: the `end` of a call no agent answered looks like any other `end`. A plugin's
 //! `[sequence]` says which events form one (`key`: the chat's ids), which event starts a new one
-//! (`begins`: the call's `start`) and what to remember of the earlier ones (`seen.answered`:
+//! (`begins`: the call's `start`) and what to remember of the earlier ones (`seen.agent_answered`:
 //! an `agent_connected`). Ingest reads the sequence's earlier events from the store
 //! ([`crate::store::Store::sequence`]) and [`Vendor::recall`] turns them into [`Seen`], which
 //! `[[classify]]` rules test as `seen.<name>`.
 //!
 //! What was seen is only known once the sequence's beginning is stored: a call whose `start`
 //! Switchboard never received (it was down, or just installed) has every `seen.*` absent, so
-//! a rule written as `"seen.answered" = false` leaves such a call as it was.
+//! a rule written as `"seen.agent_answered" = false` leaves such a call as it was.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -277,9 +277,9 @@ mod tests {
         let jivo = jivo();
         let start = call(&jivo, json!(1), "start", 0);
         let seen = jivo.recall(start.sequence.as_ref().unwrap(), &[]);
-        assert_eq!(seen, Seen::Known([("answered".to_owned(), false)].into()));
-        assert_eq!(seen.get("answered"), Some(json!(false)));
-        assert_eq!(Seen::Unknown.get("answered"), None);
+        assert_eq!(seen, Seen::Known([("agent_answered".to_owned(), false)].into()));
+        assert_eq!(seen.get("agent_answered"), Some(json!(false)));
+        assert_eq!(Seen::Unknown.get("agent_answered"), None);
     }
 
     fn compile_errors(sequence: &str, classify_when: &str) -> String {

@@ -102,7 +102,7 @@ async fn the_event_page_shows_the_call_and_what_its_earlier_events_showed() {
     let call = post_events(&daemon, 301, 6, &["start", "client_connected", "end"]).await;
     let end = page(call[2].event.id.to_string()).await;
     assert!(end.contains("Its sequence") && end.contains("jivo · 2853 · 301"), "{end}");
-    assert!(end.contains("answered: no"), "{end}");
+    assert!(end.contains("agent_answered: no"), "{end}");
     for stored in &call {
         assert!(end.contains(&format!("/events/{}", stored.event.id)), "{} is listed", stored.event.event);
     }
