@@ -5,20 +5,8 @@ use serde_json::{Value, json};
 
 use switchboard::store::StoredEvent;
 
-use crate::delivery::eventually;
+use crate::delivery::{CONFIG, eventually};
 use crate::support::{Daemon, repo};
-
-const CONFIG: &str = r#"
-[outputs.alerts]
-type = "log"
-file = "alerts.log"
-
-[[route]]
-name = "missed calls"
-kind = "call.missed"
-to = ["alerts"]
-template = "missed_call"
-"#;
 
 /// Jivo's own call_event example, for chat `chat`, with this status, from `+1408498785<caller>`.
 /// (Jivo's call events carry no time or call id: two calls from one number in one chat within

@@ -7,7 +7,8 @@ use switchboard::store::{DeliveryState, Store};
 
 use crate::support::{Daemon, repo};
 
-const CONFIG: &str = r#"
+/// Missed calls, whatever the vendor, written to `alerts.log` by a log output.
+pub const CONFIG: &str = r#"
 [outputs.alerts]
 type = "log"
 file = "alerts.log"
