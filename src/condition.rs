@@ -64,11 +64,7 @@ impl FieldRef {
             return Path::parse(rest).map(Self::Payload).map_err(|e| e.to_string());
         }
         if let (Scope::Plugin, Some(name)) = (scope, key.strip_prefix("seen.")) {
-            return if is_seen_name(name) {
-                Ok(Self::Seen(name.to_owned()))
-            } else {
-                Err(format!("`{name}` is not a name for `seen`; use a-z, 0-9 and `_`"))
-            };
+            return check_seen_name(name).map(|()| Self::Seen(name.to_owned()));
         }
         match scope {
             Scope::Plugin => Path::parse(key).map(Self::Payload).map_err(|e| e.to_string()),
@@ -94,8 +90,15 @@ impl fmt::Display for FieldRef {
 }
 
 /// Whether `name` can name a `seen` flag of a plugin's `[sequence]`.
-pub fn is_seen_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+///
+/// # Errors
+/// What is wrong with it, for the configuration error.
+pub fn check_seen_name(name: &str) -> Result<(), String> {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a name for `seen`; use a-z, 0-9 and `_`"))
+    }
 }
 
 /// Anything a condition can be evaluated against: an event, or one being built by a plugin.

@@ -24,7 +24,7 @@ use super::Vendor;
 use super::compile::IssueSink;
 use super::normalize::Draft;
 use super::spec::SequenceSpec;
-use crate::condition::{Condition, FieldRef, Scope, as_text, is_seen_name};
+use crate::condition::{Condition, FieldRef, Scope, as_text, check_seen_name};
 use crate::event::{Event, Path};
 
 /// How far back earlier events are looked for when the plugin does not say: a day.
@@ -163,8 +163,8 @@ pub(super) fn compile(spec: &SequenceSpec, span: Range<usize>, issue: &mut Issue
     let mut seen = Vec::with_capacity(spec.seen.len());
     for (name, value) in &spec.seen {
         let key = format!("sequence.seen.{name}");
-        if !is_seen_name(name) {
-            issue(span.clone(), key, format!("`{name}` is not a name for `seen`; use a-z, 0-9 and `_`"));
+        if let Err(message) = check_seen_name(name) {
+            issue(span.clone(), key, message);
             ok = false;
         } else if let Some(parsed) = condition(value, &key, issue) {
             seen.push((name.clone(), parsed));

@@ -46,6 +46,7 @@ pub(super) async fn section(store: &dyn Store, config: &Config, stored: &StoredE
         "key": key.replace('\u{1f}', " · "),
         "events": rows,
         "known": matches!(seen, Seen::Known(_)),
+        "grouped": sequence.is_some(),
         "begins": sequence.is_some_and(|s| s.begins),
         "flags": flags,
     }))

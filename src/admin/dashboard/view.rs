@@ -59,4 +59,26 @@ mod tests {
             assert!(html.contains("&lt;script&gt;x&lt;/script&gt;") && !html.contains("<script>x"), "{page}");
         }
     }
+
+    #[test]
+    fn the_event_page_says_what_its_sequence_showed() {
+        let flags = json!([{"name": "agent_answered", "seen": false}]);
+        let cases = [
+            (json!({"grouped": true, "begins": false, "known": true, "flags": flags}), "agent_answered: no"),
+            (json!({"grouped": true, "begins": false, "known": false}), "is unknown"),
+            (
+                json!({"grouped": true, "begins": true, "known": true, "flags": flags}),
+                "This event begins the sequence.",
+            ),
+            (json!({"grouped": false}), "no longer puts it in a sequence"),
+        ];
+        for (mut sequence, expected) in cases {
+            sequence["key"] = json!("jivo · 2853 · 4398");
+            sequence["events"] =
+                json!([{"id": "01X", "time": "t", "event": "call_event", "kind": "call.missed", "current": true}]);
+            let html = render_page("event", "e", "events", &json!({ "sequence": sequence }));
+            assert!(html.contains(expected) && html.contains("jivo · 2853 · 4398"), "{expected}: {html}");
+        }
+        assert!(!render_page("event", "e", "events", &json!({})).contains("Its sequence"));
+    }
 }
