@@ -7,8 +7,14 @@ twice — once gracefully (SIGTERM), once killed (SIGKILL). Then the load stops,
 and every webhook the daemon acknowledged is checked: stored, and each of its deliveries
 delivered or dead-lettered with an answer. Memory is sampled every 5 s.
 
-Expected: zero lost, zero dead letters, memory flat; duplicates only from the SIGKILL (an
-attempt in flight whose outcome was not recorded is sent again: at-least-once).
+One webhook in ten is a Jivo call instead: `start`, sometimes `agent_connected`, then `end`,
+each a webhook of its own, so a call may straddle a restart. Every `end` whose `start` was
+acknowledged must be classified by what the store kept of its call: `call.missed` without the
+answer, `call.finished` with it.
+
+Expected: zero lost, zero dead letters, zero calls misclassified, memory flat; duplicates only
+from the SIGKILL (an attempt in flight whose outcome was not recorded is sent again:
+at-least-once).
 
 Usage: python3 bench/soak.py [--minutes 3] [--rate 60] [--json soak.json]
 """
@@ -40,38 +46,61 @@ class Load:
     def __init__(self, port, rate, threads=4):
         self.port, self.rate, self.threads = port, rate, threads
         self.accepted, self.failed = [], 0
+        # (end's event id, the kind it must have) for every call whose start and end were acknowledged
+        self.calls = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
+
+    def post(self, connection, path, body, kind):
+        """One webhook; returns the connection to go on with and the event id if acknowledged."""
+        event_id = None
+        try:
+            if connection is None:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            connection.request("POST", path, body.encode(), {"content-type": kind})
+            response = connection.getresponse()
+            response.read()
+            if 200 <= response.status < 300:
+                event_id = response.getheader("x-switchboard-event-id")
+        except (OSError, http.client.HTTPException):
+            # The daemon is restarting: a vendor would retry later; this is not "accepted".
+            connection = None
+        with self.lock:
+            if event_id:
+                self.accepted.append(event_id)
+            else:
+                self.failed += 1
+        return connection, event_id
 
     def worker(self, index):
         interval = self.threads / self.rate
         connection, n = None, 0
         next_at = time.monotonic()
+        call = None  # the call in progress: (chat, statuses still to send, start acknowledged, answered)
         while not self.stop.is_set():
             n += 1
             unique = 90_000_000_000 + index * 100_000_000 + n
+            if call is None and n % 10 == 3:
+                answered = n % 20 == 3
+                statuses = ["start", "agent_connected", "end"] if answered else ["start", "end"]
+                call = (unique, statuses, False, answered)
+            if call is not None:
+                chat, statuses, started, answered = call
+                status = statuses.pop(0)
+                body = json.dumps({"event_name": "call_event", "widget_id": "soak", "chat_id": chat,
+                                   "call": {"type": "incoming", "phone": "+79990001122", "status": status}})
+                connection, event_id = self.post(connection, "/hooks/jivo", body, "application/json")
+                started = started or (status == "start" and event_id is not None)
+                if status == "end" and started and event_id:
+                    with self.lock:
+                        self.calls.append((event_id, "call.finished" if answered else "call.missed"))
+                call = (chat, statuses, started, answered) if statuses else None
             # One in five is an Envybox missed call (routed to Telegram too), the rest Jivo offline messages.
-            if n % 5 == 0:
-                path, body, kind = "/hooks/envybox", ENVYBOX.replace("__ID__", str(unique)), "application/x-www-form-urlencoded"
+            elif n % 5 == 0:
+                body = ENVYBOX.replace("__ID__", str(unique))
+                connection, _ = self.post(connection, "/hooks/envybox", body, "application/x-www-form-urlencoded")
             else:
-                path, body, kind = "/hooks/jivo", JIVO.replace("__ID__", str(unique)), "application/json"
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                connection.request("POST", path, body.encode(), {"content-type": kind})
-                response = connection.getresponse()
-                event_id = response.getheader("x-switchboard-event-id")
-                response.read()
-                with self.lock:
-                    if 200 <= response.status < 300 and event_id:
-                        self.accepted.append(event_id)
-                    else:
-                        self.failed += 1
-            except (OSError, http.client.HTTPException):
-                # The daemon is restarting: a vendor would retry later; this is not "accepted".
-                with self.lock:
-                    self.failed += 1
-                connection = None
+                connection, _ = self.post(connection, "/hooks/jivo", JIVO.replace("__ID__", str(unique)), "application/json")
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
 
@@ -169,11 +198,13 @@ def main():
 
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
         stored = {row[0] for row in connection.execute("SELECT id FROM events")}
+        kinds = dict(connection.execute("SELECT id, kind FROM events WHERE event = 'call_event'").fetchall())
         states = dict(connection.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall())
         undelivered = connection.execute(
             "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)"
         ).fetchone()[0]
     lost = [event for event in load.accepted if event not in stored]
+    misclassified = [(end, want, kinds.get(end)) for end, want in load.calls if kinds.get(end) != want]
     receiver_stats = json.loads(get(f"http://127.0.0.1:{receiver_port}/stats")[1])
     telegram_stats = json.loads(get(f"http://127.0.0.1:{telegram_port}/stats")[1])
     daemon.stop()
@@ -184,6 +215,7 @@ def main():
         "minutes": args.minutes, "rate_per_s": args.rate,
         "accepted": len(load.accepted), "not_accepted_while_down_or_refused": load.failed,
         "lost": len(lost), "events_without_deliveries": undelivered,
+        "calls": len(load.calls), "calls_misclassified": misclassified,
         "deliveries": states, "drained": drained, "restarts": restarts,
         "receiver": receiver_stats, "telegram": telegram_stats,
         "rss_mib": memory,
@@ -193,8 +225,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
-    ok = not lost and drained and states.get("dead", 0) == 0 and undelivered == 0
-    print("RESULT:", "zero lost, nothing dead, queue drained" if ok else "FAILED")
+    ok = not lost and drained and states.get("dead", 0) == 0 and undelivered == 0 and not misclassified
+    print("RESULT:", "zero lost, nothing dead, no call misclassified, queue drained" if ok else "FAILED")
     sys.exit(0 if ok else 1)
 
 
