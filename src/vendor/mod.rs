@@ -2,7 +2,9 @@
 //!
 //! Stage 2 of the pipeline (ingest → **vendor** → store → …). A plugin is data: [`spec`] reads the
 //! file as written, [`compile`] checks it once and builds a [`Vendor`], and
-//! [`Vendor::normalize`] is then a pure function from a verified request to an [`Event`]. A plugin
+//! [`Vendor::normalize`] is then a pure function from a verified request to an [`Event`]; an event
+//! of a plugin's sequence is classified once more with what its earlier events showed
+//! ([`Vendor::recall`], [`Vendor::reclassify`]), which ingest reads from the store. A plugin
 //! that does not compile is a configuration error with file and line, never a runtime surprise.
 //!
 //! [`Event`]: crate::event::Event

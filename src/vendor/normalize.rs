@@ -69,7 +69,8 @@ impl Vendor {
     }
 
     /// Builds the event from an already decoded payload: event name and kind, canonical fields,
-    /// classification and dedup key. `raw` is the body as received, hashed when the plugin's
+    /// classification (with nothing known of earlier events), dedup key and the sequence it
+    /// belongs to. `raw` is the body as received, hashed when the plugin's
     /// dedup paths are absent. Only [`Vendor::normalize`] knows how a payload was read, so the
     /// result never claims `payload_from_body`.
     ///
