@@ -4,8 +4,9 @@
 //! (or `/hooks/{vendor}/{secret}`, or a plugin's legacy path) is read within the size and time
 //! limits, its secret is verified, the vendor plugin normalises it (an event of a plugin's
 //! sequence, such as a Jivo call's `end`, with what the sequence's earlier events showed:
-//! [`sequence`]), and the store makes the event durable. Only then does the vendor get its 2xx. Every refusal is answered with a 4xx
-//! that names the problem and kept, with the request, for the operator.
+//! [`sequence`]), and the store makes the event durable. Only then does the vendor get its
+//! 2xx. Every refusal is answered with a 4xx that names the problem and kept, with the request,
+//! for the operator.
 
 mod error;
 pub mod request;
