@@ -1,13 +1,15 @@
 //! The part of ingest that lets an event of a vendor's `[sequence]` (a Jivo call's
 //! `call_event`s) be classified by what came before it: one at a time per sequence, so that the
-//! `end` of a call reads an `agent_connected` that arrived a moment earlier, stored.
+//! `end` of a call reads an `agent_connected` that arrived a moment earlier, stored — in this
+//! process by [`SequenceTurns`], across instances sharing a PostgreSQL store by its lock
+//! ([`Store::lock_sequence`]).
 
 use std::hash::{BuildHasher, RandomState};
 
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::event::EventId;
-use crate::store::{Store, StoreError};
+use crate::store::{SequenceLock, Store, StoreError};
 use crate::vendor::{Normalized, RECALL_LIMIT, Vendor};
 
 /// How many sequences can be taken in parallel; two sequences that share a stripe merely wait
@@ -15,10 +17,8 @@ use crate::vendor::{Normalized, RECALL_LIMIT, Vendor};
 const STRIPES: usize = 64;
 
 /// Turns per sequence key, striped: ingest holds one from reading a sequence until the event is
-/// stored. Within one process this orders the events of a sequence; instances sharing a
-/// PostgreSQL store do not see each other's turns, so two events of one call taken by two
-/// instances in the same few milliseconds may still pass each other (a vendor sends the events
-/// of one call seconds apart).
+/// stored. They order the events of a sequence within this process, so that only one of them at
+/// a time waits for the store's lock, which orders them across instances.
 #[derive(Debug)]
 pub struct SequenceTurns {
     stripes: Vec<Mutex<()>>,
@@ -39,23 +39,29 @@ impl SequenceTurns {
     }
 }
 
+/// The sequence is this event's until it is dropped: hold it until the event is stored.
+pub(super) struct Turn<'t> {
+    _here: MutexGuard<'t, ()>,
+    _everywhere: SequenceLock,
+}
+
 /// Classifies `normalized` again with what its sequence's earlier events showed, if it belongs
-/// to one, and returns the sequence's turn: hold it until the event is stored. The event gets
-/// its id anew once its turn has come.
+/// to one, and returns the sequence's turn. The event gets its id anew once its turn has come.
 ///
 /// # Errors
-/// The store could not read the sequence: the vendor is asked to send the event again rather
-/// than have it classified without its history.
+/// The store could not lock or read the sequence: the vendor is asked to send the event again
+/// rather than have it classified without its history.
 pub(super) async fn recall<'t>(
     turns: &'t SequenceTurns,
     store: &dyn Store,
     vendor: &Vendor,
     normalized: &mut Normalized,
-) -> Result<Option<MutexGuard<'t, ()>>, StoreError> {
+) -> Result<Option<Turn<'t>>, StoreError> {
     let Some(sequence) = &normalized.sequence else {
         return Ok(None);
     };
-    let turn = turns.take(&sequence.key).await;
+    let here = turns.take(&sequence.key).await;
+    let everywhere = store.lock_sequence(&sequence.key).await?;
     // A fresh id, greater than every id this process gave before: the events of a sequence are
     // then stored in the order of their ids, the order the next one's recall reads them in.
     normalized.event.id = EventId::new(normalized.event.received_at);
@@ -63,7 +69,7 @@ pub(super) async fn recall<'t>(
         if sequence.begins { Vec::new() } else { store.sequence(&sequence.key, sequence.since, RECALL_LIMIT).await? };
     let seen = vendor.recall(sequence, &earlier);
     vendor.reclassify(&mut normalized.event, &seen);
-    Ok(Some(turn))
+    Ok(Some(Turn { _here: here, _everywhere: everywhere }))
 }
 
 #[cfg(test)]

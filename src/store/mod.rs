@@ -320,6 +320,17 @@ pub struct DeliveryQuery {
     pub limit: u32,
 }
 
+/// Held while an event of a vendor sequence is read, classified and stored: another instance
+/// sharing the store waits for it before reading the same sequence. Dropping it lets it go.
+pub struct SequenceLock(#[allow(dead_code)] Option<Box<dyn std::any::Any + Send>>);
+
+impl SequenceLock {
+    /// A lock that holds nothing: the store serves one daemon, whose own turns suffice.
+    pub fn local() -> Self {
+        Self(None)
+    }
+}
+
 /// Durable storage of events and rejected requests.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -331,6 +342,11 @@ pub trait Store: Send + Sync + 'static {
     async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
     /// Events, newest first.
     async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Waits until no other instance sharing the store holds `key`'s sequence, and holds it
+    /// until the lock is dropped.
+    async fn lock_sequence(&self, _key: &str) -> Result<SequenceLock, StoreError> {
+        Ok(SequenceLock::local())
+    }
     /// The events stored with this sequence key and received at `since` or later, newest first,
     /// at most `limit` of them.
     async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<Event>, StoreError>;

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use super::{
     Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, NewDelivery, NewEvent, Next,
-    OutputHealth, QueueStats, Rejection, Store, StoreError, StoredEvent, millis, next_state,
+    OutputHealth, QueueStats, Rejection, SequenceLock, Store, StoreError, StoredEvent, millis, next_state,
 };
 use crate::event::{Event, EventId};
 use crate::vendor::body::BodyEncoding;
@@ -29,6 +29,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/
 pub struct PostgresStore {
     pool: PgPool,
     writer: Writer,
+    /// Connections that hold sequence locks, apart from `pool`: a lock is held until its event
+    /// is committed, which the writer does on a connection of `pool`.
+    locks: PgPool,
 }
 
 impl PostgresStore {
@@ -37,6 +40,13 @@ impl PostgresStore {
     /// # Errors
     /// The server cannot be reached, or a migration fails.
     pub async fn open(options: PgConnectOptions, rejected_keep: u32) -> Result<Self, StoreError> {
+        // Opened when the first event of a sequence arrives; most deployments of other vendors
+        // never open one.
+        let locks = PgPoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options.clone());
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
@@ -44,7 +54,7 @@ impl PostgresStore {
             .await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.into()))?;
         let writer = Writer::start(PostgresBatch { pool: pool.clone(), rejected_keep });
-        Ok(Self { pool, writer })
+        Ok(Self { pool, writer, locks })
     }
 }
 
@@ -72,6 +82,17 @@ impl Store for PostgresStore {
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
         views::events(&self.pool, query).await
+    }
+
+    async fn lock_sequence(&self, key: &str) -> Result<SequenceLock, StoreError> {
+        // A transaction's advisory lock: rolled back when the guard is dropped (sqlx rolls back a
+        // transaction dropped uncommitted), which releases it; a connection lost releases it too.
+        let mut transaction = self.locks.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut *transaction)
+            .await?;
+        Ok(SequenceLock(Some(Box::new(transaction))))
     }
 
     async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<Event>, StoreError> {
@@ -266,6 +287,7 @@ impl Store for PostgresStore {
     async fn close(&self) {
         self.writer.flush().await;
         self.pool.close().await;
+        self.locks.close().await;
     }
 }
 

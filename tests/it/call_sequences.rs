@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use switchboard::store::StoredEvent;
+use switchboard::event::EventId;
+use switchboard::store::postgres::PostgresStore;
+use switchboard::store::{Store, StoredEvent};
 
 use crate::delivery::{CONFIG, eventually};
 use crate::support::{Daemon, repo};
@@ -109,4 +111,50 @@ async fn the_event_page_shows_the_call_and_what_its_earlier_events_showed() {
     let offline = daemon.stored(&offline).await;
     assert!(!page(offline.event.id.to_string()).await.contains("Its sequence"));
     daemon.stop().await;
+}
+
+/// Two instances on one PostgreSQL database, each taking one of a call's events at the same
+/// instant: the store's lock orders them as the process's own turns do within one instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_sharing_postgres_take_a_calls_events_in_turn() {
+    let Ok(base_url) = std::env::var("TEST_DATABASE_URL") else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but TEST_DATABASE_URL is unset");
+        eprintln!("skipped: set TEST_DATABASE_URL to run the two-instance call test");
+        return;
+    };
+    let schema = format!("sb_calls_{}", std::process::id());
+    let admin: sqlx::postgres::PgConnectOptions = base_url.parse().unwrap();
+    let mut connection = sqlx::ConnectOptions::connect(&admin).await.unwrap();
+    for statement in [format!("DROP SCHEMA IF EXISTS {schema} CASCADE"), format!("CREATE SCHEMA {schema}")] {
+        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut connection).await.unwrap();
+    }
+    let separator = if base_url.contains('?') { '&' } else { '?' };
+    let storage = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+    let config = format!("[storage]\nurl = \"{storage}\"\n");
+    let (first, second) = (Daemon::start(&config).await, Daemon::start(&config).await);
+    let store = PostgresStore::open(storage.parse().unwrap(), 100).await.unwrap();
+    let post = |daemon: &Daemon, chat: u64, status: &'static str| {
+        daemon.client.post(daemon.url("/hooks/jivo")).json(&call_event(chat, status, 7)).send()
+    };
+    let stored = |response: reqwest::Response| {
+        let store = &store;
+        async move {
+            assert_eq!(response.status(), 200);
+            let id: EventId =
+                response.headers()[switchboard::ingest::EVENT_ID_HEADER].to_str().unwrap().parse().unwrap();
+            store.event(id).await.unwrap().unwrap().event
+        }
+    };
+    for chat in 401..421 {
+        stored(post(&first, chat, "start").await.unwrap()).await;
+        let (answer, end) = tokio::join!(post(&first, chat, "agent_connected"), post(&second, chat, "end"));
+        let (answer, end) = (stored(answer.unwrap()).await, stored(end.unwrap()).await);
+        // Both instances live in this test's process, so their ids come from one clock and
+        // counter, in the order the events took the lock.
+        let expected = if answer.id < end.id { "call.finished" } else { "call.missed" };
+        assert_eq!(end.kind.as_str(), expected, "chat {chat}: answer {} end {}", answer.id, end.id);
+    }
+    first.stop().await;
+    second.stop().await;
+    store.close().await;
 }
