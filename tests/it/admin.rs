@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::delivery::eventually;
 use crate::support::fake_telegram::{FakeTelegram, Reply};
 use crate::support::http_sink::{Answer, HttpSink};
-use crate::support::{Daemon, KillOnDrop, repo};
+use crate::support::{Daemon, KillOnDrop, PgSchema, repo};
 
 fn fixture(path: &str) -> String {
     std::fs::read_to_string(repo().join("tests/fixtures").join(path)).unwrap().trim_end().to_owned()
@@ -136,17 +136,8 @@ impl Relay {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_fails_while_the_database_is_unreachable() {
-    let Ok(base_url) = std::env::var("TEST_DATABASE_URL") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but TEST_DATABASE_URL is unset");
-        eprintln!("skipped: set TEST_DATABASE_URL to run the readiness test");
-        return;
-    };
-    let schema = format!("sb_ready_{}", std::process::id());
-    let options: sqlx::postgres::PgConnectOptions = base_url.parse().unwrap();
-    let mut connection = sqlx::ConnectOptions::connect(&options).await.unwrap();
-    for statement in [format!("DROP SCHEMA IF EXISTS {schema} CASCADE"), format!("CREATE SCHEMA {schema}")] {
-        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut connection).await.unwrap();
-    }
+    let Some(schema) = PgSchema::fresh("sb_ready", "the readiness test").await else { return };
+    let schema = schema.name;
     let relay = Relay::start(0).await;
     let url = format!("postgres://postgres@127.0.0.1:{}/test?options=-c%20search_path%3D{schema}", relay.port);
     let daemon = Daemon::start(&format!("[storage]\nurl = \"{url}\"\n")).await;

@@ -8,7 +8,7 @@ use switchboard::store::postgres::PostgresStore;
 use switchboard::store::{Store, StoredEvent};
 
 use crate::delivery::{CONFIG, eventually};
-use crate::support::{Daemon, repo};
+use crate::support::{Daemon, PgSchema, repo};
 
 /// Jivo's own call_event example, for chat `chat`, with this status, from `+1408498785<caller>`.
 /// (Jivo's call events carry no time or call id: two calls from one number in one chat within
@@ -117,19 +117,8 @@ async fn the_event_page_shows_the_call_and_what_its_earlier_events_showed() {
 /// instant: the store's lock orders them as the process's own turns do within one instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instances_sharing_postgres_take_a_calls_events_in_turn() {
-    let Ok(base_url) = std::env::var("TEST_DATABASE_URL") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but TEST_DATABASE_URL is unset");
-        eprintln!("skipped: set TEST_DATABASE_URL to run the two-instance call test");
-        return;
-    };
-    let schema = format!("sb_calls_{}", std::process::id());
-    let admin: sqlx::postgres::PgConnectOptions = base_url.parse().unwrap();
-    let mut connection = sqlx::ConnectOptions::connect(&admin).await.unwrap();
-    for statement in [format!("DROP SCHEMA IF EXISTS {schema} CASCADE"), format!("CREATE SCHEMA {schema}")] {
-        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut connection).await.unwrap();
-    }
-    let separator = if base_url.contains('?') { '&' } else { '?' };
-    let storage = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+    let Some(schema) = PgSchema::fresh("sb_calls", "the two-instance call test").await else { return };
+    let storage = schema.url();
     let config = format!("[storage]\nurl = \"{storage}\"\n");
     let (first, second) = (Daemon::start(&config).await, Daemon::start(&config).await);
     let store = PostgresStore::open(storage.parse().unwrap(), 100).await.unwrap();
@@ -157,4 +146,5 @@ async fn instances_sharing_postgres_take_a_calls_events_in_turn() {
     first.stop().await;
     second.stop().await;
     store.close().await;
+    schema.drop().await;
 }

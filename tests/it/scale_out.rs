@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::support::http_sink::HttpSink;
-use crate::support::{KillOnDrop, repo};
+use crate::support::{KillOnDrop, PgSchema, repo};
 
 const EVENTS: usize = 900;
 const INSTANCES: usize = 3;
@@ -20,24 +20,8 @@ const CONCURRENCY_PER_INSTANCE: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_share_the_queue_and_survive_losing_one() {
-    let Ok(base_url) = std::env::var("TEST_DATABASE_URL") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but TEST_DATABASE_URL is unset");
-        eprintln!("skipped: set TEST_DATABASE_URL to run the scale-out test");
-        return;
-    };
-    let schema = format!("sb_scale_{}", std::process::id());
-    let admin: sqlx::postgres::PgConnectOptions = base_url.parse().unwrap();
-    let mut connection = sqlx::ConnectOptions::connect(&admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")))
-        .execute(&mut connection)
-        .await
-        .ok();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    let separator = if base_url.contains('?') { '&' } else { '?' };
-    let storage = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+    let Some(schema) = PgSchema::fresh("sb_scale", "the scale-out test").await else { return };
+    let storage = schema.url();
 
     let mut sink = HttpSink::start(vec![]).await;
     let dir = tempfile::tempdir().unwrap();
@@ -166,5 +150,5 @@ template = "generic"
     assert_eq!(acknowledged_ids.len(), EVENTS);
     // Only what the killed instance had in flight can be sent twice.
     assert!(duplicates <= CONCURRENCY_PER_INSTANCE, "{duplicates} duplicates is more than one instance had in flight");
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&mut connection).await.ok();
+    schema.drop().await;
 }

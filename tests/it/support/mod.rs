@@ -18,6 +18,52 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// A PostgreSQL schema of one test's own, made afresh in `TEST_DATABASE_URL`'s database.
+pub struct PgSchema {
+    pub name: String,
+    /// `TEST_DATABASE_URL` as given.
+    pub base_url: String,
+}
+
+impl PgSchema {
+    /// Drops and creates schema `name`. `None`, having said the test (`what`) was skipped, when
+    /// `TEST_DATABASE_URL` is unset; under `CI=true` that fails the test instead.
+    pub async fn fresh(name: &str, what: &str) -> Option<Self> {
+        let Ok(base_url) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but TEST_DATABASE_URL is unset");
+            eprintln!("skipped: set TEST_DATABASE_URL to run {what}");
+            return None;
+        };
+        let name = format!("{name}_{}", std::process::id());
+        let options: sqlx::postgres::PgConnectOptions = base_url.parse().unwrap();
+        let mut connection = sqlx::ConnectOptions::connect(&options).await.unwrap();
+        for statement in [format!("DROP SCHEMA IF EXISTS {name} CASCADE"), format!("CREATE SCHEMA {name}")] {
+            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut connection).await.unwrap();
+        }
+        Some(Self { name, base_url })
+    }
+
+    /// Drops the schema and all it holds, once the test is done with it. A failure is only
+    /// reported: the next run of the test drops it first anyway.
+    pub async fn drop(self) {
+        let options: sqlx::postgres::PgConnectOptions = self.base_url.parse().unwrap();
+        let statement = format!("DROP SCHEMA {} CASCADE", self.name);
+        let dropped = async {
+            let mut connection = sqlx::ConnectOptions::connect(&options).await?;
+            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut connection).await
+        };
+        if let Err(error) = dropped.await {
+            eprintln!("schema {} was not dropped: {error}", self.name);
+        }
+    }
+
+    /// The database URL with this schema as the search path: a `storage.url`.
+    pub fn url(&self) -> String {
+        let separator = if self.base_url.contains('?') { '&' } else { '?' };
+        format!("{}{separator}options=-c%20search_path%3D{}", self.base_url, self.name)
+    }
+}
+
 /// A child process (a daemon started from the binary) that is killed when dropped, so a test
 /// that fails leaves no daemon running.
 pub struct KillOnDrop(pub std::process::Child);
