@@ -322,12 +322,15 @@ pub struct DeliveryQuery {
 
 /// Held while an event of a vendor sequence is read, classified and stored: another instance
 /// sharing the store waits for it before reading the same sequence. Dropping it lets it go.
-pub struct SequenceLock(#[allow(dead_code)] Option<Box<dyn std::any::Any + Send>>);
+pub struct SequenceLock {
+    /// What keeps the lock while it lives (PostgreSQL: the transaction that took it).
+    _held: Option<Box<dyn std::any::Any + Send>>,
+}
 
 impl SequenceLock {
     /// A lock that holds nothing: the store serves one daemon, whose own turns suffice.
     pub fn local() -> Self {
-        Self(None)
+        Self { _held: None }
     }
 }
 

@@ -92,7 +92,7 @@ impl Store for PostgresStore {
             .bind(key)
             .execute(&mut *transaction)
             .await?;
-        Ok(SequenceLock(Some(Box::new(transaction))))
+        Ok(SequenceLock { _held: Some(Box::new(transaction)) })
     }
 
     async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<Event>, StoreError> {
