@@ -4,11 +4,16 @@
 #
 #   tests/fuzz/run.sh [seconds per target, default 60] [target …]
 #
+# cargo-fuzz needs nightly features (sanitizers, -Z flags); RUSTC_BOOTSTRAP=1 lets the stable
+# toolchain, the only one on these machines, accept them. Crashes land in
+# tests/fuzz/artifacts/<target>/; reproduce one with
+#   RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz <target> <artifact>
+#
 # FUZZ_QUICK=1 (.ci/run's short run) builds with the dev profile and without AddressSanitizer:
-# less than half the build time of the default optimised ASan build (5 against 11+ minutes on two
-# cores), and every panic — what safe Rust crashes with — is still caught. tests/fuzz/Cargo.toml says what that profile optimises; generics
-# are not shared between crates there, or the code under test would run the unoptimised copies
-# its dependencies made of them.
+# less than half the build time of the default optimised ASan build (5 against 11+ minutes on
+# two cores), and every panic — what safe Rust crashes with — is still caught. What that profile
+# optimises is in tests/fuzz/Cargo.toml; generics are not shared between crates there, or the
+# code under test would run the unoptimised copies its dependencies made of them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-60}"
