@@ -53,8 +53,14 @@ status=0
 for target in "${targets[@]}"; do
   seed "$target"
   echo "--- fuzz $target for ${seconds}s"
-  if ! cargo fuzz run "${build[@]}" --fuzz-dir tests/fuzz "$target" "tests/fuzz/corpus/$target" -- \
-      -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 25; then
+  log="tests/fuzz/corpus/$target.log"
+  if cargo fuzz run "${build[@]}" --fuzz-dir tests/fuzz "$target" "tests/fuzz/corpus/$target" -- \
+      -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+    tail -n 6 "$log"
+  else
+    # A crash: the panic message sits above a long backtrace and libFuzzer's report.
+    grep -E -A 3 "panicked at|ERROR: |SUMMARY" "$log" | head -n 40
+    tail -n 40 "$log"
     status=1
   fi
 done
