@@ -59,7 +59,7 @@ for target in "${targets[@]}"; do
     tail -n 6 "$log"
   else
     # A crash: the panic message sits above a long backtrace and libFuzzer's report.
-    grep -E -A 3 "panicked at|ERROR: |SUMMARY" "$log" | head -n 40
+    grep -E -A 3 "panicked at|ERROR: |SUMMARY" "$log" | head -n 40 || true
     tail -n 40 "$log"
     status=1
   fi
