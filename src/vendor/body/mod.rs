@@ -1,6 +1,7 @@
 //! Turning a request body into a JSON payload: JSON as it is, forms ([`form`]) as objects.
 
 mod form;
+mod multipart;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -114,9 +115,9 @@ pub fn decode_body(format: BodyFormat, content_type: Option<&str>, body: &[u8]) 
         ct.starts_with("application/json") || ct.contains("+json") || ct.starts_with("text/json")
     });
     let looks_json = matches!(trimmed[0], b'{' | b'[');
-    if let Some(boundary) = content_type.and_then(multipart_boundary) {
+    if let Some(boundary) = content_type.and_then(multipart::boundary) {
         if format != BodyFormat::Json {
-            return parse_multipart(body, &boundary).map(|payload| Decoded { payload, rereadable: None });
+            return multipart::parse(body, &boundary).map(|payload| Decoded { payload, rereadable: None });
         }
     }
     let json = match format {
@@ -140,64 +141,6 @@ fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {
 /// serde_json appends " at line X column Y"; the error already carries both.
 fn strip_position(message: &str) -> String {
     message.find(" at line ").map_or(message, |at| &message[..at]).to_owned()
-}
-
-/// The boundary of a `multipart/form-data` content type.
-fn multipart_boundary(content_type: &str) -> Option<String> {
-    let (mime, params) = content_type.split_once(';')?;
-    if !mime.trim().eq_ignore_ascii_case("multipart/form-data") {
-        return None;
-    }
-    params.split(';').find_map(|param| {
-        let (key, value) = param.split_once('=')?;
-        key.trim().eq_ignore_ascii_case("boundary").then(|| value.trim().trim_matches('"').to_owned())
-    })
-}
-
-/// Reads the text fields of a `multipart/form-data` body (Calltracking can be set to send one);
-/// file parts are left out. Fields follow the same rules as a URL-encoded form.
-fn parse_multipart(body: &[u8], boundary: &str) -> Result<Value, DecodeError> {
-    let invalid = |why: &str| DecodeError::InvalidForm(format!("multipart: {why}"));
-    let text = std::str::from_utf8(body).map_err(|_| invalid("a part is not valid UTF-8 text"))?;
-    let delimiter = format!("--{boundary}");
-    let mut pairs = Vec::new();
-    let mut sections = text.split(delimiter.as_str());
-    sections.next(); // the preamble before the first boundary
-    let mut closed = false;
-    for section in sections {
-        if section.starts_with("--") {
-            closed = true;
-            break;
-        }
-        let section = section.strip_prefix("\r\n").or_else(|| section.strip_prefix('\n')).unwrap_or(section);
-        let (headers, value) = section
-            .split_once("\r\n\r\n")
-            .or_else(|| section.split_once("\n\n"))
-            .ok_or_else(|| invalid("a part has no blank line after its headers"))?;
-        let disposition = headers
-            .lines()
-            .find(|line| line.to_ascii_lowercase().starts_with("content-disposition:"))
-            .ok_or_else(|| invalid("a part has no Content-Disposition"))?;
-        let parameter = |name: &str| {
-            disposition.split(';').find_map(|p| {
-                let (key, value) = p.split_once('=')?;
-                (key.trim() == name).then(|| value.trim().trim_matches('"').to_owned())
-            })
-        };
-        if parameter("filename").is_some() {
-            continue;
-        }
-        let name = parameter("name").ok_or_else(|| invalid("a part has no name"))?;
-        let value = value.strip_suffix("\r\n").or_else(|| value.strip_suffix('\n')).unwrap_or(value);
-        pairs.push((name, value.to_owned()));
-    }
-    if !closed {
-        return Err(invalid("the closing boundary is missing"));
-    }
-    if pairs.is_empty() {
-        return Err(invalid("no fields"));
-    }
-    Ok(from_pairs(pairs))
 }
 
 #[cfg(test)]
@@ -234,26 +177,6 @@ mod tests {
             Err(DecodeError::InvalidJson { .. })
         ));
         assert!(matches!(decode(BodyFormat::Json, None, form), Err(DecodeError::InvalidJson { .. })));
-    }
-
-    #[test]
-    fn multipart_text_fields_become_the_payload() {
-        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"hook_event\"\r\n\r\nCall is over\r\n\
-                    --XyZ\r\nContent-Disposition: form-data; name=\"city\"\r\n\r\nКазань\r\n\
-                    --XyZ\r\nContent-Disposition: form-data; name=\"visit_info[current][utm_source]\"\r\n\r\nyandex\r\n\
-                    --XyZ\r\nContent-Disposition: form-data; name=\"log\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nignored\r\n\
-                    --XyZ--\r\n";
-        let value = decode(BodyFormat::Auto, Some("multipart/form-data; boundary=XyZ"), body.as_bytes()).unwrap();
-        assert_eq!(
-            value,
-            json!({"hook_event": "Call is over", "city": "Казань", "visit_info": {"current": {"utm_source": "yandex"}}})
-        );
-        let unclosed = "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n";
-        let error =
-            decode(BodyFormat::Auto, Some("multipart/form-data; boundary=\"XyZ\""), unclosed.as_bytes()).unwrap_err();
-        assert_eq!(error.to_string(), "invalid form body: multipart: the closing boundary is missing");
-        let nameless = "--XyZ\r\nContent-Disposition: form-data\r\n\r\n1\r\n--XyZ--";
-        assert!(decode(BodyFormat::Form, Some("multipart/form-data; boundary=XyZ"), nameless.as_bytes()).is_err());
     }
 
     #[test]
