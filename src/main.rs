@@ -50,7 +50,7 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         }
         Command::Test(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            match test::report(&config, &args.vendor, &args.payload, args.at) {
+            match test::report(&config, &args.vendor, &args.payload, args.event.as_deref(), args.at) {
                 Ok(report) if args.json => {
                     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
                     ExitCode::SUCCESS

@@ -126,8 +126,8 @@ pub struct TestArgs {
     pub config: ConfigArgs,
     /// The vendor plugin to parse the payload with (`jivo`, `envybox`, …).
     pub vendor: String,
-    /// A payload file: `.json`, `.form` (URL-encoded), `.query` (a GET query string), or any
-    /// other name to let the content decide.
+    /// A payload file: `.json`, `.form` (URL-encoded), `.query` (a GET query string),
+    /// `.multipart` (a multipart/form-data body), or any other name to let the content decide.
     pub payload: PathBuf,
     /// Print the report as JSON.
     #[arg(long)]
@@ -135,6 +135,10 @@ pub struct TestArgs {
     /// Pretend the webhook arrives at this time (RFC 3339), for route schedules.
     #[arg(long)]
     pub at: Option<DateTime<Utc>>,
+    /// The event the webhook's address names, for a plugin that reads it from the URL
+    /// (Calltracking: `start` or `end`).
+    #[arg(long)]
+    pub event: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,13 @@ use crate::vendor::{BodyFormat, body};
 ///
 /// # Errors
 /// Unknown vendor, unreadable file, or a payload the plugin refuses.
-pub fn report(config: &Config, vendor: &str, file: &Path, at: Option<DateTime<Utc>>) -> anyhow::Result<Value> {
+pub fn report(
+    config: &Config,
+    vendor: &str,
+    file: &Path,
+    url_event: Option<&str>,
+    at: Option<DateTime<Utc>>,
+) -> anyhow::Result<Value> {
     let plugin = config.vendors.get(vendor).with_context(|| {
         let known: Vec<&str> = config.vendors.iter().map(|v| v.name()).collect();
         format!("no plugin is called `{vendor}`; loaded plugins: {}", known.join(", "))
@@ -27,10 +33,17 @@ pub fn report(config: &Config, vendor: &str, file: &Path, at: Option<DateTime<Ut
         Some("query") => body::from_pairs(body::query_pairs(String::from_utf8_lossy(&raw).trim())),
         Some("json") => body::decode(BodyFormat::Json, None, &raw)?,
         Some("form") => body::decode(BodyFormat::Form, None, raw.trim_ascii())?,
+        Some("multipart") => {
+            // The body's first line is its first boundary: `--<boundary>`.
+            let first = raw.split(|b| *b == b'\n').next().unwrap_or_default();
+            let boundary = String::from_utf8_lossy(first.trim_ascii()).trim_start_matches('-').to_owned();
+            body::decode(BodyFormat::Form, Some(&format!("multipart/form-data; boundary={boundary}")), &raw)?
+        }
         _ => body::decode(BodyFormat::Auto, None, raw.trim_ascii())?,
     };
     let at = at.unwrap_or_else(Utc::now);
-    let normalized = plugin.interpret(payload, None, &raw, EventId::new(at), at)?;
+    let normalized = plugin.interpret(payload, url_event, &raw, EventId::new(at), at)?;
+    let unknown_reason = plugin.unknown_reason(&normalized.event);
     let event = normalized.event;
 
     if config.routes.iter().next().is_none() {
@@ -45,6 +58,7 @@ pub fn report(config: &Config, vendor: &str, file: &Path, at: Option<DateTime<Ut
             "kind": event.kind,
             "received_at": event.received_at,
             "fields": event.fields,
+            "unknown_reason": unknown_reason,
             "dedup_key": normalized.dedup_key,
             // Offline, the sequence's earlier events are not read: the kind is the one an event
             // gets when its sequence's start was never received.
@@ -65,6 +79,9 @@ pub fn print(report: &Value) {
     println!("  vendor  {}", event["vendor"].as_str().unwrap_or_default());
     println!("  event   {}", event["event"].as_str().unwrap_or_default());
     println!("  kind    {}", event["kind"].as_str().unwrap_or_default());
+    if let Some(reason) = event["unknown_reason"].as_str() {
+        println!("          (unknown: {reason})");
+    }
     if let Some(fields) = event["fields"].as_object() {
         for (name, value) in fields {
             let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);

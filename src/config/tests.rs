@@ -11,11 +11,11 @@ fn issues(text: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_shipped_config_loads_with_all_three_plugins() {
+fn the_shipped_config_loads_with_every_shipped_plugin() {
     let config =
         Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml")).expect("config.toml is valid");
     let vendors: Vec<&str> = config.vendors.iter().map(|v| v.name()).collect();
-    assert_eq!(vendors, ["callkeeper", "envybox", "jivo"]);
+    assert_eq!(vendors, ["callkeeper", "calltracking", "envybox", "jivo"]);
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.vendor_settings("jivo").replies.len(), 1);
     assert!(matches!(&config.storage.url, StorageUrl::Sqlite(path) if path.ends_with("data/switchboard.db")));
@@ -24,7 +24,7 @@ fn the_shipped_config_loads_with_all_three_plugins() {
 #[test]
 fn the_embedded_config_and_plugins_load() {
     let config = Config::embedded().expect("the embedded config is valid");
-    assert_eq!(config.vendors.iter().count(), 3);
+    assert_eq!(config.vendors.iter().count(), 4);
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn an_empty_file_means_every_default() {
     let config = load("").unwrap();
     assert_eq!(config.server.body_limit_bytes, 1024 * 1024);
     assert_eq!(config.storage.dedup_window, Duration::from_secs(600));
-    assert_eq!(config.warnings.len(), 3, "every vendor is open without a secret: {:?}", config.warnings);
+    assert_eq!(config.warnings.len(), 4, "every vendor is open without a secret: {:?}", config.warnings);
 }
 
 #[test]
@@ -57,7 +57,7 @@ fn problems_name_file_line_and_key() {
         ),
         (
             "\n[vendors.jiv]\n",
-            "<embedded config.toml>:2 vendors.jiv: no plugin is called `jiv`; loaded plugins: callkeeper, envybox, jivo",
+            "<embedded config.toml>:2 vendors.jiv: no plugin is called `jiv`; loaded plugins: callkeeper, calltracking, envybox, jivo",
         ),
         (
             "[vendors.jivo]\nsecret = \"${SWITCHBOARD_TEST_SURELY_UNSET}\"\n",
@@ -92,7 +92,7 @@ fn secrets_expand_from_the_environment_and_stay_hidden() {
     let secret = config.vendor_settings("jivo").secret.as_ref().expect("secret set");
     assert!(secret.matches("s3cret-value"));
     assert!(!format!("{config:?}").contains("s3cret-value"));
-    assert_eq!(config.warnings.len(), 2);
+    assert_eq!(config.warnings.len(), 3);
 }
 
 #[test]

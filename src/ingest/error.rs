@@ -16,6 +16,8 @@ use crate::vendor::NormalizeError;
 pub enum IngestError {
     #[error("no vendor plugin is called `{0}`")]
     UnknownVendor(String),
+    #[error("vendor `{0}` does not take its event from the URL; post to /hooks/{0}/<secret>")]
+    EventNotInPath(String),
     #[error("vendor `{vendor}` does not send {method} requests")]
     MethodNotAllowed { vendor: String, method: String },
     #[error("requests for `{vendor}` are accepted only from its `allow_from` addresses; this one came from {sender}")]
@@ -38,7 +40,7 @@ impl IngestError {
     /// The HTTP status of the answer.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::UnknownVendor(_) => StatusCode::NOT_FOUND,
+            Self::UnknownVendor(_) | Self::EventNotInPath(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::SourceNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::Secret(_) => StatusCode::UNAUTHORIZED,
@@ -53,6 +55,7 @@ impl IngestError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::UnknownVendor(_) => "unknown_vendor",
+            Self::EventNotInPath(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::SourceNotAllowed { .. } => "source_not_allowed",
             Self::Secret(VerifyError::Missing) => "missing_secret",

@@ -63,21 +63,30 @@ pub struct IngestState {
 pub fn router(state: IngestState) -> Router {
     Router::new()
         .route("/hooks/{vendor}", any(hook))
-        .route("/hooks/{vendor}/{secret}", any(hook_with_secret))
+        .route("/hooks/{vendor}/{segment}", any(hook_with_segment))
+        .route("/hooks/{vendor}/{secret}/{event}", any(hook_with_secret_and_event))
         .fallback(legacy_or_not_found)
         .with_state(state)
 }
 
 async fn hook(State(state): State<IngestState>, Path(vendor): Path<String>, request: Request) -> Response {
-    receive(&state, Target { vendor, path_secret: None, legacy: None }, request).await
+    receive(&state, Target { vendor, segments: Vec::new(), legacy: None }, request).await
 }
 
-async fn hook_with_secret(
+async fn hook_with_segment(
     State(state): State<IngestState>,
-    Path((vendor, secret)): Path<(String, String)>,
+    Path((vendor, segment)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    receive(&state, Target { vendor, path_secret: Some(secret), legacy: None }, request).await
+    receive(&state, Target { vendor, segments: vec![segment], legacy: None }, request).await
+}
+
+async fn hook_with_secret_and_event(
+    State(state): State<IngestState>,
+    Path((vendor, secret, event)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    receive(&state, Target { vendor, segments: vec![secret, event], legacy: None }, request).await
 }
 
 async fn legacy_or_not_found(State(state): State<IngestState>, request: Request) -> Response {
@@ -90,7 +99,7 @@ async fn legacy_or_not_found(State(state): State<IngestState>, request: Request)
         });
         return (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     };
-    let target = Target { vendor: vendor.name().to_owned(), path_secret: None, legacy: Some(legacy.clone()) };
+    let target = Target { vendor: vendor.name().to_owned(), segments: Vec::new(), legacy: Some(legacy.clone()) };
     drop(config);
     receive(&state, target, request).await
 }
@@ -98,8 +107,28 @@ async fn legacy_or_not_found(State(state): State<IngestState>, request: Request)
 /// Where a request is going.
 struct Target {
     vendor: String,
-    path_secret: Option<String>,
+    /// The path's segments after `/hooks/<vendor>/`: a secret, an event, or both
+    /// ([`Target::secret_and_event`]).
+    segments: Vec<String>,
     legacy: Option<LegacyPath>,
+}
+
+impl Target {
+    /// What the path's segments are: `<secret>`, `<secret>/<event>`, or — for a vendor that
+    /// takes its event from the path and has no secret — `<event>`.
+    ///
+    /// # Errors
+    /// Two segments for a vendor whose event is not in its path.
+    fn secret_and_event(&self, config: &Config) -> Result<(Option<&str>, Option<&str>), IngestError> {
+        let takes_event = config.vendors.get(&self.vendor).is_some_and(|vendor| vendor.takes_event_from_path());
+        match self.segments.as_slice() {
+            [] => Ok((None, None)),
+            [event] if takes_event && config.vendor_settings(&self.vendor).secret.is_none() => Ok((None, Some(event))),
+            [secret] => Ok((Some(secret), None)),
+            [secret, event] if takes_event => Ok((Some(secret), Some(event))),
+            [_, _, ..] => Err(IngestError::EventNotInPath(self.vendor.clone())),
+        }
+    }
 }
 
 // A span per webhook, formatted by the log subscriber whenever it is enabled, was ~2% of the
@@ -117,7 +146,9 @@ async fn receive(state: &IngestState, target: Target, request: Request) -> Respo
     match accept(state, &target, &parts, body, received_at).await {
         Ok(response) => response,
         Err((error, raw_body)) => {
-            let record = request_record(&parts, target.path_secret.is_some());
+            let config = state.config.load();
+            let secret = target.secret_and_event(&config).map_or(target.segments.first().map(String::as_str), |s| s.0);
+            let record = request_record(&parts, secret);
             keep_rejection(state.store.as_ref(), &target, &error, record, raw_body, received_at).await;
             error.into_response()
         }
@@ -150,22 +181,22 @@ async fn accept(
             return Err(fail(IngestError::SourceNotAllowed { vendor: target.vendor.clone(), sender }));
         }
     }
+    let (path_secret, path_event) = target.secret_and_event(&config).map_err(fail)?;
     let raw_body = read_body(body, &parts.headers, config.server.body_limit_bytes, config.server.read_timeout).await?;
     let fail = |error: IngestError| (error, raw_body.clone());
 
     let query = body::query_pairs(parts.uri.query().unwrap_or_default());
-    let presented = target
-        .path_secret
-        .as_deref()
-        .or_else(|| query.iter().find(|(key, _)| key == "token").map(|(_, value)| value.as_str()));
+    let presented =
+        path_secret.or_else(|| query.iter().find(|(key, _)| key == "token").map(|(_, value)| value.as_str()));
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let request = InboundRequest::new(parts.method.clone(), content_type, query.clone(), raw_body.clone())
         .verify(settings.secret.as_ref(), presented)
         .map_err(|e| fail(e.into()))?;
 
     let legacy_event = target.legacy.as_ref().and_then(|l| l.event.as_deref());
-    let mut normalized =
-        vendor.normalize(&request, legacy_event, EventId::new(received_at), received_at).map_err(|e| fail(e.into()))?;
+    let mut normalized = vendor
+        .normalize(&request, path_event, legacy_event, EventId::new(received_at), received_at)
+        .map_err(|e| fail(e.into()))?;
     let sequence_turn =
         sequence::recall(&state.sequences, state.store.as_ref(), vendor, &mut normalized).await.map_err(|e| {
             tracing::error!(
@@ -188,7 +219,7 @@ async fn accept(
             event: normalized.event,
             dedup_key: normalized.dedup_key,
             dedup_window: config.storage.dedup_window,
-            request: request_record(parts, target.path_secret.is_some()),
+            request: request_record(parts, path_secret),
             raw_body: raw_body.clone(),
             payload_from_body: normalized.payload_from_body,
             routes: routes.clone(),
@@ -286,13 +317,18 @@ fn is_sensitive_header(name: &str) -> bool {
         || ["token", "secret", "signature", "key", "password", "auth"].iter().any(|word| name.contains(word))
 }
 
-/// The request as it is kept: the path secret, the `token` parameter and credential headers masked.
-fn request_record(parts: &Parts, path_has_secret: bool) -> RequestRecord {
-    let path = parts.uri.path();
-    let path = if path_has_secret {
-        path.rsplit_once('/').map_or_else(|| path.to_owned(), |(head, _)| format!("{head}/***"))
-    } else {
-        path.to_owned()
+/// The request as it is kept: the path's secret, the `token` parameter and credential headers
+/// masked.
+fn request_record(parts: &Parts, path_secret: Option<&str>) -> RequestRecord {
+    let path = match path_secret.filter(|secret| !secret.is_empty()) {
+        Some(secret) => parts
+            .uri
+            .path()
+            .split('/')
+            .map(|segment| if segment == secret { "***" } else { segment })
+            .collect::<Vec<_>>()
+            .join("/"),
+        None => parts.uri.path().to_owned(),
     };
     let query = parts
         .uri
@@ -371,7 +407,7 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, ()) = request.into_parts();
-        let record = request_record(&parts, true);
+        let record = request_record(&parts, Some("s3cret"));
         assert_eq!(record.path, "/hooks/jivo/***");
         assert_eq!(record.query, "token=***&x=1");
         let text = serde_json::to_string(&record).unwrap();

@@ -56,7 +56,20 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
         }
     }
 
-    let event_field = path(&spec.event.get_ref().field, spec.event.span(), "event.field", &mut issue);
+    let event_spec = spec.event.get_ref();
+    let event_field = event_spec.field.as_ref().map(|field| path(field, spec.event.span(), "event.field", &mut issue));
+    if event_spec.field.is_none() && event_spec.query.is_none() && !event_spec.path && event_spec.default.is_none() {
+        issue(
+            spec.event.span(),
+            "event".into(),
+            "say where the event's name is: `field` (the body), `query` (a URL parameter), `path = true` (the URL's \
+             last segment) or a `default`"
+                .into(),
+        );
+    }
+    if event_spec.query.as_deref().is_some_and(|q| q.is_empty() || q == "token") {
+        issue(spec.event.span(), "event.query".into(), "name a query parameter other than `token`".into());
+    }
     let dedup: Vec<Path> = spec
         .dedup
         .iter()
@@ -175,10 +188,24 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
                 BodyFormat::Form => "application/x-www-form-urlencoded".to_owned(),
                 _ => "application/json".to_owned(),
             });
-            Sample { name: sample_spec.name.clone(), content_type, body: sample_spec.body.clone() }
+            Sample {
+                name: sample_spec.name.clone(),
+                content_type,
+                url_event: sample_spec.event.clone(),
+                body: sample_spec.body.clone(),
+            }
         })
         .collect();
 
+    for (index, sample) in spec.sample.iter().enumerate() {
+        if sample.get_ref().event.is_some() && !event_spec.path && event_spec.query.is_none() {
+            issue(
+                sample.span(),
+                format!("sample[{index}].event"),
+                "the plugin reads no event from the URL (`event.path` or `event.query`)".into(),
+            );
+        }
+    }
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -187,8 +214,13 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
         name,
         format: spec.format,
         methods,
-        event_field: event_field.expect("an invalid event path was reported as an issue above"),
-        event_default: spec.event.get_ref().default.clone(),
+        event_source: super::EventSource {
+            field: event_field.map(|field| field.expect("an invalid event path was reported as an issue above")),
+            query: event_spec.query.clone(),
+            path: event_spec.path,
+            default: event_spec.default.clone(),
+            required: event_spec.required,
+        },
         dedup,
         reply,
         aliases,

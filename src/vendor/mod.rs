@@ -35,6 +35,7 @@ pub use spec::Echo;
 /// The plugins shipped in `plugins/`, compiled into the binary for the embedded default.
 pub const EMBEDDED_PLUGINS: &[(&str, &str)] = &[
     ("callkeeper", include_str!("../../plugins/callkeeper.toml")),
+    ("calltracking", include_str!("../../plugins/calltracking.toml")),
     ("envybox", include_str!("../../plugins/envybox.toml")),
     ("jivo", include_str!("../../plugins/jivo.toml")),
 ];
@@ -46,8 +47,7 @@ pub struct Vendor {
     title: String,
     format: BodyFormat,
     methods: Vec<Method>,
-    event_field: Path,
-    event_default: Option<String>,
+    event_source: EventSource,
     dedup: Vec<Path>,
     reply: Reply,
     aliases: Vec<(Path, Vec<Path>)>,
@@ -64,6 +64,8 @@ pub struct Vendor {
 pub struct Sample {
     pub name: String,
     pub content_type: String,
+    /// The event its address names (`[[sample]] event`), for plugins that read it from the URL.
+    pub url_event: Option<String>,
     body: String,
 }
 
@@ -90,6 +92,16 @@ pub enum ReplyBody {
     Empty,
     Json(Value),
     Text(String),
+}
+
+/// Where a plugin reads the event's name: the compiled `event = { … }`.
+#[derive(Debug)]
+struct EventSource {
+    field: Option<Path>,
+    query: Option<String>,
+    path: bool,
+    default: Option<String>,
+    required: bool,
 }
 
 #[derive(Debug)]
@@ -124,6 +136,11 @@ impl Vendor {
         &self.title
     }
 
+    /// Whether the URL's segment after the secret names the event (`event.path`).
+    pub fn takes_event_from_path(&self) -> bool {
+        self.event_source.path
+    }
+
     /// Whether the vendor sends webhooks with this method.
     pub fn accepts(&self, method: &Method) -> bool {
         self.methods.contains(method)
@@ -156,7 +173,26 @@ impl Vendor {
         let payload =
             body::decode(self.format, Some(&sample.content_type), raw.as_bytes()).map_err(|e| e.to_string())?;
         let now = chrono::Utc::now();
-        self.interpret(payload, None, raw.as_bytes(), EventId::new(now), now).map_err(|e| e.to_string())
+        self.interpret(payload, sample.url_event.as_deref(), raw.as_bytes(), EventId::new(now), now)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The webhook address (path and query, after the host) a sample is posted to, given the
+    /// vendor's secret: its event in the path or the query when the plugin reads it there.
+    pub fn sample_uri(&self, sample: &Sample, secret: Option<&str>) -> String {
+        let encode =
+            |text: &str| percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let mut uri = format!("/hooks/{}", self.name);
+        if let Some(secret) = secret {
+            uri = format!("{uri}/{}", encode(secret));
+        }
+        match (&sample.url_event, &self.event_source) {
+            (Some(event), source) if source.path => format!("{uri}/{}", encode(event)),
+            (Some(event), EventSource { query: Some(query), .. }) => {
+                format!("{uri}?{}={}", encode(query), encode(event))
+            }
+            _ => uri,
+        }
     }
 
     /// The plugin's legacy paths.

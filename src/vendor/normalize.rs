@@ -24,13 +24,15 @@ pub struct Normalized {
     pub sequence: Option<SequenceRef>,
 }
 
-/// Why a request could not become an event. Each becomes a 400 that says so.
+/// Why a request could not become an event. Each becomes a 400 that says so. A plugin whose
+/// `event.required` is false (the default) never refuses a webhook for its event: one that names
+/// none is stored as kind `unknown`, and [`Vendor::unknown_reason`] says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NormalizeError {
     #[error(transparent)]
     Body(#[from] body::DecodeError),
-    #[error("the payload has no `{field}` field, which names the event")]
-    MissingEvent { field: String },
+    #[error("the webhook names no event: {sources}")]
+    MissingEvent { sources: String },
     #[error("`{field}` must be a string or number naming the event, found {found}")]
     EventNotScalar { field: String, found: &'static str },
 }
@@ -46,64 +48,81 @@ impl NormalizeError {
     }
 }
 
+/// Where an event's name came from, which decides whether the dedup key must carry it.
+enum Named {
+    /// The body names it: the body (or its dedup values) already tells events apart.
+    Body(String),
+    /// The URL, a legacy path or the plugin's default names it: two events may share a body.
+    Elsewhere(String),
+    /// Nothing names it (or the body's value is not a name): stored as `unknown`, unless the
+    /// plugin requires an event.
+    Nowhere(NormalizeError),
+}
+
 impl Vendor {
-    /// Decodes the request and interprets it. `legacy_event` is the event a legacy path implies.
+    /// Decodes the request and interprets it. `path_event` is the URL segment after the secret
+    /// (read only when the plugin takes its event from the path); `legacy_event` is the event a
+    /// legacy path implies.
     ///
     /// # Errors
-    /// An unreadable body, or a payload that does not say which event it is.
+    /// An unreadable body, or (with `event.required`) a payload that does not say which event it is.
     pub fn normalize(
         &self,
         request: &InboundRequest<Verified>,
+        path_event: Option<&str>,
         legacy_event: Option<&str>,
         id: EventId,
         received_at: DateTime<Utc>,
     ) -> Result<Normalized, NormalizeError> {
-        let decoded = if request.method() == axum::http::Method::GET {
+        let (decoded, raw) = if request.method() == axum::http::Method::GET {
             let payload = body::from_pairs(request.query().iter().filter(|(key, _)| key != "token").cloned());
-            body::Decoded { payload, rereadable: None }
+            // The body is empty: the query is what tells one GET webhook from another.
+            let raw = Cow::Owned(serde_json::to_vec(&payload).unwrap_or_default());
+            (body::Decoded { payload, rereadable: None }, raw)
         } else {
-            body::decode_body(self.format, request.content_type(), request.body())?
+            (
+                body::decode_body(self.format, request.content_type(), request.body())?,
+                Cow::Borrowed(&request.body()[..]),
+            )
         };
-        let normalized = self.interpret(decoded.payload, legacy_event, request.body(), id, received_at)?;
+        let from_url = self
+            .event_source
+            .query
+            .as_deref()
+            .and_then(|name| request.query().iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()))
+            .or(path_event.filter(|_| self.event_source.path))
+            .filter(|value| !value.trim().is_empty());
+        let normalized = self.interpret(decoded.payload, from_url.or(legacy_event), &raw, id, received_at)?;
         Ok(Normalized { payload_from_body: decoded.rereadable, ..normalized })
     }
 
     /// Builds the event from an already decoded payload: event name and kind, canonical fields,
     /// classification (with nothing known of earlier events), dedup key and the sequence it
-    /// belongs to. `raw` is the body as received, hashed when the plugin's
+    /// belongs to. `implied_event` is what the request's URL or a legacy path names, used when
+    /// the body names no event. `raw` is the body as received, hashed when the plugin's
     /// dedup paths are absent. Only [`Vendor::normalize`] knows how a payload was read, so the
     /// result never claims `payload_from_body`.
     ///
     /// # Errors
-    /// A payload that does not say which event it is.
+    /// With `event.required`, a payload that does not say which event it is.
     pub fn interpret(
         &self,
         payload: Value,
-        legacy_event: Option<&str>,
+        implied_event: Option<&str>,
         raw: &[u8],
         id: EventId,
         received_at: DateTime<Utc>,
     ) -> Result<Normalized, NormalizeError> {
         let view = self.alias_view(&payload);
-        let value = match self.event_field.get(&view) {
-            None | Some(Value::Null) => legacy_event.or(self.event_default.as_deref()).map(str::to_owned),
-            Some(Value::String(s)) if s.trim().is_empty() => {
-                legacy_event.or(self.event_default.as_deref()).map(str::to_owned)
-            }
-            Some(found) => Some(
-                as_text(found)
-                    .ok_or_else(|| NormalizeError::EventNotScalar {
-                        field: self.event_field.to_string(),
-                        found: json_type(found),
-                    })?
-                    .trim()
-                    .to_owned(),
-            ),
+        let (value, named_elsewhere) = match self.name_event(&view, implied_event) {
+            Named::Body(value) => (Some(value), false),
+            Named::Elsewhere(value) => (Some(value), true),
+            Named::Nowhere(error) if self.event_source.required => return Err(error),
+            Named::Nowhere(_) => (None, false),
         };
-        let value = value.ok_or_else(|| NormalizeError::MissingEvent { field: self.event_field.to_string() })?;
-        let (event_name, base_kind) = match self.events.get(&value) {
+        let (event_name, base_kind) = match value.as_ref().and_then(|value| self.events.get(value)) {
             Some(def) => (def.name.clone(), def.kind.clone()),
-            None => (value, Kind::unknown()),
+            None => (value.unwrap_or_default(), Kind::unknown()),
         };
         let (kind, fields) = self.classify(&event_name, base_kind, &view, &Seen::Unknown);
         let draft = Draft {
@@ -115,7 +134,12 @@ impl Vendor {
             seen: &Seen::Unknown,
         };
         let sequence = self.sequence_of(&draft, received_at);
-        let dedup_key = self.dedup_key(&view, raw);
+        let mut dedup_key = self.dedup_key(&view, raw);
+        if named_elsewhere {
+            // Calltracking's *start* and *end* can carry the same body to two addresses.
+            dedup_key.push_str("\u{1f}event=");
+            dedup_key.push_str(&event_name);
+        }
         drop(view);
         Ok(Normalized {
             event: Event { id, received_at, vendor: self.name.clone(), event: event_name, kind, fields, payload },
@@ -125,6 +149,64 @@ impl Vendor {
         })
     }
 
+    /// The event value the body names, else the one the URL or a legacy path implies, else the
+    /// plugin's default.
+    fn name_event(&self, view: &Value, implied: Option<&str>) -> Named {
+        let elsewhere =
+            || implied.or(self.event_source.default.as_deref()).map(|v| Named::Elsewhere(v.trim().to_owned()));
+        let Some(field) = &self.event_source.field else {
+            return elsewhere().unwrap_or_else(|| Named::Nowhere(self.missing_event()));
+        };
+        match field.get(view) {
+            None | Some(Value::Null) => elsewhere().unwrap_or_else(|| Named::Nowhere(self.missing_event())),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                elsewhere().unwrap_or_else(|| Named::Nowhere(self.missing_event()))
+            }
+            Some(found) => match as_text(found) {
+                Some(text) => Named::Body(text.trim().to_owned()),
+                None => {
+                    Named::Nowhere(NormalizeError::EventNotScalar { field: field.to_string(), found: json_type(found) })
+                }
+            },
+        }
+    }
+
+    fn missing_event(&self) -> NormalizeError {
+        let source = &self.event_source;
+        let mut sources = Vec::new();
+        if let Some(field) = &source.field {
+            sources.push(format!("the payload has no `{field}` field"));
+        }
+        if let Some(query) = &source.query {
+            sources.push(format!("the URL has no `{query}` parameter"));
+        }
+        if source.path {
+            sources.push(format!("the URL does not end in the event (`/hooks/{}/<secret>/<event>`)", self.name));
+        }
+        NormalizeError::MissingEvent { sources: sources.join(", and ") }
+    }
+
+    /// Why an event of this plugin is of kind `unknown`, when the plugin can tell: it named no
+    /// event, or one the plugin's `[events]` do not list. `None` for an event of another kind, or
+    /// one a `[[classify]]` rule made `unknown`.
+    pub fn unknown_reason(&self, event: &Event) -> Option<String> {
+        if event.kind != Kind::unknown() {
+            return None;
+        }
+        if event.event.is_empty() {
+            let view = self.alias_view(&event.payload);
+            return match self.name_event(&view, None) {
+                Named::Nowhere(error) => Some(error.to_string()),
+                // The URL named one that is gone now, or the plugin has changed since.
+                Named::Body(_) | Named::Elsewhere(_) => Some("the webhook named no event".to_owned()),
+            };
+        }
+        if self.events.values().any(|def| def.name == event.event) {
+            return None;
+        }
+        Some(format!("`{}` is not one of the events this plugin lists in `[events]`", event.event))
+    }
+
     /// The canonical fields read from the payload, then the `[[classify]]` rules applied in
     /// order to the kind the event's name gave (`base`): each rule that holds may change the
     /// kind and set fields, and later rules see what earlier ones did.
@@ -132,7 +214,10 @@ impl Vendor {
         let mut kind = base;
         let mut fields = Fields::default();
         for (field, paths) in &self.fields {
-            if let Some(found) = paths.iter().filter_map(|p| p.get(view)).find(|v| is_present(v)) {
+            // A canonical field holds one value: a list or an object (a multipart file's
+            // description) is not it, and the next path is tried.
+            let scalar = |v: &&Value| is_present(v) && !v.is_object() && !v.is_array();
+            if let Some(found) = paths.iter().filter_map(|p| p.get(view)).find(scalar) {
                 fields.set(field, found.clone());
             }
         }

@@ -54,14 +54,25 @@ fn default_methods() -> Spanned<Vec<String>> {
     Spanned::new(0..0, vec!["POST".to_owned()])
 }
 
-/// Where the event name is read from.
+/// Where the event name is read from, tried in this order: the body, the request's URL, a
+/// legacy path's event, `default`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventSourceSpec {
     /// Payload path of the event value (`event_name`, `webhooktype`, `hook_event`).
-    pub field: String,
-    /// Used when the payload has no such field; without it such a request is refused.
+    pub field: Option<String>,
+    /// A query parameter that names the event (`?event=end`), for senders whose body does not.
+    pub query: Option<String>,
+    /// The URL's segment after the secret names the event: `/hooks/<vendor>/<secret>/<event>`
+    /// (`/hooks/<vendor>/<event>` when the vendor has no secret). For senders whose owner can
+    /// set only the address, one per event (Calltracking's *start* and *end*).
+    #[serde(default)]
+    pub path: bool,
+    /// Used when none of the above names an event.
     pub default: Option<String>,
+    /// Refuse (400) a webhook that names no event, instead of storing it as kind `unknown`.
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// One entry of `[events]`.
@@ -151,4 +162,7 @@ pub struct SampleSpec {
     pub body: String,
     /// Defaults to the plugin's format (`application/json` or form-urlencoded).
     pub content_type: Option<String>,
+    /// The event the sample's address names, for a plugin that reads it from the URL
+    /// (`event.path` or `event.query`).
+    pub event: Option<String>,
 }

@@ -180,18 +180,66 @@ fn unknown_events_are_kept_with_kind_unknown() {
 }
 
 #[test]
-fn a_payload_without_its_event_is_refused_unless_a_legacy_path_names_it() {
+fn a_payload_without_its_event_is_kept_as_unknown_with_its_reason() {
     let registry = shipped();
     let jivo = registry.get("jivo").unwrap();
-    let error = jivo.interpret(json!({"visitor": {}}), None, b"{}", EventId::new(Utc::now()), Utc::now()).unwrap_err();
-    assert_eq!(error.to_string(), "the payload has no `event_name` field, which names the event");
-    let error =
-        jivo.interpret(json!({"event_name": {"x": 1}}), None, b"{}", EventId::new(Utc::now()), Utc::now()).unwrap_err();
-    assert_eq!(error.code(), "invalid_event");
-    let legacy = jivo
-        .interpret(json!({"message": "hi"}), Some("offline_message"), b"{}", EventId::new(Utc::now()), Utc::now())
-        .unwrap();
+    let now = Utc::now();
+    let nameless = jivo.interpret(json!({"visitor": {}}), None, b"{}", EventId::new(now), now).unwrap();
+    assert_eq!((nameless.event.event.as_str(), nameless.event.kind.as_str()), ("", "unknown"));
+    assert_eq!(
+        jivo.unknown_reason(&nameless.event).as_deref(),
+        Some("the webhook names no event: the payload has no `event_name` field")
+    );
+    let listless = jivo.interpret(json!({"event_name": {"x": 1}}), None, b"{}", EventId::new(now), now).unwrap();
+    assert_eq!(
+        jivo.unknown_reason(&listless.event).as_deref(),
+        Some("`event_name` must be a string or number naming the event, found an object")
+    );
+    let unlisted = jivo.interpret(json!({"event_name": "chat_rated"}), None, b"{}", EventId::new(now), now).unwrap();
+    assert_eq!(
+        jivo.unknown_reason(&unlisted.event).as_deref(),
+        Some("`chat_rated` is not one of the events this plugin lists in `[events]`")
+    );
+    let legacy =
+        jivo.interpret(json!({"message": "hi"}), Some("offline_message"), b"{}", EventId::new(now), now).unwrap();
     assert_eq!(legacy.event.kind.as_str(), "message.offline");
+    assert_eq!(jivo.unknown_reason(&legacy.event), None);
+}
+
+#[test]
+fn a_plugin_that_requires_its_event_refuses_a_webhook_without_one() {
+    let text = "event = { field = \"type\", query = \"event\", required = true }\n[events]\nlead = { kind = \"form.submitted\" }\n";
+    let vendor = compile::compile(&Source::embedded("plugins/strict.toml", text)).unwrap();
+    let now = Utc::now();
+    let error = vendor.interpret(json!({"name": "Anna"}), None, b"{}", EventId::new(now), now).unwrap_err();
+    assert_eq!(error.code(), "missing_event");
+    assert_eq!(
+        error.to_string(),
+        "the webhook names no event: the payload has no `type` field, and the URL has no `event` parameter"
+    );
+    let named = vendor.interpret(json!({"name": "Anna"}), Some("lead"), b"{}", EventId::new(now), now).unwrap();
+    assert_eq!(named.event.kind.as_str(), "form.submitted");
+}
+
+#[test]
+fn an_event_named_outside_the_body_is_part_of_the_dedup_key() {
+    let text =
+        "event = { path = true }\n[events]\nstart = { kind = \"call.started\" }\nend = { kind = \"call.finished\" }\n";
+    let vendor = compile::compile(&Source::embedded("plugins/tracking.toml", text)).unwrap();
+    let now = Utc::now();
+    let body = br#"{"client_number": "79161234567"}"#;
+    let payload = json!({"client_number": "79161234567"});
+    let start = vendor.interpret(payload.clone(), Some("start"), body, EventId::new(now), now).unwrap();
+    let end = vendor.interpret(payload, Some("end"), body, EventId::new(now), now).unwrap();
+    assert_eq!((start.event.kind.as_str(), end.event.kind.as_str()), ("call.started", "call.finished"));
+    assert_ne!(start.dedup_key, end.dedup_key);
+    assert!(end.dedup_key.ends_with("\u{1f}event=end"), "{}", end.dedup_key);
+}
+
+#[test]
+fn an_event_source_must_name_somewhere() {
+    let issues = compile::compile(&Source::embedded("plugins/nowhere.toml", "event = {}\n")).unwrap_err();
+    assert!(issues[0].to_string().contains("say where the event's name is"), "{}", issues[0]);
 }
 
 #[test]
@@ -220,7 +268,7 @@ fn a_body_stands_for_its_payload_only_when_it_reads_back_into_it() {
                 .verify(None, None)
                 .unwrap();
         let vendor = registry.get(vendor).unwrap();
-        let normalized = vendor.normalize(&request, None, EventId::new(Utc::now()), Utc::now()).unwrap();
+        let normalized = vendor.normalize(&request, None, None, EventId::new(Utc::now()), Utc::now()).unwrap();
         if let Some(encoding) = normalized.payload_from_body {
             assert_eq!(encoding.decode(body.as_bytes()).unwrap(), normalized.event.payload, "{body}");
         }
@@ -325,6 +373,9 @@ fn shipped_samples_read_as_the_events_they_are_named_for() {
         ("envybox", "Offline chat form", "message.offline"),
         ("callkeeper", "Missed call (client busy)", "call.missed"),
         ("callkeeper", "Answered call", "call.finished"),
+        ("calltracking", "Missed tracking call (end)", "call.missed"),
+        ("calltracking", "Answered tracking call (end)", "call.finished"),
+        ("calltracking", "Tracking call starts", "call.started"),
     ];
     let mut seen = Vec::new();
     for vendor in registry.iter() {

@@ -12,9 +12,10 @@ use serde::Deserialize;
 use tower::ServiceExt as _;
 use ulid::Ulid;
 
-use super::{PageError, redirect_with_notice, url_encode};
+use super::{PageError, redirect_with_notice};
 use crate::admin::AdminState;
 use crate::event::EventId;
+use crate::secret::Secret;
 
 pub(super) async fn replay(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
     let id: EventId =
@@ -94,10 +95,7 @@ pub(super) async fn test_event(
     let (vendor_name, index) = form.sample.split_once('/').ok_or_else(unknown)?;
     let vendor = config.vendors.get(vendor_name).ok_or_else(unknown)?;
     let sample = index.parse::<usize>().ok().and_then(|i| vendor.samples().get(i)).ok_or_else(unknown)?;
-    let mut uri = format!("/hooks/{vendor_name}");
-    if let Some(secret) = &config.vendor_settings(vendor_name).secret {
-        uri = format!("{uri}/{}", url_encode(secret.expose()));
-    }
+    let uri = vendor.sample_uri(sample, config.vendor_settings(vendor_name).secret.as_ref().map(Secret::expose));
     let mut request = Request::post(uri)
         .header("content-type", &sample.content_type)
         .header("user-agent", "Switchboard dashboard (test event)")

@@ -161,12 +161,15 @@ pub(super) async fn event(
         .iter()
         .map(|(name, value)| json!({"name": name, "value": value.as_str().map_or_else(|| value.to_string(), str::to_owned)}))
         .collect();
+    let unknown_reason =
+        config.vendors.get(&stored.event.vendor).and_then(|vendor| vendor.unknown_reason(&stored.event));
     let data = json!({
         "id": id.to_string(),
         "time": time(stored.event.received_at),
         "vendor": stored.event.vendor,
         "event": stored.event.event,
         "kind": stored.event.kind.as_str(),
+        "unknown_reason": unknown_reason,
         "dedup_key": stored.dedup_key,
         "duplicates": stored.duplicates,
         "routes_at_receipt": stored.routes,
