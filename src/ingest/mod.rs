@@ -197,7 +197,7 @@ async fn accept(
     let mut normalized = vendor
         .normalize(&request, path_event, legacy_event, EventId::new(received_at), received_at)
         .map_err(|e| fail(e.into()))?;
-    let sequence_turn =
+    let sequence::Recalled { turn: sequence_turn, anew } =
         sequence::recall(&state.sequences, state.store.as_ref(), vendor, &mut normalized).await.map_err(|e| {
             tracing::error!(
                 message = "Could not read the event's sequence; the vendor is asked to retry.",
@@ -219,6 +219,7 @@ async fn accept(
             event: normalized.event,
             dedup_key: normalized.dedup_key,
             dedup_window: config.storage.dedup_window,
+            anew,
             request: request_record(parts, path_secret),
             raw_body: raw_body.clone(),
             payload_from_body: normalized.payload_from_body,

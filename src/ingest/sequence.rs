@@ -10,7 +10,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::event::EventId;
 use crate::store::{SequenceLock, Store, StoreError};
-use crate::vendor::{Normalized, RECALL_LIMIT, Vendor};
+use crate::vendor::{Normalized, RECALL_LIMIT, Repeat, Vendor};
 
 /// How many sequences can be taken in parallel; two sequences that share a stripe merely wait
 /// for each other. Such events are a few per call, so contention is not a concern.
@@ -45,8 +45,18 @@ pub(super) struct Turn<'t> {
     _everywhere: SequenceLock,
 }
 
+/// What an event of a sequence learnt from the sequence's earlier events.
+pub(super) struct Recalled<'t> {
+    /// The sequence is this event's until the turn is dropped.
+    pub(super) turn: Option<Turn<'t>>,
+    /// An earlier event of the sequence has its dedup key, but the sequence has moved on since:
+    /// this is the same thing happening again (a visitor's second call), not a resend.
+    pub(super) anew: bool,
+}
+
 /// Classifies `normalized` again with what its sequence's earlier events showed, if it belongs
-/// to one, and returns the sequence's turn. The event gets its id anew once its turn has come.
+/// to one, tells whether it repeats one of them, and returns the sequence's turn. The event gets
+/// its id anew once its turn has come.
 ///
 /// # Errors
 /// The store could not lock or read the sequence: the vendor is asked to send the event again
@@ -56,20 +66,22 @@ pub(super) async fn recall<'t>(
     store: &dyn Store,
     vendor: &Vendor,
     normalized: &mut Normalized,
-) -> Result<Option<Turn<'t>>, StoreError> {
+) -> Result<Recalled<'t>, StoreError> {
     let Some(sequence) = &normalized.sequence else {
-        return Ok(None);
+        return Ok(Recalled { turn: None, anew: false });
     };
     let here = turns.take(&sequence.key).await;
     let everywhere = store.lock_sequence(&sequence.key).await?;
     // A fresh id, greater than every id this process gave before: the events of a sequence are
     // then stored in the order of their ids, the order the next one's recall reads them in.
     normalized.event.id = EventId::new(normalized.event.received_at);
-    let earlier =
-        if sequence.begins { Vec::new() } else { store.sequence(&sequence.key, sequence.since, RECALL_LIMIT).await? };
-    let seen = vendor.recall(sequence, &earlier);
+    // Read even for an event that begins the sequence: it may be a resend of the one that began it.
+    let earlier = store.sequence(&sequence.key, sequence.since, RECALL_LIMIT).await?;
+    let keyed: Vec<_> = earlier.iter().map(|stored| (&stored.event, stored.dedup_key.as_str())).collect();
+    let repeat = vendor.repeat(normalized.event.received_at, &normalized.dedup_key, &keyed);
+    let seen = vendor.recall(sequence, earlier.iter().map(|stored| &stored.event));
     vendor.reclassify(&mut normalized.event, &seen);
-    Ok(Some(Turn { _here: here, _everywhere: everywhere }))
+    Ok(Recalled { turn: Some(Turn { _here: here, _everywhere: everywhere }), anew: repeat == Repeat::Anew })
 }
 
 #[cfg(test)]

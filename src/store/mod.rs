@@ -72,6 +72,10 @@ pub struct NewEvent {
     pub event: Event,
     pub dedup_key: String,
     pub dedup_window: Duration,
+    /// Ingest knows the event repeats none stored before, though an earlier one has its dedup
+    /// key (a visitor's second call: `vendor::Repeat::Anew`). It is stored without looking for
+    /// a repeat, and is the event its key's later repeats find.
+    pub anew: bool,
     pub request: RequestRecord,
     pub raw_body: Bytes,
     /// The raw body is the payload's whole record, read this way
@@ -352,7 +356,7 @@ pub trait Store: Send + Sync + 'static {
     }
     /// The events stored with this sequence key and received at `since` or later, newest first,
     /// at most `limit` of them.
-    async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<Event>, StoreError>;
+    async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
     /// Refused requests, newest first.
     async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError>;
     /// Takes up to `limit` pending deliveries that are due at `now` and not held by another

@@ -95,7 +95,7 @@ impl Store for PostgresStore {
         Ok(SequenceLock { _held: Some(Box::new(transaction)) })
     }
 
-    async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<Event>, StoreError> {
+    async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         views::sequence(&self.pool, key, since, limit).await
     }
 
@@ -343,7 +343,8 @@ async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Resul
     .bind(&new.dedup_key)
     .bind(event.id.to_string())
     .bind(received)
-    .bind(received.saturating_sub(window))
+    // An event known to be new takes the key whatever holds it.
+    .bind(if new.anew { i64::MAX } else { received.saturating_sub(window) })
     .fetch_optional(&mut **tx)
     .await?;
     if claimed.is_none() {

@@ -30,6 +30,7 @@ pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> New
         },
         dedup_key: dedup_key.to_owned(),
         dedup_window: Duration::from_secs(600),
+        anew: false,
         request: RequestRecord { method: "POST".into(), path: "/hooks/envybox".into(), ..Default::default() },
         raw_body: Bytes::from_static(b"webhooktype=2"),
         payload_from_body: None,
@@ -127,13 +128,14 @@ async fn a_sequence_reads_back_newest_first_within_its_window(store: &dyn Store)
     }
     let hour_ago = now - TimeDelta::hours(1);
     let found = store.sequence("jivo\u{1f}1", hour_ago, 100).await.unwrap();
-    assert_eq!(found.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[3], ids[1]]);
-    assert_eq!(found[0].payload, json!({"webhooktype": "2", "place": "Краснодар"}));
+    assert_eq!(found.iter().map(|e| e.event.id).collect::<Vec<_>>(), [ids[3], ids[1]]);
+    assert_eq!(found[0].event.payload, json!({"webhooktype": "2", "place": "Краснодар"}));
+    assert_eq!(found[0].dedup_key, "key:seq10", "a repeat is recognised by its sequence's keys");
     let stored = store.event(ids[3]).await.unwrap().unwrap();
     assert_eq!(stored.sequence_key.as_deref(), Some("jivo\u{1f}1"));
     assert_eq!(store.event(ids[4]).await.unwrap().unwrap().sequence_key, None);
     let newest = store.sequence("jivo\u{1f}1", hour_ago, 1).await.unwrap();
-    assert_eq!(newest.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[3]]);
+    assert_eq!(newest.iter().map(|e| e.event.id).collect::<Vec<_>>(), [ids[3]]);
     let all_day = store.sequence("jivo\u{1f}1", now - TimeDelta::days(1), 100).await.unwrap();
     assert_eq!(all_day.len(), 3);
     assert!(store.sequence("jivo\u{1f}3", hour_ago, 100).await.unwrap().is_empty());
@@ -166,6 +168,20 @@ async fn a_widened_window_reaches_further_back(store: &dyn Store) {
     let mut again = new_event("jivo", "key:wide", start + TimeDelta::minutes(25));
     again.dedup_window = Duration::from_secs(3600);
     assert_eq!(store.append(again).await.unwrap(), Appended::Duplicate(first.id()));
+}
+
+/// An event ingest knows to be new is stored though its key is in the window, and its own
+/// repeats are then counted on it, not on the earlier event.
+async fn an_event_known_to_be_new_is_stored_and_found_by_its_repeats(store: &dyn Store) {
+    let now = Utc::now();
+    let first = store.append(new_event("jivo", "key:call", now)).await.unwrap();
+    let mut second = new_event("jivo", "key:call", now + TimeDelta::minutes(2));
+    second.anew = true;
+    let second = store.append(second).await.unwrap();
+    assert!(matches!(second, Appended::Stored(id) if id != first.id()), "{second:?}");
+    let resend = store.append(new_event("jivo", "key:call", now + TimeDelta::minutes(2))).await.unwrap();
+    assert_eq!(resend, Appended::Duplicate(second.id()));
+    assert_eq!(store.event(first.id()).await.unwrap().unwrap().duplicates, 0);
 }
 
 /// Once the original is pruned there is nothing to count a repeat on: it is stored anew.
@@ -524,6 +540,7 @@ contract! {
     repeats_within_the_window_are_counted_not_stored: borrowed,
     a_widened_window_reaches_further_back: borrowed,
     a_repeat_of_a_pruned_event_is_stored: borrowed,
+    an_event_known_to_be_new_is_stored_and_found_by_its_repeats: borrowed,
     concurrent_appends_are_all_committed: shared,
     concurrent_repeats_are_stored_once: shared,
     events_filter_and_page_newest_first: borrowed,

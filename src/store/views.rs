@@ -134,7 +134,7 @@ macro_rules! operator_views {
             key: &str,
             since: DateTime<Utc>,
             limit: u32,
-        ) -> Result<Vec<crate::event::Event>, StoreError> {
+        ) -> Result<Vec<crate::store::StoredEvent>, StoreError> {
             let since = crate::store::millis(since);
             let rows = sqlx::query(views::SEQUENCE_EVENTS)
                 .bind(key)
@@ -143,7 +143,7 @@ macro_rules! operator_views {
                 .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await?;
-            rows.iter().map(|row| rows::stored_event(row).map(|stored| stored.event)).collect()
+            rows.iter().map(rows::stored_event).collect()
         }
 
         pub(super) async fn delivery_counts(

@@ -29,7 +29,7 @@ use crate::event::{EventId, Kind, Path};
 
 pub use body::{BodyFormat, DecodeError};
 pub use normalize::{NormalizeError, Normalized};
-pub use sequence::{RECALL_LIMIT, Seen, SequenceRef};
+pub use sequence::{RECALL_LIMIT, Repeat, Seen, SequenceRef};
 pub use spec::Echo;
 
 /// The plugins shipped in `plugins/`, compiled into the binary for the embedded default.

@@ -39,8 +39,25 @@ pub(super) struct Sequence {
     when: Condition,
     key: Vec<Path>,
     begins: Condition,
+    ends: Option<Condition>,
+    resends_within: Duration,
     within: Duration,
     seen: Vec<(String, Condition)>,
+}
+
+/// What a webhook is whose dedup key an earlier event of its sequence already has. Jivo's call
+/// events carry no call id and no time, so a visitor who calls twice in one chat sends the same
+/// bodies twice: only the sequence can tell the second call from Jivo resending the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// No earlier event of its sequence has its key: the store looks for a repeat as it does
+    /// for any event.
+    Unseen,
+    /// The vendor sending that event again: the store recognises it as a duplicate.
+    Resend,
+    /// The same thing happening again — the sequence began anew or ended since that event: a new
+    /// event, stored without looking for a repeat (its own resends still find it by its key).
+    Anew,
 }
 
 /// The sequence an event belongs to, and what ingest must read to classify it.
@@ -111,7 +128,7 @@ impl Vendor {
     /// What the earlier events of `sequence` showed. `earlier` is what the store holds of it,
     /// newest first; the walk stops at the event that began it. Without that event what was
     /// seen is [`Seen::Unknown`]: the sequence may have begun before Switchboard heard of it.
-    pub fn recall(&self, sequence: &SequenceRef, earlier: &[Event]) -> Seen {
+    pub fn recall<'e>(&self, sequence: &SequenceRef, earlier: impl IntoIterator<Item = &'e Event>) -> Seen {
         let Some(spec) = self.sequence.as_ref() else {
             return Seen::Unknown;
         };
@@ -132,6 +149,31 @@ impl Vendor {
             }
         }
         Seen::Unknown
+    }
+
+    /// Whether an event with `dedup_key`, received at `received_at`, repeats an earlier event of
+    /// its sequence, and if so as what. `earlier` is the sequence's stored events with their
+    /// dedup keys, newest first. A repeat is a resend when it comes within the plugin's
+    /// `resends_within_secs` of that event, or when nothing since has begun or ended the
+    /// sequence; otherwise the sequence has moved on and the repeat is new.
+    pub fn repeat(&self, received_at: DateTime<Utc>, dedup_key: &str, earlier: &[(&Event, &str)]) -> Repeat {
+        let Some(spec) = self.sequence.as_ref() else {
+            return Repeat::Unseen;
+        };
+        let Some(at) = earlier.iter().position(|(_, key)| *key == dedup_key) else {
+            return Repeat::Unseen;
+        };
+        let original = earlier[at].0;
+        let since = received_at.signed_duration_since(original.received_at);
+        if since.to_std().is_ok_and(|since| since <= spec.resends_within) || since < chrono::TimeDelta::zero() {
+            return Repeat::Resend;
+        }
+        let moved_on = earlier[..at].iter().any(|(event, _)| {
+            let view = self.alias_view(&event.payload);
+            let facts = Draft::of(event, &view, &Seen::Unknown);
+            spec.begins.matches(&facts) || spec.ends.as_ref().is_some_and(|ends| ends.matches(&facts))
+        });
+        if moved_on { Repeat::Anew } else { Repeat::Resend }
     }
 
     /// Classifies `event` again, now that what its sequence saw is known: the kind and the
@@ -160,6 +202,14 @@ pub(super) fn compile(spec: &SequenceSpec, span: Range<usize>, issue: &mut Issue
     };
     let when = condition(&spec.when, "sequence.when", issue);
     let begins = condition(&spec.begins, "sequence.begins", issue);
+    let ends = match &spec.ends {
+        None => None,
+        Some(value) => {
+            let parsed = condition(value, "sequence.ends", issue);
+            ok &= parsed.is_some();
+            parsed
+        }
+    };
     let mut seen = Vec::with_capacity(spec.seen.len());
     for (name, value) in &spec.seen {
         let key = format!("sequence.seen.{name}");
@@ -190,8 +240,9 @@ pub(super) fn compile(spec: &SequenceSpec, span: Range<usize>, issue: &mut Issue
         Some(secs) => Duration::from_secs(secs),
         None => DEFAULT_WITHIN,
     };
+    let resends_within = Duration::from_secs(spec.resends_within_secs.unwrap_or(0));
     match (when, begins) {
-        (Some(when), Some(begins)) if ok => Some(Sequence { when, key, begins, within, seen }),
+        (Some(when), Some(begins)) if ok => Some(Sequence { when, key, begins, ends, resends_within, within, seen }),
         _ => None,
     }
 }
@@ -282,6 +333,45 @@ mod tests {
         assert_eq!(Seen::Unknown.get("agent_answered"), None);
     }
 
+    /// What a repeat of the event at `index` of `history` (statuses, oldest first, a minute
+    /// apart, the last a minute ago) is when it arrives `minutes_later` than now.
+    fn repeat_of(jivo: &Vendor, history: &[&str], index: usize, minutes_later: i64) -> Repeat {
+        let events: Vec<Normalized> = history
+            .iter()
+            .enumerate()
+            .map(|(i, status)| call(jivo, json!(7), status, (history.len() - i) as i64))
+            .collect();
+        let key_of = |status: &str| if status == history[index] { "key:repeated" } else { "key:other" };
+        let keyed: Vec<(&Event, &str)> =
+            events.iter().zip(history).rev().map(|(n, status)| (&n.event, key_of(status))).collect();
+        let at = Utc::now() + TimeDelta::minutes(minutes_later);
+        jivo.repeat(at, "key:repeated", &keyed)
+    }
+
+    #[test]
+    fn a_repeat_is_a_new_event_once_its_call_has_ended_or_another_begun() {
+        let jivo = jivo();
+        // The second call's start: the first call ended since its own start.
+        assert_eq!(repeat_of(&jivo, &["start", "end"], 0, 0), Repeat::Anew);
+        assert_eq!(repeat_of(&jivo, &["start", "agent_connected", "error"], 0, 0), Repeat::Anew);
+        // The second call's end: a start has begun another call since the first call's end.
+        assert_eq!(repeat_of(&jivo, &["start", "end", "start"], 1, 0), Repeat::Anew);
+        // Jivo resending: the call is still going on, or nothing followed the end.
+        assert_eq!(repeat_of(&jivo, &["start", "agent_connected"], 0, 0), Repeat::Resend);
+        assert_eq!(repeat_of(&jivo, &["start", "end"], 1, 0), Repeat::Resend);
+        // Within `resends_within_secs` of the original a repeat is always a resend.
+        assert_eq!(repeat_of(&jivo, &["end", "start"], 0, -2), Repeat::Resend);
+        assert_eq!(repeat_of(&jivo, &["start"], 0, -1), Repeat::Resend);
+    }
+
+    #[test]
+    fn an_event_whose_key_the_sequence_has_not_seen_is_left_to_the_store() {
+        let jivo = jivo();
+        let start = call(&jivo, json!(7), "start", 1);
+        assert_eq!(jivo.repeat(Utc::now(), "key:new", &[(&start.event, "key:start")]), Repeat::Unseen);
+        assert_eq!(jivo.repeat(Utc::now(), "key:new", &[]), Repeat::Unseen);
+    }
+
     fn compile_errors(sequence: &str, classify_when: &str) -> String {
         let text = format!(
             "event = {{ field = \"event_name\" }}\n\n[[classify]]\nwhen = {classify_when}\nkind = \"call.missed\"\n\n{sequence}"
@@ -319,6 +409,7 @@ mod tests {
                 ":7 sequence.seen.Answered: `Answered` is not a name for `seen`",
             ),
             (&good.replace("begins", "starts"), "{}", "unknown field `starts`"),
+            (&format!("{good}ends = {{ status = {{ nope = 1 }} }}\n"), "{}", ":7 sequence.ends"),
         ];
         for (sequence, when, expected) in cases {
             let shown = compile_errors(sequence, when);

@@ -110,6 +110,12 @@ pub struct SequenceSpec {
     pub key: Vec<String>,
     /// An event that starts a new sequence: what came before it belongs to an earlier one.
     pub begins: toml::Value,
+    /// An event that ends a sequence: a repeat of an earlier event that arrives after the
+    /// sequence ended is the same thing happening again, not the vendor resending it.
+    pub ends: Option<toml::Value>,
+    /// How long (seconds) after an event the vendor's own resends of it can arrive: a repeat
+    /// within this is always a resend, whatever happened in between. Default 0.
+    pub resends_within_secs: Option<u64>,
     /// How far back (seconds) an earlier event of the sequence is looked for.
     pub within_secs: Option<u64>,
     /// Flag name → a condition on earlier events: `seen.<name>` is true when one of the

@@ -11,8 +11,8 @@ use crate::delivery::{CONFIG, eventually};
 use crate::support::{Daemon, PgSchema, repo};
 
 /// Jivo's own call_event example, for chat `chat`, with this status, from `+1408498785<caller>`.
-/// (Jivo's call events carry no time or call id: two calls from one number in one chat within
-/// the dedup window would be taken for Jivo repeating itself.)
+/// (Jivo's call events carry no time or call id: two calls from one number in one chat send the
+/// same bodies; `a_visitor_who_calls_again_gets_each_call_alerted_as_it_went` tells them apart.)
 fn call_event(chat: u64, status: &str, caller: u8) -> Value {
     let text = std::fs::read_to_string(repo().join("tests/fixtures/jivo/call_event.json")).unwrap();
     let mut body: Value = serde_json::from_str(&text).unwrap();
@@ -79,6 +79,68 @@ async fn events_of_one_call_sent_at_once_are_each_classified_after_the_other() {
         let expected = if answer.event.id < end.event.id { "call.finished" } else { "call.missed" };
         assert_eq!(end.event.kind.as_str(), expected, "chat {chat}: answer {} end {}", answer.event.id, end.event.id);
     }
+    daemon.stop().await;
+}
+
+/// Posts one call_event; returns its stored event and whether it was answered as a repeat.
+async fn post_status(daemon: &Daemon, chat: u64, status: &str) -> (StoredEvent, bool) {
+    let response =
+        daemon.client.post(daemon.url("/hooks/jivo")).json(&call_event(chat, status, 9)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{status}");
+    let duplicate = response.headers().contains_key(switchboard::ingest::DUPLICATE_HEADER);
+    (daemon.stored(&response).await, duplicate)
+}
+
+/// The same visitor calls twice in one chat, well within the dedup window: Jivo sends the same
+/// bodies both times. Each call is its own event and gets the alert it should; Jivo resending
+/// an event is still stored once. The plugin's resend allowance is cut to a second for the test.
+#[tokio::test]
+async fn a_visitor_who_calls_again_gets_each_call_alerted_as_it_went() {
+    let plugins = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo().join("plugins")).unwrap() {
+        let path = entry.unwrap().path();
+        let text =
+            std::fs::read_to_string(&path).unwrap().replace("resends_within_secs = 10", "resends_within_secs = 1");
+        std::fs::write(plugins.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    let daemon = Daemon::start_with_plugins(plugins.path(), CONFIG).await;
+    let call = |chat: u64, statuses: &'static [&'static str]| {
+        let daemon = &daemon;
+        async move {
+            let mut last = None;
+            for status in statuses {
+                let (stored, duplicate) = post_status(daemon, chat, status).await;
+                assert!(!duplicate, "chat {chat}: a {status} of a new call was taken for a resend");
+                last = Some(stored);
+            }
+            last.unwrap().event.kind.to_string()
+        }
+    };
+    // The first calls; then, past the resend allowance, each visitor calls again.
+    assert_eq!(call(501, &["start", "end"]).await, "call.missed");
+    assert_eq!(call(502, &["start", "agent_connected", "end"]).await, "call.finished");
+    assert_eq!(call(503, &["start", "end"]).await, "call.missed");
+    post_status(&daemon, 504, "start").await;
+    let (first_end, resent) = (post_status(&daemon, 504, "end").await, post_status(&daemon, 504, "end").await);
+    assert!(!first_end.1 && resent.1, "an end Jivo sends twice within seconds is stored once");
+    assert_eq!(resent.0.event.id, first_end.0.event.id);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(call(501, &["start", "end"]).await, "call.missed", "missed, then missed again");
+    assert_eq!(call(502, &["start", "end"]).await, "call.missed", "answered, then missed");
+    assert_eq!(call(503, &["start", "agent_connected", "end"]).await, "call.finished", "missed, then answered");
+    // A late resend of an end that nothing has followed is still Jivo repeating itself.
+    let (late, duplicate) = post_status(&daemon, 504, "end").await;
+    assert!(duplicate && late.event.id == first_end.0.event.id, "a late resend of the last end is a repeat");
+
+    // Exactly one alert per missed call: 501 twice, 502 once, 503 once, 504 once.
+    let log = daemon.dir().join("alerts.log");
+    eventually("every missed call is delivered", || async {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.matches("Пропущенный звонок").count() >= 5)
+    })
+    .await;
+    let store = daemon.store().await;
+    let query = switchboard::store::DeliveryQuery { limit: 100, ..Default::default() };
+    assert_eq!(store.list_deliveries(&query).await.unwrap().len(), 5);
     daemon.stop().await;
 }
 

@@ -20,12 +20,10 @@ pub(super) async fn section(store: &dyn Store, config: &Config, stored: &StoredE
     let vendor = config.vendors.get(&event.vendor);
     let sequence = vendor.and_then(|vendor| vendor.sequence(event));
     let since = sequence.as_ref().map_or(event.received_at - chrono::TimeDelta::days(1), |s| s.since);
-    let events = store.sequence(key, since, RECALL_LIMIT).await?;
+    let stored_events = store.sequence(key, since, RECALL_LIMIT).await?;
+    let events: Vec<_> = stored_events.iter().map(|stored| &stored.event).collect();
     let seen = match (vendor, &sequence) {
-        (Some(vendor), Some(sequence)) => {
-            let earlier: Vec<_> = events.iter().filter(|e| e.id < event.id).cloned().collect();
-            vendor.recall(sequence, &earlier)
-        }
+        (Some(vendor), Some(sequence)) => vendor.recall(sequence, events.iter().copied().filter(|e| e.id < event.id)),
         _ => Seen::Unknown,
     };
     let flags: Vec<Value> = match &seen {

@@ -94,7 +94,7 @@ impl Store for SqliteStore {
         views::events(&self.pool, query).await
     }
 
-    async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<Event>, StoreError> {
+    async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         views::sequence(&self.pool, key, since, limit).await
     }
 

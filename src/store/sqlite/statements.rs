@@ -29,6 +29,7 @@ pub(super) struct EncodedEvent {
     pub(super) dedup_key: String,
     /// Arrivals before this are outside the dedup window.
     pub(super) dedup_since: i64,
+    anew: bool,
     request: String,
     raw_body: bytes::Bytes,
     routes: String,
@@ -53,6 +54,7 @@ impl EncodedEvent {
             event: new.event.event,
             dedup_key: new.dedup_key,
             dedup_since: received_at.saturating_sub(window),
+            anew: new.anew,
             raw_body: new.raw_body,
             sequence_key: new.sequence_key,
             deliveries: new.deliveries,
@@ -115,6 +117,7 @@ impl<'tx, 'b> Appender<'tx, 'b> {
         let key = (new.vendor.as_str(), new.dedup_key.as_str());
         let window_key = window.key(&new.vendor, &new.dedup_key);
         let original = match self.in_batch.get(&key) {
+            _ if new.anew => None,
             Some((id, at)) if *at >= new.dedup_since => Some((*id).to_owned()),
             _ => window.original(tx, window_key, new.dedup_since, &new.vendor, &new.dedup_key)?,
         };

@@ -107,6 +107,11 @@ impl Daemon {
     /// Starts a daemon whose `config.toml` is `extra` plus the shipped plugins and a temporary
     /// database.
     pub async fn start(extra: &str) -> Self {
+        Self::start_with_plugins(&repo().join("plugins"), extra).await
+    }
+
+    /// [`Daemon::start`] with the plugins of `plugins` (a test's edited copy of the shipped ones).
+    pub async fn start_with_plugins(plugins: &Path, extra: &str) -> Self {
         // Through the test writer, so a daemon's log shows only when its test fails.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
@@ -114,7 +119,7 @@ impl Daemon {
             .try_init();
         let dir = tempfile::tempdir().expect("temporary directory");
         let config_path = dir.path().join("config.toml");
-        let text = format!("{}{extra}\n", Self::config_prelude());
+        let text = format!("[paths]\nplugins = \"{}\"\n\n{extra}\n", plugins.display());
         std::fs::write(&config_path, text).expect("write config");
         let config = Config::load(&config_path).unwrap_or_else(|errors| panic!("test config is valid: {errors}"));
         let hooks = TcpListener::bind("127.0.0.1:0").await.expect("bind");
