@@ -7,6 +7,8 @@ mod support;
 
 // Every fixture in tests/fixtures/<vendor>/ posted over HTTP, checked against its golden event.
 mod ingest_fixtures;
+// No lead lost at intake: Calltracking's own format, webhooks naming no event, multipart files.
+mod intake;
 // Every way a request can be refused: the answer, and the rejection kept for the operator.
 mod ingest_rejections;
 // A call's end classified by the events of the call before it.
