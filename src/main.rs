@@ -100,6 +100,14 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
             let retried = ops::retry(&config, args.delivery_id.as_deref(), args.output.as_deref());
             print_or_fail(runtime.block_on(retried))
         }
+        Command::Rejected(args) => {
+            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
+            print_or_fail(runtime.block_on(ops::rejected(&config, args.limit)))
+        }
+        Command::Reprocess(args) => {
+            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
+            print_or_fail(runtime.block_on(ops::reprocess(config, &args.rejection_id)))
+        }
         Command::Run(args) => {
             let Some(config) = load(&args) else { return ExitCode::from(2) };
             match runtime.block_on(run(config, args.path())) {

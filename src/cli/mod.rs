@@ -1,4 +1,5 @@
-//! The command line: `switchboard run | check | test`.
+//! The command line: `switchboard run | check | test | send`, and the operator's commands on
+//! the store ([`ops`]).
 
 pub mod ops;
 pub mod send;
@@ -43,6 +44,27 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Requeue a dead (or expired) delivery, or every dead one with `--dead`.
     Retry(RetryArgs),
+    /// List refused requests, newest first, with whether each can be processed again.
+    Rejected(RejectedArgs),
+    /// Process a refused request again through today's plugins and routes, once what refused
+    /// it is fixed; exits 1 if it is refused again (the new reason is kept on it).
+    Reprocess(ReprocessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RejectedArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ReprocessArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The refused request's id, as `switchboard rejected` lists it.
+    pub rejection_id: String,
 }
 
 #[derive(Debug, Args)]

@@ -1,15 +1,20 @@
-//! Operator commands on the store: list events and deliveries, replay an event through
-//! today's routes, retry dead letters. They work beside a running daemon (which picks requeued
-//! deliveries up within a second).
+//! Operator commands on the store: list events, deliveries and refused requests, replay an
+//! event through today's routes, retry dead letters, process a refused request again. They work
+//! beside a running daemon (which picks new and requeued deliveries up within a second).
 
 use std::fmt::Write;
 
 use anyhow::{Context, bail};
 use ulid::Ulid;
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
 use crate::config::Config;
 use crate::event::EventId;
-use crate::store::{self, DeliveryQuery, DeliveryState, EventQuery, Store};
+use crate::ingest::IngestState;
+use crate::store::{self, Appended, DeliveryQuery, DeliveryState, EventQuery, Reprocessed, Store};
 
 async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     store::open(&config.storage.url, config.storage.rejected_keep).await.context("opening the store")
@@ -111,5 +116,59 @@ pub async fn retry(config: &Config, id: Option<&str>, output: Option<&str>) -> a
         (Some(id), 0) => bail!("delivery {id} is not dead or expired (or does not exist); nothing to retry"),
         (Some(id), _) => Ok(format!("delivery {id} requeued\n")),
         (None, count) => Ok(format!("{count} dead deliveries requeued\n")),
+    }
+}
+
+/// `switchboard rejected`: refused requests, newest first.
+///
+/// # Errors
+/// The store cannot be read.
+pub async fn rejected(config: &Config, limit: u32) -> anyhow::Result<String> {
+    let store = open(config).await?;
+    let rejections = store.rejections(limit).await?;
+    let mut out = String::new();
+    for r in &rejections {
+        let reprocess = match (crate::ingest::not_reprocessable(r), r.reprocessed) {
+            (_, Some(Reprocessed { event: Some(event), .. })) => format!("became event {event}"),
+            (Some(why), _) => format!("final: {why}"),
+            (None, _) => "switchboard reprocess can retry it".to_owned(),
+        };
+        writeln!(
+            out,
+            "{}  {}  {:<12} {} {:<16} {}  ({reprocess})",
+            r.id,
+            r.received_at.format("%Y-%m-%d %H:%M:%S"),
+            r.vendor.as_deref().unwrap_or("-"),
+            r.status,
+            r.reason,
+            r.message,
+        )?;
+    }
+    if rejections.is_empty() {
+        out.push_str("no refused requests\n");
+    }
+    store.close().await;
+    Ok(out)
+}
+
+/// `switchboard reprocess <rejection-id>`: the kept request through today's plugins and routes.
+///
+/// # Errors
+/// A malformed or unknown id, a request that cannot be processed again or is refused again, or
+/// the store failed.
+pub async fn reprocess(config: Config, id: &str) -> anyhow::Result<String> {
+    let id: Ulid = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not a rejection id"))?;
+    let store = open(&config).await?;
+    let state = IngestState {
+        config: Arc::new(ArcSwap::from_pointee(config)),
+        store: store.clone(),
+        wake: crate::delivery::Wake::default(),
+        sequences: Arc::default(),
+    };
+    let outcome = crate::ingest::reprocess(&state, id).await;
+    store.close().await;
+    match outcome? {
+        Appended::Stored(event) => Ok(format!("request {id} processed again: event {event}\n")),
+        Appended::Duplicate(event) => Ok(format!("request {id} repeats event {event}, which is kept\n")),
     }
 }

@@ -68,6 +68,20 @@ impl InboundRequest<Unverified> {
     }
 }
 
+impl InboundRequest<Verified> {
+    /// A kept request the operator asks to process again ([`super::reprocess`]). Its secret was
+    /// masked when it was kept, so it cannot be checked again: the operator vouches for it, and
+    /// a request refused for its credentials or its sender is never processed again.
+    pub(super) fn vouched_for_by_operator(
+        method: Method,
+        content_type: Option<String>,
+        query: Vec<(String, String)>,
+        body: Bytes,
+    ) -> Self {
+        Self { method, content_type, query, body, state: PhantomData }
+    }
+}
+
 impl<State> InboundRequest<State> {
     pub fn method(&self) -> &Method {
         &self.method

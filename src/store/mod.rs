@@ -24,7 +24,10 @@ use crate::config::StorageUrl;
 use crate::event::{Event, EventId};
 use crate::vendor::body::BodyEncoding;
 
-/// At most this much of a rejected request's body is kept: enough to see what was wrong.
+/// At most this much of the body of a request refused before its sender was known to be the
+/// vendor (an unknown vendor, a bad secret) is kept: enough to see what was wrong, and a
+/// stranger cannot fill the disk. A refusal after that keeps the whole body, to be processed
+/// again once the cause is fixed.
 pub const REJECTED_BODY_KEEP: usize = 64 * 1024;
 
 /// A storage failure.
@@ -202,9 +205,37 @@ pub struct Rejection {
     pub reason: String,
     pub message: String,
     pub request: RequestRecord,
-    /// The first [`REJECTED_BODY_KEEP`] bytes.
+    /// The body as kept: all of it, or its first [`REJECTED_BODY_KEEP`] bytes.
     #[serde(skip)]
     pub raw_body: Bytes,
+    /// How many bytes of body were received (more than `raw_body` holds when it was cut).
+    pub body_size: u64,
+    /// The last time it was processed again, if it was.
+    pub reprocessed: Option<Reprocessed>,
+}
+
+impl Rejection {
+    /// Whether `raw_body` is the whole body that was received.
+    pub fn body_is_whole(&self) -> bool {
+        self.raw_body.len() as u64 >= self.body_size
+    }
+}
+
+/// A kept request processed again ([`Store::reprocessed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reprocessed {
+    pub at: DateTime<Utc>,
+    /// The event it became; `None`: it was refused again (the rejection says why).
+    pub event: Option<EventId>,
+}
+
+/// What processing a kept request again came to, for [`Store::reprocessed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReprocessOutcome {
+    /// It became this event (or was found to be a repeat of it).
+    Accepted(EventId),
+    /// It was refused again, for this reason.
+    Refused { status: u16, reason: String, message: String },
 }
 
 /// An event as stored, with the request that brought it.
@@ -359,6 +390,11 @@ pub trait Store: Send + Sync + 'static {
     async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
     /// Refused requests, newest first.
     async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError>;
+    /// One refused request.
+    async fn rejection(&self, id: Ulid) -> Result<Option<Rejection>, StoreError>;
+    /// Records that a refused request was processed again, and what came of it: the event it
+    /// became, or the new reason it was refused for. The request stays kept either way.
+    async fn reprocessed(&self, id: Ulid, at: DateTime<Utc>, outcome: ReprocessOutcome) -> Result<(), StoreError>;
     /// Takes up to `limit` pending deliveries that are due at `now` and not held by another
     /// worker, holding each until `now + lease`; returns them with their events.
     async fn claim_due(

@@ -18,7 +18,8 @@ use std::collections::HashMap;
 
 use super::{
     Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, NewDelivery, NewEvent, Next,
-    OutputHealth, QueueStats, Rejection, SequenceLock, Store, StoreError, StoredEvent, millis, next_state,
+    OutputHealth, QueueStats, Rejection, ReprocessOutcome, SequenceLock, Store, StoreError, StoredEvent, millis,
+    next_state,
 };
 use crate::event::{Event, EventId};
 use crate::vendor::body::BodyEncoding;
@@ -100,14 +101,15 @@ impl Store for PostgresStore {
     }
 
     async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, received_at, vendor, status, reason, message, request, raw_body
-             FROM rejected_requests ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::rejection).collect()
+        views::rejections(&self.pool, limit, None).await
+    }
+
+    async fn rejection(&self, id: Ulid) -> Result<Option<Rejection>, StoreError> {
+        Ok(views::rejections(&self.pool, 1, Some(id)).await?.pop())
+    }
+
+    async fn reprocessed(&self, id: Ulid, at: DateTime<Utc>, outcome: ReprocessOutcome) -> Result<(), StoreError> {
+        views::reprocessed(&self.pool, id, at, outcome).await
     }
 
     async fn claim_due(
@@ -410,8 +412,8 @@ async fn insert_delivery(
 
 async fn insert_rejection(tx: &mut Transaction<'_, Postgres>, rejection: &Rejection) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO rejected_requests (id, received_at, vendor, status, reason, message, request, raw_body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO rejected_requests (id, received_at, vendor, status, reason, message, request, raw_body, body_size)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(rejection.id.to_string())
     .bind(millis(rejection.received_at))
@@ -420,7 +422,8 @@ async fn insert_rejection(tx: &mut Transaction<'_, Postgres>, rejection: &Reject
     .bind(&rejection.reason)
     .bind(&rejection.message)
     .bind(to_json(&rejection.request)?)
-    .bind(&rejection.raw_body[..rejection.raw_body.len().min(super::REJECTED_BODY_KEEP)])
+    .bind(&rejection.raw_body[..])
+    .bind(i64::try_from(rejection.body_size).unwrap_or(i64::MAX))
     .execute(&mut **tx)
     .await?;
     Ok(())

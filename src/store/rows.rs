@@ -6,7 +6,7 @@ use std::collections::hash_map::Entry;
 use sqlx::Row;
 use ulid::Ulid;
 
-use super::{AttemptRecord, Delivery, DeliveryState, Rejection, StoreError, StoredEvent, from_millis};
+use super::{AttemptRecord, Delivery, DeliveryState, Rejection, Reprocessed, StoreError, StoredEvent, from_millis};
 use crate::event::{Event, Kind};
 use crate::vendor::body::BodyEncoding;
 
@@ -120,8 +120,10 @@ pub(super) fn delivery(row: &impl Columns) -> Result<Delivery, StoreError> {
     })
 }
 
-/// `id, received_at, vendor, status, reason, message, request, raw_body`
+/// `id, received_at, vendor, status, reason, message, request, raw_body, body_size,
+/// reprocessed_at, reprocessed_event`
 pub(super) fn rejection(row: &impl Columns) -> Result<Rejection, StoreError> {
+    let raw_body = row.bytes("raw_body")?;
     Ok(Rejection {
         id: row.text("id")?.parse::<Ulid>().map_err(|e| corrupt("rejection id", e))?,
         received_at: from_millis(row.int("received_at")?),
@@ -130,7 +132,16 @@ pub(super) fn rejection(row: &impl Columns) -> Result<Rejection, StoreError> {
         reason: row.text("reason")?,
         message: row.text("message")?,
         request: json(row, "request")?,
-        raw_body: row.bytes("raw_body")?.into(),
+        body_size: row.maybe_int("body_size")?.map_or(raw_body.len() as u64, |size| u64::try_from(size).unwrap_or(0)),
+        raw_body: raw_body.into(),
+        reprocessed: row
+            .maybe_int("reprocessed_at")?
+            .map(|at| -> Result<Reprocessed, StoreError> {
+                let event = row.maybe_text("reprocessed_event")?;
+                let event = event.map(|id| id.parse().map_err(|e| corrupt("reprocessed event id", e))).transpose()?;
+                Ok(Reprocessed { at: from_millis(at), event })
+            })
+            .transpose()?,
     })
 }
 

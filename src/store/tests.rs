@@ -321,7 +321,9 @@ async fn rejections_are_kept_up_to_the_bound(store: &dyn Store) {
                 reason: "invalid_json".into(),
                 message: "invalid JSON".into(),
                 request: RequestRecord::default(),
-                raw_body: Bytes::from(vec![b'x'; REJECTED_BODY_KEEP + 10]),
+                raw_body: Bytes::from(vec![b'x'; REJECTED_BODY_KEEP]),
+                body_size: REJECTED_BODY_KEEP as u64 + 10,
+                reprocessed: None,
             })
             .await
             .unwrap();
@@ -329,6 +331,22 @@ async fn rejections_are_kept_up_to_the_bound(store: &dyn Store) {
     let kept = store.rejections(100).await.unwrap();
     assert_eq!(kept.iter().map(|r| r.status).collect::<Vec<_>>(), [404, 403, 402], "newest three kept");
     assert_eq!(kept[0].raw_body.len(), REJECTED_BODY_KEEP);
+    assert!(!kept[0].body_is_whole(), "the body was cut: {} of {} bytes", REJECTED_BODY_KEEP, kept[0].body_size);
+
+    // Processed again: refused for a new reason, then accepted; the request stays kept.
+    let id = kept[1].id;
+    let at = Utc::now();
+    let refused = ReprocessOutcome::Refused { status: 404, reason: "unknown_vendor".into(), message: "no".into() };
+    store.reprocessed(id, at, refused).await.unwrap();
+    let again = store.rejection(id).await.unwrap().unwrap();
+    assert_eq!((again.status, again.reason.as_str(), again.message.as_str()), (404, "unknown_vendor", "no"));
+    assert_eq!(again.reprocessed.map(|r| (r.at.timestamp_millis(), r.event)), Some((at.timestamp_millis(), None)));
+    let event = EventId::new(at);
+    store.reprocessed(id, at, ReprocessOutcome::Accepted(event)).await.unwrap();
+    let accepted = store.rejection(id).await.unwrap().unwrap();
+    assert_eq!(accepted.reprocessed.and_then(|r| r.event), Some(event));
+    assert_eq!(accepted.reason, "unknown_vendor", "the last refusal's reason stays beside the event");
+    assert!(store.rejection(crate::event::monotonic_ulid(Utc::now())).await.unwrap().is_none());
 }
 
 async fn deliveries_are_claimed_once_and_moved_on(store: &dyn Store) {

@@ -57,6 +57,21 @@ SELECT COUNT(CASE WHEN state = 'pending' THEN 1 END) AS pending,
        COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead
 FROM deliveries WHERE state IN ('pending', 'dead')";
 
+/// Refused requests, newest first (`$1`: how many), or the one whose id is `$2`.
+pub(super) const REJECTIONS: &str = r"
+SELECT id, received_at, vendor, status, reason, message, request, raw_body, body_size, reprocessed_at,
+       reprocessed_event
+FROM rejected_requests WHERE (CAST($2 AS TEXT) IS NULL OR id = $2)
+ORDER BY id DESC LIMIT $1";
+
+/// What processing a refused request again came to: the event it became (`$3`), or the new
+/// status, reason and message it was refused with (`$4`..`$6`, NULL when it was accepted).
+pub(super) const REPROCESSED: &str = r"
+UPDATE rejected_requests
+SET reprocessed_at = $2, reprocessed_event = $3,
+    status = COALESCE($4, status), reason = COALESCE($5, reason), message = COALESCE($6, message)
+WHERE id = $1";
+
 /// An event's deliveries, as [`super::rows::delivery`] reads them.
 pub(super) const EVENT_DELIVERIES: &str = r"
 SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
@@ -108,9 +123,46 @@ macro_rules! operator_views {
         use crate::store::rows::{self, Columns, to_json};
         use crate::store::views;
         use crate::store::{
-            AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, OutputHealth, QueueStats, StoreError,
-            StoredEvent,
+            AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, OutputHealth, QueueStats, Rejection,
+            ReprocessOutcome, StoreError, StoredEvent,
         };
+
+        pub(super) async fn rejections(
+            pool: &$pool,
+            limit: u32,
+            id: Option<ulid::Ulid>,
+        ) -> Result<Vec<Rejection>, StoreError> {
+            let rows = sqlx::query(views::REJECTIONS)
+                .bind(i64::from(limit))
+                .bind(id.map(|id| id.to_string()))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(rows::rejection).collect()
+        }
+
+        pub(super) async fn reprocessed(
+            pool: &$pool,
+            id: ulid::Ulid,
+            at: DateTime<Utc>,
+            outcome: ReprocessOutcome,
+        ) -> Result<(), StoreError> {
+            let (event, status, reason, message) = match outcome {
+                ReprocessOutcome::Accepted(event) => (Some(event.to_string()), None, None, None),
+                ReprocessOutcome::Refused { status, reason, message } => {
+                    (None, Some(i64::from(status)), Some(reason), Some(message))
+                }
+            };
+            sqlx::query(views::REPROCESSED)
+                .bind(id.to_string())
+                .bind(crate::store::millis(at))
+                .bind(event)
+                .bind(status)
+                .bind(reason)
+                .bind(message)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
 
         pub(super) async fn events(pool: &$pool, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
             let (search, digits) = views::search_patterns(query);

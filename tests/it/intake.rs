@@ -148,3 +148,128 @@ async fn a_multipart_body_with_a_binary_file_part_is_accepted() {
     assert_eq!(delivered(&mut sink).await["phone"], "+79057778899");
     daemon.stop().await;
 }
+
+/// A reqwest client that does not follow redirects, posting as the dashboard's own pages do.
+fn dashboard_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Presses "Process again" for rejection `id`; returns where the dashboard sends the browser.
+async fn process_again(daemon: &Daemon, id: ulid::Ulid) -> String {
+    let url = daemon.admin_url(&format!("/rejected/{id}/reprocess"));
+    let response = dashboard_client().post(url).header("sec-fetch-site", "same-origin").send().await.unwrap();
+    assert_eq!(response.status(), 303, "{:?}", response.text().await);
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// A request refused for a reason the operator can fix is processed again once it is fixed:
+/// an unknown vendor, whose plugin is then added. Refused again, it says why and stays kept;
+/// refused for its secret, it is never processed again.
+#[tokio::test]
+async fn a_refused_request_is_processed_again_once_its_cause_is_fixed() {
+    let mut sink = HttpSink::start(vec![]).await;
+    let plugins = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo().join("plugins")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, plugins.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let daemon = Daemon::start_with_plugins(plugins.path(), &config(&sink)).await;
+    let lead = r#"{"type": "lead", "name": "Ирина", "phone": "+79161112233"}"#;
+    let refused = daemon.client.post(daemon.url("/hooks/acme")).body(lead).send().await.unwrap();
+    assert_eq!(refused.status(), 404);
+    let bad_secret = daemon.client.post(daemon.url("/hooks/calltracking/wrong/end")).body(lead).send().await.unwrap();
+    assert_eq!(bad_secret.status(), 401);
+    let store = daemon.store().await;
+    let kept = store.rejections(10).await.unwrap();
+    let (secret_refusal, acme) = (&kept[0], &kept[1]);
+    assert_eq!((acme.reason.as_str(), acme.raw_body.as_ref()), ("unknown_vendor", lead.as_bytes()));
+
+    // Not fixed yet: refused again, for the same reason, and still kept.
+    let back = process_again(&daemon, acme.id).await;
+    assert!(back.starts_with("/rejected?notice=") && back.contains("refused%20again"), "{back}");
+    let again = store.rejection(acme.id).await.unwrap().unwrap();
+    assert!(again.reprocessed.is_some_and(|r| r.event.is_none()), "{again:?}");
+    assert_eq!(again.reason, "unknown_vendor");
+
+    // The plugin is added; the kept request becomes an event and is routed like a webhook.
+    let plugin = "event = { field = \"type\" }\n[events]\nlead = { kind = \"form.submitted\" }\n[fields]\n\
+                  \"contact.name\" = [\"name\"]\n\"contact.phone\" = [\"phone\"]\n";
+    std::fs::write(plugins.path().join("acme.toml"), plugin).unwrap();
+    let reload = daemon.client.post(daemon.admin_url("/-/reload")).send().await.unwrap();
+    assert_eq!(reload.status(), 200, "{:?}", reload.text().await);
+    let back = process_again(&daemon, acme.id).await;
+    let event_id: switchboard::event::EventId =
+        back.trim_start_matches("/events/").split('?').next().unwrap().parse().unwrap();
+    let stored = store.event(event_id).await.unwrap().unwrap();
+    assert_eq!((stored.event.vendor.as_str(), stored.event.kind.as_str()), ("acme", "form.submitted"));
+    assert_eq!(stored.event.received_at, acme.received_at, "it keeps the time it first arrived");
+    let delivered = delivered(&mut sink).await;
+    assert_eq!(
+        (delivered["kind"].as_str(), delivered["contact"]["name"].as_str()),
+        (Some("form.submitted"), Some("Ирина"))
+    );
+    let processed = store.rejection(acme.id).await.unwrap().unwrap();
+    assert_eq!(processed.reprocessed.and_then(|r| r.event), Some(event_id), "the request records what it became");
+    let page = reqwest::get(daemon.admin_url("/rejected")).await.unwrap().text().await.unwrap();
+    assert!(page.contains(&format!("/events/{event_id}")), "{page}");
+
+    // Refused for its secret: no button, and the action refuses it.
+    assert!(!page.contains(&format!("/rejected/{}/reprocess", secret_refusal.id)));
+    let back = process_again(&daemon, secret_refusal.id).await;
+    assert!(back.contains("cannot%20be%20processed%20again"), "{back}");
+    assert!(store.rejection(secret_refusal.id).await.unwrap().unwrap().reprocessed.is_none());
+    daemon.stop().await;
+}
+
+/// The same from the command line, beside the running daemon: `rejected` lists the refusal with
+/// its id, `reprocess` turns it into an event once the plugin exists, and a second time says it
+/// already did (exit 1).
+#[tokio::test]
+async fn the_command_line_lists_and_processes_refused_requests_again() {
+    let plugins = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo().join("plugins")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, plugins.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let daemon = Daemon::start_with_plugins(plugins.path(), "").await;
+    let refused = daemon.client.post(daemon.url("/hooks/acme")).body(r#"{"type": "lead"}"#).send().await.unwrap();
+    assert_eq!(refused.status(), 404);
+    let config = daemon.config_path();
+    std::fs::write(
+        plugins.path().join("acme.toml"),
+        "event = { field = \"type\" }\n[events]\nlead = { kind = \"form.submitted\" }\n",
+    )
+    .unwrap();
+
+    // Run without blocking: the daemon shares this test's thread.
+    let run = |args: Vec<&str>| {
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let config = config.clone();
+        async move {
+            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+                .args(args)
+                .arg("--config")
+                .arg(&config)
+                .output()
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+            (output.status.code(), text)
+        }
+    };
+    let (code, listed) = run(vec!["rejected"]).await;
+    assert_eq!(code, Some(0), "{listed}");
+    assert!(listed.contains("unknown_vendor") && listed.contains("switchboard reprocess can retry it"), "{listed}");
+    let id = listed.split_whitespace().next().unwrap().to_owned();
+    let (code, done) = run(vec!["reprocess", &id]).await;
+    assert_eq!(code, Some(0), "{done}");
+    assert!(done.contains(&format!("request {id} processed again: event ")), "{done}");
+    let (code, again) = run(vec!["reprocess", &id]).await;
+    assert_eq!(code, Some(1), "{again}");
+    assert!(again.contains("it was processed again already and became an event"), "{again}");
+
+    let query = switchboard::store::EventQuery { limit: 10, ..Default::default() };
+    let events = daemon.store().await.events(&query).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.event.kind.as_str()).collect::<Vec<_>>(), ["form.submitted"]);
+    daemon.stop().await;
+}

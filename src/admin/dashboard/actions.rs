@@ -1,4 +1,5 @@
-//! The dashboard's actions: replay an event, retry dead letters, send a test event. Each
+//! The dashboard's actions: replay an event, retry dead letters, process a refused request
+//! again, send a test event. Each
 //! changes the store (or posts through the pipeline), wakes the delivery workers and redirects
 //! back with a notice.
 
@@ -76,6 +77,26 @@ pub(super) async fn retry_dead(State(state): State<AdminState>, Form(back): Form
         output = output.as_deref().unwrap_or("any")
     );
     Ok(redirect_with_notice(&back.target("/dead"), &format!("{count} dead deliveries requeued.")))
+}
+
+/// Sends a refused request through today's plugins and routes; to its event when it becomes
+/// one, else back to the Rejected page with the new reason.
+pub(super) async fn reprocess(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
+    let id: Ulid =
+        id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not a rejection id")))?;
+    match crate::ingest::reprocess(&state.ingest, id).await {
+        Ok(appended) => {
+            let event = appended.id();
+            let notice = match appended {
+                crate::store::Appended::Stored(_) => "The refused request was processed again and stored.",
+                crate::store::Appended::Duplicate(_) => "The refused request repeats this event, which was kept.",
+            };
+            Ok(redirect_with_notice(&format!("/events/{event}"), notice))
+        }
+        Err(crate::ingest::ReprocessError::NotFound(_)) => Err(PageError::not_found(format!("refused request {id}"))),
+        Err(crate::ingest::ReprocessError::Store(error)) => Err(error.into()),
+        Err(error) => Ok(redirect_with_notice("/rejected", &format!("Request {id}: {error}"))),
+    }
 }
 
 /// `vendor/index` of the sample to send.

@@ -32,6 +32,7 @@ pub(super) fn routes() -> Router<AdminState> {
         .route("/dead", get(pages::dead))
         .route("/dead/retry", post(actions::retry_dead))
         .route("/rejected", get(pages::rejected))
+        .route("/rejected/{id}/reprocess", post(actions::reprocess))
         .route("/status", get(pages::status))
         .route("/test-event", post(actions::test_event))
         .route("/assets/style.css", get(stylesheet))

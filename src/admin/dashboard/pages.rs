@@ -238,6 +238,9 @@ pub(super) async fn rejected(State(state): State<AdminState>, Query(notice): Que
                 "message": r.message,
                 "request": request_view(&r.request),
                 "raw_body": String::from_utf8_lossy(&r.raw_body),
+                "reprocessed_at": r.reprocessed.map(|p| time(p.at)),
+                "reprocessed_event": r.reprocessed.and_then(|p| p.event).map(|id| id.to_string()),
+                "not_reprocessable": crate::ingest::not_reprocessable(r),
             })
         })
         .collect();

@@ -25,7 +25,7 @@ use ulid::Ulid;
 use super::rows;
 use super::{
     Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, NewDelivery, NewEvent, Next,
-    OutputHealth, QueueStats, Rejection, Store, StoreError, StoredEvent, millis,
+    OutputHealth, QueueStats, Rejection, ReprocessOutcome, Store, StoreError, StoredEvent, millis,
 };
 use crate::event::{Event, EventId, ID_DRIFT_MILLIS};
 use writer::Writer;
@@ -99,14 +99,15 @@ impl Store for SqliteStore {
     }
 
     async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, received_at, vendor, status, reason, message, request, raw_body
-             FROM rejected_requests ORDER BY id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::rejection).collect()
+        views::rejections(&self.pool, limit, None).await
+    }
+
+    async fn rejection(&self, id: Ulid) -> Result<Option<Rejection>, StoreError> {
+        Ok(views::rejections(&self.pool, 1, Some(id)).await?.pop())
+    }
+
+    async fn reprocessed(&self, id: Ulid, at: DateTime<Utc>, outcome: ReprocessOutcome) -> Result<(), StoreError> {
+        views::reprocessed(&self.pool, id, at, outcome).await
     }
 
     async fn claim_due(

@@ -191,8 +191,8 @@ fn insert_deliveries<'tx>(
 
 pub(super) fn insert_rejection(tx: &Transaction<'_>, rejection: &Rejection) -> Result<(), StoreError> {
     tx.prepare_cached(
-        "INSERT INTO rejected_requests (id, received_at, vendor, status, reason, message, request, raw_body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO rejected_requests (id, received_at, vendor, status, reason, message, request, raw_body, body_size)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         rejection.id.to_string(),
@@ -202,7 +202,8 @@ pub(super) fn insert_rejection(tx: &Transaction<'_>, rejection: &Rejection) -> R
         rejection.reason,
         rejection.message,
         to_json(&rejection.request)?,
-        &rejection.raw_body[..rejection.raw_body.len().min(crate::store::REJECTED_BODY_KEEP)],
+        &rejection.raw_body[..],
+        i64::try_from(rejection.body_size).unwrap_or(i64::MAX),
     ])?;
     Ok(())
 }

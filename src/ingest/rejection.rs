@@ -1,0 +1,127 @@
+//! What is kept of a request: its record with secrets masked, and a refusal with its body.
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::{IngestError, Target};
+use crate::metrics as m;
+use crate::store::{REJECTED_BODY_KEEP, Rejection, RequestRecord, Store};
+
+/// Headers whose values are credentials: never stored or shown.
+fn is_sensitive_header(name: &str) -> bool {
+    matches!(name, "authorization" | "proxy-authorization" | "cookie" | "set-cookie")
+        || ["token", "secret", "signature", "key", "password", "auth"].iter().any(|word| name.contains(word))
+}
+
+/// The request as it is kept: the path's secret, the `token` parameter and credential headers
+/// masked.
+pub(super) fn request_record(parts: &Parts, path_secret: Option<&str>) -> RequestRecord {
+    let path = match path_secret.filter(|secret| !secret.is_empty()) {
+        Some(secret) => parts
+            .uri
+            .path()
+            .split('/')
+            .map(|segment| if segment == secret { "***" } else { segment })
+            .collect::<Vec<_>>()
+            .join("/"),
+        None => parts.uri.path().to_owned(),
+    };
+    let query = parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some(("token", _)) => "token=***".to_owned(),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if is_sensitive_header(name.as_str()) {
+                "***".to_owned()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let remote_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.to_string());
+    RequestRecord { method: parts.method.to_string(), path, query, headers, remote_addr }
+}
+
+/// Logs and counts a refusal, and keeps it with the request for the operator. The body is kept
+/// whole when the request was refused after its secret was checked (the plugin could not read
+/// it), to be processed again once that is fixed; otherwise its first
+/// [`REJECTED_BODY_KEEP`] bytes, so that strangers cannot fill the disk.
+pub(super) async fn keep_rejection(
+    store: &dyn Store,
+    target: &Target,
+    error: &IngestError,
+    request: RequestRecord,
+    raw_body: Bytes,
+    received_at: DateTime<Utc>,
+) {
+    let status = error.status();
+    tracing::warn!(
+        message = "Webhook rejected.",
+        vendor = %target.vendor, status = status.as_u16(), reason = error.code(), detail = %error
+    );
+    // An unknown vendor's name comes from the URL: any string. Keep the label set closed.
+    let vendor =
+        if matches!(error, IngestError::UnknownVendor(_)) { "unknown".to_owned() } else { target.vendor.clone() };
+    metrics::counter!(m::WEBHOOKS_RECEIVED, "vendor" => vendor, "outcome" => error.code()).increment(1);
+    if matches!(error, IngestError::Store(_)) {
+        // The store is what failed; the vendor will retry and the log above has the cause.
+        return;
+    }
+    let rejection = Rejection {
+        id: crate::event::monotonic_ulid(received_at),
+        received_at,
+        vendor: Some(target.vendor.clone()),
+        status: status.as_u16(),
+        reason: error.code().to_owned(),
+        message: error.to_string(),
+        request,
+        body_size: raw_body.len() as u64,
+        raw_body: if matches!(error, IngestError::Normalize(_)) {
+            raw_body
+        } else {
+            raw_body.slice(..raw_body.len().min(REJECTED_BODY_KEEP))
+        },
+        reprocessed: None,
+    };
+    if let Err(error) = store.reject(rejection).await {
+        tracing::error!(message = "Could not keep the rejected request.", vendor = %target.vendor, %error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_mask_secrets() {
+        let request = axum::http::Request::post("/hooks/jivo/s3cret?token=abc&x=1")
+            .header("authorization", "Bearer abc")
+            .header("x-api-key", "abc")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let record = request_record(&parts, Some("s3cret"));
+        assert_eq!(record.path, "/hooks/jivo/***");
+        assert_eq!(record.query, "token=***&x=1");
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(!text.contains("abc") && !text.contains("s3cret"), "{text}");
+        assert!(text.contains("application/json"));
+    }
+}

@@ -1,0 +1,118 @@
+//! Processing a refused request again, once the operator has fixed what refused it: a plugin
+//! added for an unknown vendor, a plugin that can now read the body, a missing alias. The kept
+//! request goes through today's plugins and routes as a webhook would; what came of it is
+//! recorded on the rejection, which stays kept either way.
+
+use axum::http::Method;
+use chrono::Utc;
+use ulid::Ulid;
+
+use super::request::InboundRequest;
+use super::{IngestError, IngestState, Target, process};
+use crate::store::{Appended, Rejection, ReprocessOutcome, StoreError};
+use crate::vendor::body;
+
+/// Why a kept request was not turned into an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ReprocessError {
+    #[error("no refused request has the id {0}")]
+    NotFound(Ulid),
+    #[error("it cannot be processed again: {0}")]
+    NotReprocessable(String),
+    #[error("refused again: {0}")]
+    Refused(IngestError),
+    #[error("the store failed")]
+    Store(#[from] StoreError),
+}
+
+/// Sends the kept request `id` through today's plugins and routes, and records the outcome on it.
+/// Returns the event it became, or the one it repeats.
+///
+/// # Errors
+/// It is not kept, cannot be processed again (refused for its credentials or its sender, or its
+/// body was not kept whole), is refused again (the new reason is recorded), or the store failed.
+pub async fn reprocess(state: &IngestState, id: Ulid) -> Result<Appended, ReprocessError> {
+    let rejection = state.store.rejection(id).await?.ok_or(ReprocessError::NotFound(id))?;
+    if let Some(why) = not_reprocessable(&rejection) {
+        return Err(ReprocessError::NotReprocessable(why));
+    }
+    match process_again(state, &rejection).await {
+        Ok(appended) => {
+            state.store.reprocessed(id, Utc::now(), ReprocessOutcome::Accepted(appended.id())).await?;
+            tracing::info!(message = "Refused request processed again.", rejection = %id, event_id = %appended.id());
+            Ok(appended)
+        }
+        Err(IngestError::Store(error)) => Err(ReprocessError::Store(error)),
+        Err(error) => {
+            let outcome = ReprocessOutcome::Refused {
+                status: error.status().as_u16(),
+                reason: error.code().to_owned(),
+                message: error.to_string(),
+            };
+            state.store.reprocessed(id, Utc::now(), outcome).await?;
+            tracing::warn!(message = "Refused request refused again.", rejection = %id, reason = error.code());
+            Err(ReprocessError::Refused(error))
+        }
+    }
+}
+
+/// Why a kept request cannot be processed again, if it cannot.
+pub fn not_reprocessable(rejection: &Rejection) -> Option<String> {
+    match rejection.reason.as_str() {
+        "missing_secret" | "bad_secret" | "source_not_allowed" => {
+            Some("it was refused for its secret or its sender; only the vendor can send it again".to_owned())
+        }
+        "body_too_large" | "read_timeout" | "body_read_failed" => {
+            Some("its body was not received whole; only the vendor can send it again".to_owned())
+        }
+        _ if rejection.reprocessed.is_some_and(|r| r.event.is_some()) => {
+            Some("it was processed again already and became an event".to_owned())
+        }
+        _ if !rejection.body_is_whole() => {
+            Some(format!("only the first {} of its {} bytes were kept", rejection.raw_body.len(), rejection.body_size))
+        }
+        _ => None,
+    }
+}
+
+/// The kept request through today's configuration, as [`super::accept`] takes a webhook, but
+/// without its secret (the operator vouches for it) and at the time it first arrived.
+async fn process_again(state: &IngestState, rejection: &Rejection) -> Result<Appended, IngestError> {
+    let config = state.config.load_full();
+    let record = &rejection.request;
+    let target = match record.path.strip_prefix("/hooks/") {
+        Some(rest) => {
+            let mut segments = rest.split('/').map(str::to_owned);
+            let vendor = segments.next().unwrap_or_default();
+            Target { vendor, segments: segments.collect(), legacy: None }
+        }
+        None => match config.vendors.legacy(&record.path) {
+            Some((vendor, legacy)) => {
+                Target { vendor: vendor.name().to_owned(), segments: Vec::new(), legacy: Some(legacy.clone()) }
+            }
+            None => return Err(IngestError::UnknownVendor(rejection.vendor.clone().unwrap_or_default())),
+        },
+    };
+    let vendor = config.vendors.get(&target.vendor).ok_or_else(|| IngestError::UnknownVendor(target.vendor.clone()))?;
+    let method = record.method.parse::<Method>().unwrap_or(Method::POST);
+    if !vendor.accepts(&method) {
+        return Err(IngestError::MethodNotAllowed { vendor: target.vendor.clone(), method: method.to_string() });
+    }
+    let (_, path_event) = target.secret_and_event(&config)?;
+    let content_type =
+        record.headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.clone());
+    let request = InboundRequest::vouched_for_by_operator(
+        method,
+        content_type,
+        body::query_pairs(&record.query),
+        rejection.raw_body.clone(),
+    );
+    let intake = process::Intake {
+        request: &request,
+        record: record.clone(),
+        path_event,
+        legacy: target.legacy.as_ref(),
+        received_at: rejection.received_at,
+    };
+    Ok(process::store(state, &config, vendor, intake).await?.appended)
+}
