@@ -159,6 +159,14 @@ impl Vendor {
         names.into_iter()
     }
 
+    /// The event values the plugin lists in `[events]` (what a vendor sends, before renaming),
+    /// sorted.
+    pub fn event_values(&self) -> impl Iterator<Item = &str> {
+        let mut values: Vec<&str> = self.events.keys().map(String::as_str).collect();
+        values.sort_unstable();
+        values.into_iter()
+    }
+
     /// The plugin's example webhooks.
     pub fn samples(&self) -> &[Sample] {
         &self.samples

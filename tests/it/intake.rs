@@ -83,6 +83,21 @@ async fn calltracking_start_and_end_are_told_apart_by_the_address() {
     let kinds = [delivered(&mut sink).await["kind"].clone(), delivered(&mut sink).await["kind"].clone()];
     assert_eq!(kinds, ["call.started", "call.finished"]);
 
+    // The Status page gives the two addresses to paste; its test event posts to the *end* one.
+    let status = reqwest::get(daemon.admin_url("/status")).await.unwrap().text().await.unwrap();
+    assert!(status.contains("/hooks/calltracking/&lt;secret&gt;</summary>"), "{status}");
+    assert!(status.contains("ending in <code>/end</code>, <code>/start</code>"), "{status}");
+    let sample = dashboard_client()
+        .post(daemon.admin_url("/test-event"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("sample", "calltracking/0")])
+        .send()
+        .await
+        .unwrap();
+    let location = sample.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/events/"), "{location}");
+    assert_eq!(delivered(&mut sink).await["event"], "call.missed", "the sample is a missed tracking call");
+
     // Without the secret the address is refused, as for every vendor.
     let response = daemon.client.post(daemon.url("/hooks/calltracking/start")).body(body).send().await.unwrap();
     assert_eq!(response.status(), 401);

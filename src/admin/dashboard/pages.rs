@@ -269,6 +269,8 @@ pub(super) async fn status(
                 "hook_url": secret.map_or_else(|| url.clone(), |s| format!("{url}/{}", s.expose())),
                 "hook_url_masked": secret.map(|_| format!("{url}/<secret>")),
                 "legacy_paths": vendor.legacy_paths().iter().map(|l| l.path.clone()).collect::<Vec<_>>(),
+                // A plugin that reads its event from the address gets one address per event.
+                "path_events": vendor.takes_event_from_path().then(|| vendor.event_values().collect::<Vec<_>>()),
                 "samples": vendor.samples().iter().enumerate().map(|(i, s)| json!({"value": format!("{}/{i}", vendor.name()), "name": s.name})).collect::<Vec<_>>(),
             })
         })
