@@ -8,7 +8,7 @@ use switchboard::store::postgres::PostgresStore;
 use switchboard::store::{Store, StoredEvent};
 
 use crate::delivery::{CONFIG, eventually};
-use crate::support::{Daemon, PgSchema, repo};
+use crate::support::{Daemon, PgSchema, copy_of_plugins, repo};
 
 /// Jivo's own call_event example, for chat `chat`, with this status, from `+1408498785<caller>`.
 /// (Jivo's call events carry no time or call id: two calls from one number in one chat send the
@@ -96,13 +96,7 @@ async fn post_status(daemon: &Daemon, chat: u64, status: &str) -> (StoredEvent, 
 /// an event is still stored once. The plugin's resend allowance is cut to a second for the test.
 #[tokio::test]
 async fn a_visitor_who_calls_again_gets_each_call_alerted_as_it_went() {
-    let plugins = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(repo().join("plugins")).unwrap() {
-        let path = entry.unwrap().path();
-        let text =
-            std::fs::read_to_string(&path).unwrap().replace("resends_within_secs = 10", "resends_within_secs = 1");
-        std::fs::write(plugins.path().join(path.file_name().unwrap()), text).unwrap();
-    }
+    let plugins = copy_of_plugins(|text| text.replace("resends_within_secs = 10", "resends_within_secs = 1"));
     let daemon = Daemon::start_with_plugins(plugins.path(), CONFIG).await;
     let call = |chat: u64, statuses: &'static [&'static str]| {
         let daemon = &daemon;

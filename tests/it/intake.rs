@@ -6,7 +6,7 @@ use serde_json::Value;
 use switchboard::store::Store;
 
 use crate::support::http_sink::HttpSink;
-use crate::support::{Daemon, repo};
+use crate::support::{Daemon, copy_of_plugins, repo};
 
 /// Missed calls and everything else to one HTTP receiver, with Calltracking behind a secret.
 fn config(sink: &HttpSink) -> String {
@@ -183,11 +183,7 @@ async fn process_again(daemon: &Daemon, id: ulid::Ulid) -> String {
 #[tokio::test]
 async fn a_refused_request_is_processed_again_once_its_cause_is_fixed() {
     let mut sink = HttpSink::start(vec![]).await;
-    let plugins = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(repo().join("plugins")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, plugins.path().join(path.file_name().unwrap())).unwrap();
-    }
+    let plugins = copy_of_plugins(|text| text);
     let daemon = Daemon::start_with_plugins(plugins.path(), &config(&sink)).await;
     let lead = r#"{"type": "lead", "name": "Ирина", "phone": "+79161112233"}"#;
     let refused = daemon.client.post(daemon.url("/hooks/acme")).body(lead).send().await.unwrap();
@@ -241,11 +237,7 @@ async fn a_refused_request_is_processed_again_once_its_cause_is_fixed() {
 /// already did (exit 1).
 #[tokio::test]
 async fn the_command_line_lists_and_processes_refused_requests_again() {
-    let plugins = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(repo().join("plugins")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, plugins.path().join(path.file_name().unwrap())).unwrap();
-    }
+    let plugins = copy_of_plugins(|text| text);
     let daemon = Daemon::start_with_plugins(plugins.path(), "").await;
     let refused = daemon.client.post(daemon.url("/hooks/acme")).body(r#"{"type": "lead"}"#).send().await.unwrap();
     assert_eq!(refused.status(), 404);

@@ -93,6 +93,18 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A copy of the shipped plugins, each file's text passed through `edit`, for a daemon started
+/// with [`Daemon::start_with_plugins`]: a test can shorten a plugin's setting, or add a plugin.
+pub fn copy_of_plugins(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let plugins = tempfile::tempdir().expect("temporary directory");
+    for entry in std::fs::read_dir(repo().join("plugins")).expect("the shipped plugins") {
+        let path = entry.expect("a plugin file").path();
+        let text = std::fs::read_to_string(&path).expect("a plugin's text");
+        std::fs::write(plugins.path().join(path.file_name().expect("a file name")), edit(text)).expect("write");
+    }
+    plugins
+}
+
 /// A running daemon with its own temporary directory and database.
 pub struct Daemon {
     pub addr: SocketAddr,
