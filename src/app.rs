@@ -3,7 +3,6 @@
 //! [`run`] takes already bound listeners and a cancellation token, so tests start a real daemon
 //! on `127.0.0.1:0` and stop it without signals.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use crate::config::Config;
 use crate::delivery::{self, Wake};
 use crate::ingest::{self, IngestState};
 use crate::reload::Reloader;
-use crate::store;
+use crate::{server, store};
 
 /// The sockets the daemon serves, bound by the caller.
 pub struct Listeners {
@@ -81,6 +80,9 @@ pub async fn run(
         listen = %hooks_addr,
         vendors = %config.vendors.iter().map(|v| v.name()).collect::<Vec<_>>().join(","),
     );
+    // Read once: a listener's limits take effect at the next start.
+    let limits =
+        server::Limits { header_timeout: config.server.header_timeout, max_connections: config.server.max_connections };
     let config = Arc::new(ArcSwap::from_pointee(config));
     let reloader = Reloader::new(config_path, config.clone());
     tokio::spawn(reloader.clone().on_sighup(shutdown.clone()));
@@ -96,18 +98,12 @@ pub async fn run(
             ingest: state.clone(),
             hooks_addr,
         });
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(error) = axum::serve(admin, app).with_graceful_shutdown(stop.cancelled_owned()).await {
-                tracing::error!(message = "The admin listener failed.", %error);
-            }
-        });
+        tokio::spawn(server::serve(admin, app, limits, "admin", shutdown.clone()));
         tracing::info!(message = "Admin listener ready.", listen = %addr);
     }
     tokio::spawn(prune_periodically(store.clone(), config.clone(), shutdown.clone()));
     let workers = tokio::spawn(delivery::run(store.clone(), config, wake, shutdown.clone()));
-    let app = ingest::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listeners.hooks, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    server::serve(listeners.hooks, ingest::router(state), limits, "webhooks", shutdown.clone()).await;
     // Ingest has stopped; let attempts in flight finish before the store closes.
     shutdown.cancel();
     if let Err(error) = workers.await {
@@ -115,7 +111,7 @@ pub async fn run(
     }
     store.close().await;
     tracing::info!(message = "Switchboard stopped.");
-    served.context("serving webhooks")
+    Ok(())
 }
 
 /// Deletes what is older than `storage.retention_days` (and has nothing pending), hourly.

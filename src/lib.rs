@@ -44,6 +44,7 @@ pub mod reload;
 pub mod render;
 pub mod router;
 pub mod secret;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod vendor;

@@ -74,9 +74,9 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
             }
         }
         Command::Events(args) => {
-            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
+            let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
             print_or_fail(runtime.block_on(ops::events(
-                &config,
+                &storage,
                 EventQuery {
                     vendor: args.vendor,
                     kind: args.kind,
@@ -88,21 +88,21 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
             )))
         }
         Command::Deliveries(args) => {
-            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime.block_on(ops::deliveries(&config, args.state, args.output, args.limit)))
+            let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
+            print_or_fail(runtime.block_on(ops::deliveries(&storage, args.state, args.output, args.limit)))
         }
         Command::Replay(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
             print_or_fail(runtime.block_on(ops::replay(&config, &args.event_id)))
         }
         Command::Retry(args) => {
-            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            let retried = ops::retry(&config, args.delivery_id.as_deref(), args.output.as_deref());
+            let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
+            let retried = ops::retry(&storage, args.delivery_id.as_deref(), args.output.as_deref());
             print_or_fail(runtime.block_on(retried))
         }
         Command::Rejected(args) => {
-            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime.block_on(ops::rejected(&config, args.limit)))
+            let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
+            print_or_fail(runtime.block_on(ops::rejected(&storage, args.limit)))
         }
         Command::Reprocess(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
@@ -121,6 +121,11 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
 /// The configuration, or `None` after printing every problem in it.
 fn load(args: &ConfigArgs) -> Option<Config> {
     args.load().map_err(|errors| eprint!("{errors}")).ok()
+}
+
+/// Only `[storage]`: commands that read or requeue what is stored need no output's secrets.
+fn load_storage(args: &ConfigArgs) -> Option<switchboard::config::StorageSettings> {
+    args.load_storage().map_err(|errors| eprint!("{errors}")).ok()
 }
 
 fn print_or_fail(result: anyhow::Result<String>) -> ExitCode {

@@ -4,9 +4,11 @@
 //! `/-/status` (JSON), `POST /-/reload` and `/metrics` (Prometheus). [`dashboard`]: the pages
 //! an operator reads when an alert did not arrive. It listens on loopback by default; with
 //! `server.admin_token` set, every request must carry it, as a bearer token (probes, scripts)
-//! or as the password of HTTP basic auth (browsers).
+//! or as the password of HTTP basic auth (browsers). [`guard`] refuses host names it does not
+//! answer to (DNS rebinding) and state-changing requests from other sites.
 
 mod dashboard;
+mod guard;
 mod probes;
 
 use std::net::SocketAddr;
@@ -44,7 +46,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/-/reload", post(probes::reload))
         .route("/metrics", get(probes::metrics))
         .merge(dashboard::routes())
+        .route_layer(middleware::from_fn(guard::same_origin))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::known_host))
         .with_state(state)
 }
 

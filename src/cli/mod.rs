@@ -183,6 +183,14 @@ impl ConfigArgs {
         }
     }
 
+    /// Only its `[storage]`, for commands that read (or requeue) what is stored.
+    ///
+    /// # Errors
+    /// The file cannot be read or parsed, or `[storage]` is wrong.
+    pub fn load_storage(&self) -> Result<crate::config::StorageSettings, ConfigErrors> {
+        crate::config::StorageSettings::load(self.path().as_deref())
+    }
+
     /// The file the configuration comes from; `None` for the embedded default.
     pub fn path(&self) -> Option<PathBuf> {
         match &self.config {

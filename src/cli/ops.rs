@@ -11,21 +11,21 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::Config;
+use crate::config::{Config, StorageSettings};
 use crate::event::EventId;
 use crate::ingest::IngestState;
 use crate::store::{self, Appended, DeliveryQuery, DeliveryState, EventQuery, Reprocessed, Store};
 
-async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    store::open(&config.storage.url, config.storage.rejected_keep).await.context("opening the store")
+async fn open(storage: &StorageSettings) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    store::open(&storage.url, storage.rejected_keep).await.context("opening the store")
 }
 
 /// `switchboard events`: newest first.
 ///
 /// # Errors
 /// The store cannot be read.
-pub async fn events(config: &Config, query: EventQuery) -> anyhow::Result<String> {
-    let store = open(config).await?;
+pub async fn events(storage: &StorageSettings, query: EventQuery) -> anyhow::Result<String> {
+    let store = open(storage).await?;
     let events = store.events(&query).await?;
     let mut out = String::new();
     for stored in &events {
@@ -56,12 +56,12 @@ pub async fn events(config: &Config, query: EventQuery) -> anyhow::Result<String
 /// # Errors
 /// The store cannot be read.
 pub async fn deliveries(
-    config: &Config,
+    storage: &StorageSettings,
     state: Option<DeliveryState>,
     output: Option<String>,
     limit: u32,
 ) -> anyhow::Result<String> {
-    let store = open(config).await?;
+    let store = open(storage).await?;
     let deliveries = store.list_deliveries(&DeliveryQuery { state, output, limit }).await?;
     let mut out = String::new();
     for d in &deliveries {
@@ -90,7 +90,7 @@ pub async fn deliveries(
 /// An unknown event, or the store cannot be written.
 pub async fn replay(config: &Config, id: &str) -> anyhow::Result<String> {
     let id: EventId = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not an event id"))?;
-    let store = open(config).await?;
+    let store = open(&config.storage).await?;
     let Some(stored) = store.event(id).await? else { bail!("no event {id}") };
     let deliveries = crate::delivery::replay(store.as_ref(), config, &stored).await?;
     store.close().await;
@@ -106,10 +106,10 @@ pub async fn replay(config: &Config, id: &str) -> anyhow::Result<String> {
 ///
 /// # Errors
 /// A malformed id, nothing to retry for a named delivery, or the store cannot be written.
-pub async fn retry(config: &Config, id: Option<&str>, output: Option<&str>) -> anyhow::Result<String> {
+pub async fn retry(storage: &StorageSettings, id: Option<&str>, output: Option<&str>) -> anyhow::Result<String> {
     let id: Option<Ulid> =
         id.map(|id| id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not a delivery id"))).transpose()?;
-    let store = open(config).await?;
+    let store = open(storage).await?;
     let count = store.retry(id, output).await?;
     store.close().await;
     match (id, count) {
@@ -123,8 +123,8 @@ pub async fn retry(config: &Config, id: Option<&str>, output: Option<&str>) -> a
 ///
 /// # Errors
 /// The store cannot be read.
-pub async fn rejected(config: &Config, limit: u32) -> anyhow::Result<String> {
-    let store = open(config).await?;
+pub async fn rejected(storage: &StorageSettings, limit: u32) -> anyhow::Result<String> {
+    let store = open(storage).await?;
     let rejections = store.rejections(limit).await?;
     let mut out = String::new();
     for r in &rejections {
@@ -158,7 +158,7 @@ pub async fn rejected(config: &Config, limit: u32) -> anyhow::Result<String> {
 /// the store failed.
 pub async fn reprocess(config: Config, id: &str) -> anyhow::Result<String> {
     let id: Ulid = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not a rejection id"))?;
-    let store = open(&config).await?;
+    let store = open(&config.storage).await?;
     let state = IngestState {
         config: Arc::new(ArcSwap::from_pointee(config)),
         store: store.clone(),

@@ -40,6 +40,12 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
 pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
 /// Default for `server.read_timeout_secs`: a vendor sends a whole webhook well within this.
 pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 10;
+/// Default for `server.header_timeout_secs`: vendors and proxies send their headers at once; a
+/// reverse proxy that keeps connections to Switchboard open should close idle ones sooner.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+/// Default for `server.max_connections`: well below a default limit of 1,024 open files, which
+/// the store and the outputs' connections share.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 512;
 /// Default for `storage.dedup_window_secs`: vendors retry within minutes, not hours.
 pub const DEFAULT_DEDUP_WINDOW_SECS: u64 = 600;
 /// Default for `storage.rejected_keep`: enough to diagnose, bounded so a flood cannot fill a disk.
@@ -84,6 +90,14 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub body_limit_bytes: usize,
     pub read_timeout: Duration,
+    /// A connection that has not sent a request's headers this long after it opened or got its
+    /// last answer is closed: slow clients and idle keep-alive connections alike.
+    pub header_timeout: Duration,
+    /// Connections served at once on each listener; further ones wait in the backlog.
+    pub max_connections: usize,
+    /// Host names (lower case, without port) the admin listener answers besides loopback ones:
+    /// anything else may be a page that rebound its own name to this machine.
+    pub admin_hosts: Vec<String>,
 }
 
 /// `[storage]`.
@@ -95,6 +109,47 @@ pub struct StorageSettings {
     /// Events (and their deliveries and attempts) older than this, with nothing pending, are
     /// deleted.
     pub retention: Duration,
+}
+
+impl StorageSettings {
+    /// `[storage]` of the file at `path` (the embedded default without one), and nothing else:
+    /// for commands that only read or requeue what is stored, so that an output's unset
+    /// `${VAR}` (a bot token) does not stop an operator reading dead letters.
+    ///
+    /// # Errors
+    /// The file cannot be read or parsed, or `[storage]` is wrong; with file, line and key.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigErrors> {
+        let (source, base) = match path {
+            Some(path) => (
+                Source::read(path).map_err(|issue| ConfigErrors(vec![issue]))?,
+                path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            ),
+            None => (Source::embedded("config.toml", EMBEDDED_CONFIG), PathBuf::from(".")),
+        };
+        let raw: raw::RawConfig = source.parse().map_err(|issue| ConfigErrors(vec![issue]))?;
+        let mut issues = Vec::new();
+        let settings = Self::from_raw(&source, &process_env, &raw.storage, &base, &mut issues);
+        if issues.is_empty() { Ok(settings) } else { Err(ConfigErrors(issues)) }
+    }
+
+    fn from_raw(
+        source: &Source,
+        env: &Env<'_>,
+        raw: &raw::RawStorage,
+        base: &Path,
+        issues: &mut Vec<ConfigIssue>,
+    ) -> Self {
+        Self {
+            url: storage_url(source, env, raw.url.as_ref(), base, issues),
+            dedup_window: Duration::from_secs(
+                raw.dedup_window_secs.as_ref().map_or(DEFAULT_DEDUP_WINDOW_SECS, |v| *v.get_ref()),
+            ),
+            rejected_keep: raw.rejected_keep.as_ref().map_or(DEFAULT_REJECTED_KEEP, |v| *v.get_ref()),
+            retention: Duration::from_secs(
+                86_400 * positive(source, raw.retention_days.as_ref(), "storage.retention_days", 30, issues),
+            ),
+        }
+    }
 }
 
 /// Where events are kept.
@@ -218,19 +273,28 @@ impl Config {
                 DEFAULT_READ_TIMEOUT_SECS,
                 &mut issues,
             )),
+            header_timeout: Duration::from_secs(positive(
+                source,
+                raw.server.header_timeout_secs.as_ref(),
+                "server.header_timeout_secs",
+                DEFAULT_HEADER_TIMEOUT_SECS,
+                &mut issues,
+            )),
+            max_connections: positive(
+                source,
+                raw.server.max_connections.as_ref(),
+                "server.max_connections",
+                DEFAULT_MAX_CONNECTIONS,
+                &mut issues,
+            )
+            .try_into()
+            .unwrap_or(usize::MAX),
+            admin_hosts: raw.server.admin_hosts.as_ref().map_or_else(Vec::new, |hosts| {
+                hosts.get_ref().iter().map(|host| host.trim().trim_end_matches('.').to_ascii_lowercase()).collect()
+            }),
         };
 
-        let storage = StorageSettings {
-            url: storage_url(source, env, raw.storage.url.as_ref(), base, &mut issues),
-            dedup_window: Duration::from_secs(
-                raw.storage.dedup_window_secs.as_ref().map_or(DEFAULT_DEDUP_WINDOW_SECS, |v| *v.get_ref()),
-            ),
-            rejected_keep: raw.storage.rejected_keep.as_ref().map_or(DEFAULT_REJECTED_KEEP, |v| *v.get_ref()),
-            retention: Duration::from_secs(
-                86_400
-                    * positive(source, raw.storage.retention_days.as_ref(), "storage.retention_days", 30, &mut issues),
-            ),
-        };
+        let storage = StorageSettings::from_raw(source, env, &raw.storage, base, &mut issues);
 
         let (vendors, plugins_dir) = load_plugins(source, env, raw.paths.plugins.as_ref(), base, &mut issues);
 
@@ -285,7 +349,7 @@ impl Config {
             vendor_settings.insert(name.clone(), VendorSettings { secret, allow_from, replies });
         }
         let delivery = delivery_settings(source, &raw.delivery, &mut issues);
-        let outputs = routes::outputs(source, env, &raw.outputs, base, helpers, &mut issues);
+        let outputs = routes::outputs(source, env, &raw.outputs, base, helpers, &mut issues, &mut warnings);
         let routes =
             routes::routes(source, env, &raw.route, &vendors, &outputs, templates.as_ref().map(|t| &t.0), &mut issues);
 

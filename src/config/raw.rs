@@ -94,6 +94,13 @@ pub struct RawServer {
     pub trusted_proxies: Option<Spanned<Vec<String>>>,
     pub body_limit_bytes: Option<Spanned<u64>>,
     pub read_timeout_secs: Option<Spanned<u64>>,
+    /// How long a connection may take to send a request's headers, counted from when it opens
+    /// or its last answer was sent (so it also bounds an idle keep-alive connection).
+    pub header_timeout_secs: Option<Spanned<u64>>,
+    /// Connections served at once on each listener.
+    pub max_connections: Option<Spanned<u64>>,
+    /// Host names the admin listener answers to, besides loopback names and addresses.
+    pub admin_hosts: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -30,6 +30,8 @@ mod crash;
 mod scale_out;
 // Hand retries, replays, ttl, and the retry schedule through an outage.
 mod operations;
+// Slow and idle connections, a rebound host name, a cross-site reload, a full disk.
+mod hardening;
 // The admin listener: metrics after known traffic, readiness, the token, secrets kept out of logs.
 mod admin;
 // The dashboard in headless Chromium: find, inspect, retry, replay, test events.

@@ -5,7 +5,7 @@
 //!
 //! Pages are handlebars templates compiled into the binary ([`view`]); there is no build step
 //! and no script. Actions are plain form POSTs that redirect back with a notice; a POST from
-//! another site is refused ([`same_origin`]), since a browser sends basic-auth credentials with it.
+//! another site is refused before it gets here (`admin::guard`).
 
 mod actions;
 mod pages;
@@ -13,9 +13,7 @@ mod sequence;
 mod view;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
@@ -36,34 +34,11 @@ pub(super) fn routes() -> Router<AdminState> {
         .route("/status", get(pages::status))
         .route("/test-event", post(actions::test_event))
         .route("/assets/style.css", get(stylesheet))
-        .route_layer(middleware::from_fn(same_origin))
 }
 
 async fn stylesheet() -> Response {
     let headers = [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")];
     (headers, include_str!("style.css")).into_response()
-}
-
-/// Refuses a state-changing request that another site's page made the browser send.
-async fn same_origin(request: Request, next: Next) -> Response {
-    if request.method() != axum::http::Method::GET && !is_same_origin(request.headers()) {
-        return PageError::new(StatusCode::FORBIDDEN, "This action must come from the dashboard's own pages.")
-            .into_response();
-    }
-    next.run(request).await
-}
-
-fn is_same_origin(headers: &HeaderMap) -> bool {
-    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    if text(header::HeaderName::from_static("sec-fetch-site")).is_some_and(|site| site == "cross-site") {
-        return false;
-    }
-    match (text(header::ORIGIN), text(header::HOST)) {
-        // Non-browser clients (curl, scripts) send no Origin; they authenticate explicitly.
-        (None, _) => true,
-        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, rest)| rest == host),
-        (Some(_), None) => false,
-    }
 }
 
 /// A page that could not be shown, as a page that says why.
@@ -110,21 +85,4 @@ fn redirect_with_notice(to: &str, notice: &str) -> Response {
 
 fn url_encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs.iter().map(|(k, v)| (header::HeaderName::from_static(k), v.parse().unwrap())).collect()
-    }
-
-    #[test]
-    fn actions_from_other_sites_are_refused() {
-        assert!(is_same_origin(&headers(&[("host", "127.0.0.1:8081"), ("origin", "http://127.0.0.1:8081")])));
-        assert!(is_same_origin(&headers(&[("host", "127.0.0.1:8081")])), "curl sends no Origin");
-        assert!(!is_same_origin(&headers(&[("host", "127.0.0.1:8081"), ("origin", "https://evil.example")])));
-        assert!(!is_same_origin(&headers(&[("host", "127.0.0.1:8081"), ("sec-fetch-site", "cross-site")])));
-    }
 }
