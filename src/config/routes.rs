@@ -89,6 +89,7 @@ pub(super) fn outputs(
     base: &Path,
     helpers: HelperSettings,
     issues: &mut Vec<ConfigIssue>,
+    warnings: &mut Vec<String>,
 ) -> BTreeMap<String, OutputEntry> {
     let mut built = BTreeMap::new();
     for (name, table) in raw {
@@ -148,7 +149,10 @@ pub(super) fn outputs(
                 continue;
             }
         };
-        match outputs::build(name, &kind, table, &outputs::BuildContext { base, helpers }) {
+        let cx = outputs::BuildContext { base, helpers, warnings: Default::default() };
+        let output = outputs::build(name, &kind, table, &cx);
+        warnings.extend(cx.warnings.take().into_iter().map(|warning| format!("{key}: {warning}")));
+        match output {
             Ok(output) => {
                 built.insert(name.clone(), OutputEntry { kind, output: Some(output), max_in_flight });
             }

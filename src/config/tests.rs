@@ -135,3 +135,27 @@ fn allow_from_and_trusted_proxies_take_addresses_and_ranges() {
         "{problems:?}"
     );
 }
+
+// lettre's pool spawns a task when it is built and when it is dropped: inside a runtime.
+#[tokio::test]
+async fn a_password_an_smtp_output_may_send_in_clear_is_a_warning() {
+    let mail = |server: &str| {
+        format!(
+            "[outputs.mail]\ntype = \"email\"\n{server}\nfrom = \"bot@example.com\"\nto = [\"sales@example.com\"]\n"
+        )
+    };
+    let clear = load(&mail("host = \"relay.example.com\"\nsecurity = \"none\"\nusername = \"u\"\npassword = \"p\""));
+    let warnings = clear.unwrap().warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("outputs.mail: the SMTP password for relay.example.com can be sent in clear")),
+        "{warnings:?}"
+    );
+    let by_url = load(&mail("smtp = \"smtp://u:p@relay.example.com?tls=opportunistic\"")).unwrap().warnings;
+    assert!(by_url.iter().any(|w| w.contains("security is `opportunistic`")), "{by_url:?}");
+    for safe in ["smtp = \"smtp://u:p@relay.example.com\"", "host = \"localhost\"\nsecurity = \"none\""] {
+        let warnings = load(&mail(safe)).unwrap().warnings;
+        assert!(!warnings.iter().any(|w| w.contains("in clear")), "{safe}: {warnings:?}");
+    }
+}

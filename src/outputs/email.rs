@@ -2,6 +2,9 @@
 //! multipart/alternative message over SMTP (lettre), with pooled connections.
 //!
 //! `reply_to` is a template, so sales can answer the visitor straight from their mail client.
+//! Both ways of naming the server (`smtp = "<url>"` or `host`, `port`, `security`) come to one
+//! set of settings with one default: STARTTLS required. A password is never sent in clear
+//! unless the configuration says so (`security = "none"`, `?tls=none`), and then `check` warns.
 //! Transient SMTP failures (4xx, a dropped connection, a timeout) are retried; a 5xx rejection or
 //! a TLS failure is permanent: another try would get the same answer.
 
@@ -24,13 +27,15 @@ use crate::render::{Escape, JsonTemplate, Part};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `smtp://user:pass@host:587?tls=required` or `smtps://user:pass@host:465`; or the fields below.
+    /// `smtp://user:pass@host:587` (STARTTLS required; `?tls=opportunistic` or `?tls=none` to
+    /// relax it) or `smtps://user:pass@host:465`; or the fields below.
     pub smtp: Option<String>,
     pub host: Option<String>,
     pub port: Option<u16>,
-    /// `starttls` (port 587), `tls` (implicit, port 465) or `none` (a local relay on port 25).
+    /// `starttls` (required; port 587), `tls` (implicit, port 465), `opportunistic` (STARTTLS
+    /// when offered) or `none` (a local relay on port 25).
     #[serde(default)]
-    pub security: Security,
+    pub security: Option<Security>,
     pub username: Option<String>,
     pub password: Option<String>,
     /// `"Switchboard <bot@example.com>"`.
@@ -59,7 +64,41 @@ pub enum Security {
     #[default]
     Starttls,
     Tls,
+    /// STARTTLS when the server offers it, else in clear: a man in the middle can strip it.
+    Opportunistic,
     None,
+}
+
+/// Where and how to reach the SMTP server, whichever form named it.
+struct Server {
+    host: String,
+    port: Option<u16>,
+    security: Security,
+    credentials: Option<(String, String)>,
+}
+
+impl Server {
+    /// `smtp://` or `smtps://`, with user and password percent-decoded.
+    fn from_url(text: &str) -> Result<Self, String> {
+        let invalid = |why: String| format!("smtp: {why}; e.g. smtps://user:pass@smtp.example.com");
+        let url = reqwest::Url::parse(text).map_err(|e| invalid(format!("not a valid SMTP URL ({e})")))?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| invalid("no host".into()))?.to_owned();
+        let tls = url.query_pairs().find(|(key, _)| key == "tls").map(|(_, value)| value.into_owned());
+        let security = match (url.scheme(), tls.as_deref()) {
+            ("smtps", None) => Security::Tls,
+            ("smtp", None | Some("required")) => Security::Starttls,
+            ("smtp", Some("opportunistic")) => Security::Opportunistic,
+            ("smtp", Some("none")) => Security::None,
+            ("smtp" | "smtps", Some(other)) => {
+                return Err(invalid(format!("`tls={other}` is not one of required, opportunistic, none")));
+            }
+            (scheme, _) => return Err(invalid(format!("`{scheme}://` is not smtp:// or smtps://"))),
+        };
+        let decode = |text: &str| percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned();
+        let credentials =
+            (!url.username().is_empty()).then(|| (decode(url.username()), decode(url.password().unwrap_or_default())));
+        Ok(Self { host, port: url.port(), security, credentials })
+    }
 }
 
 const PLAN: &[Need] = &[
@@ -117,7 +156,7 @@ impl EmailOutput {
             return Err("timeout_secs must be greater than 0".to_owned());
         }
 
-        let (mut builder, relay) = match (&config.smtp, &config.host) {
+        let server = match (&config.smtp, &config.host) {
             (Some(_), Some(_)) => {
                 return Err("set `smtp` (a URL) or `host` (with port, security, …), not both".to_owned());
             }
@@ -126,45 +165,65 @@ impl EmailOutput {
                     "set `smtp = \"smtps://user:pass@smtp.example.com\"` or `host = \"smtp.example.com\"`".to_owned()
                 );
             }
-            (Some(url), None) => {
-                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| {
-                    format!("smtp: not a valid SMTP URL ({e}); e.g. smtps://user:pass@smtp.example.com")
-                })?;
-                let host =
-                    url.split('@').next_back().unwrap_or(url).split(['/', '?']).next().unwrap_or_default().to_owned();
-                (builder, host)
+            (Some(_), None) if config.security.is_some() || config.port.is_some() => {
+                return Err(
+                    "with `smtp` (a URL), say the port and `?tls=` in it, not as `port` or `security`".to_owned()
+                );
             }
+            (Some(url), None) => Server::from_url(url)?,
             (None, Some(host)) => {
-                let port = config.port.unwrap_or(match config.security {
-                    Security::Starttls => 587,
-                    Security::Tls => 465,
-                    Security::None => 25,
-                });
-                let tls = match config.security {
-                    Security::None => Tls::None,
-                    security => {
-                        let mut params = TlsParameters::builder(host.clone());
-                        if let Some(file) = &config.ca_file {
-                            let path = cx.base.join(file);
-                            let pem = std::fs::read(&path).map_err(|e| format!("ca_file `{}`: {e}", path.display()))?;
-                            let certificate = Certificate::from_pem(&pem)
-                                .map_err(|e| format!("ca_file `{}`: {e}", path.display()))?;
-                            params = params.add_root_certificate(certificate);
-                        }
-                        let params = params.build_rustls().map_err(|e| format!("TLS settings: {e}"))?;
-                        if security == Security::Tls { Tls::Wrapper(params) } else { Tls::Required(params) }
-                    }
+                let credentials = match (&config.username, &config.password) {
+                    (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+                    (None, None) => None,
+                    _ => return Err("set both `username` and `password`, or neither".to_owned()),
                 };
-                let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone()).port(port).tls(tls);
-                (builder, format!("{host}:{port}"))
+                Server {
+                    host: host.clone(),
+                    port: config.port,
+                    security: config.security.unwrap_or_default(),
+                    credentials,
+                }
             }
         };
-        match (&config.username, &config.password) {
-            (Some(user), Some(password)) => {
-                builder = builder.credentials(Credentials::new(user.clone(), password.clone()))
+        if config.smtp.is_some() && (config.username.is_some() || config.password.is_some()) {
+            return Err("with `smtp` (a URL), put the user and password in it, not as `username`/`password`".to_owned());
+        }
+        if server.credentials.is_some() && matches!(server.security, Security::None | Security::Opportunistic) {
+            cx.warn(format!(
+                "the SMTP password for {} can be sent in clear (security is `{}`); use STARTTLS or TLS unless the \
+                 relay is on this machine",
+                server.host,
+                if server.security == Security::None { "none" } else { "opportunistic" },
+            ));
+        }
+        let port = server.port.unwrap_or(match server.security {
+            Security::Starttls | Security::Opportunistic => 587,
+            Security::Tls => 465,
+            Security::None => 25,
+        });
+        let tls = match server.security {
+            Security::None => Tls::None,
+            security => {
+                let mut params = TlsParameters::builder(server.host.clone());
+                if let Some(file) = &config.ca_file {
+                    let path = cx.base.join(file);
+                    let pem = std::fs::read(&path).map_err(|e| format!("ca_file `{}`: {e}", path.display()))?;
+                    let certificate =
+                        Certificate::from_pem(&pem).map_err(|e| format!("ca_file `{}`: {e}", path.display()))?;
+                    params = params.add_root_certificate(certificate);
+                }
+                let params = params.build_rustls().map_err(|e| format!("TLS settings: {e}"))?;
+                match security {
+                    Security::Tls => Tls::Wrapper(params),
+                    Security::Opportunistic => Tls::Opportunistic(params),
+                    _ => Tls::Required(params),
+                }
             }
-            (None, None) => {}
-            _ => return Err("set both `username` and `password`, or neither".to_owned()),
+        };
+        let relay = format!("{}:{port}", server.host);
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host).port(port).tls(tls);
+        if let Some((user, password)) = server.credentials {
+            builder = builder.credentials(Credentials::new(user, password));
         }
         let transport = builder
             .timeout(Some(Duration::from_secs(config.timeout_secs)))

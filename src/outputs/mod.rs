@@ -112,11 +112,20 @@ pub struct OutputEntry {
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 
 /// What building an output may use.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct BuildContext<'a> {
     /// The configuration file's folder, for relative paths.
     pub base: &'a std::path::Path,
     pub helpers: crate::render::HelperSettings,
+    /// Settings that work but deserve a look (a password sent in clear), for `check` and the log.
+    pub warnings: std::cell::RefCell<Vec<String>>,
+}
+
+impl BuildContext<'_> {
+    /// Notes a setting that works but deserves a look.
+    pub fn warn(&self, warning: String) {
+        self.warnings.borrow_mut().push(warning);
+    }
 }
 
 /// Builds an output from its table (without `type` and `enabled`). Creates clients; makes no

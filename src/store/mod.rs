@@ -46,6 +46,28 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the storage itself failed (a full disk, an I/O error, a read-only or damaged
+    /// file) rather than one request: every write fails until someone fixes it.
+    pub fn is_storage_failure(&self) -> bool {
+        use rusqlite::ErrorCode;
+        match self {
+            Self::Sqlite(error) => matches!(
+                error.sqlite_error_code(),
+                Some(
+                    ErrorCode::DiskFull
+                        | ErrorCode::SystemIoFailure
+                        | ErrorCode::ReadOnly
+                        | ErrorCode::CannotOpen
+                        | ErrorCode::DatabaseCorrupt
+                        | ErrorCode::NotADatabase
+                )
+            ),
+            Self::Database(_) | Self::Migration(_) | Self::Closed | Self::Corrupt(_) => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         Self::Database(Arc::new(error))

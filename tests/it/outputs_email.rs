@@ -76,6 +76,24 @@ async fn smtp_answers_decide_retry_or_dead_letter() {
     assert_eq!(peer.count(), 0);
 }
 
+/// The URL form's default is the fields' default: STARTTLS required, with `ca_file` honoured.
+/// A URL without `?tls=` once sent the password in clear.
+#[tokio::test]
+async fn an_smtp_url_without_tls_settings_uses_starttls_and_ca_file() {
+    let Some(peer) = SmtpPeer::start() else { return };
+    let table = format!(
+        "smtp = \"smtp://us%65r:pa%73s@127.0.0.1:{}\"\nca_file = \"{}\"\nfrom = \"bot@example.com\"\nto = [\"sales@example.com\"]",
+        peer.port,
+        peer.ca_file.display()
+    );
+    let output = build("email", &table).unwrap();
+    let event = fixture_event("envybox", "chat_offline_form_8.form");
+    let message = render("offline_message", output.as_ref(), &event);
+    let receipt = output.send(&message, &attempt(1)).await.unwrap();
+    assert!(receipt.summary.starts_with("250"), "{}", receipt.summary);
+    assert_eq!(peer.count(), 1, "sent over STARTTLS with the percent-decoded login");
+}
+
 #[test]
 fn bad_settings_are_refused_at_load() {
     let cases = [
@@ -86,6 +104,13 @@ fn bad_settings_are_refused_at_load() {
         ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nhost = \"h\"\nusername = \"u\"", "set both `username` and `password`"),
         ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nhost = \"h\"\nsecurity = \"ssl\"", "unknown variant `ssl`"),
         ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nhost = \"h\"\nca_file = \"/nope.pem\"", "ca_file `/nope.pem`"),
+        ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"smtp://h?tls=maybe\"", "`tls=maybe` is not one of"),
+        ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"http://h\"", "is not smtp:// or smtps://"),
+        (
+            "from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"smtp://h\"\nsecurity = \"none\"",
+            "say the port and `?tls=` in it",
+        ),
+        ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"smtp://h\"\nca_file = \"/nope.pem\"", "ca_file `/nope.pem`"),
     ];
     for (table, expected) in cases {
         let error = build("email", table).unwrap_err();

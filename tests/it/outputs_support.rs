@@ -18,7 +18,12 @@ pub fn helpers() -> HelperSettings {
 /// Builds an output of `kind` from the TOML of its table.
 pub fn build(kind: &str, table: &str) -> Result<Arc<dyn Output>, String> {
     let table: toml::Table = toml::from_str(table).unwrap();
-    outputs::build("test", kind, table, &BuildContext { base: Path::new("."), helpers: helpers() })
+    outputs::build(
+        "test",
+        kind,
+        table,
+        &BuildContext { base: Path::new("."), helpers: helpers(), warnings: Default::default() },
+    )
 }
 
 /// The event a fixture becomes, received at a fixed time.

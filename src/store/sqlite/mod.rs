@@ -224,6 +224,14 @@ impl Store for SqliteStore {
         if !self.writer.is_running() {
             return Err(StoreError::Closed);
         }
+        if let Some(failure) = self.writer.failing() {
+            // Webhooks are refused with 503 while writes fail; only a write tells whether they
+            // work again, and none may come while a probe keeps the daemon out of rotation.
+            self.writer.probe().await.map_err(|error| {
+                tracing::debug!(message = "The store still cannot write.", %error, last = %failure);
+                error
+            })?;
+        }
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }

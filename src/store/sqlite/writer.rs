@@ -13,6 +13,7 @@
 //! lock behind another connection (the rare writes of operators still take it).
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -26,6 +27,8 @@ use crate::event::EventId;
 use crate::store::rows::to_json;
 use crate::store::{Appended, AttemptRecord, NewDelivery, NewEvent, Next, Rejection, StoreError, millis};
 
+/// What a readiness probe writes after a failed write: as much as a sizeable webhook.
+const PROBE_BYTES: i64 = 64 * 1024;
 /// Most commands committed in one transaction; bounds the latency a single batch can add.
 const MAX_BATCH: usize = 512;
 /// Commands waiting beyond this hold their senders back (the ingest handler waits), which
@@ -45,11 +48,18 @@ enum Command {
     Claim((i64, i64, u32), Reply<Claimed>),
     /// Answered once every command queued before it is committed.
     Flush(oneshot::Sender<()>),
+    /// A small durable write, for readiness to learn whether writing works again.
+    Probe(Reply<()>),
 }
+
+/// Why the last commit failed for a reason of the storage itself (a full disk, an I/O error, a
+/// read-only file); `None` once a commit succeeds. Readiness reads it.
+type Health = Arc<Mutex<Option<String>>>;
 
 /// The queue in front of the writer thread.
 pub(super) struct Writer {
     queue: mpsc::Sender<Command>,
+    health: Health,
 }
 
 impl Writer {
@@ -58,13 +68,31 @@ impl Writer {
         let connection = open_connection(path)?;
         let checkpoints = checkpoint::start(path)?;
         let (queue, commands) = mpsc::channel(QUEUE_DEPTH);
-        let thread =
-            WriterThread { connection, rejected_keep, synchronous_full: true, checkpoints, window: DedupWindow::new() };
+        let health = Health::default();
+        let thread = WriterThread {
+            connection,
+            rejected_keep,
+            synchronous_full: true,
+            checkpoints,
+            window: DedupWindow::new(),
+            health: health.clone(),
+        };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || thread.run(commands))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite writer thread: {e}")))?;
-        Ok(Self { queue })
+        Ok(Self { queue, health })
+    }
+
+    /// Why the last commit failed, if the storage itself failed it and nothing has committed
+    /// since.
+    pub(super) fn failing(&self) -> Option<String> {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Commits a small durable write: succeeding, it clears [`Writer::failing`].
+    pub(super) async fn probe(&self) -> Result<(), StoreError> {
+        self.call(Command::Probe).await
     }
 
     pub(super) async fn append(&self, event: NewEvent) -> Result<Appended, StoreError> {
@@ -158,6 +186,7 @@ struct WriterThread {
     checkpoints: checkpoint::Nudge,
     /// The events of the dedup window: only this thread appends, so only it needs to know.
     window: DedupWindow,
+    health: Health,
 }
 
 impl WriterThread {
@@ -181,6 +210,19 @@ impl WriterThread {
     /// so that one bad command (a replay of an event pruned meanwhile, say) fails alone rather
     /// than with the webhooks that happened to share its batch.
     fn write(&mut self, batch: &[Command]) -> Vec<Result<Done, StoreError>> {
+        let outcomes = self.write_batch(batch);
+        let storage_failure =
+            outcomes.iter().find_map(|outcome| outcome.as_ref().err().filter(|e| e.is_storage_failure()));
+        let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+        match storage_failure {
+            Some(error) => *health = Some(error.to_string()),
+            None if outcomes.iter().any(Result::is_ok) => *health = None,
+            None => {}
+        }
+        outcomes
+    }
+
+    fn write_batch(&mut self, batch: &[Command]) -> Vec<Result<Done, StoreError>> {
         match self.commit(batch) {
             Ok(done) => done.into_iter().map(Ok).collect(),
             Err(error) if batch.len() > 1 => {
@@ -208,9 +250,12 @@ impl WriterThread {
             return Ok(batch.iter().map(|_| Done::Nothing).collect());
         }
         let started = Instant::now();
-        let durable = batch
-            .iter()
-            .any(|command| matches!(command, Command::Append(..) | Command::Reject(..) | Command::AddDeliveries(..)));
+        let durable = batch.iter().any(|command| {
+            matches!(
+                command,
+                Command::Append(..) | Command::Reject(..) | Command::AddDeliveries(..) | Command::Probe(_)
+            )
+        });
         if durable != self.synchronous_full {
             self.connection.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
             self.synchronous_full = durable;
@@ -250,6 +295,13 @@ impl WriterThread {
                 }
                 Command::Claim((now, until, limit), _) => Done::Claimed(statements::claim(&tx, *now, *until, *limit)?),
                 Command::Flush(_) => Done::Nothing,
+                Command::Probe(_) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO write_probe (id, at, space) VALUES (1, ?1, zeroblob(?2))",
+                    )?
+                    .execute([millis(chrono::Utc::now()), PROBE_BYTES])?;
+                    Done::Nothing
+                }
             });
         }
         if rejected {
@@ -289,7 +341,8 @@ fn answer(batch: impl Iterator<Item = Command>, outcomes: Vec<Result<Done, Store
             Command::Reject(_, reply)
             | Command::Finish(_, reply)
             | Command::Defer(_, _, reply)
-            | Command::AddDeliveries(_, reply) => {
+            | Command::AddDeliveries(_, reply)
+            | Command::Probe(reply) => {
                 let _ = reply.send(result.map(|_| ()));
             }
             Command::Flush(reply) => {
@@ -315,7 +368,15 @@ mod tests {
         connection.pragma_update(None, "foreign_keys", true).unwrap();
         let checkpoints = checkpoint::start(&path).unwrap();
         let window = DedupWindow::new();
-        (store, WriterThread { connection, rejected_keep: 10, synchronous_full: false, checkpoints, window })
+        let thread = WriterThread {
+            connection,
+            rejected_keep: 10,
+            synchronous_full: false,
+            checkpoints,
+            window,
+            health: Health::default(),
+        };
+        (store, thread)
     }
 
     impl WriterThread {
