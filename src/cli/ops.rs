@@ -128,7 +128,7 @@ pub async fn rejected(storage: &StorageSettings, limit: u32) -> anyhow::Result<S
     let rejections = store.rejections(limit).await?;
     let mut out = String::new();
     for r in &rejections {
-        let reprocess = match (crate::ingest::not_reprocessable(r), r.reprocessed) {
+        let reprocess = match (crate::ingest::not_reprocessable(r, None), r.reprocessed) {
             (_, Some(Reprocessed { event: Some(event), .. })) => format!("became event {event}"),
             (Some(why), _) => format!("final: {why}"),
             (None, _) => "switchboard reprocess can retry it".to_owned(),

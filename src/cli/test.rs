@@ -36,7 +36,8 @@ pub fn report(
         Some("multipart") => {
             // The body's first line is its first boundary: `--<boundary>`.
             let first = raw.split(|b| *b == b'\n').next().unwrap_or_default();
-            let boundary = String::from_utf8_lossy(first.trim_ascii()).trim_start_matches('-').to_owned();
+            let first = String::from_utf8_lossy(first.trim_ascii()).into_owned();
+            let boundary = first.strip_prefix("--").unwrap_or(&first).to_owned();
             body::decode(BodyFormat::Form, Some(&format!("multipart/form-data; boundary={boundary}")), &raw)?
         }
         _ => body::decode(BodyFormat::Auto, None, raw.trim_ascii())?,

@@ -55,7 +55,7 @@ impl IngestError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::UnknownVendor(_) => "unknown_vendor",
-            Self::EventNotInPath(_) => "not_found",
+            Self::EventNotInPath(_) => "event_not_in_path",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::SourceNotAllowed { .. } => "source_not_allowed",
             Self::Secret(VerifyError::Missing) => "missing_secret",

@@ -149,13 +149,28 @@ async fn receive(state: &IngestState, target: Target, request: Request) -> Respo
     let (parts, body) = request.into_parts();
     match accept(state, &target, &parts, body, received_at).await {
         Ok(response) => response,
-        Err((error, raw_body)) => {
+        Err(Refused { error, body, proven }) => {
             let config = state.config.load();
-            let secret = target.secret_and_event(&config).map_or(target.segments.first().map(String::as_str), |s| s.0);
-            let record = request_record(&parts, secret);
-            keep_rejection(state.store.as_ref(), &target, &error, record, raw_body, received_at).await;
+            let path_has_secret =
+                target.secret_and_event(&config).map_or(!target.segments.is_empty(), |(secret, _)| secret.is_some());
+            let record = request_record(&parts, path_has_secret);
+            keep_rejection(state.store.as_ref(), &target, &error, record, body, proven, received_at).await;
             error.into_response()
         }
+    }
+}
+
+/// A refused request: why, what of its body was read, and whether its sender had proved to be
+/// the vendor (a secret or an address the configuration asks for) before it was refused.
+struct Refused {
+    error: IngestError,
+    body: Bytes,
+    proven: bool,
+}
+
+impl From<(IngestError, Bytes)> for Refused {
+    fn from((error, body): (IngestError, Bytes)) -> Self {
+        Self { error, body, proven: false }
     }
 }
 
@@ -165,19 +180,20 @@ async fn accept(
     parts: &Parts,
     body: Body,
     received_at: DateTime<Utc>,
-) -> Result<Response, (IngestError, Bytes)> {
+) -> Result<Response, Refused> {
     let config = state.config.load_full();
-    let fail = |error: IngestError| (error, Bytes::new());
+    let fail = |error: IngestError| Refused::from((error, Bytes::new()));
     let limit = config.server.body_limit_bytes;
     let Some(vendor) = config.vendors.get(&target.vendor) else {
-        // Kept with its body: once the operator adds the plugin, it can be processed again.
-        let body = read_body(body, &parts.headers, limit, config.server.read_timeout).await;
-        return Err((IngestError::UnknownVendor(target.vendor.clone()), body.unwrap_or_else(|(_, read)| read)));
+        // Kept with its body (what a stranger sends is cut to 64 KiB): once the operator adds
+        // the plugin, it can be processed again. A body not received whole is refused for that.
+        let body = read_body(body, &parts.headers, limit, config.server.read_timeout).await?;
+        return Err((IngestError::UnknownVendor(target.vendor.clone()), body).into());
     };
     if !vendor.accepts(&parts.method) {
-        let body = read_body(body, &parts.headers, limit, config.server.read_timeout).await;
+        let body = read_body(body, &parts.headers, limit, config.server.read_timeout).await?;
         let error = IngestError::MethodNotAllowed { vendor: target.vendor.clone(), method: parts.method.to_string() };
-        return Err((error, body.unwrap_or_else(|(_, read)| read)));
+        return Err((error, body).into());
     }
     let settings = config.vendor_settings(vendor.name());
     if !settings.allow_from.is_empty() {
@@ -189,7 +205,7 @@ async fn accept(
         }
     }
     let raw_body = read_body(body, &parts.headers, limit, config.server.read_timeout).await?;
-    let fail = |error: IngestError| (error, raw_body.clone());
+    let fail = |error: IngestError| Refused::from((error, raw_body.clone()));
     let (path_secret, path_event) = target.secret_and_event(&config).map_err(fail)?;
 
     let query = body::query_pairs(parts.uri.query().unwrap_or_default());
@@ -199,15 +215,22 @@ async fn accept(
     let request = InboundRequest::new(parts.method.clone(), content_type, query.clone(), raw_body.clone())
         .verify(settings.secret.as_ref(), presented)
         .map_err(|e| fail(e.into()))?;
+    // Past here the sender is the vendor, as far as the configuration can tell.
+    let proven = settings.secret.is_some() || !settings.allow_from.is_empty();
 
     let intake = process::Intake {
         request: &request,
-        record: request_record(parts, path_secret),
+        record: request_record(parts, path_secret.is_some()),
         path_event,
         legacy: target.legacy.as_ref(),
         received_at,
+        planned_at: received_at,
     };
-    let accepted = process::store(state, &config, vendor, intake).await.map_err(fail)?;
+    let accepted = process::store(state, &config, vendor, intake).await.map_err(|error| Refused {
+        error,
+        body: raw_body.clone(),
+        proven,
+    })?;
     Ok(accepted.into_response())
 }
 

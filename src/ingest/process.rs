@@ -23,6 +23,9 @@ pub(super) struct Intake<'r> {
     pub(super) path_event: Option<&'r str>,
     pub(super) legacy: Option<&'r LegacyPath>,
     pub(super) received_at: DateTime<Utc>,
+    /// When its deliveries are planned: a route's ttl and a delivery's age count from here. The
+    /// arrival, except for a refused request processed again later.
+    pub(super) planned_at: DateTime<Utc>,
 }
 
 /// A stored event (or a repeat of one) and the reply its vendor gets.
@@ -61,7 +64,7 @@ pub(super) async fn store(
     vendor: &Vendor,
     intake: Intake<'_>,
 ) -> Result<Accepted, IngestError> {
-    let Intake { request, record, path_event, legacy, received_at } = intake;
+    let Intake { request, record, path_event, legacy, received_at, planned_at } = intake;
     let legacy_event = legacy.and_then(|l| l.event.as_deref());
     let mut normalized = vendor.normalize(request, path_event, legacy_event, EventId::new(received_at), received_at)?;
     let sequence::Recalled { turn: sequence_turn, anew } =
@@ -73,7 +76,7 @@ pub(super) async fn store(
             IngestError::from(e)
         })?;
     tracing::Span::current().record("event_id", tracing::field::display(normalized.event.id));
-    let (routes, deliveries) = crate::delivery::plan(config, &normalized.event, received_at);
+    let (routes, deliveries) = crate::delivery::plan(config, &normalized.event, planned_at);
     let deliver = !deliveries.is_empty();
     // The reply depends only on the event: built now, so the event can move into the store.
     let echo = legacy.map_or(Echo::None, |l| l.echo);
@@ -85,7 +88,7 @@ pub(super) async fn store(
         .append(NewEvent {
             event: normalized.event,
             dedup_key: normalized.dedup_key,
-            dedup_window: config.storage.dedup_window,
+            dedup_window: normalized.dedup_window.unwrap_or(config.storage.dedup_window),
             anew,
             request: record,
             raw_body: request.body().clone(),
@@ -93,6 +96,7 @@ pub(super) async fn store(
             routes: routes.clone(),
             sequence_key: normalized.sequence.map(|sequence| sequence.key),
             deliveries,
+            planned_at,
         })
         .await
         .map_err(|e| {

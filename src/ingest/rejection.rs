@@ -18,17 +18,20 @@ fn is_sensitive_header(name: &str) -> bool {
 }
 
 /// The request as it is kept: the path's secret, the `token` parameter and credential headers
-/// masked.
-pub(super) fn request_record(parts: &Parts, path_secret: Option<&str>) -> RequestRecord {
-    let path = match path_secret.filter(|secret| !secret.is_empty()) {
-        Some(secret) => parts
+/// masked. The secret is masked by its place (`/hooks/<vendor>/<secret>/…`), not by its value:
+/// a client may percent-encode it, and another segment may happen to equal it.
+pub(super) fn request_record(parts: &Parts, path_has_secret: bool) -> RequestRecord {
+    let path = if path_has_secret {
+        parts
             .uri
             .path()
             .split('/')
-            .map(|segment| if segment == secret { "***" } else { segment })
+            .enumerate()
+            .map(|(at, segment)| if at == SECRET_SEGMENT { "***" } else { segment })
             .collect::<Vec<_>>()
-            .join("/"),
-        None => parts.uri.path().to_owned(),
+            .join("/")
+    } else {
+        parts.uri.path().to_owned()
     };
     let query = parts
         .uri
@@ -58,9 +61,12 @@ pub(super) fn request_record(parts: &Parts, path_secret: Option<&str>) -> Reques
     RequestRecord { method: parts.method.to_string(), path, query, headers, remote_addr }
 }
 
+/// Where a path secret stands in `/hooks/<vendor>/<secret>`, split at `/`.
+const SECRET_SEGMENT: usize = 3;
+
 /// Logs and counts a refusal, and keeps it with the request for the operator. The body is kept
-/// whole when the request was refused after its secret was checked (the plugin could not read
-/// it), to be processed again once that is fixed; otherwise its first
+/// whole when the sender proved it is the vendor (its secret or its address was checked) and the
+/// plugin could not read it, to be processed again once that is fixed; otherwise its first
 /// [`REJECTED_BODY_KEEP`] bytes, so that strangers cannot fill the disk.
 pub(super) async fn keep_rejection(
     store: &dyn Store,
@@ -68,6 +74,7 @@ pub(super) async fn keep_rejection(
     error: &IngestError,
     request: RequestRecord,
     raw_body: Bytes,
+    proven: bool,
     received_at: DateTime<Utc>,
 ) {
     let status = error.status();
@@ -92,7 +99,7 @@ pub(super) async fn keep_rejection(
         message: error.to_string(),
         request,
         body_size: raw_body.len() as u64,
-        raw_body: if matches!(error, IngestError::Normalize(_)) {
+        raw_body: if proven && matches!(error, IngestError::Normalize(_)) {
             raw_body
         } else {
             raw_body.slice(..raw_body.len().min(REJECTED_BODY_KEEP))
@@ -110,18 +117,23 @@ mod tests {
 
     #[test]
     fn records_mask_secrets() {
-        let request = axum::http::Request::post("/hooks/jivo/s3cret?token=abc&x=1")
+        let request = axum::http::Request::post("/hooks/jivo/s3%2Dcret?token=abc&x=1")
             .header("authorization", "Bearer abc")
             .header("x-api-key", "abc")
             .header("content-type", "application/json")
             .body(())
             .unwrap();
         let (parts, ()) = request.into_parts();
-        let record = request_record(&parts, Some("s3cret"));
-        assert_eq!(record.path, "/hooks/jivo/***");
+        let record = request_record(&parts, true);
+        assert_eq!(record.path, "/hooks/jivo/***", "masked by its place, however it is encoded");
         assert_eq!(record.query, "token=***&x=1");
         let text = serde_json::to_string(&record).unwrap();
-        assert!(!text.contains("abc") && !text.contains("s3cret"), "{text}");
+        assert!(!text.contains("abc") && !text.contains("cret"), "{text}");
         assert!(text.contains("application/json"));
+        // Only the secret's place: an event segment that equals it stays.
+        let (parts, ()) = axum::http::Request::post("/hooks/ct/end/end").body(()).unwrap().into_parts();
+        assert_eq!(request_record(&parts, true).path, "/hooks/ct/***/end");
+        let (parts, ()) = axum::http::Request::post("/hooks/ct/end").body(()).unwrap().into_parts();
+        assert_eq!(request_record(&parts, false).path, "/hooks/ct/end");
     }
 }

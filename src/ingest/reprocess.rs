@@ -9,6 +9,7 @@ use ulid::Ulid;
 
 use super::request::InboundRequest;
 use super::{IngestError, IngestState, Target, process};
+use crate::config::Config;
 use crate::store::{Appended, Rejection, ReprocessOutcome, StoreError};
 use crate::vendor::body;
 
@@ -33,7 +34,7 @@ pub enum ReprocessError {
 /// body was not kept whole), is refused again (the new reason is recorded), or the store failed.
 pub async fn reprocess(state: &IngestState, id: Ulid) -> Result<Appended, ReprocessError> {
     let rejection = state.store.rejection(id).await?.ok_or(ReprocessError::NotFound(id))?;
-    if let Some(why) = not_reprocessable(&rejection) {
+    if let Some(why) = not_reprocessable(&rejection, Some(&state.config.load())) {
         return Err(ReprocessError::NotReprocessable(why));
     }
     match process_again(state, &rejection).await {
@@ -56,17 +57,35 @@ pub async fn reprocess(state: &IngestState, id: Ulid) -> Result<Appended, Reproc
     }
 }
 
-/// Why a kept request cannot be processed again, if it cannot.
-pub fn not_reprocessable(rejection: &Rejection) -> Option<String> {
+/// Why a kept request cannot be processed again under `config`, if it cannot (without a
+/// configuration: the reasons that hold under any).
+///
+/// Processing again skips the secret check (the secret was masked when the request was kept),
+/// so only a request whose sender is known to be the vendor, or that any sender could have
+/// posted, is processed: refused by the plugin after its secret was checked; or refused before
+/// that (an unknown vendor, a method, an event in the path) for a vendor that today has no secret
+/// and no `allow_from`. Anything else could be a stranger's forgery.
+pub fn not_reprocessable(rejection: &Rejection, config: Option<&Config>) -> Option<String> {
+    const FINAL: &str = "only the vendor can send it again";
+    let vendor = rejection.vendor.as_deref().unwrap_or_default();
+    let guarded = config.and_then(|config| config.vendors.get(vendor).map(|plugin| (config, plugin))).is_some_and(
+        |(config, plugin)| {
+            let settings = config.vendor_settings(plugin.name());
+            settings.secret.is_some() || !settings.allow_from.is_empty()
+        },
+    );
     match rejection.reason.as_str() {
         "missing_secret" | "bad_secret" | "source_not_allowed" => {
-            Some("it was refused for its secret or its sender; only the vendor can send it again".to_owned())
+            Some(format!("it was refused for its secret or its sender; {FINAL}"))
         }
         "body_too_large" | "read_timeout" | "body_read_failed" => {
-            Some("its body was not received whole; only the vendor can send it again".to_owned())
+            Some(format!("its body was not received whole; {FINAL}"))
         }
         _ if rejection.reprocessed.is_some_and(|r| r.event.is_some()) => {
             Some("it was processed again already and became an event".to_owned())
+        }
+        "unknown_vendor" | "method_not_allowed" | "event_not_in_path" if guarded => {
+            Some(format!("it was refused before its secret was checked, and `{vendor}` now requires one; {FINAL}"))
         }
         _ if !rejection.body_is_whole() => {
             Some(format!("only the first {} of its {} bytes were kept", rejection.raw_body.len(), rejection.body_size))
@@ -80,9 +99,10 @@ pub fn not_reprocessable(rejection: &Rejection) -> Option<String> {
 async fn process_again(state: &IngestState, rejection: &Rejection) -> Result<Appended, IngestError> {
     let config = state.config.load_full();
     let record = &rejection.request;
+    let decode = |segment: &str| percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned();
     let target = match record.path.strip_prefix("/hooks/") {
         Some(rest) => {
-            let mut segments = rest.split('/').map(str::to_owned);
+            let mut segments = rest.split('/').map(decode);
             let vendor = segments.next().unwrap_or_default();
             Target { vendor, segments: segments.collect(), legacy: None }
         }
@@ -98,7 +118,15 @@ async fn process_again(state: &IngestState, rejection: &Rejection) -> Result<App
     if !vendor.accepts(&method) {
         return Err(IngestError::MethodNotAllowed { vendor: target.vendor.clone(), method: method.to_string() });
     }
-    let (_, path_event) = target.secret_and_event(&config)?;
+    // The secret was masked (`***`) when the request was kept: the event, if the plugin reads it
+    // from the path, is the last segment that is not the mask.
+    let path_event = if vendor.takes_event_from_path() {
+        target.segments.last().map(String::as_str).filter(|segment| *segment != "***")
+    } else if target.segments.len() > 1 {
+        return Err(IngestError::EventNotInPath(target.vendor.clone()));
+    } else {
+        None
+    };
     let content_type =
         record.headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.clone());
     let request = InboundRequest::vouched_for_by_operator(
@@ -112,7 +140,9 @@ async fn process_again(state: &IngestState, rejection: &Rejection) -> Result<App
         record: record.clone(),
         path_event,
         legacy: target.legacy.as_ref(),
+        // Its routes' schedules judge the time it first arrived; its deliveries are new.
         received_at: rejection.received_at,
+        planned_at: Utc::now(),
     };
     Ok(process::store(state, &config, vendor, intake).await?.appended)
 }

@@ -76,7 +76,9 @@ pub(super) async fn recall<'t>(
     // then stored in the order of their ids, the order the next one's recall reads them in.
     normalized.event.id = EventId::new(normalized.event.received_at);
     // Read even for an event that begins the sequence: it may be a resend of the one that began it.
-    let earlier = store.sequence(&sequence.key, sequence.since, RECALL_LIMIT).await?;
+    let mut earlier = store.sequence(&sequence.key, sequence.since, RECALL_LIMIT).await?;
+    // Only what came before it: a refused request processed again keeps its old arrival time.
+    earlier.retain(|stored| stored.event.id < normalized.event.id);
     let keyed: Vec<_> = earlier.iter().map(|stored| (&stored.event, stored.dedup_key.as_str())).collect();
     let repeat = vendor.repeat(normalized.event.received_at, &normalized.dedup_key, &keyed);
     let seen = vendor.recall(sequence, earlier.iter().map(|stored| &stored.event));

@@ -114,6 +114,9 @@ pub struct NewEvent {
     pub sequence_key: Option<String>,
     /// Created with the event, in the same transaction; not created for a duplicate.
     pub deliveries: Vec<NewDelivery>,
+    /// When the deliveries were planned: they are due, and their age counts, from here. The
+    /// event's arrival, except for a refused request processed again later.
+    pub planned_at: DateTime<Utc>,
 }
 
 /// One (route, output) an event must reach.

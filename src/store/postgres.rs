@@ -383,7 +383,7 @@ async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Resul
     .execute(&mut **tx)
     .await?;
     for delivery in &new.deliveries {
-        insert_delivery(tx, event.id, delivery, received).await?;
+        insert_delivery(tx, event.id, delivery, millis(new.planned_at)).await?;
     }
     Ok(Appended::Stored(event.id))
 }

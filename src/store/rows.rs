@@ -132,7 +132,11 @@ pub(super) fn rejection(row: &impl Columns) -> Result<Rejection, StoreError> {
         reason: row.text("reason")?,
         message: row.text("message")?,
         request: json(row, "request")?,
-        body_size: row.maybe_int("body_size")?.map_or(raw_body.len() as u64, |size| u64::try_from(size).unwrap_or(0)),
+        // Rows from before the column were cut at REJECTED_BODY_KEEP: one that long may have been.
+        body_size: row.maybe_int("body_size")?.map_or_else(
+            || if raw_body.len() < super::REJECTED_BODY_KEEP { raw_body.len() as u64 } else { u64::MAX },
+            |size| u64::try_from(size).unwrap_or(0),
+        ),
         raw_body: raw_body.into(),
         reprocessed: row
             .maybe_int("reprocessed_at")?

@@ -37,6 +37,7 @@ pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> New
         routes: vec!["missed calls".into()],
         sequence_key: None,
         deliveries: Vec::new(),
+        planned_at: at,
     }
 }
 

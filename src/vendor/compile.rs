@@ -76,6 +76,15 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
         .flat_map(|d| d.get_ref().iter().filter_map(|p| path(p, d.span(), "dedup", &mut issue)).collect::<Vec<_>>())
         .collect();
 
+    let dedup_window = match &spec.dedup_window_secs {
+        Some(secs) if *secs.get_ref() == 0 => {
+            issue(secs.span(), "dedup_window_secs".into(), "must be greater than 0".into());
+            None
+        }
+        Some(secs) => Some(std::time::Duration::from_secs(*secs.get_ref())),
+        None => None,
+    };
+
     let aliases = spec
         .aliases
         .iter()
@@ -222,6 +231,7 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
             required: event_spec.required,
         },
         dedup,
+        dedup_window,
         reply,
         aliases,
         events,

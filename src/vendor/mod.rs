@@ -49,6 +49,7 @@ pub struct Vendor {
     methods: Vec<Method>,
     event_source: EventSource,
     dedup: Vec<Path>,
+    dedup_window: Option<std::time::Duration>,
     reply: Reply,
     aliases: Vec<(Path, Vec<Path>)>,
     events: HashMap<String, EventDef>,

@@ -17,6 +17,8 @@ use crate::ingest::request::{InboundRequest, Verified};
 pub struct Normalized {
     pub event: Event,
     pub dedup_key: String,
+    /// The plugin's own dedup window (`dedup_window_secs`), if it sets one.
+    pub dedup_window: Option<std::time::Duration>,
     /// The raw body is the payload's whole record, read this way: a store can keep the two as one.
     pub payload_from_body: Option<body::BodyEncoding>,
     /// The plugin's `[sequence]` this event belongs to. Its kind was decided without knowing what
@@ -144,6 +146,7 @@ impl Vendor {
         Ok(Normalized {
             event: Event { id, received_at, vendor: self.name.clone(), event: event_name, kind, fields, payload },
             dedup_key,
+            dedup_window: self.dedup_window,
             payload_from_body: None,
             sequence,
         })

@@ -26,6 +26,10 @@ pub struct VendorSpec {
     /// Payload paths whose values identify one vendor event; a repeat within the dedup window is
     /// the vendor retrying. Empty (or any value missing): the body's hash is the key.
     pub dedup: Option<Spanned<Vec<String>>>,
+    /// How long (seconds) a repeat is taken for the vendor resending, for this vendor's events;
+    /// default `storage.dedup_window_secs`. Shorter for a vendor whose events can repeat for
+    /// real with nothing to tell them apart.
+    pub dedup_window_secs: Option<Spanned<u64>>,
     pub reply: Option<Spanned<ReplySpec>>,
     /// Key renaming: `"phone2" = ["client_phone"]` reads `client_phone` wherever the plugin says
     /// `phone2` and the payload has no `phone2` (Calltracking lets users rename keys).

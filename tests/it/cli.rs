@@ -281,3 +281,24 @@ fn the_example_environment_matches_the_shipped_config() {
         );
     }
 }
+
+#[test]
+fn test_takes_the_event_an_address_names_and_reads_multipart_files() {
+    let output = switchboard()
+        .current_dir(repo())
+        .args(["test", "calltracking", "tests/fixtures/calltracking/end_multipart_with_recording.multipart"])
+        .args(["--event", "end", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["event"]["kind"], "call.missed", "{report}");
+    // Without the address's event the plugin cannot tell, and says why.
+    let output = switchboard()
+        .current_dir(repo())
+        .args(["test", "calltracking", "tests/fixtures/calltracking/end_answered.json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(unknown: the webhook names no event: the URL has no `event` parameter"), "{stdout}");
+}

@@ -280,3 +280,59 @@ async fn the_command_line_lists_and_processes_refused_requests_again() {
     assert_eq!(events.iter().map(|e| e.event.kind.as_str()).collect::<Vec<_>>(), ["form.submitted"]);
     daemon.stop().await;
 }
+
+/// The main case: the plugin could not read a request whose secret matched (here a form posted
+/// to a JSON-only plugin); once the plugin is fixed, the request is processed again, its whole
+/// body having been kept. A request refused before its secret was checked, for a vendor that now
+/// has one, is not: it could be anyone's.
+#[tokio::test]
+async fn a_request_the_plugin_could_not_read_is_processed_again_after_the_fix() {
+    let mut sink = HttpSink::start(vec![]).await;
+    let plugins = copy_of_plugins(|text| text);
+    let acme = "format = \"json\"\nevent = { field = \"type\" }\n[events]\nlead = { kind = \"form.submitted\" }\n\
+                [fields]\n\"contact.name\" = [\"name\"]\n";
+    std::fs::write(plugins.path().join("acme.toml"), acme).unwrap();
+    let config = format!("{}\n[vendors.acme]\nsecret = \"acme-s3cret\"\n", config(&sink));
+    let daemon = Daemon::start_with_plugins(plugins.path(), &config).await;
+    let form = format!("type=lead&name=%D0%98%D1%80%D0%B8%D0%BD%D0%B0&note={}", "x".repeat(70_000));
+    let refused = daemon
+        .client
+        .post(daemon.url("/hooks/acme/acme-s3cret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let stranger = daemon.client.post(daemon.url("/hooks/crm/x")).body("type=lead").send().await.unwrap();
+    assert_eq!(stranger.status(), 404);
+    // An event in the path of a vendor that does not read it there.
+    let extra = daemon.client.post(daemon.url("/hooks/jivo/a/b")).body("{}").send().await.unwrap();
+    assert_eq!(extra.status(), 404);
+    assert_eq!(extra.json::<Value>().await.unwrap()["error"], "event_not_in_path");
+    let store = daemon.store().await;
+    let kept = store.rejections(10).await.unwrap();
+    let unreadable = kept.iter().find(|r| r.vendor.as_deref() == Some("acme")).unwrap();
+    assert_eq!(unreadable.request.path, "/hooks/acme/***");
+    assert_eq!(unreadable.raw_body.len(), form.len(), "a proven sender's body is kept whole");
+
+    std::fs::write(plugins.path().join("acme.toml"), acme.replace("format = \"json\"", "format = \"auto\"")).unwrap();
+    let crm = "event = { field = \"type\" }\n[events]\nlead = { kind = \"form.submitted\" }\n";
+    std::fs::write(plugins.path().join("crm.toml"), crm).unwrap();
+    let with_secret = format!("{config}\n[vendors.crm]\nsecret = \"crm-s3cret\"\n");
+    std::fs::write(daemon.config_path(), format!("[paths]\nplugins = \"{}\"\n{with_secret}", plugins.path().display()))
+        .unwrap();
+    let reload = daemon.client.post(daemon.admin_url("/-/reload")).send().await.unwrap();
+    assert_eq!(reload.status(), 200, "{:?}", reload.text().await);
+
+    let back = process_again(&daemon, unreadable.id).await;
+    assert!(back.starts_with("/events/"), "{back}");
+    let delivered = delivered(&mut sink).await;
+    assert_eq!(delivered["contact"]["name"], "Ирина");
+
+    let forged = kept.iter().find(|r| r.vendor.as_deref() == Some("crm")).unwrap();
+    let back = process_again(&daemon, forged.id).await;
+    assert!(back.contains("now%20requires%20one"), "{back}");
+    assert!(store.rejection(forged.id).await.unwrap().unwrap().reprocessed.is_none());
+    daemon.stop().await;
+}

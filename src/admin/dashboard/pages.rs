@@ -223,6 +223,9 @@ pub(super) async fn dead(State(state): State<AdminState>, Query(filters): Query<
 }
 
 pub(super) async fn rejected(State(state): State<AdminState>, Query(notice): Query<Notice>) -> Page {
+    /// How much of a kept body the list shows: a page of 200 refusals stays small.
+    const SHOWN: usize = 4096;
+    let config = state.reloader.live().load_full();
     let rows: Vec<Value> = state
         .store
         .rejections(200)
@@ -237,10 +240,11 @@ pub(super) async fn rejected(State(state): State<AdminState>, Query(notice): Que
                 "reason": r.reason,
                 "message": r.message,
                 "request": request_view(&r.request),
-                "raw_body": String::from_utf8_lossy(&r.raw_body),
+                "raw_body": String::from_utf8_lossy(&r.raw_body[..r.raw_body.len().min(SHOWN)]),
+                "body_cut": (r.raw_body.len() > SHOWN).then(|| format!("… the first {SHOWN} of {} bytes", r.body_size)),
                 "reprocessed_at": r.reprocessed.map(|p| time(p.at)),
                 "reprocessed_event": r.reprocessed.and_then(|p| p.event).map(|id| id.to_string()),
-                "not_reprocessable": crate::ingest::not_reprocessable(r),
+                "not_reprocessable": crate::ingest::not_reprocessable(r, Some(&config)),
             })
         })
         .collect();

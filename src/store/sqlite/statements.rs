@@ -30,6 +30,8 @@ pub(super) struct EncodedEvent {
     /// Arrivals before this are outside the dedup window.
     pub(super) dedup_since: i64,
     anew: bool,
+    /// When the deliveries were planned (ms).
+    planned_at: i64,
     request: String,
     raw_body: bytes::Bytes,
     routes: String,
@@ -55,6 +57,7 @@ impl EncodedEvent {
             dedup_key: new.dedup_key,
             dedup_since: received_at.saturating_sub(window),
             anew: new.anew,
+            planned_at: millis(new.planned_at),
             raw_body: new.raw_body,
             sequence_key: new.sequence_key,
             deliveries: new.deliveries,
@@ -145,7 +148,7 @@ impl<'tx, 'b> Appender<'tx, 'b> {
             new.routes,
             new.sequence_key,
         ])?;
-        insert_deliveries(tx, &mut self.insert_delivery, &new.id, new.received_at, &new.deliveries)?;
+        insert_deliveries(tx, &mut self.insert_delivery, &new.id, new.planned_at, &new.deliveries)?;
         self.in_batch.insert(key, (new.id.as_str(), new.received_at));
         let id: EventId = new.id.parse().map_err(|e| corrupt("event id", e))?;
         self.stored.push((window_key, id, new.received_at));

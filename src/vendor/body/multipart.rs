@@ -3,7 +3,8 @@
 //! Text fields become the payload by the same rules as a URL-encoded form ([`from_pairs`]). A
 //! file part — one with a `filename`, or whose content is not UTF-8 text — is not a field: the
 //! payload records its file name, type and size under the part's name, so the webhook is still
-//! accepted and the operator can see what was attached.
+//! accepted and the operator can see what was attached. (Its bytes still count toward
+//! `server.body_limit_bytes`, and stay in the raw request kept with the event.)
 
 use std::io::Cursor;
 use std::pin::pin;
@@ -39,8 +40,8 @@ pub(super) fn parse(body: &[u8], boundary: &str) -> Result<Value, DecodeError> {
             let file_name = part.file_name().map(str::to_owned);
             let content_type = part.content_type().map(ToString::to_string);
             let content = part.bytes().await.map_err(invalid)?;
-            match (file_name, String::from_utf8(content.to_vec())) {
-                (None, Ok(text)) => fields.push((name, text)),
+            match (file_name, std::str::from_utf8(&content)) {
+                (None, Ok(text)) => fields.push((name, text.to_owned())),
                 (file_name, _) => files
                     .push((name, json!({"file_name": file_name, "content_type": content_type, "size": content.len()}))),
             }
