@@ -179,6 +179,9 @@ pub struct Delivery {
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    /// Attempts cut short by a crash while they held the delivery: the destination may have got
+    /// the message already, so a later attempt may be a duplicate.
+    pub interrupted: u32,
 }
 
 /// One attempt, as recorded.

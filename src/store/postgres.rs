@@ -122,13 +122,17 @@ impl Store for PostgresStore {
         let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         // SKIP LOCKED: instances claiming at once each take different rows, and none waits.
         let rows = sqlx::query(
-            "UPDATE deliveries SET lease_until = $1, updated_at = $2
+            // A lease still held is an attempt its instance never finished: counted (see CLAIM in
+            // the SQLite store).
+            "UPDATE deliveries SET lease_until = $1, updated_at = $2,
+                 interrupted = interrupted + CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END
              WHERE id IN (
                  SELECT id FROM deliveries
                  WHERE state = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2)
                  ORDER BY next_attempt_at LIMIT $3
                  FOR UPDATE SKIP LOCKED)
-             RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error",
+             RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at,
+                       last_error, interrupted",
         )
         .bind(until)
         .bind(now_ms)

@@ -117,6 +117,7 @@ pub(super) fn delivery(row: &impl Columns) -> Result<Delivery, StoreError> {
         expires_at: row.maybe_int("expires_at")?.map(from_millis),
         created_at: from_millis(row.int("created_at")?),
         last_error: row.maybe_text("last_error")?,
+        interrupted: count(row.int("interrupted")?),
     })
 }
 

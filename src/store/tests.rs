@@ -41,7 +41,7 @@ pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> New
     }
 }
 
-fn with_deliveries(mut new: NewEvent, outputs: &[&str]) -> NewEvent {
+pub(super) fn with_deliveries(mut new: NewEvent, outputs: &[&str]) -> NewEvent {
     new.deliveries = outputs
         .iter()
         .map(|output| NewDelivery {
@@ -415,6 +415,18 @@ async fn an_expired_lease_is_taken_over(store: &dyn Store) {
     let taken = store.claim_due(now + TimeDelta::seconds(6), 10, Duration::from_secs(5)).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].0.id, first[0].0.id);
+    assert_eq!((first[0].0.interrupted, taken[0].0.interrupted), (0, 1), "the dead worker's attempt may have sent it");
+    let finished = AttemptRecord {
+        number: 1,
+        started_at: now,
+        duration: Duration::from_millis(5),
+        outcome: "retry".into(),
+        reason: Some("network".into()),
+        detail: "connection reset".into(),
+    };
+    store.finish_attempt(taken[0].0.id, finished, Next::RetryAt(now + TimeDelta::seconds(7))).await.unwrap();
+    let again = store.claim_due(now + TimeDelta::seconds(8), 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(again[0].0.interrupted, 1, "a finished attempt released its lease: not counted");
 }
 
 async fn concurrent_claimers_never_share_a_delivery(store: Arc<dyn Store>) {

@@ -74,12 +74,14 @@ WHERE id = $1";
 
 /// An event's deliveries, as [`super::rows::delivery`] reads them.
 pub(super) const EVENT_DELIVERIES: &str = r"
-SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
+SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
+       interrupted
 FROM deliveries WHERE event_id = $1 ORDER BY id";
 
 /// Deliveries by state and output, newest first.
 pub(super) const FILTERED_DELIVERIES: &str = r"
-SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error
+SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
+       interrupted
 FROM deliveries
 WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) AND (CAST($2 AS TEXT) IS NULL OR output = $2)
 ORDER BY id DESC LIMIT $3";

@@ -154,11 +154,27 @@ template = "generic"
     eprintln!(
         "crash test: {EVENTS} webhooks, {} acknowledged events ({} distinct vendor messages) in {ingest_secs:.1} s, \
          {refused} requests failed while the daemon was down and were retried; all delivered; \
-         {duplicates} duplicate deliveries (at least once, around the kill)",
+         {duplicates} duplicate deliveries (at least once, around the kill), each marked interrupted",
         acknowledged_ids.len(),
         vendors_messages.len()
     );
     assert!(refused > 0, "the kill did not land in the middle of the burst");
+
+    // Every duplicate went to a delivery the restart knew was in flight at the kill.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("data/switchboard.db").display()))
+        .await
+        .unwrap();
+    for (event, count) in seen.iter().filter(|(_, count)| **count > 1) {
+        let interrupted: i64 = sqlx::query_scalar("SELECT interrupted FROM deliveries WHERE event_id = ?")
+            .bind(event)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(
+            interrupted > 0,
+            "event {event} was delivered {count} times, but its delivery is not marked interrupted"
+        );
+    }
     assert_eq!(vendors_messages.len(), EVENTS, "every vendor message was eventually acknowledged");
     assert!(acknowledged_ids.keys().all(|id| seen.contains_key(id)));
 }

@@ -149,6 +149,7 @@ pub(super) async fn event(
             "retryable": matches!(delivery.state, DeliveryState::Dead | DeliveryState::Expired),
             "next_attempt": (delivery.state == DeliveryState::Pending).then(|| time(delivery.next_attempt_at)),
             "last_error": delivery.last_error,
+            "interrupted": delivery.interrupted,
             "attempts": attempts,
             "parts": message_parts(&rendered.message),
         }));

@@ -200,11 +200,14 @@ impl Store for SqliteStore {
         // An SQLite file serves one daemon, so leases still held when it starts belong to a
         // previous run that died mid-attempt: release them, and those deliveries resume at once
         // instead of waiting for the leases to expire.
-        let released =
-            sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE state = 'pending' AND lease_until IS NOT NULL")
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+        // Each was being sent, or about to be: counted as interrupted, a possible duplicate.
+        let released = sqlx::query(
+            "UPDATE deliveries SET lease_until = NULL, interrupted = interrupted + 1
+             WHERE state = 'pending' AND lease_until IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(released)
     }
 

@@ -252,12 +252,16 @@ pub(super) struct Claimed {
 }
 
 /// Leases up to `?3` deliveries due at `?2` until `?1`.
-pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_until = ?1, updated_at = ?2
+/// A row that still holds a lease was claimed by an attempt that never finished (the daemon was
+/// killed while it ran): counted, since the destination may have got it already.
+pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_until = ?1, updated_at = ?2,
+         interrupted = interrupted + CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END
      WHERE id IN (
          SELECT id FROM deliveries
          WHERE state = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
          ORDER BY next_attempt_at LIMIT ?3)
-     RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error";
+     RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
+               interrupted";
 
 /// Leases up to `limit` deliveries due at `now` until `until`. One statement, and no other
 /// command runs in between, so two claimers can never take the same row.

@@ -94,3 +94,25 @@ async fn a_payload_kept_as_its_body_before_body_encoding_reads_as_json() {
     let stored = store.event("01HZZZ0000000000000000000A".parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.event.payload, serde_json::json!({"chat_id": 7}));
 }
+
+/// A daemon killed while it held deliveries: at the next start they are released at once and
+/// counted as interrupted — each may have reached its destination before the kill.
+#[tokio::test]
+async fn deliveries_held_at_a_crash_are_released_and_counted_as_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let now = Utc::now();
+    {
+        let store = SqliteStore::open(&path, 10).await.unwrap();
+        let new = crate::store::tests::with_deliveries(new_event("jivo", "key:held", now), &["tg", "mail"]);
+        store.append(new).await.unwrap();
+        let held = store.claim_due(now, 1, std::time::Duration::from_secs(600)).await.unwrap();
+        assert_eq!(held.len(), 1);
+        store.close().await;
+    }
+    let store = SqliteStore::open(&path, 10).await.unwrap();
+    assert_eq!(store.recover().await.unwrap(), 1);
+    let mut due = store.claim_due(now, 10, std::time::Duration::from_secs(60)).await.unwrap();
+    due.sort_by_key(|(delivery, _)| delivery.interrupted);
+    assert_eq!(due.iter().map(|(d, _)| d.interrupted).collect::<Vec<_>>(), [0, 1]);
+}
