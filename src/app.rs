@@ -98,12 +98,13 @@ pub async fn run(
             ingest: state.clone(),
             hooks_addr,
         });
-        tokio::spawn(server::serve(admin, app, limits, "admin", shutdown.clone()));
+        tokio::spawn(server::serve(admin, app, limits, "admin", None, shutdown.clone()));
         tracing::info!(message = "Admin listener ready.", listen = %addr);
     }
     tokio::spawn(prune_periodically(store.clone(), config.clone(), shutdown.clone()));
     let workers = tokio::spawn(delivery::run(store.clone(), config, wake, shutdown.clone()));
-    server::serve(listeners.hooks, ingest::router(state), limits, "webhooks", shutdown.clone()).await;
+    let malformed = ingest::malformed_reporter(store.clone());
+    server::serve(listeners.hooks, ingest::router(state), limits, "webhooks", Some(malformed), shutdown.clone()).await;
     // Ingest has stopped; let attempts in flight finish before the store closes.
     shutdown.cancel();
     if let Err(error) = workers.await {

@@ -33,6 +33,15 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// Told of a request hyper refused before any handler saw it (a malformed request line or
+/// header, conflicting lengths, a head over 400 KiB), with the peer: hyper answers those itself,
+/// with an empty body, so this is the only place that learns of them.
+pub type OnMalformed = Arc<dyn Fn(SocketAddr, &hyper::Error) + Send + Sync>;
+
+/// More headers than a request may have reach the handlers, which refuse them with an answer
+/// that says so; hyper would refuse them itself with an empty 431.
+const HYPER_MAX_HEADERS: usize = 256;
+
 /// How long accepting pauses when the process is out of file descriptors.
 const DESCRIPTORS_BACKOFF: Duration = Duration::from_millis(100);
 /// The least time between two log lines about the same trouble on one listener.
@@ -46,12 +55,17 @@ pub async fn serve(
     app: Router,
     limits: Limits,
     name: &'static str,
+    on_malformed: Option<OnMalformed>,
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true)
+        .max_headers(HYPER_MAX_HEADERS);
     let mut full = Warning::default();
     let mut out_of_descriptors = Warning::default();
     loop {
@@ -101,7 +115,7 @@ pub async fn serve(
         });
         let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
-        tokio::spawn(serve_connection(connection, permit, peer, name));
+        tokio::spawn(serve_connection(connection, permit, peer, name, on_malformed.clone()));
     }
     drop(listener);
     graceful.shutdown().await;
@@ -112,10 +126,17 @@ async fn serve_connection(
     permit: OwnedSemaphorePermit,
     peer: SocketAddr,
     name: &'static str,
+    on_malformed: Option<OnMalformed>,
 ) {
-    if let Err(error) = connection.await {
+    match connection.await {
+        Ok(()) => {}
+        Err(error) if error.is_parse() && on_malformed.is_some() => {
+            if let Some(report) = &on_malformed {
+                report(peer, &error);
+            }
+        }
         // A client that gave up, or was too slow with its headers: its business, not an alarm.
-        tracing::debug!(message = "Connection closed with an error.", listener = name, %peer, %error);
+        Err(error) => tracing::debug!(message = "Connection closed with an error.", listener = name, %peer, %error),
     }
     drop(permit);
 }

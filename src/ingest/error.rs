@@ -24,6 +24,12 @@ pub enum IngestError {
     SourceNotAllowed { vendor: String, sender: String },
     #[error(transparent)]
     Secret(#[from] VerifyError),
+    #[error("the URL is {length} bytes long; the limit is {limit}")]
+    UriTooLong { length: usize, limit: usize },
+    #[error(
+        "the request has {count} headers of {bytes} bytes; the limits are {max_count} headers and {max_bytes} bytes"
+    )]
+    HeadersTooLarge { count: usize, bytes: usize, max_count: usize, max_bytes: usize },
     #[error("the body exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
     #[error("the body was not received within {secs} s")]
@@ -44,6 +50,8 @@ impl IngestError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::SourceNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::Secret(_) => StatusCode::UNAUTHORIZED,
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BodyRead(_) | Self::Normalize(_) => StatusCode::BAD_REQUEST,
@@ -60,6 +68,8 @@ impl IngestError {
             Self::SourceNotAllowed { .. } => "source_not_allowed",
             Self::Secret(VerifyError::Missing) => "missing_secret",
             Self::Secret(VerifyError::Mismatch) => "bad_secret",
+            Self::UriTooLong { .. } => "uri_too_long",
+            Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::TooLarge { .. } => "body_too_large",
             Self::Timeout { .. } => "read_timeout",
             Self::BodyRead(_) => "body_read_failed",

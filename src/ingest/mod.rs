@@ -37,6 +37,7 @@ pub use error::IngestError;
 pub use reprocess::{ReprocessError, not_reprocessable, reprocess};
 pub use sequence::SequenceTurns;
 
+pub use rejection::malformed_reporter;
 use rejection::{keep_rejection, request_record};
 use request::InboundRequest;
 
@@ -183,6 +184,7 @@ async fn accept(
 ) -> Result<Response, Refused> {
     let config = state.config.load_full();
     let fail = |error: IngestError| Refused::from((error, Bytes::new()));
+    head_within_limits(parts).map_err(fail)?;
     let limit = config.server.body_limit_bytes;
     let Some(vendor) = config.vendors.get(&target.vendor) else {
         // Kept with its body (what a stranger sends is cut to 64 KiB): once the operator adds
@@ -232,6 +234,27 @@ async fn accept(
         proven,
     })?;
     Ok(accepted.into_response())
+}
+
+/// The longest URL a webhook may have: a GET's query carries its payload, a few KiB at most.
+const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most headers, and header bytes, a webhook may have.
+const MAX_HEADERS: usize = 100;
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses a request line or headers beyond reason with an answer that says so; hyper's own
+/// limits lie beyond these, and its answers have no body (`crate::server`).
+fn head_within_limits(parts: &Parts) -> Result<(), IngestError> {
+    let length = parts.uri.to_string().len();
+    if length > MAX_URI_BYTES {
+        return Err(IngestError::UriTooLong { length, limit: MAX_URI_BYTES });
+    }
+    let count = parts.headers.len();
+    let bytes: usize = parts.headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if count > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Err(IngestError::HeadersTooLarge { count, bytes, max_count: MAX_HEADERS, max_bytes: MAX_HEADER_BYTES });
+    }
+    Ok(())
 }
 
 /// Reads the body within the size and time limits. On failure, what was read so far is kept

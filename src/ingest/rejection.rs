@@ -1,6 +1,7 @@
 //! What is kept of a request: its record with secrets masked, and a refusal with its body.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
@@ -109,6 +110,37 @@ pub(super) async fn keep_rejection(
     if let Err(error) = store.reject(rejection).await {
         tracing::error!(message = "Could not keep the rejected request.", vendor = %target.vendor, %error);
     }
+}
+
+/// Keeps what can be known of a request hyper refused before Switchboard saw it (a malformed
+/// request line or header, conflicting `Content-Length`s, a head too large): hyper answered it
+/// with a bare status, and the Rejected page shows it with the reason.
+pub fn malformed_reporter(store: Arc<dyn Store>) -> crate::server::OnMalformed {
+    Arc::new(move |peer: SocketAddr, error: &hyper::Error| {
+        let (status, reason) =
+            if error.is_parse_too_large() { (431, "request_too_large") } else { (400, "malformed_request") };
+        tracing::warn!(message = "Malformed request refused.", %peer, reason, detail = %error);
+        metrics::counter!(m::WEBHOOKS_RECEIVED, "vendor" => "unknown", "outcome" => reason).increment(1);
+        let received_at = Utc::now();
+        let rejection = Rejection {
+            id: crate::event::monotonic_ulid(received_at),
+            received_at,
+            vendor: None,
+            status,
+            reason: reason.to_owned(),
+            message: format!("the HTTP layer refused it: {error}"),
+            request: RequestRecord { remote_addr: Some(peer.to_string()), ..RequestRecord::default() },
+            raw_body: Bytes::new(),
+            body_size: 0,
+            reprocessed: None,
+        };
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store.reject(rejection).await {
+                tracing::error!(message = "Could not keep the refused request.", %error);
+            }
+        });
+    })
 }
 
 #[cfg(test)]

@@ -81,6 +81,9 @@ pub fn not_reprocessable(rejection: &Rejection, config: Option<&Config>) -> Opti
         "body_too_large" | "read_timeout" | "body_read_failed" => {
             Some(format!("its body was not received whole; {FINAL}"))
         }
+        "uri_too_long" | "headers_too_large" | "malformed_request" | "request_too_large" => {
+            Some(format!("it was refused for its form before its body was read; {FINAL}"))
+        }
         _ if rejection.reprocessed.is_some_and(|r| r.event.is_some()) => {
             Some("it was processed again already and became an event".to_owned())
         }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use switchboard::store::Store;
+
 use crate::support::{Daemon, repo};
 
 /// Whether the server closed `stream` within `within`: a read returns end of file (or an error).
@@ -216,4 +218,43 @@ async fn readiness_follows_whether_the_store_can_write() {
     daemon.stop().await;
     // Lazily: a thread of the stopped store may still hold a file for a moment.
     let _ = std::process::Command::new("umount").arg("-l").arg(mount.path()).status();
+}
+
+/// Refusals of the request's form answer as every refusal does, with a JSON body that says
+/// what is wrong, and are kept; one hyper makes itself (conflicting lengths) has hyper's bare
+/// answer but is kept all the same.
+#[tokio::test]
+async fn refusals_of_the_request_line_and_headers_say_why_and_are_kept() {
+    let daemon = Daemon::start("").await;
+    let long =
+        daemon.client.get(daemon.url(&format!("/hooks/callkeeper?x={}", "y".repeat(9000)))).send().await.unwrap();
+    assert_eq!(long.status(), 414);
+    let body: serde_json::Value = long.json().await.unwrap();
+    assert_eq!(body["error"], "uri_too_long", "{body}");
+
+    let mut many = daemon.client.post(daemon.url("/hooks/jivo")).body("{}");
+    for i in 0..120 {
+        many = many.header(format!("x-extra-{i}"), "1");
+    }
+    let many = many.send().await.unwrap();
+    assert_eq!(many.status(), 431);
+    assert_eq!(many.json::<serde_json::Value>().await.unwrap()["error"], "headers_too_large");
+
+    let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
+    stream
+        .write_all(b"POST /hooks/jivo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 400"), "{}", String::from_utf8_lossy(&answer));
+
+    let store = daemon.store().await;
+    crate::delivery::eventually("the three refusals are kept", || async {
+        store.rejections(10).await.unwrap().len() == 3
+    })
+    .await;
+    let reasons: Vec<String> = store.rejections(10).await.unwrap().into_iter().map(|r| r.reason).collect();
+    assert_eq!(reasons, ["malformed_request", "headers_too_large", "uri_too_long"]);
+    daemon.stop().await;
 }
