@@ -258,3 +258,54 @@ async fn refusals_of_the_request_line_and_headers_say_why_and_are_kept() {
     assert_eq!(reasons, ["malformed_request", "headers_too_large", "uri_too_long"]);
     daemon.stop().await;
 }
+
+/// The real binary with 64 file descriptors: a flood of idle connections runs it out of them.
+/// It keeps serving the connections it has, pauses accepting instead of failing, and once the
+/// idle ones time out a webhook and `/healthz` are answered again.
+#[tokio::test]
+async fn out_of_file_descriptors_the_daemon_pauses_accepting_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = |_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (hooks, admin) = (port(()), port(()));
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{hooks}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nheader_timeout_secs = 1\n\
+             [paths]\nplugins = \"{}\"\n",
+            repo().join("plugins").display()
+        ),
+    )
+    .unwrap();
+    let command = format!("ulimit -n 64 && exec '{}' run --config config.toml", env!("CARGO_BIN_EXE_switchboard"));
+    let mut daemon = crate::support::KillOnDrop(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let health = format!("http://127.0.0.1:{admin}/healthz");
+    crate::delivery::eventually("the daemon starts", || async { client.get(&health).send().await.is_ok() }).await;
+
+    // More connections than descriptors: the kernel takes them, the daemon cannot accept them all.
+    let mut flood = Vec::new();
+    for _ in 0..120 {
+        flood.push(TcpStream::connect(("127.0.0.1", hooks)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(daemon.try_wait().unwrap().is_none(), "the daemon survived running out of descriptors");
+
+    // The idle ones time out and close; the backlog drains; a webhook is answered.
+    let body = std::fs::read(repo().join("tests/fixtures/jivo/offline_message.json")).unwrap();
+    let url = format!("http://127.0.0.1:{hooks}/hooks/jivo");
+    crate::delivery::eventually("a webhook is answered again", || async {
+        client.post(&url).body(body.clone()).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert_eq!(client.get(&health).send().await.unwrap().status(), 200);
+    drop(flood);
+}
