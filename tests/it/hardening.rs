@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 
 use switchboard::store::Store;
 
-use crate::support::{Daemon, repo};
+use crate::support::{Daemon, repo, switchboard_cli};
 
 /// Whether the server closed `stream` within `within`: a read returns end of file (or an error).
 async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
@@ -139,26 +139,11 @@ async fn reading_the_store_needs_no_output_secrets() {
         "[outputs.sales_tg]\ntype = \"telegram\"\ntoken = \"${SWITCHBOARD_TEST_UNSET_TOKEN}\"\nchat_id = \"-100\"\n",
     )
     .unwrap();
-    let run = |args: &'static [&'static str]| {
-        let config = config.clone();
-        async move {
-            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-                .args(args)
-                .arg("--config")
-                .arg(&config)
-                .env_remove("SWITCHBOARD_TEST_UNSET_TOKEN")
-                .output()
-                .await
-                .unwrap();
-            let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-            (output.status.code(), text)
-        }
-    };
     for args in [&["events"][..], &["deliveries", "--state", "dead"], &["rejected"], &["retry", "--dead"]] {
-        let (code, text) = run(args).await;
+        let (code, text) = switchboard_cli(&config, args).await;
         assert_eq!(code, Some(0), "{args:?}: {text}");
     }
-    let (code, text) = run(&["check"]).await;
+    let (code, text) = switchboard_cli(&config, &["check"]).await;
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("SWITCHBOARD_TEST_UNSET_TOKEN"), "{text}");
 }

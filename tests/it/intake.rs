@@ -6,7 +6,7 @@ use serde_json::Value;
 use switchboard::store::Store;
 
 use crate::support::http_sink::HttpSink;
-use crate::support::{Daemon, copy_of_plugins, repo};
+use crate::support::{Daemon, copy_of_plugins, repo, switchboard_cli};
 
 /// Missed calls and everything else to one HTTP receiver, with Calltracking behind a secret.
 fn config(sink: &HttpSink) -> String {
@@ -248,30 +248,14 @@ async fn the_command_line_lists_and_processes_refused_requests_again() {
     )
     .unwrap();
 
-    // Run without blocking: the daemon shares this test's thread.
-    let run = |args: Vec<&str>| {
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let config = config.clone();
-        async move {
-            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-                .args(args)
-                .arg("--config")
-                .arg(&config)
-                .output()
-                .await
-                .unwrap();
-            let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-            (output.status.code(), text)
-        }
-    };
-    let (code, listed) = run(vec!["rejected"]).await;
+    let (code, listed) = switchboard_cli(&config, &["rejected"]).await;
     assert_eq!(code, Some(0), "{listed}");
     assert!(listed.contains("unknown_vendor") && listed.contains("switchboard reprocess can retry it"), "{listed}");
     let id = listed.split_whitespace().next().unwrap().to_owned();
-    let (code, done) = run(vec!["reprocess", &id]).await;
+    let (code, done) = switchboard_cli(&config, &["reprocess", &id]).await;
     assert_eq!(code, Some(0), "{done}");
     assert!(done.contains(&format!("request {id} processed again: event ")), "{done}");
-    let (code, again) = run(vec!["reprocess", &id]).await;
+    let (code, again) = switchboard_cli(&config, &["reprocess", &id]).await;
     assert_eq!(code, Some(1), "{again}");
     assert!(again.contains("it was processed again already and became an event"), "{again}");
 

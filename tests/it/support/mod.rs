@@ -93,6 +93,20 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs the `switchboard` binary with `args` and `--config <config>` without blocking the
+/// runtime (a test's daemon may share its thread); returns the exit code and stdout + stderr.
+pub async fn switchboard_cli(config: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .await
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), text)
+}
+
 /// A copy of the shipped plugins, each file's text passed through `edit`, for a daemon started
 /// with [`Daemon::start_with_plugins`]: a test can shorten a plugin's setting, or add a plugin.
 pub fn copy_of_plugins(edit: impl Fn(String) -> String) -> tempfile::TempDir {
