@@ -8,6 +8,7 @@ use switchboard::store::postgres::PostgresStore;
 use switchboard::store::{Store, StoredEvent};
 
 use crate::delivery::{CONFIG, eventually};
+use crate::support::http_sink::HttpSink;
 use crate::support::{Daemon, PgSchema, copy_of_plugins, repo};
 
 /// Jivo's own call_event example, for chat `chat`, with this status, from `+1408498785<caller>`.
@@ -97,7 +98,14 @@ async fn post_status(daemon: &Daemon, chat: u64, status: &str) -> (StoredEvent, 
 #[tokio::test]
 async fn a_visitor_who_calls_again_gets_each_call_alerted_as_it_went() {
     let plugins = copy_of_plugins(|text| text.replace("resends_within_secs = 10", "resends_within_secs = 1"));
-    let daemon = Daemon::start_with_plugins(plugins.path(), CONFIG).await;
+    // Missed calls to the sales team's CRM, a real HTTP receiver.
+    let mut crm = HttpSink::start(vec![]).await;
+    let config = format!(
+        "[outputs.crm]\ntype = \"http\"\nurl = \"{}\"\n[[route]]\nname = \"missed calls\"\nkind = \"call.missed\"\n\
+         to = [\"crm\"]\ntemplate = \"missed_call\"\n",
+        crm.url("/missed")
+    );
+    let daemon = Daemon::start_with_plugins(plugins.path(), &config).await;
     let call = |chat: u64, statuses: &'static [&'static str]| {
         let daemon = &daemon;
         async move {
@@ -127,14 +135,18 @@ async fn a_visitor_who_calls_again_gets_each_call_alerted_as_it_went() {
     assert!(duplicate && late.event.id == first_end.0.event.id, "a late resend of the last end is a repeat");
 
     // Exactly one alert per missed call: 501 twice, 502 once, 503 once, 504 once.
-    let log = daemon.dir().join("alerts.log");
-    eventually("every missed call is delivered", || async {
-        std::fs::read_to_string(&log).is_ok_and(|text| text.matches("Пропущенный звонок").count() >= 5)
-    })
-    .await;
+    let mut alerts = Vec::new();
+    for _ in 0..5 {
+        let body: Value = serde_json::from_slice(&crm.next().await.body).unwrap();
+        assert_eq!(body["event"], "call.missed", "{body}");
+        alerts.push(body["id"].as_str().unwrap().to_owned());
+    }
+    alerts.sort();
+    alerts.dedup();
+    assert_eq!(alerts.len(), 5, "five missed calls, five alerts, each its own event");
     let store = daemon.store().await;
     let query = switchboard::store::DeliveryQuery { limit: 100, ..Default::default() };
-    assert_eq!(store.list_deliveries(&query).await.unwrap().len(), 5);
+    assert_eq!(store.list_deliveries(&query).await.unwrap().len(), 5, "and nothing more");
     daemon.stop().await;
 }
 
