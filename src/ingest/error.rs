@@ -26,10 +26,8 @@ pub enum IngestError {
     Secret(#[from] VerifyError),
     #[error("the URL is {length} bytes long; the limit is {limit}")]
     UriTooLong { length: usize, limit: usize },
-    #[error(
-        "the request has {count} headers of {bytes} bytes; the limits are {max_count} headers and {max_bytes} bytes"
-    )]
-    HeadersTooLarge { count: usize, bytes: usize, max_count: usize, max_bytes: usize },
+    #[error("the request's headers take {bytes} bytes; the limit is {limit}")]
+    HeadersTooLarge { bytes: usize, limit: usize },
     #[error("the body exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
     #[error("the body was not received within {secs} s")]
