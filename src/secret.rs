@@ -34,6 +34,14 @@ impl Secret {
     }
 }
 
+/// Read from configuration as a plain string, so an output's settings can hold a `Secret`
+/// from the moment they are parsed.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("**REDACTED**")

@@ -159,3 +159,61 @@ async fn a_password_an_smtp_output_may_send_in_clear_is_a_warning() {
         assert!(!warnings.iter().any(|w| w.contains("in clear")), "{safe}: {warnings:?}");
     }
 }
+
+/// No secret reaches `{:?}` of the loaded configuration: vendor secrets, the admin token, a
+/// PostgreSQL password, a bot token, an SMTP password in either form, a signing secret and a
+/// header holding a token — every output included, as built.
+#[tokio::test]
+async fn no_secret_shows_in_the_configuration_or_its_outputs() {
+    let secrets = [
+        ("VENDOR", "vendor-s3cret-1"),
+        ("ADMIN", "admin-s3cret-2"),
+        ("PG", "pg-s3cret-3"),
+        ("BOT", "123456:bot-s3cret-4"),
+        ("SMTP_URL_PASS", "smtp-url-s3cret-5"),
+        ("SMTP_PASS", "smtp-s3cret-6"),
+        ("SIGN", "sign-s3cret-7"),
+        ("CRM", "crm-s3cret-8"),
+    ];
+    let env = |name: &str| secrets.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned());
+    let text = r#"
+[server]
+admin_token = "${ADMIN}"
+[storage]
+url = "postgres://switchboard:${PG}@db.example.com/switchboard"
+[vendors.jivo]
+secret = "${VENDOR}"
+[outputs.tg]
+type = "telegram"
+token = "${BOT}"
+chat_id = "-100"
+[outputs.mail_url]
+type = "email"
+smtp = "smtps://bot:${SMTP_URL_PASS}@smtp.example.com"
+from = "bot@example.com"
+to = ["sales@example.com"]
+[outputs.mail]
+type = "email"
+host = "smtp.example.com"
+username = "bot"
+password = "${SMTP_PASS}"
+from = "bot@example.com"
+to = ["sales@example.com"]
+[outputs.crm]
+type = "http"
+url = "https://crm.example.com/api/leads"
+headers = { Authorization = "Bearer ${CRM}" }
+signing_secret = "${SIGN}"
+"#;
+    let config = Config::from_source_with_env(&Source::embedded("config.toml", text), Path::new("."), &env).unwrap();
+    let shown = format!("{config:?}");
+    for (name, value) in secrets {
+        assert!(!shown.contains(value), "{name} shows in the configuration's Debug output");
+    }
+    for (name, entry) in &config.outputs {
+        let output = format!("{:?}", entry.output.as_ref().unwrap());
+        for (secret, value) in secrets {
+            assert!(!output.contains(value), "{secret} shows in output {name}: {output}");
+        }
+    }
+}

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt, error_chain};
 use crate::render::{Escape, JsonTemplate, Part};
+use crate::secret::Secret;
 
 /// `[outputs.<name>]` with `type = "email"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,7 +30,7 @@ use crate::render::{Escape, JsonTemplate, Part};
 pub struct Config {
     /// `smtp://user:pass@host:587` (STARTTLS required; `?tls=opportunistic` or `?tls=none` to
     /// relax it) or `smtps://user:pass@host:465`; or the fields below.
-    pub smtp: Option<String>,
+    pub smtp: Option<Secret>,
     pub host: Option<String>,
     pub port: Option<u16>,
     /// `starttls` (required; port 587), `tls` (implicit, port 465), `opportunistic` (STARTTLS
@@ -37,7 +38,7 @@ pub struct Config {
     #[serde(default)]
     pub security: Option<Security>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// `"Switchboard <bot@example.com>"`.
     pub from: String,
     pub to: Vec<String>,
@@ -170,10 +171,10 @@ impl EmailOutput {
                     "with `smtp` (a URL), say the port and `?tls=` in it, not as `port` or `security`".to_owned()
                 );
             }
-            (Some(url), None) => Server::from_url(url)?,
+            (Some(url), None) => Server::from_url(url.expose())?,
             (None, Some(host)) => {
                 let credentials = match (&config.username, &config.password) {
-                    (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+                    (Some(user), Some(password)) => Some((user.clone(), password.expose().to_owned())),
                     (None, None) => None,
                     _ => return Err("set both `username` and `password`, or neither".to_owned()),
                 };

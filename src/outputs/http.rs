@@ -18,9 +18,11 @@ use sha2::Sha256;
 
 use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt, error_chain};
 use crate::render::{Escape, JsonTemplate, Part};
+use crate::secret::Secret;
 
-/// `[outputs.<name>]` with `type = "http"`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[outputs.<name>]` with `type = "http"`. Not `Debug` by derive: header values and the URL's
+/// query may hold tokens.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Template: values inserted with `{{ }}` are percent-encoded.
@@ -39,7 +41,17 @@ pub struct Config {
     #[serde(default)]
     pub success_status: Vec<u16>,
     /// `whsec_<base64 key>` (or any string, used as the key as is): sign each request.
-    pub signing_secret: Option<String>,
+    pub signing_secret: Option<Secret>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("method", &self.method)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_method() -> String {
@@ -75,8 +87,7 @@ const FORM_PLAN: &[Need] = &[Need { part: Part::Body, fallbacks: &[], escape: Es
 const TEXT_PLAN: &[Need] =
     &[Need { part: Part::Body, fallbacks: &[Part::Text], escape: Escape::Plain, required: true }];
 
-/// The built output.
-#[derive(Debug)]
+/// The built output. Not `Debug` by derive: its URL and header templates may hold tokens.
 pub struct HttpOutput {
     client: reqwest::Client,
     method: Method,
@@ -87,8 +98,17 @@ pub struct HttpOutput {
     signing_key: Option<SigningKey>,
 }
 
+impl std::fmt::Debug for HttpOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = match &self.url {
+            Target::Fixed(url) => url.host_str().unwrap_or_default().to_owned(),
+            Target::Templated(_) => "(a template)".to_owned(),
+        };
+        f.debug_struct("HttpOutput").field("method", &self.method).field("host", &host).finish_non_exhaustive()
+    }
+}
+
 /// Where requests go: one address, parsed once at load, or a template rendered per event.
-#[derive(Debug)]
 enum Target {
     Fixed(reqwest::Url),
     Templated(JsonTemplate),
@@ -148,7 +168,7 @@ impl HttpOutput {
                     .ok_or_else(|| format!("`{code}` is not an HTTP status"))
             })
             .collect::<Result<_, _>>()?;
-        let signing_key = config.signing_secret.as_deref().map(signing_key).transpose()?;
+        let signing_key = config.signing_secret.as_ref().map(|secret| signing_key(secret.expose())).transpose()?;
         if config.timeout_secs == 0 {
             return Err("timeout_secs must be greater than 0".to_owned());
         }

@@ -21,13 +21,14 @@ use teloxide::{ApiError, Bot, RequestError};
 use super::{Attempt, DeliveryError, Message, Need, Output, Reason, Receipt};
 use crate::delivery::pacing::Pace;
 use crate::render::{Escape, Part};
+use crate::secret::Secret;
 
 /// `[outputs.<name>]` with `type = "telegram"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The bot's token from @BotFather; use `${TELEGRAM_BOT_TOKEN}`.
-    pub token: String,
+    pub token: Secret,
     /// A numeric id (`-1001234567890` for a supergroup or channel) or `@channelname`.
     pub chat_id: toml::Value,
     /// A forum topic in a supergroup.
@@ -54,8 +55,7 @@ fn default_timeout() -> u64 {
 const PLAN: &[Need] =
     &[Need { part: Part::Telegram, fallbacks: &[Part::Text], escape: Escape::TelegramHtml, required: true }];
 
-/// The built output.
-#[derive(Debug)]
+/// The built output. Not `Debug` by derive: teloxide's `Bot` prints its token.
 pub struct TelegramOutput {
     bot: Bot,
     chat: Recipient,
@@ -63,6 +63,12 @@ pub struct TelegramOutput {
     disable_notification: bool,
     link_preview: bool,
     pacing: Vec<Pace>,
+}
+
+impl std::fmt::Debug for TelegramOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramOutput").field("chat", &self.chat).field("thread", &self.thread).finish_non_exhaustive()
+    }
 }
 
 /// Telegram's limit for one bot across all chats: about 30 messages a second.
@@ -74,7 +80,7 @@ impl TelegramOutput {
     /// # Errors
     /// A missing token, a malformed chat id or API URL.
     pub fn new(config: Config) -> Result<Self, String> {
-        let token = config.token.trim();
+        let token = config.token.expose().trim();
         if token.is_empty() {
             return Err("token is empty; set it from the environment: token = \"${TELEGRAM_BOT_TOKEN}\"".to_owned());
         }
