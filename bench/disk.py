@@ -7,8 +7,8 @@ A server that answers only after its data is synced is clocked by this: with one
 time, requests/s is syncs/s × requests per sync. Whether several syncs at once go faster
 tells whether a second sync in flight could help (on the virtual disks measured so far it
 does, nearly 1.5× from two threads, but the store's commits were then smaller and cost more
-CPU; see BENCHMARKS.md, session 12). bench/run.py records the 1- and 4-thread figures with
-the machine.
+CPU; see BENCHMARKS.md, "What we tried that did not help"). bench/run.py records the 1- and
+4-thread figures with the machine.
 
 Usage: python3 bench/disk.py [--seconds 2]
 """

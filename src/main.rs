@@ -12,7 +12,7 @@ use switchboard::telemetry;
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc rather than glibc's malloc: a request allocates and frees across the runtime's
-/// threads, which glibc's arenas handle poorly (a sixth of ingest's CPU; see BENCHMARKS.md).
+/// threads, which glibc's arenas handle poorly (~14% of ingest's samples; see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
