@@ -81,8 +81,11 @@ pub async fn run(
         vendors = %config.vendors.iter().map(|v| v.name()).collect::<Vec<_>>().join(","),
     );
     // Read once: a listener's limits take effect at the next start.
-    let limits =
-        server::Limits { header_timeout: config.server.header_timeout, max_connections: config.server.max_connections };
+    let limits = server::Limits {
+        header_timeout: config.server.header_timeout,
+        max_connections: config.server.max_connections,
+        drain: config.delivery.shutdown_grace,
+    };
     let config = Arc::new(ArcSwap::from_pointee(config));
     let reloader = Reloader::new(config_path, config.clone());
     tokio::spawn(reloader.clone().on_sighup(shutdown.clone()));

@@ -31,6 +31,8 @@ use tower::ServiceExt as _;
 pub struct Limits {
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// How long shutdown waits for requests in flight before it drops their connections.
+    pub drain: Duration,
 }
 
 /// Told of a request hyper refused before any handler saw it (a malformed request line or
@@ -65,6 +67,7 @@ pub async fn serve(
         .keep_alive(true);
     let mut full = Warning::default();
     let mut out_of_descriptors = Warning::default();
+    let mut failing = Warning::default();
     loop {
         let permit = match permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
@@ -98,9 +101,11 @@ pub async fn serve(
                             );
                         });
                         tokio::time::sleep(DESCRIPTORS_BACKOFF).await;
+                    } else if !concerns_one_connection(&error) {
+                        // Memory or buffers short, a policy refusing: pause rather than spin.
+                        failing.say(|| tracing::error!(message = "Accepting a connection failed.", listener = name, %error));
+                        tokio::time::sleep(DESCRIPTORS_BACKOFF).await;
                     }
-                    // Other errors (a client that reset before it was accepted) concern one
-                    // connection only.
                     continue;
                 }
             },
@@ -115,7 +120,9 @@ pub async fn serve(
         tokio::spawn(serve_connection(connection, permit, peer, name, on_malformed.clone()));
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!(message = "Requests still in flight at shutdown were cut off.", listener = name);
+    }
 }
 
 async fn serve_connection(
@@ -136,6 +143,14 @@ async fn serve_connection(
         Err(error) => tracing::debug!(message = "Connection closed with an error.", listener = name, %peer, %error),
     }
     drop(permit);
+}
+
+/// A client that went away before it was accepted: nothing to do about it.
+fn concerns_one_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+    )
 }
 
 fn is_out_of_descriptors(error: &io::Error) -> bool {

@@ -6,7 +6,9 @@
 //! messages) or press the dashboard's buttons: the browser believes it is talking to the page's
 //! own site, so Origin equals Host. Such a request names the page's host, though, so only
 //! loopback names, IP addresses (a rebinding needs a name) and `server.admin_hosts` are served;
-//! others get 421 Misdirected Request.
+//! others get 421 Misdirected Request. The probes and `/metrics` are exempt: they hold no secret
+//! and no customer's data, and Prometheus or a Kubernetes probe may call the daemon by a
+//! service name.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -18,7 +20,15 @@ use super::AdminState;
 
 /// Refuses a request whose `Host` is not one the admin listener answers to.
 pub(super) async fn known_host(State(state): State<AdminState>, request: Request, next: Next) -> Response {
-    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(request).await;
+    }
+    // No Host at all (HTTP/1.0) cannot come from a browser; one that is not text is refused.
+    let host = match request.headers().get(header::HOST).map(|v| v.to_str()) {
+        None => "",
+        Some(Ok(host)) if !host.trim().is_empty() => host,
+        Some(_) => "(not a host name)",
+    };
     let allowed = is_known_host(host, &state.reloader.live().load().server.admin_hosts);
     if !allowed {
         tracing::warn!(message = "Admin request for an unknown host name refused.", host);
@@ -57,7 +67,12 @@ fn is_known_host(host: &str, admin_hosts: &[String]) -> bool {
     }
     let name = match host.strip_prefix('[') {
         Some(bracketed) => {
-            return bracketed.split_once(']').is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+            let port_or_nothing = |rest: &str| {
+                rest.is_empty() || rest.strip_prefix(':').is_some_and(|port| port.bytes().all(|b| b.is_ascii_digit()))
+            };
+            return bracketed
+                .split_once(']')
+                .is_some_and(|(ip, rest)| ip.parse::<std::net::Ipv6Addr>().is_ok() && port_or_nothing(rest));
         }
         None => host
             .rsplit_once(':')
@@ -115,7 +130,15 @@ mod tests {
         ] {
             assert!(is_known_host(host, &configured), "{host}");
         }
-        for host in ["evil.example:8081", "evil.example", "localhost.evil.example", "127.0.0.1.nip.io", "[evil]:80"] {
+        for host in [
+            "evil.example:8081",
+            "evil.example",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "[evil]:80",
+            "[::1]junk",
+            "(not a host name)",
+        ] {
             assert!(!is_known_host(host, &configured), "{host}");
         }
     }

@@ -46,8 +46,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/-/reload", post(probes::reload))
         .route("/metrics", get(probes::metrics))
         .merge(dashboard::routes())
-        .route_layer(middleware::from_fn(guard::same_origin))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        // Before the token: a cross-site POST gets 403, not a login prompt on the operator's screen.
+        .route_layer(middleware::from_fn(guard::same_origin))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::known_host))
         .with_state(state)
 }

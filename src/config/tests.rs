@@ -154,7 +154,14 @@ async fn a_password_an_smtp_output_may_send_in_clear_is_a_warning() {
     );
     let by_url = load(&mail("smtp = \"smtp://u:p@relay.example.com?tls=opportunistic\"")).unwrap().warnings;
     assert!(by_url.iter().any(|w| w.contains("security is `opportunistic`")), "{by_url:?}");
-    for safe in ["smtp = \"smtp://u:p@relay.example.com\"", "host = \"localhost\"\nsecurity = \"none\""] {
+    // A relay on port 25 named by a URL that once meant plain SMTP: said, since it is not any more.
+    let relay = load(&mail("smtp = \"smtp://relay.example.com:25\"")).unwrap().warnings;
+    assert!(relay.iter().any(|w| w.contains("requires STARTTLS now")), "{relay:?}");
+    for safe in [
+        "smtp = \"smtp://u:p@relay.example.com\"",
+        "smtp = \"smtp://[::1]:25?tls=none\"",
+        "host = \"localhost\"\nsecurity = \"none\"",
+    ] {
         let warnings = load(&mail(safe)).unwrap().warnings;
         assert!(!warnings.iter().any(|w| w.contains("in clear")), "{safe}: {warnings:?}");
     }

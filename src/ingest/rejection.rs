@@ -91,6 +91,11 @@ pub(super) async fn keep_rejection(
         // The store is what failed; the vendor will retry and the log above has the cause.
         return;
     }
+    let request = if matches!(error, IngestError::UriTooLong { .. } | IngestError::HeadersTooLarge { .. }) {
+        shrink(request)
+    } else {
+        request
+    };
     let rejection = Rejection {
         id: crate::event::monotonic_ulid(received_at),
         received_at,
@@ -116,6 +121,9 @@ pub(super) async fn keep_rejection(
 /// request line or header, conflicting `Content-Length`s, a head too large): hyper answered it
 /// with a bare status, and the Rejected page shows it with the reason.
 pub fn malformed_reporter(store: Arc<dyn Store>) -> crate::server::OnMalformed {
+    // A flood of garbage (a scanner speaking TLS to the port) must not pile up writes: at most
+    // this many are being kept at once, the rest only counted and logged.
+    let writing = Arc::new(tokio::sync::Semaphore::new(MALFORMED_KEPT_AT_ONCE));
     Arc::new(move |peer: SocketAddr, error: &hyper::Error| {
         let (status, reason) =
             if error.is_parse_too_large() { (431, "request_too_large") } else { (400, "malformed_request") };
@@ -134,13 +142,43 @@ pub fn malformed_reporter(store: Arc<dyn Store>) -> crate::server::OnMalformed {
             body_size: 0,
             reprocessed: None,
         };
+        let Ok(permit) = writing.clone().try_acquire_owned() else {
+            return;
+        };
         let store = store.clone();
         tokio::spawn(async move {
             if let Err(error) = store.reject(rejection).await {
                 tracing::error!(message = "Could not keep the refused request.", %error);
             }
+            drop(permit);
         });
     })
+}
+
+/// How many refusals made by the HTTP layer may be being written at once.
+const MALFORMED_KEPT_AT_ONCE: usize = 8;
+
+/// What is kept of a head refused for its size: the path and query cut short, header values
+/// replaced by their length — not the very bytes that were too many.
+fn shrink(mut request: RequestRecord) -> RequestRecord {
+    const KEEP: usize = 1024;
+    let cut = |text: &mut String| {
+        if text.len() > KEEP {
+            let mut end = KEEP;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let length = text.len();
+            text.truncate(end);
+            text.push_str(&format!("… ({length} bytes)"));
+        }
+    };
+    cut(&mut request.path);
+    cut(&mut request.query);
+    for (_, value) in &mut request.headers {
+        *value = format!("({} bytes)", value.len());
+    }
+    request
 }
 
 #[cfg(test)]

@@ -76,6 +76,8 @@ struct Server {
     port: Option<u16>,
     security: Security,
     credentials: Option<(String, String)>,
+    /// The URL form said `?tls=` (the fields form always says what it means).
+    tls_explicit: bool,
 }
 
 impl Server {
@@ -83,14 +85,22 @@ impl Server {
     fn from_url(text: &str) -> Result<Self, String> {
         let invalid = |why: String| format!("smtp: {why}; e.g. smtps://user:pass@smtp.example.com");
         let url = reqwest::Url::parse(text).map_err(|e| invalid(format!("not a valid SMTP URL ({e})")))?;
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| invalid("no host".into()))?.to_owned();
+        // `[::1]` names the address `::1`, for the connection and the certificate alike.
+        let host = url.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']')).unwrap_or_default();
+        if host.is_empty() {
+            return Err(invalid("no host".into()));
+        }
+        let host = host.to_owned();
         let tls = url.query_pairs().find(|(key, _)| key == "tls").map(|(_, value)| value.into_owned());
         let security = match (url.scheme(), tls.as_deref()) {
             ("smtps", None) => Security::Tls,
             ("smtp", None | Some("required")) => Security::Starttls,
             ("smtp", Some("opportunistic")) => Security::Opportunistic,
             ("smtp", Some("none")) => Security::None,
-            ("smtp" | "smtps", Some(other)) => {
+            ("smtps", Some(_)) => {
+                return Err(invalid("`?tls=` is for smtp://; smtps:// is TLS from the first byte".into()));
+            }
+            ("smtp", Some(other)) => {
                 return Err(invalid(format!("`tls={other}` is not one of required, opportunistic, none")));
             }
             (scheme, _) => return Err(invalid(format!("`{scheme}://` is not smtp:// or smtps://"))),
@@ -98,7 +108,7 @@ impl Server {
         let decode = |text: &str| percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned();
         let credentials =
             (!url.username().is_empty()).then(|| (decode(url.username()), decode(url.password().unwrap_or_default())));
-        Ok(Self { host, port: url.port(), security, credentials })
+        Ok(Self { host, port: url.port(), security, credentials, tls_explicit: tls.is_some() })
     }
 }
 
@@ -183,11 +193,20 @@ impl EmailOutput {
                     port: config.port,
                     security: config.security.unwrap_or_default(),
                     credentials,
+                    tls_explicit: true,
                 }
             }
         };
         if config.smtp.is_some() && (config.username.is_some() || config.password.is_some()) {
             return Err("with `smtp` (a URL), put the user and password in it, not as `username`/`password`".to_owned());
+        }
+        let local_relay = server.port == Some(25) || matches!(server.host.as_str(), "localhost" | "127.0.0.1" | "::1");
+        if !server.tls_explicit && local_relay {
+            cx.warn(format!(
+                "smtp://{} requires STARTTLS now (a URL without `?tls=` once sent in clear); a relay that offers \
+                 no TLS needs `?tls=none`",
+                server.host
+            ));
         }
         if server.credentials.is_some() && matches!(server.security, Security::None | Security::Opportunistic) {
             cx.warn(format!(

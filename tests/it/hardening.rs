@@ -109,6 +109,11 @@ async fn the_admin_listener_answers_only_its_own_host_names() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 421);
+    // Probes and metrics hold no secret: a scraper may call the daemon by a service name.
+    for probe in ["/healthz", "/metrics"] {
+        let response = daemon.client.get(daemon.admin_url(probe)).header("host", "switchboard-svc:8081").send().await;
+        assert_eq!(response.unwrap().status(), 200, "{probe}");
+    }
     daemon.stop().await;
 }
 
@@ -192,6 +197,9 @@ async fn readiness_follows_whether_the_store_can_write() {
         }
     }
     assert!(refused, "a webhook is refused with 503 once the disk is full");
+    // Past the delivery workers' idle poll: their claims, which write nothing, do not make the
+    // store look healthy.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, body) = ready(&daemon).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("full"), "{body}");
@@ -242,7 +250,11 @@ async fn refusals_of_the_request_line_and_headers_say_why_and_are_kept() {
         store.rejections(10).await.unwrap().len() == 4
     })
     .await;
-    let mut reasons: Vec<String> = store.rejections(10).await.unwrap().into_iter().map(|r| r.reason).collect();
+    let kept = store.rejections(10).await.unwrap();
+    let large = kept.iter().find(|r| r.reason == "headers_too_large").unwrap();
+    let shown = large.request.headers.iter().find(|(name, _)| name == "x-large").map(|(_, v)| v.as_str());
+    assert_eq!(shown, Some("(40000 bytes)"), "the oversized head is not kept whole");
+    let mut reasons: Vec<String> = kept.into_iter().map(|r| r.reason).collect();
     reasons.sort();
     assert_eq!(reasons, ["headers_too_large", "malformed_request", "request_too_large", "uri_too_long"]);
     daemon.stop().await;

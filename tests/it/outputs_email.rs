@@ -106,6 +106,7 @@ fn bad_settings_are_refused_at_load() {
         ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nhost = \"h\"\nca_file = \"/nope.pem\"", "ca_file `/nope.pem`"),
         ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"smtp://h?tls=maybe\"", "`tls=maybe` is not one of"),
         ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"http://h\"", "is not smtp:// or smtps://"),
+        ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"smtps://h?tls=required\"", "`?tls=` is for smtp://"),
         (
             "from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"smtp://h\"\nsecurity = \"none\"",
             "say the port and `?tls=` in it",

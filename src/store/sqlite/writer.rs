@@ -48,7 +48,7 @@ enum Command {
     Claim((i64, i64, u32), Reply<Claimed>),
     /// Answered once every command queued before it is committed.
     Flush(oneshot::Sender<()>),
-    /// A small durable write, for readiness to learn whether writing works again.
+    /// A durable write of [`PROBE_BYTES`], for readiness to learn whether writing works again.
     Probe(Reply<()>),
 }
 
@@ -214,9 +214,12 @@ impl WriterThread {
         let storage_failure =
             outcomes.iter().find_map(|outcome| outcome.as_ref().err().filter(|e| e.is_storage_failure()));
         let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only a durable write that committed says writing works again: a claim that matched
+        // nothing, or a flush, commits without touching a page, on a full disk too.
+        let wrote = batch.iter().zip(&outcomes).any(|(command, outcome)| outcome.is_ok() && is_durable(command));
         match storage_failure {
             Some(error) => *health = Some(error.to_string()),
-            None if outcomes.iter().any(Result::is_ok) => *health = None,
+            None if wrote => *health = None,
             None => {}
         }
         outcomes
@@ -250,12 +253,7 @@ impl WriterThread {
             return Ok(batch.iter().map(|_| Done::Nothing).collect());
         }
         let started = Instant::now();
-        let durable = batch.iter().any(|command| {
-            matches!(
-                command,
-                Command::Append(..) | Command::Reject(..) | Command::AddDeliveries(..) | Command::Probe(_)
-            )
-        });
+        let durable = batch.iter().any(is_durable);
         if durable != self.synchronous_full {
             self.connection.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
             self.synchronous_full = durable;
@@ -317,6 +315,12 @@ impl WriterThread {
         }
         Ok(done)
     }
+}
+
+/// Whether a command is committed with `synchronous = FULL`: what acknowledges a webhook, keeps
+/// a refusal, replays an event, or probes the disk for readiness.
+fn is_durable(command: &Command) -> bool {
+    matches!(command, Command::Append(..) | Command::Reject(..) | Command::AddDeliveries(..) | Command::Probe(_))
 }
 
 /// Sends each command its result: what it produced, or its error.
