@@ -12,7 +12,7 @@ mod storage;
 mod values;
 
 pub use values::Env;
-use values::{delivery_settings, load_plugins, positive, process_env, socket_addr, span_of};
+use values::{admin_hosts, at_most, delivery_settings, load_plugins, positive, process_env, socket_addr, span_of};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -48,6 +48,10 @@ pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 /// Default for `server.max_connections`: well below a default limit of 1,024 open files, which
 /// the store and the outputs' connections share.
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 512;
+/// The most `server.header_timeout_secs` and `server.max_connections` accept: beyond them a
+/// timer or a semaphore would overflow, and no sensible setting goes near.
+const MAX_HEADER_TIMEOUT_SECS: u64 = 3600;
+const MAX_CONNECTIONS: u64 = 1_000_000;
 /// Default for `storage.dedup_window_secs`: vendors retry within minutes, not hours.
 pub const DEFAULT_DEDUP_WINDOW_SECS: u64 = 600;
 /// Default for `storage.rejected_keep`: enough to diagnose, bounded so a flood cannot fill a disk.
@@ -223,25 +227,25 @@ impl Config {
                 DEFAULT_READ_TIMEOUT_SECS,
                 &mut issues,
             )),
-            header_timeout: Duration::from_secs(positive(
+            header_timeout: Duration::from_secs(at_most(
                 source,
                 raw.server.header_timeout_secs.as_ref(),
                 "server.header_timeout_secs",
                 DEFAULT_HEADER_TIMEOUT_SECS,
+                MAX_HEADER_TIMEOUT_SECS,
                 &mut issues,
             )),
-            max_connections: positive(
+            max_connections: at_most(
                 source,
                 raw.server.max_connections.as_ref(),
                 "server.max_connections",
                 DEFAULT_MAX_CONNECTIONS,
+                MAX_CONNECTIONS,
                 &mut issues,
             )
             .try_into()
             .unwrap_or(usize::MAX),
-            admin_hosts: raw.server.admin_hosts.as_ref().map_or_else(Vec::new, |hosts| {
-                hosts.get_ref().iter().map(|host| host.trim().trim_end_matches('.').to_ascii_lowercase()).collect()
-            }),
+            admin_hosts: admin_hosts(source, raw.server.admin_hosts.as_ref(), &mut issues),
         };
 
         let storage = StorageSettings::from_raw(source, env, &raw.storage, base, &mut issues);

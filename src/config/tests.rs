@@ -224,3 +224,20 @@ signing_secret = "${SIGN}"
         }
     }
 }
+
+#[test]
+fn listener_limits_and_admin_hosts_are_checked_at_load() {
+    let shown = issues(
+        "[server]\nheader_timeout_secs = 100000\nmax_connections = 10000000\nadmin_hosts = [\"dash.example.com:8081\", \"ok.example\"]\n",
+    );
+    let expected = [
+        "server.header_timeout_secs: must be at most 3600",
+        "server.max_connections: must be at most 1000000",
+        "server.admin_hosts: `dash.example.com:8081` is not a plain host name",
+    ];
+    for want in expected {
+        assert!(shown.iter().any(|issue| issue.contains(want)), "{want} in {shown:#?}");
+    }
+    let config = load("[server]\nadmin_hosts = [\"Dash.Example.COM.\"]\n").unwrap();
+    assert_eq!(config.server.admin_hosts, ["dash.example.com"]);
+}

@@ -170,3 +170,41 @@ pub(super) fn load_plugins(
     issues.append(&mut found);
     (registry, dir)
 }
+
+/// A whole number above 0 and at most `max`, or the default.
+pub(super) fn at_most(
+    source: &Source,
+    value: Option<&Spanned<u64>>,
+    key: &str,
+    default: u64,
+    max: u64,
+    issues: &mut Vec<ConfigIssue>,
+) -> u64 {
+    let chosen = positive(source, value, key, default, issues);
+    if chosen > max {
+        issues.push(source.issue(value.map(Spanned::span), key, format!("must be at most {max}")));
+        return default;
+    }
+    chosen
+}
+
+/// `server.admin_hosts`: plain host names, lower case, without a trailing dot. A port, a scheme
+/// or a wildcard would never match a `Host` and lock the operator out, so they are refused.
+pub(super) fn admin_hosts(
+    source: &Source,
+    value: Option<&Spanned<Vec<String>>>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Vec<String> {
+    let Some(hosts) = value else { return Vec::new() };
+    let mut names = Vec::new();
+    for host in hosts.get_ref() {
+        let name = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        if name.is_empty() || name.contains([':', '/', '*', ' ']) {
+            let message = format!("`{host}` is not a plain host name (no port, scheme or wildcard)");
+            issues.push(source.issue(Some(hosts.span()), "server.admin_hosts", message));
+        } else {
+            names.push(name);
+        }
+    }
+    names
+}
