@@ -132,15 +132,12 @@ async fn serve_connection(
     name: &'static str,
     on_malformed: Option<OnMalformed>,
 ) {
-    match connection.await {
-        Ok(()) => {}
-        Err(error) if error.is_parse() && on_malformed.is_some() => {
-            if let Some(report) = &on_malformed {
-                report(peer, &error);
-            }
+    if let Err(error) = connection.await {
+        match &on_malformed {
+            Some(report) if error.is_parse() => report(peer, &error),
+            // A client that gave up, or was too slow with its headers: its business, not an alarm.
+            _ => tracing::debug!(message = "Connection closed with an error.", listener = name, %peer, %error),
         }
-        // A client that gave up, or was too slow with its headers: its business, not an alarm.
-        Err(error) => tracing::debug!(message = "Connection closed with an error.", listener = name, %peer, %error),
     }
     drop(permit);
 }
