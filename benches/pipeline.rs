@@ -13,10 +13,10 @@ use std::path::Path;
 
 use chrono::Utc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use switchboard::body::{self, BodyFormat};
 use switchboard::config::Config;
 use switchboard::event::{Event, EventId};
 use switchboard::outputs;
-use switchboard::vendor::{BodyFormat, body};
 
 const JIVO: &str = include_str!("../bench/payloads/jivo_offline_message.json");
 const ENVYBOX: &str = include_str!("../bench/payloads/envybox_missed_call.form");
@@ -56,7 +56,7 @@ fn parse(config: &Config, vendor: &str, content_type: &str, raw: &[u8]) -> Event
 
 /// Route the event, and render every message the routes send.
 fn route_and_render(config: &Config, event: &Event) -> usize {
-    let context = event.render_context();
+    let context = switchboard::render::RenderContext::of_event(event);
     let mut bytes = 0;
     for decision in config.routes.decide(event) {
         for target in &decision.targets {

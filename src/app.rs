@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::delivery::{self, Wake};
+use crate::delivery;
 use crate::ingest::{self, IngestState};
 use crate::reload::Reloader;
+use crate::store::Wake;
 use crate::{server, store};
 
 /// The sockets the daemon serves, bound by the caller.

@@ -58,7 +58,7 @@ pub fn verdicts(config: &Config, event: &Event) -> Vec<RouteVerdict> {
 
 /// The messages the matching routes would send for `event`.
 pub fn messages(config: &Config, event: &Event) -> Vec<Rendered> {
-    let context = event.render_context();
+    let context = crate::render::RenderContext::of_event(event);
     let mut messages = Vec::new();
     for decision in config.routes.decide(event) {
         for target in &decision.targets {

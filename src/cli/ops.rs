@@ -162,7 +162,7 @@ pub async fn reprocess(config: Config, id: &str) -> anyhow::Result<String> {
     let state = IngestState {
         config: Arc::new(ArcSwap::from_pointee(config)),
         store: store.clone(),
-        wake: crate::delivery::Wake::default(),
+        wake: crate::store::Wake::default(),
         sequences: Arc::default(),
     };
     let outcome = crate::ingest::reprocess(&state, id).await;

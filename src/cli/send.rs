@@ -40,8 +40,13 @@ pub async fn send(config: &Config, output: &str, text: &str, template: &str) -> 
         fields,
         payload: json!({ "message": text }),
     };
-    let message = outputs::render_for(&config.templates, template, sender.as_ref(), &event.render_context())
-        .with_context(|| format!("template `{template}` cannot be rendered for output `{output}`"))?;
+    let message = outputs::render_for(
+        &config.templates,
+        template,
+        sender.as_ref(),
+        &crate::render::RenderContext::of_event(&event),
+    )
+    .with_context(|| format!("template `{template}` cannot be rendered for output `{output}`"))?;
     let attempt = Attempt { delivery: format!("test-{}", event.id), number: 1 };
     Ok(match sender.send(&message, &attempt).await {
         Ok(receipt) => Outcome {

@@ -8,10 +8,10 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::body::{self, BodyFormat};
 use crate::config::Config;
 use crate::event::EventId;
 use crate::inspect;
-use crate::vendor::{BodyFormat, body};
 
 /// The full report, as `--json` prints it.
 ///

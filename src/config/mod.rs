@@ -7,7 +7,8 @@
 mod env;
 mod raw;
 mod routes;
-mod source;
+mod stages;
+
 mod storage;
 mod values;
 
@@ -19,17 +20,19 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::diagnostics::{ConfigErrors, ConfigIssue, Source};
+pub use crate::store::StorageUrl;
 pub use env::expand;
-pub use source::{ConfigErrors, ConfigIssue, Source};
 pub use storage::StorageSettings;
 
 use crate::delivery::DeliverySettings;
 use crate::outputs::OutputEntry;
+use crate::plugin::VendorRegistry;
+pub use crate::plugin::VendorSettings;
+use crate::plugin::reply::ReplyAddition;
 use crate::render::{Escape, HelperSettings, JsonTemplate, TemplateSet};
 use crate::router::Routes;
 use crate::secret::Secret;
-use crate::vendor::VendorRegistry;
-use crate::vendor::reply::ReplyAddition;
 
 /// The shipped `config.toml`, used when no configuration file exists.
 pub const EMBEDDED_CONFIG: &str = include_str!("../../config.toml");
@@ -104,25 +107,6 @@ pub struct ServerSettings {
     /// Host names (lower case, without port) the admin listener answers besides loopback ones:
     /// anything else may be a page that rebound its own name to this machine.
     pub admin_hosts: Vec<String>,
-}
-
-/// Where events are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageUrl {
-    /// An SQLite database file (created with its directory when missing).
-    Sqlite(PathBuf),
-    /// A PostgreSQL URL, shared by several instances; it may hold a password.
-    Postgres(Secret),
-}
-
-/// `[vendors.<name>]`.
-#[derive(Debug, Default)]
-pub struct VendorSettings {
-    /// Required on every request when set: `/hooks/<vendor>/<secret>` or `?token=<secret>`.
-    pub secret: Option<Secret>,
-    /// Where the vendor's requests may come from; empty: anywhere.
-    pub allow_from: Vec<ipnet::IpNet>,
-    pub replies: Vec<ReplyAddition>,
 }
 
 impl Config {
@@ -339,8 +323,8 @@ impl Config {
 
     /// Settings for a vendor; defaults when the config has no `[vendors.<name>]`.
     pub fn vendor_settings(&self, name: &str) -> &VendorSettings {
-        static DEFAULT: VendorSettings = VendorSettings { secret: None, allow_from: Vec::new(), replies: Vec::new() };
-        self.vendor_settings.get(name).unwrap_or(&DEFAULT)
+        static NONE: VendorSettings = VendorSettings::NONE;
+        self.vendor_settings.get(name).unwrap_or(&NONE)
     }
 }
 

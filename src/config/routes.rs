@@ -10,9 +10,9 @@ use super::{ConfigIssue, Env, Source, expand};
 use crate::condition::{Condition, Glob, Scope};
 use crate::event::Kind;
 use crate::outputs::{self, OutputEntry};
+use crate::plugin::VendorRegistry;
 use crate::render::{HelperSettings, TemplateSet, TemplateSource};
 use crate::router::{Route, Routes, Schedule, Target};
-use crate::vendor::VendorRegistry;
 
 /// Default for `templates.language`.
 pub const DEFAULT_LANGUAGE: &str = "ru";

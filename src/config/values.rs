@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::raw;
 use super::{ConfigIssue, Source, StorageUrl, expand};
 use crate::delivery::{DeliverySettings, RetryPolicy};
+use crate::plugin::VendorRegistry;
 use crate::secret::Secret;
-use crate::vendor::VendorRegistry;
 
 pub(super) fn delivery_settings(
     source: &Source,

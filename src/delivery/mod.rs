@@ -1,6 +1,6 @@
 //! Delivery: drives every (event, route, output) to an outcome the operator can see.
 //!
-//! Stage 6 of the pipeline (… → render → **delivery** → outputs). Workers claim due deliveries
+//! Stage 5 of the pipeline (… → store → **delivery** → render → outputs). Workers claim due deliveries
 //! from the store under a lease, render the route's template for the output, make one attempt,
 //! and record it with its answer. Retryable failures wait as [`policy::RetryPolicy`] says;
 //! permanent ones, and those past the maximum age, are dead-lettered with the last answer.
@@ -9,31 +9,6 @@
 pub mod pacing;
 pub mod policy;
 
-/// The routes that take `event`, and one delivery per (route, output), made at `at`: its id is
-/// of that time and the route's ttl counts from it. Outputs that are switched off get none:
-/// there is nothing to send them with.
-pub fn plan(config: &Config, event: &Event, at: DateTime<Utc>) -> (Vec<String>, Vec<NewDelivery>) {
-    let decisions = config.routes.decide(event);
-    let mut deliveries = Vec::new();
-    for decision in &decisions {
-        let expires_at = decision.ttl.and_then(|ttl| chrono::TimeDelta::from_std(ttl).ok()).map(|ttl| at + ttl);
-        for target in &decision.targets {
-            if config.outputs.get(&target.output).is_some_and(|entry| entry.output.is_some()) {
-                deliveries.push(NewDelivery {
-                    id: crate::event::monotonic_ulid(at),
-                    route: decision.route.clone(),
-                    output: target.output.clone(),
-                    template: target.template.clone(),
-                    expires_at,
-                });
-            } else {
-                tracing::debug!(message = "Output is switched off; no delivery.", route = %decision.route, output = %target.output);
-            }
-        }
-    }
-    (decisions.into_iter().map(|d| d.route).collect(), deliveries)
-}
-
 /// Sends a stored event through today's routes again, as new deliveries beside its old ones.
 /// A route's ttl counts from the replay, not from the original. Returns the new deliveries.
 ///
@@ -41,11 +16,17 @@ pub fn plan(config: &Config, event: &Event, at: DateTime<Utc>) -> (Vec<String>, 
 /// The store cannot be written.
 pub async fn replay(
     store: &dyn Store,
-    config: &Config,
+    config: &dyn DeliveryConfig,
     stored: &crate::store::StoredEvent,
 ) -> Result<Vec<NewDelivery>, crate::store::StoreError> {
-    let (routes, deliveries) = plan(config, &stored.event, Utc::now());
-    store.add_deliveries(stored.event.id, &routes, &deliveries).await?;
+    let at = Utc::now();
+    let plan = config.routes().plan(&stored.event, at, |output| config.sends_to(output));
+    let deliveries: Vec<NewDelivery> = plan
+        .deliveries
+        .into_iter()
+        .map(|p| NewDelivery::planned_at(at, p.route, p.output, p.template, p.expires_at))
+        .collect();
+    store.add_deliveries(stored.event.id, &plan.routes, &deliveries).await?;
     Ok(deliveries)
 }
 
@@ -53,18 +34,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, Semaphore};
+use chrono::Utc;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use policy::RetryPolicy;
 
-use crate::config::Config;
 use crate::event::Event;
 use crate::metrics as m;
-use crate::outputs::{self, Attempt, DeliveryError, Disposition, Reason};
-use crate::store::{AttemptRecord, Delivery, NewDelivery, Next, Store};
+use crate::outputs::{self, Attempt, DeliveryError, Disposition, OutputEntry, Reason};
+use crate::render::{RenderContext, TemplateSet};
+use crate::router::Routes;
+use crate::store::{AttemptRecord, Delivery, NewDelivery, Next, Store, Wake};
 
 /// Default for `delivery.lease_secs`: how long a worker holds a claimed delivery before another
 /// may take it over (on PostgreSQL, when its instance died). Longer than an attempt may take
@@ -93,19 +75,32 @@ impl Default for DeliverySettings {
     }
 }
 
-/// A handle to wake the workers when new deliveries were stored.
-#[derive(Debug, Clone, Default)]
-pub struct Wake(Arc<Notify>);
+/// What delivery reads of the running configuration, as a trait the configuration implements:
+/// delivery depends on the store, the routes, the templates and the outputs, never on how
+/// `config.toml` is read. A reload swaps the snapshot whole; each attempt reads the one current
+/// when it starts.
+pub trait DeliveryConfig: Send + Sync {
+    fn routes(&self) -> &Routes;
+    fn templates(&self) -> &TemplateSet;
+    /// `[outputs.<name>]`, built; `None` once it is no longer configured.
+    fn output(&self, name: &str) -> Option<&OutputEntry>;
+    /// `[delivery]`.
+    fn settings(&self) -> &DeliverySettings;
 
-impl Wake {
-    pub fn notify(&self) {
-        self.0.notify_one();
+    /// Whether `output` is configured and switched on, so a delivery to it can be sent.
+    fn sends_to(&self, output: &str) -> bool {
+        self.output(output).is_some_and(|entry| entry.output.is_some())
     }
 }
 
 /// Runs delivery until `shutdown`, then waits (up to the grace period) for attempts in flight.
-pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake, shutdown: CancellationToken) {
-    let settings = config.load().delivery.clone();
+pub async fn run<C: DeliveryConfig + 'static>(
+    store: Arc<dyn Store>,
+    config: Arc<ArcSwap<C>>,
+    wake: Wake,
+    shutdown: CancellationToken,
+) {
+    let settings = config.load().settings().clone();
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let pacer = Arc::new(pacing::Pacer::default());
     let limits = Arc::new(pacing::InFlight::default());
@@ -140,7 +135,7 @@ pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake
             };
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = wake.0.notified() => {}
+                () = wake.notified() => {}
                 () = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
                 _ = in_flight.join_next(), if !in_flight.is_empty() => {}
             }
@@ -152,12 +147,12 @@ pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake
             let config = config.load_full();
             let (pacer, limits) = (pacer.clone(), limits.clone());
             in_flight.spawn(async move {
-                paced_attempt(store.as_ref(), &config, &pacer, &limits, delivery, event).await;
+                paced_attempt(store.as_ref(), config.as_ref(), &pacer, &limits, delivery, event).await;
                 drop(permit);
             });
         }
     }
-    let grace = config.load().delivery.shutdown_grace;
+    let grace = config.load().settings().shutdown_grace;
     if tokio::time::timeout(grace, async { while in_flight.join_next().await.is_some() {} }).await.is_err() {
         tracing::warn!(
             message = "Attempts still in flight at shutdown; their leases will expire and they will be retried."
@@ -169,13 +164,13 @@ pub async fn run(store: Arc<dyn Store>, config: Arc<ArcSwap<Config>>, wake: Wake
 /// its buckets are free, without counting an attempt.
 async fn paced_attempt(
     store: &dyn Store,
-    config: &Config,
+    config: &dyn DeliveryConfig,
     pacer: &pacing::Pacer,
     limits: &pacing::InFlight,
     delivery: Delivery,
     event: Event,
 ) {
-    let entry = config.outputs.get(&delivery.output);
+    let entry = config.output(&delivery.output);
     let limit = entry.map_or(crate::outputs::DEFAULT_MAX_IN_FLIGHT, |e| e.max_in_flight);
     let Some(_turn) = limits.enter(&delivery.output, limit) else {
         // The output has as many attempts in flight as it may: come back shortly rather than
@@ -201,7 +196,12 @@ async fn paced_attempt(
 /// One attempt at one delivery, recorded whatever happens. Returns the destination's
 /// `Retry-After` when it asked to slow down, so its pacing buckets can pause.
 #[tracing::instrument(name = "deliver", skip_all, fields(delivery_id = %delivery.id, event_id = %event.id, route = %delivery.route, output = %delivery.output, attempt = delivery.attempts + 1))]
-pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, event: Event) -> Option<Duration> {
+pub async fn attempt(
+    store: &dyn Store,
+    config: &dyn DeliveryConfig,
+    delivery: Delivery,
+    event: Event,
+) -> Option<Duration> {
     let number = delivery.attempts + 1;
     let started = Utc::now();
     let clock = Instant::now();
@@ -224,7 +224,7 @@ pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, eve
             let next = match error.disposition {
                 Disposition::Permanent => Next::Dead,
                 Disposition::Retry { after } => {
-                    match config.delivery.policy.after_failure(
+                    match config.settings().policy.after_failure(
                         delivery.created_at,
                         Utc::now(),
                         number,
@@ -261,19 +261,19 @@ pub async fn attempt(store: &dyn Store, config: &Config, delivery: Delivery, eve
 }
 
 async fn send(
-    config: &Config,
+    config: &dyn DeliveryConfig,
     delivery: &Delivery,
     event: Event,
     number: u32,
 ) -> Result<outputs::Receipt, DeliveryError> {
-    let entry = config.outputs.get(&delivery.output).ok_or_else(|| {
+    let entry = config.output(&delivery.output).ok_or_else(|| {
         DeliveryError::permanent(Reason::Config, format!("output `{}` is no longer configured", delivery.output))
     })?;
     let output = entry.output.as_ref().ok_or_else(|| {
         DeliveryError::permanent(Reason::Config, format!("output `{}` is switched off", delivery.output))
     })?;
     let message =
-        outputs::render_for(&config.templates, &delivery.template, output.as_ref(), &event.into_render_context())
+        outputs::render_for(config.templates(), &delivery.template, output.as_ref(), &RenderContext::from_event(event))
             .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
     let attempt = Attempt { delivery: delivery.id.to_string(), number };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, output.send(&message, &attempt)).await {
@@ -306,43 +306,5 @@ async fn finish(store: &dyn Store, delivery: &Delivery, record: AttemptRecord, n
     // If even this fails the lease expires and the delivery is tried again: at least once.
     if let Err(error) = store.finish_attempt(delivery.id, record, next).await {
         tracing::error!(message = "Could not record the attempt; it will be retried when its lease expires.", %error);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use chrono::TimeDelta;
-    use serde_json::json;
-
-    use super::*;
-    use crate::config::Source;
-    use crate::event::{EventId, Fields, Kind};
-
-    /// A replay plans at its own time: its deliveries list among the newest, and a route's ttl
-    /// counts from the replay, not from the original.
-    #[test]
-    fn deliveries_are_made_at_the_time_given() {
-        let text = "[outputs.office]\ntype = \"log\"\n\n[[route]]\nname = \"all\"\nto = [\"office\"]\n\
-                    template = \"generic\"\nttl_secs = 60\n";
-        let config = Config::from_source(&Source::embedded("config.toml", text), Path::new(env!("CARGO_MANIFEST_DIR")))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let received = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let event = Event {
-            id: EventId::new(received),
-            received_at: received,
-            vendor: "jivo".into(),
-            event: "offline_message".into(),
-            kind: Kind::parse("message.offline").unwrap(),
-            fields: Fields::default(),
-            payload: json!({}),
-        };
-        let replayed = received + TimeDelta::days(2);
-        let (routes, deliveries) = plan(&config, &event, replayed);
-        assert_eq!(routes, ["all"]);
-        assert_eq!(deliveries.len(), 1);
-        assert_eq!(i64::try_from(deliveries[0].id.timestamp_ms()).unwrap(), replayed.timestamp_millis());
-        assert_eq!(deliveries[0].expires_at, Some(replayed + TimeDelta::seconds(60)));
     }
 }

@@ -12,15 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// A bucket and the least interval between two sends in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pace {
-    pub key: String,
-    pub interval: Duration,
-    /// One send at a time: the bucket stays closed until the send in flight has its answer, so
-    /// a "slow down" reaches the next send before it leaves (and messages keep their order).
-    pub exclusive: bool,
-}
+use crate::outputs::Pace;
 
 #[derive(Debug, Default)]
 struct Bucket {

@@ -1,11 +1,12 @@
 //! The normalised event: what every vendor's webhook becomes, whatever its wire format.
 //!
-//! A vendor plugin (`crate::vendor`) builds an [`Event`] from a request body; the store keeps it;
+//! A vendor plugin (`crate::plugin`) builds an [`Event`] from a request body; the store keeps it;
 //! routes and templates read it. Its `kind` is vendor-neutral (`call.missed` for all three vendors)
 //! and its `fields` use the canonical names of [`fields::CANONICAL_FIELDS`].
 
 pub mod fields;
 pub mod path;
+mod scalar;
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use ulid::Ulid;
 
 pub use fields::{FieldType, Fields};
 pub use path::Path;
+pub use scalar::{as_number, as_text};
 
 /// An event's id: a ULID, so ids sort by the time they were received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -161,40 +163,6 @@ pub struct Event {
     pub fields: Fields,
     /// The whole body as JSON; a form becomes an object.
     pub payload: Value,
-}
-
-impl Event {
-    /// The object templates see: the canonical fields at the top level (`contact.phone`), plus
-    /// `id`, `received_at`, `vendor`, `event`, `kind`, `payload`, and `fields`: the canonical
-    /// fields as a list of `{name, value}` for templates that list them all. Consumes the event,
-    /// so a delivery does not copy its payload; [`Event::context`] is for callers that keep it.
-    pub fn into_context(self) -> Value {
-        let mut root = self.fields.to_nested();
-        let list = self.fields.iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();
-        root.insert("fields".into(), Value::Array(list));
-        root.insert("id".into(), Value::String(self.id.to_string()));
-        root.insert("received_at".into(), Value::String(self.received_at.to_rfc3339()));
-        root.insert("vendor".into(), Value::String(self.vendor));
-        root.insert("event".into(), Value::String(self.event));
-        root.insert("kind".into(), Value::String(self.kind.to_string()));
-        root.insert("payload".into(), self.payload);
-        Value::Object(root)
-    }
-
-    /// [`Event::into_context`] of a copy.
-    pub fn context(&self) -> Value {
-        self.clone().into_context()
-    }
-
-    /// [`Event::context`], ready for templates.
-    pub fn render_context(&self) -> crate::render::RenderContext {
-        crate::render::RenderContext::new(self.context())
-    }
-
-    /// [`Event::into_context`], ready for templates.
-    pub fn into_render_context(self) -> crate::render::RenderContext {
-        crate::render::RenderContext::new(self.into_context())
-    }
 }
 
 #[cfg(test)]

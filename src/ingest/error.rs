@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::request::VerifyError;
+use crate::plugin::NormalizeError;
+use crate::plugin::request::VerifyError;
 use crate::store::StoreError;
-use crate::vendor::NormalizeError;
 
 /// Why a webhook was refused.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! Ingest: the HTTP edge where vendors' webhooks arrive.
 //!
-//! Stage 1 of the pipeline (**ingest** → vendor → store → …). A request to `/hooks/{vendor}`
+//! Stage 1 of the pipeline (**ingest** → plugin → router → store → …). A request to `/hooks/{vendor}`
 //! (or `/hooks/{vendor}/{secret}`, or a plugin's legacy path) is read within the size and time
 //! limits, its secret is verified, the vendor plugin normalises it (an event of a plugin's
 //! sequence, such as a Jivo call's `end`, with what the sequence's earlier events showed:
@@ -13,15 +13,14 @@ mod error;
 mod process;
 mod rejection;
 mod reprocess;
-pub mod request;
 mod sequence;
+mod settings;
 mod source;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -36,14 +35,15 @@ use http_body_util::BodyExt;
 pub use error::IngestError;
 pub use reprocess::{ReprocessError, not_reprocessable, reprocess};
 pub use sequence::SequenceTurns;
+pub use settings::{IngestConfig, LiveConfig};
 
+use crate::plugin::request::InboundRequest;
 pub use rejection::malformed_reporter;
 use rejection::{keep_rejection, request_record};
-use request::InboundRequest;
 
-use crate::config::Config;
+use crate::body;
+use crate::plugin::LegacyPath;
 use crate::store::Store;
-use crate::vendor::{LegacyPath, body};
 
 /// Response header carrying the stored event's id, for operators and tests.
 pub const EVENT_ID_HEADER: &str = "x-switchboard-event-id";
@@ -54,10 +54,10 @@ pub const DUPLICATE_HEADER: &str = "x-switchboard-duplicate";
 #[derive(Clone)]
 pub struct IngestState {
     /// The live configuration; a reload swaps it atomically.
-    pub config: Arc<ArcSwap<Config>>,
+    pub config: Arc<dyn LiveConfig>,
     pub store: Arc<dyn Store>,
     /// Tells the delivery workers that new deliveries were stored.
-    pub wake: crate::delivery::Wake,
+    pub wake: crate::store::Wake,
     /// Orders the events of one vendor sequence (a call), so each is classified by the ones
     /// before it.
     pub sequences: Arc<SequenceTurns>,
@@ -95,8 +95,8 @@ async fn hook_with_secret_and_event(
 }
 
 async fn legacy_or_not_found(State(state): State<IngestState>, request: Request) -> Response {
-    let config = state.config.load();
-    let Some((vendor, legacy)) = config.vendors.legacy(request.uri().path()) else {
+    let config = state.config.current();
+    let Some((vendor, legacy)) = config.vendors().legacy(request.uri().path()) else {
         let body = serde_json::json!({
             "result": "error",
             "error": "not_found",
@@ -124,8 +124,8 @@ impl Target {
     ///
     /// # Errors
     /// Two segments for a vendor whose event is not in its path.
-    fn secret_and_event(&self, config: &Config) -> Result<(Option<&str>, Option<&str>), IngestError> {
-        let takes_event = config.vendors.get(&self.vendor).is_some_and(|vendor| vendor.takes_event_from_path());
+    fn secret_and_event(&self, config: &dyn IngestConfig) -> Result<(Option<&str>, Option<&str>), IngestError> {
+        let takes_event = config.vendors().get(&self.vendor).is_some_and(|vendor| vendor.takes_event_from_path());
         match self.segments.as_slice() {
             [] => Ok((None, None)),
             [event] if takes_event && config.vendor_settings(&self.vendor).secret.is_none() => Ok((None, Some(event))),
@@ -151,9 +151,10 @@ async fn receive(state: &IngestState, target: Target, request: Request) -> Respo
     match accept(state, &target, &parts, body, received_at).await {
         Ok(response) => response,
         Err(Refused { error, body, proven }) => {
-            let config = state.config.load();
-            let path_has_secret =
-                target.secret_and_event(&config).map_or(!target.segments.is_empty(), |(secret, _)| secret.is_some());
+            let config = state.config.current();
+            let path_has_secret = target
+                .secret_and_event(config.as_ref())
+                .map_or(!target.segments.is_empty(), |(secret, _)| secret.is_some());
             let record = request_record(&parts, path_has_secret);
             keep_rejection(state.store.as_ref(), &target, &error, record, body, proven, received_at).await;
             error.into_response()
@@ -182,33 +183,33 @@ async fn accept(
     body: Body,
     received_at: DateTime<Utc>,
 ) -> Result<Response, Refused> {
-    let config = state.config.load_full();
+    let config = state.config.current();
     let fail = |error: IngestError| Refused::from((error, Bytes::new()));
     head_within_limits(parts).map_err(fail)?;
-    let limit = config.server.body_limit_bytes;
-    let Some(vendor) = config.vendors.get(&target.vendor) else {
+    let limit = config.body_limit();
+    let Some(vendor) = config.vendors().get(&target.vendor) else {
         // Kept with its body (what a stranger sends is cut to 64 KiB): once the operator adds
         // the plugin, it can be processed again. A body not received whole is refused for that.
-        let body = read_body(body, &parts.headers, limit, config.server.read_timeout).await?;
+        let body = read_body(body, &parts.headers, limit, config.read_timeout()).await?;
         return Err((IngestError::UnknownVendor(target.vendor.clone()), body).into());
     };
     if !vendor.accepts(&parts.method) {
-        let body = read_body(body, &parts.headers, limit, config.server.read_timeout).await?;
+        let body = read_body(body, &parts.headers, limit, config.read_timeout()).await?;
         let error = IngestError::MethodNotAllowed { vendor: target.vendor.clone(), method: parts.method.to_string() };
         return Err((error, body).into());
     }
     let settings = config.vendor_settings(vendor.name());
     if !settings.allow_from.is_empty() {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-        let sender = source::sender(peer, &parts.headers, &config.server.trusted_proxies);
+        let sender = source::sender(peer, &parts.headers, config.trusted_proxies());
         if !sender.is_some_and(|ip| settings.allow_from.iter().any(|net| net.contains(&ip))) {
             let sender = sender.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
             return Err(fail(IngestError::SourceNotAllowed { vendor: target.vendor.clone(), sender }));
         }
     }
-    let raw_body = read_body(body, &parts.headers, limit, config.server.read_timeout).await?;
+    let raw_body = read_body(body, &parts.headers, limit, config.read_timeout()).await?;
     let fail = |error: IngestError| Refused::from((error, raw_body.clone()));
-    let (path_secret, path_event) = target.secret_and_event(&config).map_err(fail)?;
+    let (path_secret, path_event) = target.secret_and_event(config.as_ref()).map_err(fail)?;
 
     let query = body::query_pairs(parts.uri.query().unwrap_or_default());
     let presented =
@@ -228,7 +229,7 @@ async fn accept(
         received_at,
         planned_at: received_at,
     };
-    let accepted = process::store(state, &config, vendor, intake).await.map_err(|error| Refused {
+    let accepted = process::store(state, config.as_ref(), vendor, intake).await.map_err(|error| Refused {
         error,
         body: raw_body.clone(),
         proven,

@@ -6,13 +6,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
-use super::request::{InboundRequest, Verified};
-use super::{DUPLICATE_HEADER, EVENT_ID_HEADER, IngestError, IngestState, sequence};
-use crate::config::Config;
+use super::{DUPLICATE_HEADER, EVENT_ID_HEADER, IngestConfig, IngestError, IngestState, sequence};
 use crate::event::EventId;
 use crate::metrics as m;
-use crate::store::{Appended, NewEvent, RequestRecord};
-use crate::vendor::{Echo, LegacyPath, ReplyBody, Vendor, reply};
+use crate::plugin::request::{InboundRequest, Verified};
+use crate::plugin::{Echo, LegacyPath, ReplyBody, Vendor, reply};
+use crate::store::{Appended, NewDelivery, NewEvent, RequestRecord};
 
 /// A verified request on its way to the store.
 pub(super) struct Intake<'r> {
@@ -60,7 +59,7 @@ impl IntoResponse for Accepted {
 /// (logged here: the vendor is asked to retry).
 pub(super) async fn store(
     state: &IngestState,
-    config: &Config,
+    config: &dyn IngestConfig,
     vendor: &Vendor,
     intake: Intake<'_>,
 ) -> Result<Accepted, IngestError> {
@@ -76,7 +75,13 @@ pub(super) async fn store(
             IngestError::from(e)
         })?;
     tracing::Span::current().record("event_id", tracing::field::display(normalized.event.id));
-    let (routes, deliveries) = crate::delivery::plan(config, &normalized.event, planned_at);
+    let plan = config.plan(&normalized.event, planned_at);
+    let routes = plan.routes;
+    let deliveries: Vec<NewDelivery> = plan
+        .deliveries
+        .into_iter()
+        .map(|p| NewDelivery::planned_at(planned_at, p.route, p.output, p.template, p.expires_at))
+        .collect();
     let deliver = !deliveries.is_empty();
     // The reply depends only on the event: built now, so the event can move into the store.
     let echo = legacy.map_or(Echo::None, |l| l.echo);
@@ -88,7 +93,7 @@ pub(super) async fn store(
         .append(NewEvent {
             event: normalized.event,
             dedup_key: normalized.dedup_key,
-            dedup_window: normalized.dedup_window.unwrap_or(config.storage.dedup_window),
+            dedup_window: normalized.dedup_window.unwrap_or(config.dedup_window()),
             anew,
             request: record,
             raw_body: request.body().clone(),

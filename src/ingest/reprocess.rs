@@ -7,11 +7,10 @@ use axum::http::Method;
 use chrono::Utc;
 use ulid::Ulid;
 
-use super::request::InboundRequest;
-use super::{IngestError, IngestState, Target, process};
-use crate::config::Config;
+use super::{IngestConfig, IngestError, IngestState, Target, process};
+use crate::body;
+use crate::plugin::request::InboundRequest;
 use crate::store::{Appended, Rejection, ReprocessOutcome, StoreError};
-use crate::vendor::body;
 
 /// Why a kept request was not turned into an event.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +33,7 @@ pub enum ReprocessError {
 /// body was not kept whole), is refused again (the new reason is recorded), or the store failed.
 pub async fn reprocess(state: &IngestState, id: Ulid) -> Result<Appended, ReprocessError> {
     let rejection = state.store.rejection(id).await?.ok_or(ReprocessError::NotFound(id))?;
-    if let Some(why) = not_reprocessable(&rejection, Some(&state.config.load())) {
+    if let Some(why) = not_reprocessable(&rejection, Some(state.config.current().as_ref())) {
         return Err(ReprocessError::NotReprocessable(why));
     }
     match process_again(state, &rejection).await {
@@ -65,10 +64,10 @@ pub async fn reprocess(state: &IngestState, id: Ulid) -> Result<Appended, Reproc
 /// posted, is processed: refused by the plugin after its secret was checked; or refused before
 /// that (an unknown vendor, a method, an event in the path) for a vendor that today has no secret
 /// and no `allow_from`. Anything else could be a stranger's forgery.
-pub fn not_reprocessable(rejection: &Rejection, config: Option<&Config>) -> Option<String> {
+pub fn not_reprocessable(rejection: &Rejection, config: Option<&dyn IngestConfig>) -> Option<String> {
     const FINAL: &str = "only the vendor can send it again";
     let vendor = rejection.vendor.as_deref().unwrap_or_default();
-    let guarded = config.and_then(|config| config.vendors.get(vendor).map(|plugin| (config, plugin))).is_some_and(
+    let guarded = config.and_then(|config| config.vendors().get(vendor).map(|plugin| (config, plugin))).is_some_and(
         |(config, plugin)| {
             let settings = config.vendor_settings(plugin.name());
             settings.secret.is_some() || !settings.allow_from.is_empty()
@@ -100,7 +99,7 @@ pub fn not_reprocessable(rejection: &Rejection, config: Option<&Config>) -> Opti
 /// The kept request through today's configuration, as [`super::accept`] takes a webhook, but
 /// without its secret (the operator vouches for it) and at the time it first arrived.
 async fn process_again(state: &IngestState, rejection: &Rejection) -> Result<Appended, IngestError> {
-    let config = state.config.load_full();
+    let config = state.config.current();
     let record = &rejection.request;
     let decode = |segment: &str| percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned();
     let target = match record.path.strip_prefix("/hooks/") {
@@ -109,14 +108,15 @@ async fn process_again(state: &IngestState, rejection: &Rejection) -> Result<App
             let vendor = segments.next().unwrap_or_default();
             Target { vendor, segments: segments.collect(), legacy: None }
         }
-        None => match config.vendors.legacy(&record.path) {
+        None => match config.vendors().legacy(&record.path) {
             Some((vendor, legacy)) => {
                 Target { vendor: vendor.name().to_owned(), segments: Vec::new(), legacy: Some(legacy.clone()) }
             }
             None => return Err(IngestError::UnknownVendor(rejection.vendor.clone().unwrap_or_default())),
         },
     };
-    let vendor = config.vendors.get(&target.vendor).ok_or_else(|| IngestError::UnknownVendor(target.vendor.clone()))?;
+    let vendor =
+        config.vendors().get(&target.vendor).ok_or_else(|| IngestError::UnknownVendor(target.vendor.clone()))?;
     let method = record.method.parse::<Method>().unwrap_or(Method::POST);
     if !vendor.accepts(&method) {
         return Err(IngestError::MethodNotAllowed { vendor: target.vendor.clone(), method: method.to_string() });
@@ -147,5 +147,5 @@ async fn process_again(state: &IngestState, rejection: &Rejection) -> Result<App
         received_at: rejection.received_at,
         planned_at: Utc::now(),
     };
-    Ok(process::store(state, &config, vendor, intake).await?.appended)
+    Ok(process::store(state, config.as_ref(), vendor, intake).await?.appended)
 }

@@ -9,8 +9,8 @@ use std::hash::{BuildHasher, RandomState};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::event::EventId;
+use crate::plugin::{Normalized, RECALL_LIMIT, Repeat, Vendor};
 use crate::store::{SequenceLock, Store, StoreError};
-use crate::vendor::{Normalized, RECALL_LIMIT, Repeat, Vendor};
 
 /// How many sequences can be taken in parallel; two sequences that share a stripe merely wait
 /// for each other. Such events are a few per call, so contention is not a concern.

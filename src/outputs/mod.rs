@@ -13,6 +13,7 @@ pub mod telegram;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -83,6 +84,17 @@ pub struct Receipt {
     pub summary: String,
 }
 
+/// A pacing bucket and the least interval between two sends in it: delivery sends no faster
+/// than an output's buckets allow, so bursts queue instead of failing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pace {
+    pub key: String,
+    pub interval: Duration,
+    /// One send at a time: the bucket stays closed until the send in flight has its answer, so
+    /// a "slow down" reaches the next send before it leaves (and messages keep their order).
+    pub exclusive: bool,
+}
+
 /// A configured destination, built once per configuration load.
 #[async_trait]
 pub trait Output: Send + Sync + std::fmt::Debug + 'static {
@@ -93,7 +105,7 @@ pub trait Output: Send + Sync + std::fmt::Debug + 'static {
     /// One attempt. Never retries or sleeps: the delivery stage owns time.
     async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError>;
     /// The pacing buckets a message counts against; none by default.
-    fn pacing(&self) -> &[crate::delivery::pacing::Pace] {
+    fn pacing(&self) -> &[Pace] {
         &[]
     }
 }

@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use handlebars::{Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, ScopedJson};
 use serde_json::Value;
 
-use crate::condition::{as_number, as_text};
+use crate::event::{as_number, as_text};
 
 /// Handlebars' own helpers, always available.
 pub const BUILTIN_HELPERS: &[&str] = &[

@@ -1,19 +1,19 @@
 //! Rendering handlebars templates against an event's context.
 //!
-//! Stage 5 of the pipeline (… → router → **render** → delivery). [`TemplateSet`] holds the
+//! Stage 6 of the pipeline (… → delivery → **render** → outputs). [`TemplateSet`] holds the
 //! message templates of `templates/` (one file per message, one part per destination), each
 //! compiled once per [`Escape`] so values are escaped the way the destination needs.
 //! [`JsonTemplate`] renders a JSON shape whose strings are templates (vendor replies, HTTP
 //! headers). Missing values render empty; a template never crashes the daemon.
 
+mod context;
 mod escape;
 pub mod helpers;
 mod templates;
 
-use std::sync::Arc;
-
 use handlebars::Handlebars;
 
+pub use context::RenderContext;
 pub use escape::Escape;
 pub use helpers::HelperSettings;
 use serde_json::{Map, Value};
@@ -25,41 +25,6 @@ pub use templates::{EMBEDDED_TEMPLATES, Part, TemplateSet, TemplateSource};
 pub struct RenderError {
     pub template: String,
     pub message: String,
-}
-
-/// An event's template context, wrapped once. Handlebars re-serialises a plain value on every
-/// render (a deep copy of the whole payload per template part); this hands it over as is.
-/// Cloning is cheap: a message keeps it for the templates its output renders at send time.
-#[derive(Debug, Clone)]
-pub struct RenderContext(Arc<handlebars::Context>);
-
-impl RenderContext {
-    pub fn new(value: Value) -> Self {
-        Self(Arc::new(handlebars::Context::from(value)))
-    }
-
-    /// The context as JSON.
-    pub fn value(&self) -> &Value {
-        self.0.data()
-    }
-}
-
-impl Default for RenderContext {
-    fn default() -> Self {
-        Self::new(Value::Null)
-    }
-}
-
-impl PartialEq for RenderContext {
-    fn eq(&self, other: &Self) -> bool {
-        self.value() == other.value()
-    }
-}
-
-impl From<Value> for RenderContext {
-    fn from(value: Value) -> Self {
-        Self::new(value)
-    }
 }
 
 /// A JSON value whose string leaves may hold handlebars expressions.

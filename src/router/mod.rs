@@ -1,7 +1,8 @@
 //! The router: which routes an event matches, and so which outputs hear about it.
 //!
-//! Stage 4 of the pipeline (… → store → **router** → render → …). `[[route]]` tables compile
-//! once into [`Routes`]; [`Routes::decide`] is then a pure function of the event. Routes are
+//! Stage 3 of the pipeline (… → plugin → **router** → store → …). `[[route]]` tables compile
+//! once into [`Routes`]; [`Routes::plan`] is then a pure function of the event and the time:
+//! the routes that take it, and one delivery per (route, output) for the store. Routes are
 //! tried in order; the first that matches wins, unless it says `continue = true`. An event that
 //! matches nothing is still stored, and shown as unrouted.
 
@@ -9,6 +10,7 @@ mod schedule;
 
 use std::borrow::Cow;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use schedule::Schedule;
@@ -51,6 +53,23 @@ pub struct Decision {
     pub ttl: Option<std::time::Duration>,
 }
 
+/// One delivery a route asks for. Past `expires_at` (the route's ttl, counted from when the plan
+/// was made) it is expired rather than sent late.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub route: String,
+    pub output: String,
+    pub template: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What routing makes of an event: the routes that took it, and the deliveries they ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub routes: Vec<String>,
+    pub deliveries: Vec<Planned>,
+}
+
 /// Why each route did or did not take an event, for `switchboard test` and the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -80,6 +99,29 @@ impl Routes {
 
     /// The routes that take `event`; empty when it is unrouted. Schedules are judged at the
     /// time the event was received, so a replay routes as the original did.
+    /// The routes that take `event`, and one delivery per (route, output) planned at `at`, for
+    /// the outputs `sends` says can send: one switched off has nothing to send with.
+    pub fn plan(&self, event: &Event, at: DateTime<Utc>, sends: impl Fn(&str) -> bool) -> Plan {
+        let decisions = self.decide(event);
+        let mut deliveries = Vec::new();
+        for decision in &decisions {
+            let expires_at = decision.ttl.and_then(|ttl| chrono::TimeDelta::from_std(ttl).ok()).map(|ttl| at + ttl);
+            for target in &decision.targets {
+                if sends(&target.output) {
+                    deliveries.push(Planned {
+                        route: decision.route.clone(),
+                        output: target.output.clone(),
+                        template: target.template.clone(),
+                        expires_at,
+                    });
+                } else {
+                    tracing::debug!(message = "Output is switched off; no delivery.", route = %decision.route, output = %target.output);
+                }
+            }
+        }
+        Plan { routes: decisions.into_iter().map(|d| d.route).collect(), deliveries }
+    }
+
     pub fn decide(&self, event: &Event) -> Vec<Decision> {
         let facts = EventFacts(event);
         let mut decisions = Vec::new();

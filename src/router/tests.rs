@@ -258,3 +258,31 @@ fn a_switched_off_output_is_not_built_and_routes_to_it_still_load() {
     .unwrap();
     assert!(config.outputs["tg"].output.is_none());
 }
+
+/// A plan is made at the time it is given (a replay's, not the event's): a route's ttl counts
+/// from it, and the deliveries made of it have ids of that time, so they list among the newest.
+/// An output that cannot send gets no delivery.
+#[test]
+fn a_plan_is_made_at_the_time_given() {
+    let routes =
+        routes("[[route]]\nname = \"all\"\nto = [\"office\", \"night\"]\ntemplate = \"generic\"\nttl_secs = 60\n");
+    let received = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let replayed = received + chrono::TimeDelta::days(2);
+    let plan =
+        routes.plan(&event("jivo", "offline_message", "message.offline", json!({}), received), replayed, |output| {
+            output == "office"
+        });
+    assert_eq!(plan.routes, ["all"]);
+    assert_eq!(plan.deliveries.len(), 1);
+    assert_eq!(plan.deliveries[0].output, "office");
+    assert_eq!(plan.deliveries[0].expires_at, Some(replayed + chrono::TimeDelta::seconds(60)));
+    let planned = &plan.deliveries[0];
+    let delivery = crate::store::NewDelivery::planned_at(
+        replayed,
+        planned.route.clone(),
+        planned.output.clone(),
+        planned.template.clone(),
+        planned.expires_at,
+    );
+    assert_eq!(i64::try_from(delivery.id.timestamp_ms()).unwrap(), replayed.timestamp_millis());
+}

@@ -1,6 +1,6 @@
 //! The store: where an event is made durable before the vendor gets its 2xx.
 //!
-//! Stage 3 of the pipeline (ingest → vendor → **store** → router → …). [`Store`] is the one
+//! Stage 4 of the pipeline (… → router → **store** → delivery → …). [`Store`] is the one
 //! interface; [`sqlite::SqliteStore`] is the embedded implementation. Writes go through a single
 //! writer task that commits concurrent requests together (group commit), so durability costs one
 //! flush per batch rather than one per request.
@@ -10,9 +10,11 @@ mod rejection;
 mod rows;
 pub mod sqlite;
 mod views;
+mod wake;
 mod writer;
 
 pub use rejection::{REJECTED_BODY_KEEP, Rejection, ReprocessOutcome, Reprocessed};
+pub use wake::Wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +25,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use crate::config::StorageUrl;
+use crate::body::BodyEncoding;
 use crate::event::{Event, EventId};
-use crate::vendor::body::BodyEncoding;
+use crate::secret::Secret;
 
 /// A storage failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -95,18 +97,18 @@ pub struct NewEvent {
     pub dedup_key: String,
     pub dedup_window: Duration,
     /// Ingest knows the event repeats none stored before, though an earlier one has its dedup
-    /// key (a visitor's second call: `vendor::Repeat::Anew`). It is stored without looking for
+    /// key (a visitor's second call: `plugin::Repeat::Anew`). It is stored without looking for
     /// a repeat, and is the event its key's later repeats find.
     pub anew: bool,
     pub request: RequestRecord,
     pub raw_body: Bytes,
     /// The raw body is the payload's whole record, read this way
-    /// (`vendor::Normalized::payload_from_body`): the payload is kept once, as the body, and read
+    /// (`plugin::Normalized::payload_from_body`): the payload is kept once, as the body, and read
     /// back by decoding it again.
     pub payload_from_body: Option<BodyEncoding>,
     /// Names of the routes that took the event; empty means unrouted.
     pub routes: Vec<String>,
-    /// The sequence the event belongs to (`vendor::SequenceRef::key`), found again by
+    /// The sequence the event belongs to (`plugin::SequenceRef::key`), found again by
     /// [`Store::sequence`] when a later event of it is classified.
     pub sequence_key: Option<String>,
     /// Created with the event, in the same transaction; not created for a duplicate.
@@ -125,6 +127,19 @@ pub struct NewDelivery {
     pub template: String,
     /// The route's ttl: past this the delivery is expired, not sent late.
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl NewDelivery {
+    /// A delivery planned at `at`: its id is of that time, so the queue serves in plan order.
+    pub fn planned_at(
+        at: DateTime<Utc>,
+        route: String,
+        output: String,
+        template: String,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self { id: crate::event::monotonic_ulid(at), route, output, template, expires_at }
+    }
 }
 
 /// Where a delivery stands.
@@ -430,6 +445,15 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Finishes pending writes and closes the database.
     async fn close(&self);
+}
+
+/// Where events are kept: `storage.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// An SQLite database file (created with its directory when missing).
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL URL, shared by several instances; it may hold a password.
+    Postgres(Secret),
 }
 
 /// Opens the store a URL names, running migrations.

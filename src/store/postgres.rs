@@ -21,8 +21,8 @@ use super::{
     OutputHealth, QueueStats, Rejection, ReprocessOutcome, SequenceLock, Store, StoreError, StoredEvent, millis,
     next_state,
 };
+use crate::body::BodyEncoding;
 use crate::event::{Event, EventId};
-use crate::vendor::body::BodyEncoding;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/postgres");
 

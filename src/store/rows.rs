@@ -7,8 +7,8 @@ use sqlx::Row;
 use ulid::Ulid;
 
 use super::{AttemptRecord, Delivery, DeliveryState, Rejection, Reprocessed, StoreError, StoredEvent, from_millis};
+use crate::body::BodyEncoding;
 use crate::event::{Event, Kind};
-use crate::vendor::body::BodyEncoding;
 
 /// The column reads the decoders need, for any database the store runs on.
 pub(super) trait Columns {

@@ -12,8 +12,8 @@ use serde_json::json;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::*;
+use crate::body::BodyEncoding;
 use crate::event::{Fields, Kind};
-use crate::vendor::body::BodyEncoding;
 
 pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> NewEvent {
     let mut fields = Fields::default();

@@ -4,10 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
+use switchboard::body;
 use switchboard::event::{Event, EventId};
 use switchboard::outputs::{self, Attempt, BuildContext, Message, Output};
+use switchboard::plugin::VendorRegistry;
 use switchboard::render::{HelperSettings, TemplateSet, TemplateSource};
-use switchboard::vendor::{VendorRegistry, body};
 
 use crate::support::repo;
 
@@ -42,7 +43,7 @@ pub fn fixture_event(vendor: &str, file: &str) -> Event {
 /// A shipped template rendered for `output` from `event`.
 pub fn render(template: &str, output: &dyn Output, event: &Event) -> Message {
     let set = TemplateSet::load(&TemplateSource { dir: None, language: "ru".into(), helpers: helpers() }).unwrap();
-    outputs::render_for(&set, template, output, &event.render_context()).unwrap()
+    outputs::render_for(&set, template, output, &switchboard::render::RenderContext::of_event(event)).unwrap()
 }
 
 pub fn attempt(number: u32) -> Attempt {

@@ -10,9 +10,10 @@ use std::path::Path;
 
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
+use switchboard::body;
 use switchboard::event::{Event, EventId};
+use switchboard::plugin::VendorRegistry;
 use switchboard::render::{Escape, HelperSettings, Part, TemplateSet, TemplateSource};
-use switchboard::vendor::{VendorRegistry, body};
 
 use crate::support::repo;
 
@@ -119,7 +120,7 @@ fn every_shipped_template_renders_as_its_golden() {
                     continue;
                 }
                 rendered_any = true;
-                let context = event.render_context();
+                let context = switchboard::render::RenderContext::of_event(event);
                 for part in set.parts(name).to_vec() {
                     let escape = escape_for(part);
                     let text = set.render(name, part, escape, &context).unwrap_or_else(|e| panic!("{e}"));

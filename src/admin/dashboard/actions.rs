@@ -23,7 +23,7 @@ pub(super) async fn replay(State(state): State<AdminState>, Path(id): Path<Strin
         id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not an event id")))?;
     let Some(stored) = state.store.event(id).await? else { return Err(PageError::not_found(format!("event {id}"))) };
     let config = state.reloader.live().load_full();
-    let deliveries = crate::delivery::replay(state.store.as_ref(), &config, &stored).await?;
+    let deliveries = crate::delivery::replay(state.store.as_ref(), config.as_ref(), &stored).await?;
     state.ingest.wake.notify();
     tracing::info!(message = "Event replayed from the dashboard.", event_id = %id, deliveries = deliveries.len());
     let notice = if deliveries.is_empty() {

@@ -123,7 +123,7 @@ pub(super) async fn event(
         id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not an event id")))?;
     let Some(stored) = state.store.event(id).await? else { return Err(PageError::not_found(format!("event {id}"))) };
     let config = state.reloader.live().load_full();
-    let context = stored.event.render_context();
+    let context = crate::render::RenderContext::of_event(&stored.event);
     let mut deliveries = Vec::new();
     for delivery in state.store.deliveries(id).await? {
         let attempts: Vec<Value> = state
@@ -245,7 +245,7 @@ pub(super) async fn rejected(State(state): State<AdminState>, Query(notice): Que
                 "body_cut": (r.raw_body.len() > SHOWN).then(|| format!("… the first {SHOWN} of {} bytes", r.body_size)),
                 "reprocessed_at": r.reprocessed.map(|p| time(p.at)),
                 "reprocessed_event": r.reprocessed.and_then(|p| p.event).map(|id| id.to_string()),
-                "not_reprocessable": crate::ingest::not_reprocessable(r, Some(&config)),
+                "not_reprocessable": crate::ingest::not_reprocessable(r, Some(config.as_ref())),
             })
         })
         .collect();

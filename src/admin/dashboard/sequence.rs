@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::pages::time;
 use crate::config::Config;
+use crate::plugin::{RECALL_LIMIT, Seen};
 use crate::store::{Store, StoreError, StoredEvent};
-use crate::vendor::{RECALL_LIMIT, Seen};
 
 /// The section's data, or `null` for an event in no sequence.
 pub(super) async fn section(store: &dyn Store, config: &Config, stored: &StoredEvent) -> Result<Value, StoreError> {

@@ -19,7 +19,7 @@ use teloxide::types::{ChatId, LinkPreviewOptions, MessageId, ParseMode, Recipien
 use teloxide::{ApiError, Bot, RequestError};
 
 use super::{Attempt, DeliveryError, Message, Need, Output, Reason, Receipt};
-use crate::delivery::pacing::Pace;
+use crate::outputs::Pace;
 use crate::render::{Escape, Part};
 use crate::secret::Secret;
 

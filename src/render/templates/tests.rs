@@ -31,7 +31,7 @@ fn the_embedded_list_is_exactly_the_templates_folder() {
     let mut embedded: Vec<(String, String, String)> =
         EMBEDDED_TEMPLATES.iter().map(|(l, n, t)| ((*l).into(), (*n).into(), (*t).into())).collect();
     embedded.sort();
-    assert_eq!(embedded, on_disk, "src/render/embedded_list.rs is out of date with templates/");
+    assert_eq!(embedded, on_disk, "src/render/templates/embedded_list.rs is out of date with templates/");
 }
 
 #[test]

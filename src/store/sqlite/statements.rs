@@ -8,10 +8,10 @@ use ulid::Ulid;
 
 use super::dedup::DedupWindow;
 use super::owned_row::OwnedRow;
+use crate::body::BodyEncoding;
 use crate::event::EventId;
 use crate::store::rows::{corrupt, to_json};
 use crate::store::{Appended, AttemptRecord, NewDelivery, NewEvent, Next, Rejection, StoreError, millis, next_state};
-use crate::vendor::body::BodyEncoding;
 
 /// An event with its JSON columns serialised by the sender, in parallel on the runtime's
 /// workers, so the one writer thread only binds and steps.

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard::vendor::{BodyFormat, body};
+use switchboard::body::{self, BodyFormat};
 
 fuzz_target!(|data: &[u8]| {
     // The content type is the first line; the body is the rest.

@@ -6,7 +6,8 @@
 use std::sync::OnceLock;
 
 use switchboard::event::{Event, EventId};
-use switchboard::vendor::{BodyFormat, VendorRegistry, body};
+use switchboard::body::{self, BodyFormat};
+use switchboard::plugin::VendorRegistry;
 
 pub fn vendors() -> &'static VendorRegistry {
     static VENDORS: OnceLock<VendorRegistry> = OnceLock::new();
@@ -32,8 +33,8 @@ pub fn ingest(vendor: &str, format: BodyFormat, data: &[u8]) -> Option<Event> {
     let now = chrono_now();
     let normalized = plugin.interpret(payload, None, raw, EventId::new(now), now).ok()?;
     // What every later stage reads of it must be well-formed too.
-    let context = normalized.event.context();
-    assert!(context.is_object());
+    let context = switchboard::render::RenderContext::of_event(&normalized.event);
+    assert!(context.value().is_object());
     Some(normalized.event)
 }
 

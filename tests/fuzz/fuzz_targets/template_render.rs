@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let source =
         TemplateSource { dir: Some(dir().path().to_owned()), language: "en".into(), helpers: HelperSettings { timezone: chrono_tz::UTC, english: true } };
     let Ok(templates) = TemplateSet::load(&source) else { return };
-    let context = common::sample_event().render_context();
+    let context = switchboard::render::RenderContext::of_event(&common::sample_event());
     for part in Part::ALL {
         for escape in Escape::ALL {
             let _ = templates.render("fuzz", part, escape, &context);

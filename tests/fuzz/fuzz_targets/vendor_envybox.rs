@@ -4,7 +4,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use switchboard::vendor::BodyFormat;
+use switchboard::plugin::BodyFormat;
 
 fuzz_target!(|data: &[u8]| {
     common::ingest("envybox", BodyFormat::Form, data);

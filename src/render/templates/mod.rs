@@ -24,7 +24,7 @@ use handlebars::template::{Parameter, Template, TemplateElement};
 use super::escape::Escape;
 use super::helpers::{self, BUILTIN_HELPERS, HELPERS, HelperSettings};
 use super::{RenderContext, RenderError};
-use crate::config::ConfigIssue;
+use crate::diagnostics::ConfigIssue;
 
 /// One part of a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

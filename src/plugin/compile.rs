@@ -6,11 +6,11 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 use std::ops::Range;
 
-use super::body::BodyFormat;
 use super::spec::VendorSpec;
 use super::{EventDef, LegacyPath, Reply, ReplyBody, Rule, Sample, Vendor};
+use crate::body::BodyFormat;
 use crate::condition::{Condition, FieldRef, Scope};
-use crate::config::{ConfigIssue, Source};
+use crate::diagnostics::{ConfigIssue, Source};
 use crate::event::{Kind, Path, fields};
 
 /// Compiles one plugin file, reporting every problem in it.

@@ -257,8 +257,8 @@ fn dedup_keys_use_the_plugin_paths_or_the_body_hash() {
 fn a_body_stands_for_its_payload_only_when_it_reads_back_into_it() {
     use axum::http::Method;
 
-    use crate::ingest::request::InboundRequest;
-    use crate::vendor::body::BodyEncoding;
+    use crate::body::BodyEncoding;
+    use crate::plugin::request::InboundRequest;
 
     let registry = shipped();
     let normalize = |vendor: &str, method: Method, content_type: Option<&str>, query: &[(&str, &str)], body: &str| {
@@ -402,7 +402,7 @@ fn a_sample_is_different_every_time_it_is_sent() {
 #[test]
 fn a_sample_the_plugin_cannot_read_is_a_config_error_with_its_line() {
     let text = "format = \"json\"\nevent = { field = \"event_name\" }\n\n[[sample]]\nname = \"broken\"\nbody = \"{not json\"\n";
-    let source = crate::config::Source::embedded("plugins/broken.toml", text);
+    let source = crate::diagnostics::Source::embedded("plugins/broken.toml", text);
     let issues = compile::compile(&source).expect_err("the sample does not parse");
     let shown = issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert!(shown.contains("plugins/broken.toml>:4 sample[0]") && shown.contains("invalid JSON"), "{shown}");

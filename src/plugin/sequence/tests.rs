@@ -5,9 +5,9 @@ use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
 use super::*;
-use crate::config::Source;
+use crate::diagnostics::Source;
 use crate::event::EventId;
-use crate::vendor::{Normalized, VendorRegistry};
+use crate::plugin::{Normalized, VendorRegistry};
 
 fn jivo() -> std::sync::Arc<Vendor> {
     let (registry, issues) = VendorRegistry::embedded();

@@ -1,6 +1,6 @@
 //! Vendor plugins: `plugins/<vendor>.toml` files that teach Switchboard a vendor's webhooks.
 //!
-//! Stage 2 of the pipeline (ingest → **vendor** → store → …). A plugin is data: [`spec`] reads the
+//! Stage 2 of the pipeline (ingest → **plugin** → router → store → …). A plugin is data: [`spec`] reads the
 //! file as written, [`compile`] checks it once and builds a [`Vendor`], and
 //! [`Vendor::normalize`] is then a pure function from a verified request to an [`Event`]; an event
 //! of a plugin's sequence is classified once more with what its earlier events showed
@@ -9,11 +9,12 @@
 //!
 //! [`Event`]: crate::event::Event
 
-pub mod body;
 mod compile;
 mod normalize;
 pub mod reply;
+pub mod request;
 mod sequence;
+mod settings;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,12 +25,14 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::condition::Condition;
-use crate::config::{ConfigIssue, Source};
+use crate::diagnostics::{ConfigIssue, Source};
 use crate::event::{EventId, Kind, Path};
 
-pub use body::{BodyFormat, DecodeError};
+use crate::body;
+pub use crate::body::{BodyFormat, DecodeError};
 pub use normalize::{NormalizeError, Normalized};
 pub use sequence::{RECALL_LIMIT, Repeat, Seen, SequenceRef};
+pub use settings::VendorSettings;
 pub use spec::Echo;
 
 /// The plugins shipped in `plugins/`, compiled into the binary for the embedded default.

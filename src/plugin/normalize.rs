@@ -8,9 +8,10 @@ use sha2::{Digest, Sha256};
 
 use super::sequence::{Seen, SequenceRef};
 use super::{Vendor, body};
-use crate::condition::{Facts, FieldRef, as_text};
+use crate::condition::{Facts, FieldRef};
+use crate::event::as_text;
 use crate::event::{Event, EventId, Fields, Kind};
-use crate::ingest::request::{InboundRequest, Verified};
+use crate::plugin::request::{InboundRequest, Verified};
 
 /// An event and the key that recognises the vendor's retries of it.
 #[derive(Debug, Clone, PartialEq)]

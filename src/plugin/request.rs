@@ -2,7 +2,7 @@
 //!
 //! Only [`InboundRequest::verify`] turns an `InboundRequest<Unverified>` into an
 //! `InboundRequest<Verified>`, and only a verified request can be normalised
-//! ([`crate::vendor::Vendor::normalize`]), so no code path can skip authentication.
+//! ([`crate::plugin::Vendor::normalize`]), so no code path can skip authentication.
 
 use std::marker::PhantomData;
 
@@ -69,10 +69,10 @@ impl InboundRequest<Unverified> {
 }
 
 impl InboundRequest<Verified> {
-    /// A kept request the operator asks to process again ([`super::reprocess`]). Its secret was
+    /// A kept request the operator asks to process again ([`crate::ingest::reprocess`]). Its secret was
     /// masked when it was kept, so it cannot be checked again: the operator vouches for it, and
     /// a request refused for its credentials or its sender is never processed again.
-    pub(super) fn vouched_for_by_operator(
+    pub fn vouched_for_by_operator(
         method: Method,
         content_type: Option<String>,
         query: Vec<(String, String)>,

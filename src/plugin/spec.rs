@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::body::BodyFormat;
+use crate::body::BodyFormat;
 
 /// A plugin file.
 #[derive(Debug, Deserialize)]

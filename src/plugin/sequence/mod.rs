@@ -24,7 +24,8 @@ use super::Vendor;
 use super::compile::IssueSink;
 use super::normalize::Draft;
 use super::spec::SequenceSpec;
-use crate::condition::{Condition, FieldRef, Scope, as_text, check_seen_name};
+use crate::condition::{Condition, FieldRef, Scope, check_seen_name};
+use crate::event::as_text;
 use crate::event::{Event, Path};
 
 /// How far back earlier events are looked for when the plugin does not say: a day.

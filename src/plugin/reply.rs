@@ -28,7 +28,7 @@ pub fn build(vendor: &Vendor, additions: &[ReplyAddition], event: &Event, echo: 
         ReplyBody::Json(Value::Object(base)) => {
             let mut body = base.clone();
             if !applicable.is_empty() {
-                let context = event.render_context();
+                let context = crate::render::RenderContext::of_event(event);
                 for addition in applicable {
                     match addition.json.render(&context) {
                         Ok(Value::Object(extra)) => body.extend(extra),

@@ -15,7 +15,7 @@ use std::fmt;
 use regex::Regex;
 use serde_json::Value;
 
-use crate::event::{Path, fields};
+use crate::event::{Path, as_number, as_text, fields};
 
 mod glob;
 pub use glob::Glob;
@@ -380,25 +380,6 @@ impl fmt::Display for Test {
 
 fn display_value(value: &Value) -> String {
     as_text(value).map_or_else(|| value.to_string(), Cow::into_owned)
-}
-
-/// A scalar as text (`65` → "65", `true` → "true"); `None` for arrays, objects and null.
-pub fn as_text(value: &Value) -> Option<Cow<'_, str>> {
-    match value {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-        _ => None,
-    }
-}
-
-/// A number, or a string that holds one (forms send every number as text).
-pub fn as_number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
-        _ => None,
-    }
 }
 
 /// Equality that forgives the vendors' loose typing: `"2198"` equals `2198`, and a list equals a

@@ -1,0 +1,21 @@
+// The shipped templates, built into the binary. A test checks this list against templates/.
+[
+    ("en", "call_finished", include_str!("../../../templates/en/call_finished.hbs")),
+    ("en", "callback_requested", include_str!("../../../templates/en/callback_requested.hbs")),
+    ("en", "chat_finished", include_str!("../../../templates/en/chat_finished.hbs")),
+    ("en", "crm_deal", include_str!("../../../templates/en/crm_deal.hbs")),
+    ("en", "crm_task", include_str!("../../../templates/en/crm_task.hbs")),
+    ("en", "generic", include_str!("../../../templates/en/generic.hbs")),
+    ("en", "lead", include_str!("../../../templates/en/lead.hbs")),
+    ("en", "missed_call", include_str!("../../../templates/en/missed_call.hbs")),
+    ("en", "offline_message", include_str!("../../../templates/en/offline_message.hbs")),
+    ("ru", "call_finished", include_str!("../../../templates/ru/call_finished.hbs")),
+    ("ru", "callback_requested", include_str!("../../../templates/ru/callback_requested.hbs")),
+    ("ru", "chat_finished", include_str!("../../../templates/ru/chat_finished.hbs")),
+    ("ru", "crm_deal", include_str!("../../../templates/ru/crm_deal.hbs")),
+    ("ru", "crm_task", include_str!("../../../templates/ru/crm_task.hbs")),
+    ("ru", "generic", include_str!("../../../templates/ru/generic.hbs")),
+    ("ru", "lead", include_str!("../../../templates/ru/lead.hbs")),
+    ("ru", "missed_call", include_str!("../../../templates/ru/missed_call.hbs")),
+    ("ru", "offline_message", include_str!("../../../templates/ru/offline_message.hbs")),
+]
