@@ -16,7 +16,6 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use switchboard::body::{self, BodyFormat};
 use switchboard::config::Config;
 use switchboard::event::{Event, EventId};
-use switchboard::outputs;
 
 const JIVO: &str = include_str!("../bench/payloads/jivo_offline_message.json");
 const ENVYBOX: &str = include_str!("../bench/payloads/envybox_missed_call.form");
@@ -61,7 +60,8 @@ fn route_and_render(config: &Config, event: &Event) -> usize {
     for decision in config.routes.decide(event) {
         for target in &decision.targets {
             let output = config.outputs[&target.output].output.as_ref().unwrap();
-            let message = outputs::render_for(&config.templates, &target.template, output.as_ref(), &context).unwrap();
+            let message =
+                switchboard::delivery::compose(&config.templates, &target.template, output.as_ref(), &context).unwrap();
             bytes += message.parts().map(|(_, text)| text.len()).sum::<usize>();
         }
     }

@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::event::Event;
-use crate::outputs;
 use crate::render::RenderContext;
 use crate::router::Outcome;
 
@@ -75,7 +74,7 @@ pub fn render(config: &Config, route: &str, output: &str, template: &str, contex
         Some(entry) => {
             let message = match &entry.output {
                 None => json!({ "skipped": "the output is switched off (enabled = false)" }),
-                Some(sender) => match outputs::render_for(&config.templates, template, sender.as_ref(), context) {
+                Some(sender) => match crate::delivery::compose(&config.templates, template, sender.as_ref(), context) {
                     Ok(message) => {
                         Value::Object(message.parts().map(|(part, text)| (part.to_string(), json!(text))).collect())
                     }

@@ -65,7 +65,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("reload", &["config", "metrics"]),
-    ("inspect", &["config", "event", "outputs", "render", "router"]),
+    ("inspect", &["config", "delivery", "event", "render", "router"]),
     (
         "admin",
         &[

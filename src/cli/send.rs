@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::event::{Event, EventId, Fields, Kind};
-use crate::outputs::{self, Attempt};
+use crate::outputs::Attempt;
 
 /// What happened, in one line for a person.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub async fn send(config: &Config, output: &str, text: &str, template: &str) -> 
         fields,
         payload: json!({ "message": text }),
     };
-    let message = outputs::render_for(
+    let message = crate::delivery::compose(
         &config.templates,
         template,
         sender.as_ref(),

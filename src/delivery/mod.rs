@@ -6,6 +6,7 @@
 //! permanent ones, and those past the maximum age, are dead-lettered with the last answer.
 //! Nothing is dropped silently.
 
+mod compose;
 pub mod pacing;
 pub mod policy;
 
@@ -39,6 +40,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use compose::compose;
 pub use policy::RetryPolicy;
 
 use crate::event::Event;
@@ -272,9 +274,8 @@ async fn send(
     let output = entry.output.as_ref().ok_or_else(|| {
         DeliveryError::permanent(Reason::Config, format!("output `{}` is switched off", delivery.output))
     })?;
-    let message =
-        outputs::render_for(config.templates(), &delivery.template, output.as_ref(), &RenderContext::from_event(event))
-            .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
+    let message = compose(config.templates(), &delivery.template, output.as_ref(), &RenderContext::from_event(event))
+        .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
     let attempt = Attempt { delivery: delivery.id.to_string(), number };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, output.send(&message, &attempt)).await {
         Ok(result) => result,

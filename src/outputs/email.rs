@@ -20,7 +20,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt, error_chain};
+use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt, Templated, error_chain};
 use crate::render::{Escape, JsonTemplate, Part};
 use crate::secret::Secret;
 
@@ -112,6 +112,9 @@ impl Server {
     }
 }
 
+/// The templated setting's name in a [`Message`].
+const REPLY_TO: &str = "reply_to";
+
 const PLAN: &[Need] = &[
     Need { part: Part::Subject, fallbacks: &[], escape: Escape::Plain, required: true },
     Need { part: Part::Text, fallbacks: &[], escape: Escape::Plain, required: true },
@@ -125,7 +128,8 @@ pub struct EmailOutput {
     to: Vec<Mailbox>,
     cc: Vec<Mailbox>,
     bcc: Vec<Mailbox>,
-    reply_to: Option<JsonTemplate>,
+    /// `reply_to`, when set: a template rendered per event into the message.
+    templated: Vec<Templated>,
     relay: String,
 }
 
@@ -155,14 +159,16 @@ impl EmailOutput {
         let to = config.to.iter().map(|a| mailbox(a, "to")).collect::<Result<_, _>>()?;
         let cc = config.cc.iter().map(|a| mailbox(a, "cc")).collect::<Result<_, _>>()?;
         let bcc = config.bcc.iter().map(|a| mailbox(a, "bcc")).collect::<Result<_, _>>()?;
-        let reply_to = config
+        let templated = config
             .reply_to
             .as_ref()
             .map(|t| {
                 JsonTemplate::compile(&Value::String(t.clone()), Escape::Plain, cx.helpers)
+                    .map(|template| Templated { setting: REPLY_TO, template })
                     .map_err(|e| format!("reply_to: {e}"))
             })
-            .transpose()?;
+            .into_iter()
+            .collect::<Result<_, _>>()?;
         if config.timeout_secs == 0 {
             return Err("timeout_secs must be greater than 0".to_owned());
         }
@@ -249,7 +255,7 @@ impl EmailOutput {
             .timeout(Some(Duration::from_secs(config.timeout_secs)))
             .pool_config(PoolConfig::new().max_size(4).idle_timeout(Duration::from_secs(60)))
             .build();
-        Ok(Self { transport, from, to, cc, bcc, reply_to, relay })
+        Ok(Self { transport, from, to, cc, bcc, templated, relay })
     }
 
     fn build_message(&self, message: &Message, attempt: &Attempt) -> Result<lettre::Message, DeliveryError> {
@@ -269,9 +275,8 @@ impl EmailOutput {
         for bcc in &self.bcc {
             builder = builder.bcc(bcc.clone());
         }
-        if let Some(template) = &self.reply_to {
-            let rendered = template.render(message.context()).ok();
-            let address = rendered.as_ref().and_then(Value::as_str).map(str::trim).unwrap_or_default();
+        if let Some(rendered) = message.setting(REPLY_TO) {
+            let address = rendered.as_str().map(str::trim).unwrap_or_default();
             match address.parse::<Mailbox>() {
                 Ok(mailbox) => builder = builder.reply_to(mailbox),
                 Err(_) if address.is_empty() => {}
@@ -296,6 +301,10 @@ impl Output for EmailOutput {
 
     fn plan(&self) -> &[Need] {
         PLAN
+    }
+
+    fn templated(&self) -> &[Templated] {
+        &self.templated
     }
 
     async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError> {

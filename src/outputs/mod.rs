@@ -3,7 +3,9 @@
 //! Stage 7 of the pipeline (… → delivery → **outputs**). Each output is configured as
 //! `[outputs.<name>]` with a `type`, validated when the configuration loads and built once. An
 //! output makes one attempt and classifies its result ([`DeliveryError`]); retrying and
-//! scheduling belong to the delivery stage alone.
+//! scheduling belong to the delivery stage alone, and so does rendering: an output declares the
+//! template parts it needs ([`Output::plan`]) and its settings that are templates
+//! ([`Output::templated`]), and receives them finished in a [`Message`].
 
 pub mod email;
 mod error;
@@ -19,7 +21,9 @@ use async_trait::async_trait;
 
 pub use error::{DETAIL_LIMIT, DeliveryError, Disposition, Reason};
 
-use crate::render::{Escape, Part, RenderContext};
+use serde_json::Value;
+
+use crate::render::{Escape, JsonTemplate, Part};
 
 /// Output types a `[outputs.<name>]` table may name.
 pub const KNOWN_TYPES: &[&str] = &["telegram", "email", "http", "log"];
@@ -35,28 +39,23 @@ pub struct Need {
     pub required: bool,
 }
 
-/// A rendered message: the parts its output asked for, and the event context it came from
-/// (outputs render their own templated settings, such as an HTTP URL, from it).
+/// What an output sends, finished: the template parts it asked for ([`Output::plan`]) and its
+/// templated settings ([`Output::templated`]), rendered for one event before the output sees it.
+/// An output renders nothing itself, so a template that fails is a clear failure before any send.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Message {
     parts: BTreeMap<Part, String>,
-    context: RenderContext,
+    settings: BTreeMap<&'static str, Value>,
 }
 
 impl Message {
-    pub fn new(parts: BTreeMap<Part, String>, context: RenderContext) -> Self {
-        Self { parts, context }
+    pub fn new(parts: BTreeMap<Part, String>, settings: BTreeMap<&'static str, Value>) -> Self {
+        Self { parts, settings }
     }
 
-    /// A message with the same text in every part (`switchboard send --text`).
-    pub fn text(text: &str) -> Self {
-        let parts = Part::ALL.into_iter().map(|part| (part, text.to_owned())).collect();
-        Self { parts, context: RenderContext::new(serde_json::json!({ "message": text })) }
-    }
-
-    /// The event's template context.
-    pub fn context(&self) -> &RenderContext {
-        &self.context
+    /// A templated setting, rendered: [`Templated::setting`] names it.
+    pub fn setting(&self, name: &str) -> Option<&Value> {
+        self.settings.get(name)
     }
 
     pub fn get(&self, part: Part) -> Option<&str> {
@@ -95,6 +94,20 @@ pub struct Pace {
     pub exclusive: bool,
 }
 
+/// A setting of an output that is a template (an HTTP URL and headers, an email's `reply_to`):
+/// rendered for each event with the message's parts, and handed over in [`Message::setting`].
+pub struct Templated {
+    pub setting: &'static str,
+    pub template: JsonTemplate,
+}
+
+impl std::fmt::Debug for Templated {
+    // The template may hold a token (an `Authorization` header): only its name is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templated").field("setting", &self.setting).finish_non_exhaustive()
+    }
+}
+
 /// A configured destination, built once per configuration load.
 #[async_trait]
 pub trait Output: Send + Sync + std::fmt::Debug + 'static {
@@ -102,6 +115,10 @@ pub trait Output: Send + Sync + std::fmt::Debug + 'static {
     fn kind(&self) -> &'static str;
     /// The template parts this output sends, and their escaping.
     fn plan(&self) -> &[Need];
+    /// The settings that are templates, rendered per event into the [`Message`]; none by default.
+    fn templated(&self) -> &[Templated] {
+        &[]
+    }
     /// One attempt. Never retries or sleeps: the delivery stage owns time.
     async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError>;
     /// The pacing buckets a message counts against; none by default.
@@ -156,36 +173,6 @@ pub fn build(name: &str, kind: &str, table: toml::Table, cx: &BuildContext<'_>) 
         "email" => Ok(Arc::new(email::EmailOutput::new(settings(table)?, cx)?)),
         other => Err(format!("unknown output type `{other}`; expected one of: {}", KNOWN_TYPES.join(", "))),
     }
-}
-
-/// Renders the parts `output` needs from template `template`.
-///
-/// # Errors
-/// A required part is missing from the template, or rendering fails.
-pub fn render_for(
-    templates: &crate::render::TemplateSet,
-    template: &str,
-    output: &dyn Output,
-    context: &RenderContext,
-) -> Result<Message, crate::render::RenderError> {
-    let available = templates.parts(template);
-    let mut parts = BTreeMap::new();
-    for need in output.plan() {
-        let chosen = std::iter::once(need.part).chain(need.fallbacks.iter().copied()).find(|p| available.contains(p));
-        match chosen {
-            Some(part) => {
-                parts.insert(need.part, templates.render(template, part, need.escape, context)?);
-            }
-            None if need.required => {
-                return Err(crate::render::RenderError {
-                    template: template.to_owned(),
-                    message: format!("has no `{}` part, which a {} output needs", need.part, output.kind()),
-                });
-            }
-            None => {}
-        }
-    }
-    Ok(Message::new(parts, context.clone()))
 }
 
 /// An error with its causes (`error sending request: connection refused`), each cause once.

@@ -57,7 +57,7 @@ impl JsonTemplate {
         Ok(Self { root, registry })
     }
 
-    /// Renders against `context` (see [`crate::event::Event::context`]).
+    /// Renders against `context` (an event's: [`RenderContext::from_event`]).
     ///
     /// # Errors
     /// A helper failing at render time.

@@ -61,7 +61,7 @@ async fn sends_a_multipart_message_with_cyrillic_headers_over_starttls() {
 #[tokio::test]
 async fn smtp_answers_decide_retry_or_dead_letter() {
     let Some(peer) = SmtpPeer::start() else { return };
-    let message = switchboard::outputs::Message::text("Тест");
+    let message = crate::outputs_support::text_message("Тест");
     let error = output(&peer, "tempfail@example.com", "pass").send(&message, &attempt(1)).await.unwrap_err();
     assert!(error.is_retryable(), "451 is transient: {error}");
     assert!(error.detail.contains("451"), "{}", error.detail);

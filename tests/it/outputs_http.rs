@@ -58,7 +58,7 @@ async fn posts_the_rendered_body_signed_with_an_idempotency_key() {
 async fn a_refused_connection_is_retried_as_a_network_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let output = build("http", &format!("url = \"http://127.0.0.1:{port}/x\"\nformat = \"text\"")).unwrap();
-    let message = switchboard::outputs::Message::text("hello");
+    let message = crate::outputs_support::text_message("hello");
     let error = output.send(&message, &attempt(1)).await.unwrap_err();
     assert!(error.is_retryable());
     assert_eq!(error.reason.as_str(), "network");
@@ -160,4 +160,29 @@ async fn a_permanent_refusal_is_dead_lettered_with_the_answer() {
     assert_eq!(delivery.attempts, 1, "a 422 is not retried");
     assert_eq!(delivery.last_error.as_deref(), Some("HTTP 422: {\"error\":\"phone is required\"}"));
     daemon.stop().await;
+}
+
+/// Delivery renders an output's templated settings with its message, so a header that cannot
+/// render is a template error before anything is sent, not a request without its headers.
+#[tokio::test]
+async fn a_header_that_cannot_render_fails_before_anything_is_sent() {
+    let output = build(
+        "http",
+        r#"
+        url = "http://127.0.0.1:9/api/leads"
+        headers = { Authorization = "Bearer t0k", "X-Phone" = "{{no_such_helper contact.phone}}" }
+        "#,
+    )
+    .unwrap();
+    let event = fixture_event("envybox", "quiz_form_19.form");
+    let set = crate::outputs_support::templates();
+    let context = switchboard::render::RenderContext::of_event(&event);
+    let error = switchboard::delivery::compose(&set, "lead", output.as_ref(), &context).unwrap_err();
+    assert!(error.message.contains("the http output's `headers` setting"), "{error}");
+    assert!(error.message.contains("no_such_helper"), "{error}");
+
+    // A message that was not composed for it is refused too, rather than sent without headers.
+    let error = output.send(&crate::outputs_support::text_message("{}"), &attempt(1)).await.unwrap_err();
+    assert!(!error.is_retryable());
+    assert_eq!(error.reason.as_str(), "template");
 }

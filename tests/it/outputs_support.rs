@@ -40,10 +40,22 @@ pub fn fixture_event(vendor: &str, file: &str) -> Event {
     registry.get(vendor).unwrap().interpret(payload, None, &raw, EventId::new(at), at).unwrap().event
 }
 
+/// The shipped templates, in Russian.
+pub fn templates() -> TemplateSet {
+    TemplateSet::load(&TemplateSource { dir: None, language: "ru".into(), helpers: helpers() }).unwrap()
+}
+
 /// A shipped template rendered for `output` from `event`.
 pub fn render(template: &str, output: &dyn Output, event: &Event) -> Message {
-    let set = TemplateSet::load(&TemplateSource { dir: None, language: "ru".into(), helpers: helpers() }).unwrap();
-    outputs::render_for(&set, template, output, &switchboard::render::RenderContext::of_event(event)).unwrap()
+    let set = templates();
+    switchboard::delivery::compose(&set, template, output, &switchboard::render::RenderContext::of_event(event))
+        .unwrap()
+}
+
+/// The same text in every part, for outputs without templated settings.
+pub fn text_message(text: &str) -> Message {
+    let parts = switchboard::render::Part::ALL.into_iter().map(|part| (part, text.to_owned())).collect();
+    Message::new(parts, std::collections::BTreeMap::new())
 }
 
 pub fn attempt(number: u32) -> Attempt {

@@ -22,7 +22,7 @@ fn output(fake: &FakeTelegram, extra: &str) -> std::sync::Arc<dyn switchboard::o
 }
 
 fn telegram(text: &str) -> Message {
-    Message::new([(Part::Telegram, text.to_owned())].into_iter().collect(), serde_json::json!({}).into())
+    Message::new([(Part::Telegram, text.to_owned())].into_iter().collect(), std::collections::BTreeMap::new())
 }
 
 #[tokio::test]

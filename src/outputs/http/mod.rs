@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt, error_chain};
+use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt, Templated, error_chain};
 use crate::render::{Escape, JsonTemplate, Part};
 use crate::secret::Secret;
 
@@ -92,7 +92,9 @@ pub struct HttpOutput {
     client: reqwest::Client,
     method: Method,
     url: Target,
-    headers: JsonTemplate,
+    /// The URL when it is a template, and the headers when there are any: rendered per event
+    /// into the message, under [`URL`] and [`HEADERS`].
+    templated: Vec<Templated>,
     format: BodyFormat,
     success: Vec<StatusCode>,
     signing_key: Option<SigningKey>,
@@ -102,7 +104,7 @@ impl std::fmt::Debug for HttpOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let host = match &self.url {
             Target::Fixed(url) => url.host_str().unwrap_or_default().to_owned(),
-            Target::Templated(_) => "(a template)".to_owned(),
+            Target::Templated => "(a template)".to_owned(),
         };
         f.debug_struct("HttpOutput").field("method", &self.method).field("host", &host).finish_non_exhaustive()
     }
@@ -111,8 +113,12 @@ impl std::fmt::Debug for HttpOutput {
 /// Where requests go: one address, parsed once at load, or a template rendered per event.
 enum Target {
     Fixed(reqwest::Url),
-    Templated(JsonTemplate),
+    Templated,
 }
+
+/// The templated settings' names in a [`Message`].
+const URL: &str = "url";
+const HEADERS: &str = "headers";
 
 /// An HMAC key: raw bytes (a decoded `whsec_` secret is binary), never printed.
 struct SigningKey(Vec<u8>);
@@ -140,6 +146,7 @@ impl HttpOutput {
         }
         let template = JsonTemplate::compile(&Value::String(config.url.clone()), Escape::Form, cx.helpers)
             .map_err(|e| format!("url: {e}"))?;
+        let mut templated = Vec::new();
         let url = match template.literal() {
             // Parsed here rather than for every request, and refused now rather than at the
             // first delivery. Not quoted back: a query string may hold a token.
@@ -147,17 +154,23 @@ impl HttpOutput {
                 reqwest::Url::parse(fixed.as_str().unwrap_or_default())
                     .map_err(|e| format!("url is not a valid URL: {e}"))?,
             ),
-            None => Target::Templated(template),
+            None => {
+                templated.push(Templated { setting: URL, template });
+                Target::Templated
+            }
         };
         for name in config.headers.keys() {
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`{name}` is not a valid header name"))?;
         }
-        let headers = JsonTemplate::compile(
-            &serde_json::to_value(&config.headers).unwrap_or_default(),
-            Escape::Plain,
-            cx.helpers,
-        )
-        .map_err(|e| format!("headers: {e}"))?;
+        if !config.headers.is_empty() {
+            let template = JsonTemplate::compile(
+                &serde_json::to_value(&config.headers).unwrap_or_default(),
+                Escape::Plain,
+                cx.helpers,
+            )
+            .map_err(|e| format!("headers: {e}"))?;
+            templated.push(Templated { setting: HEADERS, template });
+        }
         let success = config
             .success_status
             .iter()
@@ -178,7 +191,32 @@ impl HttpOutput {
             .user_agent(concat!("Switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { client, method, url, headers, format: config.format, success, signing_key })
+        Ok(Self { client, method, url, templated, format: config.format, success, signing_key })
+    }
+}
+
+impl HttpOutput {
+    /// The configured headers, as rendered for this message.
+    fn add_headers(&self, message: &Message, headers: &mut HeaderMap) -> Result<(), DeliveryError> {
+        let rendered = match message.setting(HEADERS) {
+            Some(Value::Object(rendered)) => rendered,
+            // Headers are configured, so a message without them was not composed for this
+            // output: sending would leave out what the destination may need to accept it.
+            _ if self.templated.iter().any(|t| t.setting == HEADERS) => {
+                return Err(DeliveryError::permanent(Reason::Template, "the headers were not rendered".to_owned()));
+            }
+            _ => return Ok(()),
+        };
+        for (name, value) in rendered {
+            let value = value.as_str().unwrap_or_default().replace(['\r', '\n'], " ");
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| DeliveryError::permanent(Reason::Config, e.to_string()))?;
+            let value = HeaderValue::from_str(&value).map_err(|_| {
+                DeliveryError::permanent(Reason::Template, format!("header `{name}` renders to an invalid value"))
+            })?;
+            headers.insert(name, value);
+        }
+        Ok(())
     }
 }
 
@@ -219,14 +257,16 @@ impl Output for HttpOutput {
         }
     }
 
+    fn templated(&self) -> &[Templated] {
+        &self.templated
+    }
+
     async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError> {
-        let context = message.context();
         let url = match &self.url {
             Target::Fixed(url) => url.clone(),
-            Target::Templated(template) => {
-                let url =
-                    template.render(context).map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
-                reqwest::Url::parse(url.as_str().unwrap_or_default()).map_err(|e| {
+            Target::Templated => {
+                let url = message.setting(URL).and_then(Value::as_str).unwrap_or_default();
+                reqwest::Url::parse(url).map_err(|e| {
                     DeliveryError::permanent(Reason::Template, format!("the url renders to an invalid URL: {e}"))
                 })?
             }
@@ -234,17 +274,7 @@ impl Output for HttpOutput {
         let body = message.get(Part::Body).or_else(|| message.get(Part::Text)).unwrap_or_default().to_owned();
         let mut headers = HeaderMap::new();
         headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(self.format.content_type()));
-        if let Ok(Value::Object(rendered)) = self.headers.render(context) {
-            for (name, value) in rendered {
-                let value = value.as_str().unwrap_or_default().replace(['\r', '\n'], " ");
-                let name = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|e| DeliveryError::permanent(Reason::Config, e.to_string()))?;
-                let value = HeaderValue::from_str(&value).map_err(|_| {
-                    DeliveryError::permanent(Reason::Template, format!("header `{name}` renders to an invalid value"))
-                })?;
-                headers.insert(name, value);
-            }
-        }
+        self.add_headers(message, &mut headers)?;
         let id = &attempt.delivery;
         headers.insert("idempotency-key", header_value(id));
         if let Some(key) = &self.signing_key {
