@@ -16,7 +16,7 @@ pub mod policy;
 /// # Errors
 /// The store cannot be written.
 pub async fn replay(
-    store: &dyn Store,
+    store: &dyn Queue,
     config: &dyn DeliveryConfig,
     stored: &crate::store::StoredEvent,
 ) -> Result<Vec<NewDelivery>, crate::store::StoreError> {
@@ -48,7 +48,7 @@ use crate::metrics as m;
 use crate::outputs::{self, Attempt, DeliveryError, Disposition, OutputEntry, Reason};
 use crate::render::{RenderContext, TemplateSet};
 use crate::router::Routes;
-use crate::store::{AttemptRecord, Delivery, NewDelivery, Next, Store, Wake};
+use crate::store::{AttemptRecord, Delivery, NewDelivery, Next, Queue, Wake};
 
 /// Default for `delivery.lease_secs`: how long a worker holds a claimed delivery before another
 /// may take it over (on PostgreSQL, when its instance died). Longer than an attempt may take
@@ -97,7 +97,7 @@ pub trait DeliveryConfig: Send + Sync {
 
 /// Runs delivery until `shutdown`, then waits (up to the grace period) for attempts in flight.
 pub async fn run<C: DeliveryConfig + 'static>(
-    store: Arc<dyn Store>,
+    store: Arc<dyn Queue>,
     config: Arc<ArcSwap<C>>,
     wake: Wake,
     shutdown: CancellationToken,
@@ -165,7 +165,7 @@ pub async fn run<C: DeliveryConfig + 'static>(
 /// An attempt, unless the output's pacing says not yet: then the delivery is deferred to when
 /// its buckets are free, without counting an attempt.
 async fn paced_attempt(
-    store: &dyn Store,
+    store: &dyn Queue,
     config: &dyn DeliveryConfig,
     pacer: &pacing::Pacer,
     limits: &pacing::InFlight,
@@ -199,7 +199,7 @@ async fn paced_attempt(
 /// `Retry-After` when it asked to slow down, so its pacing buckets can pause.
 #[tracing::instrument(name = "deliver", skip_all, fields(delivery_id = %delivery.id, event_id = %event.id, route = %delivery.route, output = %delivery.output, attempt = delivery.attempts + 1))]
 pub async fn attempt(
-    store: &dyn Store,
+    store: &dyn Queue,
     config: &dyn DeliveryConfig,
     delivery: Delivery,
     event: Event,
@@ -303,7 +303,7 @@ fn record(
     }
 }
 
-async fn finish(store: &dyn Store, delivery: &Delivery, record: AttemptRecord, next: Next) {
+async fn finish(store: &dyn Queue, delivery: &Delivery, record: AttemptRecord, next: Next) {
     // If even this fails the lease expires and the delivery is tried again: at least once.
     if let Err(error) = store.finish_attempt(delivery.id, record, next).await {
         tracing::error!(message = "Could not record the attempt; it will be retried when its lease expires.", %error);

@@ -53,7 +53,10 @@ impl IngestError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BodyRead(_) | Self::Normalize(_) => StatusCode::BAD_REQUEST,
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // Nothing was stored either way: a failure that may pass asks the vendor to come
+            // back; one that will not says so.
+            Self::Store(error) if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -72,7 +75,8 @@ impl IngestError {
             Self::Timeout { .. } => "read_timeout",
             Self::BodyRead(_) => "body_read_failed",
             Self::Normalize(error) => error.code(),
-            Self::Store(_) => "storage_unavailable",
+            Self::Store(error) if error.is_transient() => "storage_unavailable",
+            Self::Store(_) => "storage_failed",
         }
     }
 }
@@ -81,5 +85,19 @@ impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let body = json!({ "result": "error", "error": self.code(), "message": self.to_string() });
         (self.status(), axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nothing is stored either way; only a failure that may pass asks the vendor to retry.
+    #[test]
+    fn a_store_failure_that_may_pass_asks_the_vendor_to_come_back() {
+        let busy = IngestError::Store(StoreError::Closed);
+        assert_eq!((busy.status(), busy.code()), (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"));
+        let lasting = IngestError::Store(StoreError::Corrupt("an earlier event".into()));
+        assert_eq!((lasting.status(), lasting.code()), (StatusCode::INTERNAL_SERVER_ERROR, "storage_failed"));
     }
 }

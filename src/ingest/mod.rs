@@ -43,7 +43,7 @@ use rejection::{keep_rejection, request_record};
 
 use crate::body;
 use crate::plugin::LegacyPath;
-use crate::store::Store;
+use crate::store::EventLog;
 
 /// Response header carrying the stored event's id, for operators and tests.
 pub const EVENT_ID_HEADER: &str = "x-switchboard-event-id";
@@ -55,7 +55,7 @@ pub const DUPLICATE_HEADER: &str = "x-switchboard-duplicate";
 pub struct IngestState {
     /// The live configuration; a reload swaps it atomically.
     pub config: Arc<dyn LiveConfig>,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn EventLog>,
     /// Tells the delivery workers that new deliveries were stored.
     pub wake: crate::store::Wake,
     /// Orders the events of one vendor sequence (a call), so each is classified by the ones

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::{IngestError, Target};
 use crate::metrics as m;
-use crate::store::{REJECTED_BODY_KEEP, Rejection, RequestRecord, Store};
+use crate::store::{EventLog, REJECTED_BODY_KEEP, Rejection, RequestRecord};
 
 /// Headers whose values are credentials: never stored or shown.
 fn is_sensitive_header(name: &str) -> bool {
@@ -70,7 +70,7 @@ const SECRET_SEGMENT: usize = 3;
 /// plugin could not read it, to be processed again once that is fixed; otherwise its first
 /// [`REJECTED_BODY_KEEP`] bytes, so that strangers cannot fill the disk.
 pub(super) async fn keep_rejection(
-    store: &dyn Store,
+    store: &dyn EventLog,
     target: &Target,
     error: &IngestError,
     request: RequestRecord,
@@ -120,7 +120,7 @@ pub(super) async fn keep_rejection(
 /// Keeps what can be known of a request hyper refused before Switchboard saw it (a malformed
 /// request line or header, conflicting `Content-Length`s, a head too large): hyper answered it
 /// with a bare status, and the Rejected page shows it with the reason.
-pub fn malformed_reporter(store: Arc<dyn Store>) -> crate::server::OnMalformed {
+pub fn malformed_reporter(store: Arc<dyn EventLog>) -> crate::server::OnMalformed {
     // A flood of garbage (a scanner speaking TLS to the port) must not pile up writes: at most
     // this many are being kept at once, the rest only counted and logged.
     let writing = Arc::new(tokio::sync::Semaphore::new(MALFORMED_KEPT_AT_ONCE));

@@ -2,7 +2,7 @@
 //! `call_event`s) be classified by what came before it: one at a time per sequence, so that the
 //! `end` of a call reads an `agent_connected` that arrived a moment earlier, stored — in this
 //! process by [`SequenceTurns`], across instances sharing a PostgreSQL store by its lock
-//! ([`Store::lock_sequence`]).
+//! ([`EventLog::lock_sequence`]).
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -10,7 +10,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::event::EventId;
 use crate::plugin::{Normalized, RECALL_LIMIT, Repeat, Vendor};
-use crate::store::{SequenceLock, Store, StoreError};
+use crate::store::{EventLog, SequenceLock, StoreError};
 
 /// How many sequences can be taken in parallel; two sequences that share a stripe merely wait
 /// for each other. Such events are a few per call, so contention is not a concern.
@@ -63,7 +63,7 @@ pub(super) struct Recalled<'t> {
 /// rather than have it classified without its history.
 pub(super) async fn recall<'t>(
     turns: &'t SequenceTurns,
-    store: &dyn Store,
+    store: &dyn EventLog,
     vendor: &Vendor,
     normalized: &mut Normalized,
 ) -> Result<Recalled<'t>, StoreError> {

@@ -1,11 +1,16 @@
 //! The store: where an event is made durable before the vendor gets its 2xx.
 //!
-//! Stage 4 of the pipeline (… → router → **store** → delivery → …). [`Store`] is the one
-//! interface; [`sqlite::SqliteStore`] is the embedded implementation. Writes go through a single
-//! writer task that commits concurrent requests together (group commit), so durability costs one
-//! flush per batch rather than one per request.
+//! Stage 4 of the pipeline (… → router → **store** → delivery → …). The interface is split by
+//! who uses it: [`EventLog`] (ingest), [`Queue`] (delivery), [`Views`] (the operator) and
+//! [`Lifecycle`] (the daemon); [`Store`] is all four. [`sqlite::SqliteStore`] is the embedded
+//! implementation, [`postgres::PostgresStore`] the shared one. SQLite's writes go through a
+//! single writer thread that commits concurrent requests together (group commit), so durability
+//! costs one flush per batch rather than one per request.
 
+mod log;
 pub mod postgres;
+mod queue;
+mod reads;
 mod rejection;
 mod rows;
 pub mod sqlite;
@@ -13,20 +18,17 @@ mod views;
 mod wake;
 mod writer;
 
+pub use log::{Appended, EventLog, NewEvent, RequestRecord, SequenceLock, StoredEvent};
+pub use queue::{AttemptRecord, Delivery, DeliveryState, NewDelivery, Next, Queue};
 pub use rejection::{REJECTED_BODY_KEEP, Rejection, ReprocessOutcome, Reprocessed};
+pub use views::{DeliveryCounts, DeliveryQuery, EventQuery, EventStatus, OutputHealth, QueueStats, Views};
 pub use wake::Wake;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use ulid::Ulid;
 
-use crate::body::BodyEncoding;
-use crate::event::{Event, EventId};
 use crate::secret::Secret;
 
 /// A storage failure.
@@ -46,6 +48,42 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether trying again later may succeed: the database was busy, locked, unreachable, out
+    /// of connections, failing as storage (a full disk, an I/O error: what an operator fixes
+    /// while the vendor retries), or the store is shutting down. Not so for stored data that
+    /// cannot be decoded, a failed migration, or a statement the database refuses as written.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode;
+        match self {
+            Self::Closed => true,
+            Self::Corrupt(_) | Self::Migration(_) => false,
+            Self::Sqlite(error) => {
+                self.is_storage_failure()
+                    || matches!(error.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+            }
+            Self::Database(error) => match error.as_ref() {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // PostgreSQL: the classes of a lost connection (08), too many connections or a
+                // full disk (53), an operator's shutdown (57P), a transaction to run again (40).
+                // SQLite: busy, locked, full (5, 6, 13, and their extended codes).
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    if code.len() == 5 {
+                        // A SQLSTATE: https://www.postgresql.org/docs/current/errcodes-appendix.html
+                        ["08", "53", "57P", "40"].iter().any(|class| code.starts_with(class))
+                    } else {
+                        // An SQLite result code, maybe extended: https://sqlite.org/rescode.html
+                        matches!(code.parse::<i32>().map(|n| n & 0xff), Ok(5 | 6 | 13))
+                    }
+                }),
+                _ => false,
+            },
+        }
+    }
+
     /// Whether the storage itself failed (a full disk, an I/O error, a read-only or damaged
     /// file) rather than one request: every write fails until someone fixes it.
     pub fn is_storage_failure(&self) -> bool {
@@ -79,352 +117,9 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// How a request reached us, with secrets masked: kept with every event and rejection.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RequestRecord {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub headers: Vec<(String, String)>,
-    pub remote_addr: Option<String>,
-}
-
-/// An event to store, with what is needed to recognise the vendor's retries of it and the
-/// deliveries the router decided on.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub event: Event,
-    pub dedup_key: String,
-    pub dedup_window: Duration,
-    /// Ingest knows the event repeats none stored before, though an earlier one has its dedup
-    /// key (a visitor's second call: `plugin::Repeat::Anew`). It is stored without looking for
-    /// a repeat, and is the event its key's later repeats find.
-    pub anew: bool,
-    pub request: RequestRecord,
-    pub raw_body: Bytes,
-    /// The raw body is the payload's whole record, read this way
-    /// (`plugin::Normalized::payload_from_body`): the payload is kept once, as the body, and read
-    /// back by decoding it again.
-    pub payload_from_body: Option<BodyEncoding>,
-    /// Names of the routes that took the event; empty means unrouted.
-    pub routes: Vec<String>,
-    /// The sequence the event belongs to (`plugin::SequenceRef::key`), found again by
-    /// [`Store::sequence`] when a later event of it is classified.
-    pub sequence_key: Option<String>,
-    /// Created with the event, in the same transaction; not created for a duplicate.
-    pub deliveries: Vec<NewDelivery>,
-    /// When the deliveries were planned: they are due, and their age counts, from here. The
-    /// event's arrival, except for a refused request processed again later.
-    pub planned_at: DateTime<Utc>,
-}
-
-/// One (route, output) an event must reach.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewDelivery {
-    pub id: Ulid,
-    pub route: String,
-    pub output: String,
-    pub template: String,
-    /// The route's ttl: past this the delivery is expired, not sent late.
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-impl NewDelivery {
-    /// A delivery planned at `at`: its id is of that time, so the queue serves in plan order.
-    pub fn planned_at(
-        at: DateTime<Utc>,
-        route: String,
-        output: String,
-        template: String,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> Self {
-        Self { id: crate::event::monotonic_ulid(at), route, output, template, expires_at }
-    }
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    Pending,
-    Delivered,
-    Dead,
-    Expired,
-}
-
-impl DeliveryState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Dead => "dead",
-            Self::Expired => "expired",
-        }
-    }
-
-    /// Reads a state's name.
-    ///
-    /// # Errors
-    /// Anything but `pending`, `delivered`, `dead` or `expired`.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
-        match text {
-            "pending" => Ok(Self::Pending),
-            "delivered" => Ok(Self::Delivered),
-            "dead" => Ok(Self::Dead),
-            "expired" => Ok(Self::Expired),
-            other => Err(StoreError::Corrupt(format!("delivery state `{other}`"))),
-        }
-    }
-}
-
-/// A delivery as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    pub id: Ulid,
-    pub event_id: EventId,
-    pub route: String,
-    pub output: String,
-    pub template: String,
-    pub state: DeliveryState,
-    pub attempts: u32,
-    pub next_attempt_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub last_error: Option<String>,
-    /// Attempts cut short by a crash while they held the delivery: the destination may have got
-    /// the message already, so a later attempt may be a duplicate.
-    pub interrupted: u32,
-}
-
-/// One attempt, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttemptRecord {
-    pub number: u32,
-    pub started_at: DateTime<Utc>,
-    pub duration: Duration,
-    /// `delivered`, `retry`, `dead` or `expired`.
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub detail: String,
-}
-
-/// What happens to a delivery after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    Delivered,
-    RetryAt(DateTime<Utc>),
-    Dead,
-    Expired,
-}
-
-/// What [`Store::append`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Appended {
-    /// Stored as a new event.
-    Stored(EventId),
-    /// The vendor sent this event before, within the dedup window: counted, not stored again.
-    Duplicate(EventId),
-}
-
-impl Appended {
-    /// The id of the stored event (the original, for a duplicate).
-    pub fn id(&self) -> EventId {
-        match self {
-            Self::Stored(id) | Self::Duplicate(id) => *id,
-        }
-    }
-}
-
-/// An event as stored, with the request that brought it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
-    pub event: Event,
-    /// The routes that took it; empty: unrouted.
-    pub routes: Vec<String>,
-    pub dedup_key: String,
-    pub duplicates: u32,
-    pub request: RequestRecord,
-    pub raw_body: Bytes,
-    /// The vendor sequence it belongs to (`NewEvent::sequence_key`), if any.
-    pub sequence_key: Option<String>,
-}
-
-/// Filters for [`Store::events`]; `None` means any.
-#[derive(Debug, Clone, Default)]
-pub struct EventQuery {
-    pub vendor: Option<String>,
-    pub kind: Option<String>,
-    /// Only events received before this id (for paging, newest first).
-    pub before: Option<EventId>,
-    /// Received at or after.
-    pub since: Option<DateTime<Utc>>,
-    /// Received before.
-    pub until: Option<DateTime<Utc>>,
-    /// Text the canonical fields contain, case-insensitively: a phone number's digits, an
-    /// email address, a name.
-    pub search: Option<String>,
-    pub status: Option<EventStatus>,
-    pub limit: u32,
-}
-
-/// Where an event's deliveries stand, as one word: what the events list filters on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventStatus {
-    /// No route took it.
-    Unrouted,
-    /// Some delivery is still being tried.
-    Pending,
-    /// Every delivery arrived.
-    Delivered,
-    /// Some delivery is dead or expired.
-    Failed,
-}
-
-impl EventStatus {
-    pub const ALL: [Self; 4] = [Self::Unrouted, Self::Pending, Self::Delivered, Self::Failed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unrouted => "unrouted",
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-/// How many of an event's deliveries are in each state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct DeliveryCounts {
-    pub pending: u32,
-    pub delivered: u32,
-    pub dead: u32,
-    pub expired: u32,
-}
-
-impl DeliveryCounts {
-    /// The event's status, given whether any route took it.
-    pub fn status(&self, routed: bool) -> EventStatus {
-        if self.dead + self.expired > 0 {
-            EventStatus::Failed
-        } else if self.pending > 0 {
-            EventStatus::Pending
-        } else if routed {
-            EventStatus::Delivered
-        } else {
-            EventStatus::Unrouted
-        }
-    }
-}
-
-/// An output's most recent attempts, for the status page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutputHealth {
-    pub output: String,
-    pub last_success_at: Option<DateTime<Utc>>,
-    pub last_failure_at: Option<DateTime<Utc>>,
-    /// What the destination answered the last time it failed.
-    pub last_failure: Option<String>,
-}
-
-/// The delivery queue at a glance.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct QueueStats {
-    /// Deliveries still to be sent (due or waiting for a retry).
-    pub pending: u64,
-    /// Of those, the ones due now.
-    pub due: u64,
-    /// When the oldest pending delivery was created.
-    pub oldest_pending_at: Option<DateTime<Utc>>,
-    pub dead: u64,
-}
-
-/// Filters for [`Store::list_deliveries`]; `None` means any.
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryQuery {
-    pub state: Option<DeliveryState>,
-    pub output: Option<String>,
-    pub limit: u32,
-}
-
-/// Held while an event of a vendor sequence is read, classified and stored: another instance
-/// sharing the store waits for it before reading the same sequence. Dropping it lets it go.
-pub struct SequenceLock {
-    /// What keeps the lock while it lives (PostgreSQL: the transaction that took it).
-    _held: Option<Box<dyn std::any::Any + Send>>,
-}
-
-impl SequenceLock {
-    /// A lock that holds nothing: the store serves one daemon, whose own turns suffice.
-    pub fn local() -> Self {
-        Self { _held: None }
-    }
-}
-
-/// Durable storage of events and rejected requests.
+/// What keeps the store running: retention, recovery after a crash, health, shutdown.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Makes an event durable, or recognises it as a duplicate. Returns only once it is on disk.
-    async fn append(&self, event: NewEvent) -> Result<Appended, StoreError>;
-    /// Keeps a refused request, pruning the oldest beyond the configured bound.
-    async fn reject(&self, rejection: Rejection) -> Result<(), StoreError>;
-    /// One event with its request.
-    async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
-    /// Events, newest first.
-    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
-    /// Waits until no other instance sharing the store holds `key`'s sequence, and holds it
-    /// until the lock is dropped.
-    async fn lock_sequence(&self, _key: &str) -> Result<SequenceLock, StoreError> {
-        Ok(SequenceLock::local())
-    }
-    /// The events stored with this sequence key and received at `since` or later, newest first,
-    /// at most `limit` of them.
-    async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
-    /// Refused requests, newest first.
-    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError>;
-    /// One refused request.
-    async fn rejection(&self, id: Ulid) -> Result<Option<Rejection>, StoreError>;
-    /// Records that a refused request was processed again, and what came of it: the event it
-    /// became, or the new reason it was refused for. The request stays kept either way.
-    async fn reprocessed(&self, id: Ulid, at: DateTime<Utc>, outcome: ReprocessOutcome) -> Result<(), StoreError>;
-    /// Takes up to `limit` pending deliveries that are due at `now` and not held by another
-    /// worker, holding each until `now + lease`; returns them with their events.
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<(Delivery, Event)>, StoreError>;
-    /// Records an attempt and moves the delivery on; releases its lease.
-    async fn finish_attempt(&self, delivery: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError>;
-    /// Puts a claimed delivery back, due at `at`, without counting an attempt (pacing).
-    async fn defer(&self, delivery: Ulid, at: DateTime<Utc>) -> Result<(), StoreError>;
-    /// When the next pending delivery that no one holds falls due, if any. Deliveries under a
-    /// lease are left out: the attempt holding one records what comes next, and a lease whose
-    /// holder died is found by the workers' idle poll once it has expired.
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
-    /// The deliveries of one event.
-    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError>;
-    /// The attempts of one delivery, in order.
-    async fn attempts(&self, delivery: Ulid) -> Result<Vec<AttemptRecord>, StoreError>;
-    /// Deliveries across events, newest first, filtered by state and output.
-    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
-    /// Adds deliveries to a stored event (a replay through today's routes) and records the
-    /// routes that took it.
-    async fn add_deliveries(
-        &self,
-        event: EventId,
-        routes: &[String],
-        deliveries: &[NewDelivery],
-    ) -> Result<(), StoreError>;
-    /// Makes dead or expired deliveries pending again, due now. `Some(id)` retries one;
-    /// otherwise every dead one (of `output`, if given). Returns how many were requeued.
-    async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError>;
+pub trait Lifecycle: Send + Sync + 'static {
     /// Deletes events received before `before` that have nothing pending (with their
     /// deliveries and attempts), and refusals older than that. Returns the events deleted.
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
@@ -432,20 +127,17 @@ pub trait Store: Send + Sync + 'static {
     /// again where that is safe. Returns how many were released. Tools that open the store
     /// beside a running daemon must not call it.
     async fn recover(&self) -> Result<u64, StoreError>;
-    /// How each event's deliveries stand, for the events it is given (absent: none).
-    async fn delivery_counts(
-        &self,
-        events: &[EventId],
-    ) -> Result<std::collections::HashMap<EventId, DeliveryCounts>, StoreError>;
-    /// Each output's last success and failure, for outputs that were ever tried.
-    async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError>;
-    /// The size and age of the delivery queue at `now`.
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Finishes pending writes and closes the database.
     async fn close(&self);
 }
+
+/// The whole store, by role: [`EventLog`] (ingest), [`Queue`] (delivery), [`Views`] (the
+/// operator) and [`Lifecycle`] (the daemon). Each stage takes only the role it needs.
+pub trait Store: EventLog + Queue + Views + Lifecycle {}
+
+impl<T: EventLog + Queue + Views + Lifecycle> Store for T {}
 
 /// Where events are kept: `storage.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,9 +17,9 @@ use super::writer::{Batch, Job, Writer};
 use std::collections::HashMap;
 
 use super::{
-    Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, NewDelivery, NewEvent, Next,
-    OutputHealth, QueueStats, Rejection, ReprocessOutcome, SequenceLock, Store, StoreError, StoredEvent, millis,
-    next_state,
+    Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventLog, EventQuery, Lifecycle, NewDelivery,
+    NewEvent, Next, OutputHealth, Queue, QueueStats, Rejection, ReprocessOutcome, SequenceLock, StoreError,
+    StoredEvent, Views, millis, next_state,
 };
 use crate::body::BodyEncoding;
 use crate::event::{Event, EventId};
@@ -60,29 +60,13 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl EventLog for PostgresStore {
     async fn append(&self, event: NewEvent) -> Result<Appended, StoreError> {
         self.writer.append(event).await
     }
 
     async fn reject(&self, rejection: Rejection) -> Result<(), StoreError> {
         self.writer.reject(rejection).await
-    }
-
-    async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-                    raw_body, routes, sequence_key
-             FROM events WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| rows::stored_event(&row)).transpose()
-    }
-
-    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        views::events(&self.pool, query).await
     }
 
     async fn lock_sequence(&self, key: &str) -> Result<SequenceLock, StoreError> {
@@ -93,25 +77,24 @@ impl Store for PostgresStore {
             .bind(key)
             .execute(&mut *transaction)
             .await?;
-        Ok(SequenceLock { _held: Some(Box::new(transaction)) })
+        Ok(SequenceLock::holding(Box::new(transaction)))
     }
 
     async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        views::sequence(&self.pool, key, since, limit).await
-    }
-
-    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
-        views::rejections(&self.pool, limit, None).await
+        reads::sequence(&self.pool, key, since, limit).await
     }
 
     async fn rejection(&self, id: Ulid) -> Result<Option<Rejection>, StoreError> {
-        Ok(views::rejections(&self.pool, 1, Some(id)).await?.pop())
+        Ok(reads::rejections(&self.pool, 1, Some(id)).await?.pop())
     }
 
     async fn reprocessed(&self, id: Ulid, at: DateTime<Utc>, outcome: ReprocessOutcome) -> Result<(), StoreError> {
-        views::reprocessed(&self.pool, id, at, outcome).await
+        reads::reprocessed(&self.pool, id, at, outcome).await
     }
+}
 
+#[async_trait]
+impl Queue for PostgresStore {
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -199,19 +182,7 @@ impl Store for PostgresStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        views::next_due(&self.pool, Utc::now()).await
-    }
-
-    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
-        views::deliveries(&self.pool, event).await
-    }
-
-    async fn attempts(&self, id: Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
-        views::attempts(&self.pool, id).await
-    }
-
-    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        views::list_deliveries(&self.pool, query).await
+        reads::next_due(&self.pool, Utc::now()).await
     }
 
     async fn add_deliveries(
@@ -250,7 +221,57 @@ impl Store for PostgresStore {
         .await?;
         Ok(done.rows_affected())
     }
+}
 
+#[async_trait]
+impl Views for PostgresStore {
+    async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
+                    raw_body, routes, sequence_key
+             FROM events WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| rows::stored_event(&row)).transpose()
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        reads::events(&self.pool, query).await
+    }
+
+    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
+        reads::rejections(&self.pool, limit, None).await
+    }
+
+    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
+        reads::deliveries(&self.pool, event).await
+    }
+
+    async fn attempts(&self, id: Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
+        reads::attempts(&self.pool, id).await
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        reads::list_deliveries(&self.pool, query).await
+    }
+
+    async fn delivery_counts(&self, events: &[EventId]) -> Result<HashMap<EventId, DeliveryCounts>, StoreError> {
+        reads::delivery_counts(&self.pool, events).await
+    }
+
+    async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError> {
+        reads::output_health(&self.pool).await
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
+        reads::queue_stats(&self.pool, now).await
+    }
+}
+
+#[async_trait]
+impl Lifecycle for PostgresStore {
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let before = millis(before);
         let mut tx = self.pool.begin().await?;
@@ -271,18 +292,6 @@ impl Store for PostgresStore {
     async fn recover(&self) -> Result<u64, StoreError> {
         // Other instances may hold live leases: a dead instance's leases expire instead.
         Ok(0)
-    }
-
-    async fn delivery_counts(&self, events: &[EventId]) -> Result<HashMap<EventId, DeliveryCounts>, StoreError> {
-        views::delivery_counts(&self.pool, events).await
-    }
-
-    async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError> {
-        views::output_health(&self.pool).await
-    }
-
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
-        views::queue_stats(&self.pool, now).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -433,9 +442,9 @@ async fn insert_rejection(tx: &mut Transaction<'_, Postgres>, rejection: &Reject
     Ok(())
 }
 
-/// The operator's views ([`super::views`]) over this pool.
-mod views {
-    super::super::views::operator_views!(
+/// The reads both stores share ([`super::reads`]) over this pool.
+mod reads {
+    super::super::reads::shared_reads!(
         sqlx::postgres::PgPool,
         ids_from_json = "SELECT json_array_elements_text(CAST($1 AS json))"
     );

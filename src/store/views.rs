@@ -1,321 +1,138 @@
-//! The reads both stores share: the operator's views (filtered event lists, how each event's
-//! deliveries stand, each output's last answer, the queue), deliveries and their attempts,
-//! when the next delivery falls due, and the earlier events of a sequence, which ingest reads. One SQL text serves SQLite and PostgreSQL (both take `$n`
-//! parameters and `CAST`), and [`operator_views!`] writes the Rust around it once for each
-//! pool type.
+//! The operator's views: filtered event lists, how each event's deliveries stand, each output's
+//! last answer, the queue's size and age — what the dashboard and the command line read.
 
-use super::EventQuery;
+use std::collections::HashMap;
 
-/// Events matching an [`EventQuery`], newest first. `$6`/`$7` are LIKE patterns (the search as
-/// typed, and its digits alone for a phone number written with separators).
-pub(super) const FILTERED_EVENTS: &str = r"
-SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-       raw_body, routes, sequence_key
-FROM events
-WHERE (CAST($1 AS TEXT) IS NULL OR vendor = $1)
-  AND (CAST($2 AS TEXT) IS NULL OR kind = $2)
-  AND (CAST($3 AS TEXT) IS NULL OR id < $3)
-  AND (CAST($4 AS BIGINT) IS NULL OR received_at >= $4)
-  AND (CAST($5 AS BIGINT) IS NULL OR received_at < $5)
-  AND (CAST($6 AS TEXT) IS NULL OR LOWER(fields) LIKE $6 ESCAPE '\' OR LOWER(fields) LIKE $7 ESCAPE '\')
-  AND (CAST($8 AS TEXT) IS NULL
-       OR ($8 = 'unrouted' AND routes = '[]')
-       OR ($8 = 'pending' AND EXISTS (
-            SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending'))
-       OR ($8 = 'failed' AND EXISTS (
-            SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('dead', 'expired')))
-       OR ($8 = 'delivered' AND routes <> '[]' AND NOT EXISTS (
-            SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state <> 'delivered')))
-ORDER BY id DESC LIMIT $9";
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
 
-/// The events of one sequence received since `$3` (whose ids are at least `$2`), newest
-/// first: a range of the partial index `events_by_sequence`.
-pub(super) const SEQUENCE_EVENTS: &str = r"
-SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-       raw_body, routes, sequence_key
-FROM events
-WHERE sequence_key = $1 AND id >= $2 AND received_at >= $3
-ORDER BY id DESC LIMIT $4";
+use super::{AttemptRecord, Delivery, DeliveryState, Rejection, StoreError, StoredEvent};
+use crate::event::EventId;
 
-pub(super) const OUTPUT_LAST_ATTEMPTS: &str = r"
-SELECT d.output AS output,
-       MAX(CASE WHEN a.outcome = 'delivered' THEN a.started_at END) AS last_success,
-       MAX(CASE WHEN a.outcome <> 'delivered' THEN a.started_at END) AS last_failure
-FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-GROUP BY d.output ORDER BY d.output";
-
-pub(super) const OUTPUT_LAST_FAILURE: &str = r"
-SELECT a.detail AS detail
-FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-WHERE d.output = $1 AND a.outcome <> 'delivered'
-ORDER BY a.started_at DESC LIMIT 1";
-
-pub(super) const QUEUE: &str = r"
-SELECT COUNT(CASE WHEN state = 'pending' THEN 1 END) AS pending,
-       COUNT(CASE WHEN state = 'pending' AND next_attempt_at <= $1 THEN 1 END) AS due,
-       MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest,
-       COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead
-FROM deliveries WHERE state IN ('pending', 'dead')";
-
-/// Refused requests, newest first (`$1`: how many), or the one whose id is `$2`.
-pub(super) const REJECTIONS: &str = r"
-SELECT id, received_at, vendor, status, reason, message, request, raw_body, body_size, reprocessed_at,
-       reprocessed_event
-FROM rejected_requests WHERE (CAST($2 AS TEXT) IS NULL OR id = $2)
-ORDER BY id DESC LIMIT $1";
-
-/// What processing a refused request again came to: the event it became (`$3`), or the new
-/// status, reason and message it was refused with (`$4`..`$6`, NULL when it was accepted).
-pub(super) const REPROCESSED: &str = r"
-UPDATE rejected_requests
-SET reprocessed_at = $2, reprocessed_event = $3,
-    status = COALESCE($4, status), reason = COALESCE($5, reason), message = COALESCE($6, message)
-WHERE id = $1";
-
-/// An event's deliveries, as [`super::rows::delivery`] reads them.
-pub(super) const EVENT_DELIVERIES: &str = r"
-SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-       interrupted
-FROM deliveries WHERE event_id = $1 ORDER BY id";
-
-/// Deliveries by state and output, newest first.
-pub(super) const FILTERED_DELIVERIES: &str = r"
-SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-       interrupted
-FROM deliveries
-WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) AND (CAST($2 AS TEXT) IS NULL OR output = $2)
-ORDER BY id DESC LIMIT $3";
-
-pub(super) const DELIVERY_ATTEMPTS: &str = r"
-SELECT number, started_at, duration_ms, outcome, reason, detail FROM attempts WHERE delivery_id = $1 ORDER BY number";
-
-/// When the first delivery no one holds falls due. Walks the (state, next_attempt_at) index
-/// and stops at the first row not under a live lease: a MIN over every pending row, asked after
-/// each claim that finds nothing, was most of delivery's CPU with a backlog.
-pub(super) const NEXT_DUE: &str = r"
-SELECT next_attempt_at FROM deliveries
-WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $1)
-ORDER BY next_attempt_at LIMIT 1";
-
-/// The LIKE patterns for a search: the text as typed, and (for something that looks like a
-/// phone number) its digits alone, so `+7 (916) 123-45-67` finds `79161234567`.
-pub(super) fn search_patterns(query: &EventQuery) -> (Option<String>, Option<String>) {
-    let Some(text) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
-        return (None, None);
-    };
-    let like = |text: &str| {
-        let escaped = text.to_lowercase().replace('\\', r"\\").replace('%', r"\%").replace('_', r"\_");
-        format!("%{escaped}%")
-    };
-    let phone_like = text.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
-    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-    let digits = if phone_like && digits.len() >= 3 { like(&digits) } else { like(text) };
-    (Some(like(text)), Some(digits))
+/// Reads for the operator.
+#[async_trait]
+pub trait Views: Send + Sync + 'static {
+    /// One event with its request.
+    async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
+    /// Events, newest first.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Refused requests, newest first.
+    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError>;
+    /// The deliveries of one event.
+    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError>;
+    /// The attempts of one delivery, in order.
+    async fn attempts(&self, delivery: Ulid) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// Deliveries across events, newest first, filtered by state and output.
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
+    /// How each event's deliveries stand, for the events it is given (absent: none).
+    async fn delivery_counts(&self, events: &[EventId]) -> Result<HashMap<EventId, DeliveryCounts>, StoreError>;
+    /// Each output's last success and failure, for outputs that were ever tried.
+    async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError>;
+    /// The size and age of the delivery queue at `now`.
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError>;
 }
 
-/// Writes the operator views for one sqlx pool type; `$ids` is the SQL that turns `$1`, a
-/// JSON array of event ids, into a set.
-macro_rules! operator_views {
-    ($pool:ty, ids_from_json = $ids:literal) => {
-        use std::collections::HashMap;
-
-        use chrono::{DateTime, Utc};
-
-        use crate::event::EventId;
-        use crate::store::rows::{self, Columns, to_json};
-        use crate::store::views;
-        use crate::store::{
-            AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, OutputHealth, QueueStats, Rejection,
-            ReprocessOutcome, StoreError, StoredEvent,
-        };
-
-        pub(super) async fn rejections(
-            pool: &$pool,
-            limit: u32,
-            id: Option<ulid::Ulid>,
-        ) -> Result<Vec<Rejection>, StoreError> {
-            let rows = sqlx::query(views::REJECTIONS)
-                .bind(i64::from(limit))
-                .bind(id.map(|id| id.to_string()))
-                .fetch_all(pool)
-                .await?;
-            rows.iter().map(rows::rejection).collect()
-        }
-
-        pub(super) async fn reprocessed(
-            pool: &$pool,
-            id: ulid::Ulid,
-            at: DateTime<Utc>,
-            outcome: ReprocessOutcome,
-        ) -> Result<(), StoreError> {
-            let (event, status, reason, message) = match outcome {
-                ReprocessOutcome::Accepted(event) => (Some(event.to_string()), None, None, None),
-                ReprocessOutcome::Refused { status, reason, message } => {
-                    (None, Some(i64::from(status)), Some(reason), Some(message))
-                }
-            };
-            sqlx::query(views::REPROCESSED)
-                .bind(id.to_string())
-                .bind(crate::store::millis(at))
-                .bind(event)
-                .bind(status)
-                .bind(reason)
-                .bind(message)
-                .execute(pool)
-                .await?;
-            Ok(())
-        }
-
-        pub(super) async fn events(pool: &$pool, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-            let (search, digits) = views::search_patterns(query);
-            let rows = sqlx::query(views::FILTERED_EVENTS)
-                .bind(query.vendor.as_deref())
-                .bind(query.kind.as_deref())
-                .bind(query.before.map(|id| id.to_string()))
-                .bind(query.since.map(crate::store::millis))
-                .bind(query.until.map(crate::store::millis))
-                .bind(search)
-                .bind(digits)
-                .bind(query.status.map(crate::store::EventStatus::as_str))
-                .bind(i64::from(query.limit))
-                .fetch_all(pool)
-                .await?;
-            rows.iter().map(rows::stored_event).collect()
-        }
-
-        pub(super) async fn sequence(
-            pool: &$pool,
-            key: &str,
-            since: DateTime<Utc>,
-            limit: u32,
-        ) -> Result<Vec<crate::store::StoredEvent>, StoreError> {
-            let since = crate::store::millis(since);
-            let rows = sqlx::query(views::SEQUENCE_EVENTS)
-                .bind(key)
-                .bind(EventId::first_at_millis(since).to_string())
-                .bind(since)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?;
-            rows.iter().map(rows::stored_event).collect()
-        }
-
-        pub(super) async fn delivery_counts(
-            pool: &$pool,
-            events: &[EventId],
-        ) -> Result<HashMap<EventId, DeliveryCounts>, StoreError> {
-            let ids: Vec<String> = events.iter().map(ToString::to_string).collect();
-            let rows = sqlx::query(concat!(
-                "SELECT event_id, state, COUNT(*) AS n FROM deliveries WHERE event_id IN (",
-                $ids,
-                ") GROUP BY event_id, state"
-            ))
-            .bind(to_json(&ids)?)
-            .fetch_all(pool)
-            .await?;
-            let mut counts: HashMap<EventId, DeliveryCounts> = HashMap::new();
-            for row in &rows {
-                let id: EventId = row.text("event_id")?.parse().map_err(|e| rows::corrupt("event id", e))?;
-                let n = u32::try_from(row.int("n")?).unwrap_or(u32::MAX);
-                let entry = counts.entry(id).or_default();
-                match crate::store::DeliveryState::parse(&row.text("state")?)? {
-                    crate::store::DeliveryState::Pending => entry.pending = n,
-                    crate::store::DeliveryState::Delivered => entry.delivered = n,
-                    crate::store::DeliveryState::Dead => entry.dead = n,
-                    crate::store::DeliveryState::Expired => entry.expired = n,
-                }
-            }
-            Ok(counts)
-        }
-
-        pub(super) async fn output_health(pool: &$pool) -> Result<Vec<OutputHealth>, StoreError> {
-            let rows = sqlx::query(views::OUTPUT_LAST_ATTEMPTS).fetch_all(pool).await?;
-            let mut health = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let output = row.text("output")?;
-                let last_failure_at = row.maybe_int("last_failure")?.map(crate::store::from_millis);
-                let last_failure = match last_failure_at {
-                    None => None,
-                    Some(_) => sqlx::query(views::OUTPUT_LAST_FAILURE)
-                        .bind(&output)
-                        .fetch_optional(pool)
-                        .await?
-                        .map(|row| row.text("detail"))
-                        .transpose()?,
-                };
-                health.push(OutputHealth {
-                    last_success_at: row.maybe_int("last_success")?.map(crate::store::from_millis),
-                    last_failure_at,
-                    last_failure,
-                    output,
-                });
-            }
-            Ok(health)
-        }
-
-        pub(super) async fn deliveries(pool: &$pool, event: EventId) -> Result<Vec<Delivery>, StoreError> {
-            let rows = sqlx::query(views::EVENT_DELIVERIES).bind(event.to_string()).fetch_all(pool).await?;
-            rows.iter().map(rows::delivery).collect()
-        }
-
-        pub(super) async fn list_deliveries(pool: &$pool, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-            let rows = sqlx::query(views::FILTERED_DELIVERIES)
-                .bind(query.state.map(crate::store::DeliveryState::as_str))
-                .bind(query.output.as_deref())
-                .bind(i64::from(query.limit))
-                .fetch_all(pool)
-                .await?;
-            rows.iter().map(rows::delivery).collect()
-        }
-
-        pub(super) async fn attempts(pool: &$pool, delivery: ulid::Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
-            let rows = sqlx::query(views::DELIVERY_ATTEMPTS).bind(delivery.to_string()).fetch_all(pool).await?;
-            rows.iter().map(rows::attempt).collect()
-        }
-
-        pub(super) async fn next_due(pool: &$pool, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
-            let next: Option<i64> =
-                sqlx::query_scalar(views::NEXT_DUE).bind(crate::store::millis(now)).fetch_optional(pool).await?;
-            Ok(next.map(crate::store::from_millis))
-        }
-
-        pub(super) async fn queue_stats(pool: &$pool, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
-            let row = sqlx::query(views::QUEUE).bind(crate::store::millis(now)).fetch_one(pool).await?;
-            let count = |column: &str| -> Result<u64, StoreError> {
-                Ok(u64::try_from(row.maybe_int(column)?.unwrap_or_default()).unwrap_or_default())
-            };
-            Ok(QueueStats {
-                pending: count("pending")?,
-                due: count("due")?,
-                oldest_pending_at: row.maybe_int("oldest")?.map(crate::store::from_millis),
-                dead: count("dead")?,
-            })
-        }
-    };
+/// Filters for [`Store::events`]; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub vendor: Option<String>,
+    pub kind: Option<String>,
+    /// Only events received before this id (for paging, newest first).
+    pub before: Option<EventId>,
+    /// Received at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Received before.
+    pub until: Option<DateTime<Utc>>,
+    /// Text the canonical fields contain, case-insensitively: a phone number's digits, an
+    /// email address, a name.
+    pub search: Option<String>,
+    pub status: Option<EventStatus>,
+    pub limit: u32,
 }
 
-pub(super) use operator_views;
+/// Where an event's deliveries stand, as one word: what the events list filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// No route took it.
+    Unrouted,
+    /// Some delivery is still being tried.
+    Pending,
+    /// Every delivery arrived.
+    Delivered,
+    /// Some delivery is dead or expired.
+    Failed,
+}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl EventStatus {
+    pub const ALL: [Self; 4] = [Self::Unrouted, Self::Pending, Self::Delivered, Self::Failed];
 
-    fn patterns(search: &str) -> (Option<String>, Option<String>) {
-        search_patterns(&EventQuery { search: Some(search.to_owned()), ..Default::default() })
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unrouted => "unrouted",
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
     }
 
-    #[test]
-    fn phone_numbers_are_searched_by_their_digits_too() {
-        assert_eq!(patterns("+7 (916) 123-45-67").1.as_deref(), Some("%79161234567%"));
-        assert_eq!(
-            patterns("Ivan@Example.com"),
-            (Some("%ivan@example.com%".into()), Some("%ivan@example.com%".into()))
-        );
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
+}
 
-    #[test]
-    fn like_wildcards_in_a_search_are_literal() {
-        assert_eq!(patterns("50%_off").0.as_deref(), Some(r"%50\%\_off%"));
-        assert_eq!(patterns("   "), (None, None));
+/// How many of an event's deliveries are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryCounts {
+    pub pending: u32,
+    pub delivered: u32,
+    pub dead: u32,
+    pub expired: u32,
+}
+
+impl DeliveryCounts {
+    /// The event's status, given whether any route took it.
+    pub fn status(&self, routed: bool) -> EventStatus {
+        if self.dead + self.expired > 0 {
+            EventStatus::Failed
+        } else if self.pending > 0 {
+            EventStatus::Pending
+        } else if routed {
+            EventStatus::Delivered
+        } else {
+            EventStatus::Unrouted
+        }
     }
+}
+
+/// An output's most recent attempts, for the status page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutputHealth {
+    pub output: String,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// What the destination answered the last time it failed.
+    pub last_failure: Option<String>,
+}
+
+/// The delivery queue at a glance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Deliveries still to be sent (due or waiting for a retry).
+    pub pending: u64,
+    /// Of those, the ones due now.
+    pub due: u64,
+    /// When the oldest pending delivery was created.
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    pub dead: u64,
+}
+
+/// Filters for [`Store::list_deliveries`]; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub state: Option<DeliveryState>,
+    pub output: Option<String>,
+    pub limit: u32,
 }

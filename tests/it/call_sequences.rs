@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use switchboard::event::EventId;
 use switchboard::store::postgres::PostgresStore;
-use switchboard::store::{Store, StoredEvent};
+use switchboard::store::{Lifecycle, StoredEvent, Views};
 
 use crate::delivery::{CONFIG, eventually};
 use crate::support::http_sink::HttpSink;

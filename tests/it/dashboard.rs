@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
-use switchboard::store::{DeliveryState, Store};
+use switchboard::store::DeliveryState;
 
 use crate::delivery::eventually;
 use crate::support::browser::Browser;

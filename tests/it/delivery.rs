@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use switchboard::store::{DeliveryState, Store};
+use switchboard::store::DeliveryState;
 
 use crate::support::{Daemon, repo};
 

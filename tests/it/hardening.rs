@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use switchboard::store::Store;
-
 use crate::support::{Daemon, repo, switchboard_cli};
 
 /// Whether the server closed `stream` within `within`: a read returns end of file (or an error).

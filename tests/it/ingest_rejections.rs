@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use switchboard::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::Daemon;

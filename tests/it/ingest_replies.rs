@@ -1,7 +1,7 @@
 //! What vendors get back, legacy paths, and vendor retries.
 
 use serde_json::{Value, json};
-use switchboard::store::{EventQuery, Store};
+use switchboard::store::EventQuery;
 
 use crate::support::{Daemon, repo};
 

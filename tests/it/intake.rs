@@ -3,7 +3,6 @@
 //! multipart bodies with a file part.
 
 use serde_json::Value;
-use switchboard::store::Store;
 
 use crate::support::http_sink::HttpSink;
 use crate::support::{Daemon, copy_of_plugins, repo, switchboard_cli};

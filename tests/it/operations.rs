@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use switchboard::store::{DeliveryState, Store};
+use switchboard::store::DeliveryState;
 
 use crate::delivery::eventually;
 use crate::support::http_sink::{Answer, HttpSink};

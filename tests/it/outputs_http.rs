@@ -1,7 +1,7 @@
 //! The HTTP output against a real HTTP receiver.
 
 use serde_json::Value;
-use switchboard::store::{DeliveryState, Store};
+use switchboard::store::DeliveryState;
 
 use crate::delivery::eventually;
 use crate::outputs_support::{attempt, build, fixture_event, render};

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use switchboard::outputs::{Disposition, Message};
 use switchboard::render::Part;
-use switchboard::store::{DeliveryState, Store};
+use switchboard::store::DeliveryState;
 
 use crate::delivery::eventually;
 use crate::outputs_support::{attempt, build, fixture_event, render};

@@ -2,7 +2,6 @@
 //! previous configuration keeps serving; `/-/reload`, `/-/status`, `/readyz` and `/metrics` say so.
 
 use serde_json::Value;
-use switchboard::store::Store;
 
 use crate::delivery::eventually;
 use crate::support::{Daemon, repo};

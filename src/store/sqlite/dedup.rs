@@ -169,7 +169,7 @@ mod tests {
 
     use super::*;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Appended, Store, tests::new_event};
+    use crate::store::{Appended, EventLog, Lifecycle, tests::new_event};
 
     async fn store_with(events: &[(&str, &str)]) -> (tempfile::TempDir, Connection, Vec<EventId>) {
         let dir = tempfile::tempdir().unwrap();

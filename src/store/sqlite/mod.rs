@@ -24,8 +24,9 @@ use ulid::Ulid;
 
 use super::rows;
 use super::{
-    Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventQuery, NewDelivery, NewEvent, Next,
-    OutputHealth, QueueStats, Rejection, ReprocessOutcome, Store, StoreError, StoredEvent, millis,
+    Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventLog, EventQuery, Lifecycle, NewDelivery,
+    NewEvent, Next, OutputHealth, Queue, QueueStats, Rejection, ReprocessOutcome, StoreError, StoredEvent, Views,
+    millis,
 };
 use crate::event::{Event, EventId, ID_DRIFT_MILLIS};
 use writer::Writer;
@@ -69,7 +70,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl EventLog for SqliteStore {
     async fn append(&self, event: NewEvent) -> Result<Appended, StoreError> {
         self.writer.append(event).await
     }
@@ -78,38 +79,21 @@ impl Store for SqliteStore {
         self.writer.reject(rejection).await
     }
 
-    async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-                    raw_body, routes, sequence_key
-             FROM events WHERE id = ?",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| rows::stored_event(&row)).transpose()
-    }
-
-    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        views::events(&self.pool, query).await
-    }
-
     async fn sequence(&self, key: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        views::sequence(&self.pool, key, since, limit).await
-    }
-
-    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
-        views::rejections(&self.pool, limit, None).await
+        reads::sequence(&self.pool, key, since, limit).await
     }
 
     async fn rejection(&self, id: Ulid) -> Result<Option<Rejection>, StoreError> {
-        Ok(views::rejections(&self.pool, 1, Some(id)).await?.pop())
+        Ok(reads::rejections(&self.pool, 1, Some(id)).await?.pop())
     }
 
     async fn reprocessed(&self, id: Ulid, at: DateTime<Utc>, outcome: ReprocessOutcome) -> Result<(), StoreError> {
-        views::reprocessed(&self.pool, id, at, outcome).await
+        reads::reprocessed(&self.pool, id, at, outcome).await
     }
+}
 
+#[async_trait]
+impl Queue for SqliteStore {
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -134,19 +118,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        views::next_due(&self.pool, Utc::now()).await
-    }
-
-    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
-        views::deliveries(&self.pool, event).await
-    }
-
-    async fn attempts(&self, id: Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
-        views::attempts(&self.pool, id).await
-    }
-
-    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        views::list_deliveries(&self.pool, query).await
+        reads::next_due(&self.pool, Utc::now()).await
     }
 
     async fn add_deliveries(
@@ -174,7 +146,57 @@ impl Store for SqliteStore {
         .await?;
         Ok(done.rows_affected())
     }
+}
 
+#[async_trait]
+impl Views for SqliteStore {
+    async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
+                    raw_body, routes, sequence_key
+             FROM events WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| rows::stored_event(&row)).transpose()
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        reads::events(&self.pool, query).await
+    }
+
+    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
+        reads::rejections(&self.pool, limit, None).await
+    }
+
+    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
+        reads::deliveries(&self.pool, event).await
+    }
+
+    async fn attempts(&self, id: Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
+        reads::attempts(&self.pool, id).await
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        reads::list_deliveries(&self.pool, query).await
+    }
+
+    async fn delivery_counts(&self, events: &[EventId]) -> Result<HashMap<EventId, DeliveryCounts>, StoreError> {
+        reads::delivery_counts(&self.pool, events).await
+    }
+
+    async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError> {
+        reads::output_health(&self.pool).await
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
+        reads::queue_stats(&self.pool, now).await
+    }
+}
+
+#[async_trait]
+impl Lifecycle for SqliteStore {
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let before = millis(before);
         // IMMEDIATE waits for the writer thread's lock up front; a deferred transaction whose
@@ -211,18 +233,6 @@ impl Store for SqliteStore {
         Ok(released)
     }
 
-    async fn delivery_counts(&self, events: &[EventId]) -> Result<HashMap<EventId, DeliveryCounts>, StoreError> {
-        views::delivery_counts(&self.pool, events).await
-    }
-
-    async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError> {
-        views::output_health(&self.pool).await
-    }
-
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
-        views::queue_stats(&self.pool, now).await
-    }
-
     async fn ping(&self) -> Result<(), StoreError> {
         if !self.writer.is_running() {
             return Err(StoreError::Closed);
@@ -248,7 +258,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests;
 
-/// The operator's views ([`super::views`]) over this pool.
-mod views {
-    crate::store::views::operator_views!(sqlx::sqlite::SqlitePool, ids_from_json = "SELECT value FROM json_each($1)");
+/// The reads both stores share ([`super::reads`]) over this pool.
+mod reads {
+    crate::store::reads::shared_reads!(sqlx::sqlite::SqlitePool, ids_from_json = "SELECT value FROM json_each($1)");
 }

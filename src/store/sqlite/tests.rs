@@ -4,8 +4,8 @@ use chrono::Utc;
 use sqlx::Row;
 
 use super::{MIGRATOR, SqliteStore};
-use crate::store::Store;
 use crate::store::tests::{form_event, json_event, new_event};
+use crate::store::{EventLog, Lifecycle, Queue, Views};
 
 async fn payload_columns(path: &std::path::Path, id: &str) -> (Option<String>, Option<String>) {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();

@@ -8,6 +8,7 @@ pub mod smtp_peer;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use switchboard::app::{self, Listeners};
 use switchboard::config::Config;
@@ -177,8 +178,8 @@ impl Daemon {
     }
 
     /// Opens the daemon's database to look at what it stored.
-    pub async fn store(&self) -> SqliteStore {
-        SqliteStore::open(&self.database(), 1000).await.expect("open the daemon's database")
+    pub async fn store(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.database(), 1000).await.expect("open the daemon's database"))
     }
 
     /// The daemon's folder (its config, database and any files its outputs write).

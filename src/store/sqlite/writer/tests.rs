@@ -4,7 +4,7 @@ use chrono::Utc;
 
 use super::*;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, tests::new_event};
+use crate::store::{Views, tests::new_event};
 
 /// A store, and a writer thread's state on a connection of its own, driven by the test.
 async fn beside_a_store(dir: &tempfile::TempDir) -> (SqliteStore, WriterThread) {

@@ -1,0 +1,143 @@
+//! The delivery queue: deliveries claimed under a lease, attempted, and moved on — what the
+//! delivery workers use, and the operator's retries and replays.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use super::StoreError;
+use crate::event::{Event, EventId};
+
+/// Deliveries, as the delivery workers claim and settle them.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// Takes up to `limit` pending deliveries that are due at `now` and not held by another
+    /// worker, holding each until `now + lease`; returns them with their events.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<(Delivery, Event)>, StoreError>;
+    /// Records an attempt and moves the delivery on; releases its lease.
+    async fn finish_attempt(&self, delivery: Ulid, attempt: AttemptRecord, next: Next) -> Result<(), StoreError>;
+    /// Puts a claimed delivery back, due at `at`, without counting an attempt (pacing).
+    async fn defer(&self, delivery: Ulid, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// When the next pending delivery that no one holds falls due, if any. Deliveries under a
+    /// lease are left out: the attempt holding one records what comes next, and a lease whose
+    /// holder died is found by the workers' idle poll once it has expired.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Adds deliveries to a stored event (a replay through today's routes) and records the
+    /// routes that took it.
+    async fn add_deliveries(
+        &self,
+        event: EventId,
+        routes: &[String],
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError>;
+    /// Makes dead or expired deliveries pending again, due now. `Some(id)` retries one;
+    /// otherwise every dead one (of `output`, if given). Returns how many were requeued.
+    async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError>;
+}
+
+/// One (route, output) an event must reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub id: Ulid,
+    pub route: String,
+    pub output: String,
+    pub template: String,
+    /// The route's ttl: past this the delivery is expired, not sent late.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl NewDelivery {
+    /// A delivery planned at `at`: its id is of that time, so the queue serves in plan order.
+    pub fn planned_at(
+        at: DateTime<Utc>,
+        route: String,
+        output: String,
+        template: String,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self { id: crate::event::monotonic_ulid(at), route, output, template, expires_at }
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Dead,
+    Expired,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Reads a state's name.
+    ///
+    /// # Errors
+    /// Anything but `pending`, `delivered`, `dead` or `expired`.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "dead" => Ok(Self::Dead),
+            "expired" => Ok(Self::Expired),
+            other => Err(StoreError::Corrupt(format!("delivery state `{other}`"))),
+        }
+    }
+}
+
+/// A delivery as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: Ulid,
+    pub event_id: EventId,
+    pub route: String,
+    pub output: String,
+    pub template: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    /// Attempts cut short by a crash while they held the delivery: the destination may have got
+    /// the message already, so a later attempt may be a duplicate.
+    pub interrupted: u32,
+}
+
+/// One attempt, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration: Duration,
+    /// `delivered`, `retry`, `dead` or `expired`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub detail: String,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    RetryAt(DateTime<Utc>),
+    Dead,
+    Expired,
+}

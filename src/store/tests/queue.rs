@@ -1,0 +1,167 @@
+//! The delivery queue: claims under a lease, take-overs, retries, replays and pruning.
+
+use super::*;
+
+pub(super) async fn deliveries_are_claimed_once_and_moved_on(store: &dyn Store) {
+    let now = Utc::now();
+    let new = with_deliveries(new_event("envybox", "key:d", now), &["tg", "mail"]);
+    let (event, payload, fields) = (new.event.id, new.event.payload.clone(), new.event.fields.clone());
+    store.append(new).await.unwrap();
+    let claimed = store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    // Each delivery gets the whole event, the one that takes the decoded row and the copy alike.
+    for (_, claimed_event) in &claimed {
+        assert_eq!((claimed_event.id, &claimed_event.payload, &claimed_event.fields), (event, &payload, &fields));
+    }
+    assert!(
+        store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap().is_empty(),
+        "leased rows are not claimed twice"
+    );
+    assert_eq!(store.next_due().await.unwrap(), None, "held deliveries are not due");
+
+    let attempt = |number, outcome: &str| AttemptRecord {
+        number,
+        started_at: now,
+        duration: Duration::from_millis(12),
+        outcome: outcome.into(),
+        reason: (outcome != "delivered").then(|| "server_error".into()),
+        detail: format!("attempt {number}"),
+    };
+    // Claim order is not part of the contract; pick them by output.
+    let id_of = |output: &str| claimed.iter().find(|(d, _)| d.output == output).unwrap().0.id;
+    let (tg, mail) = (id_of("tg"), id_of("mail"));
+    store.finish_attempt(tg, attempt(1, "delivered"), Next::Delivered).await.unwrap();
+    let retry_at = now + TimeDelta::seconds(30);
+    store.finish_attempt(mail, attempt(1, "retry"), Next::RetryAt(retry_at)).await.unwrap();
+    assert_eq!(store.next_due().await.unwrap().map(|t| t.timestamp_millis()), Some(retry_at.timestamp_millis()));
+    assert!(store.claim_due(now + TimeDelta::seconds(29), 10, Duration::from_secs(60)).await.unwrap().is_empty());
+    let again = store.claim_due(retry_at, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].0.id, again[0].0.attempts), (mail, 1));
+    store.finish_attempt(mail, attempt(2, "dead"), Next::Dead).await.unwrap();
+
+    let deliveries = store.deliveries(event).await.unwrap();
+    let mut states: Vec<(String, DeliveryState, Option<String>)> =
+        deliveries.iter().map(|d| (d.output.clone(), d.state, d.last_error.clone())).collect();
+    states.sort_by(|a, b| b.0.cmp(&a.0));
+    assert_eq!(
+        states,
+        [
+            ("tg".to_owned(), DeliveryState::Delivered, None),
+            ("mail".to_owned(), DeliveryState::Dead, Some("attempt 2".to_owned()))
+        ]
+    );
+    let attempts = store.attempts(mail).await.unwrap();
+    assert_eq!(attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>(), ["retry", "dead"]);
+    assert_eq!(attempts[0].duration, Duration::from_millis(12));
+    assert_eq!(store.next_due().await.unwrap(), None);
+}
+
+pub(super) async fn an_expired_lease_is_taken_over(store: &dyn Store) {
+    let now = Utc::now();
+    store.append(with_deliveries(new_event("envybox", "key:l", now), &["tg"])).await.unwrap();
+    let first = store.claim_due(now, 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // The worker that held it died: after the lease another claims it.
+    assert!(store.claim_due(now + TimeDelta::seconds(4), 10, Duration::from_secs(5)).await.unwrap().is_empty());
+    let taken = store.claim_due(now + TimeDelta::seconds(6), 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].0.id, first[0].0.id);
+    assert_eq!((first[0].0.interrupted, taken[0].0.interrupted), (0, 1), "the dead worker's attempt may have sent it");
+    let finished = AttemptRecord {
+        number: 1,
+        started_at: now,
+        duration: Duration::from_millis(5),
+        outcome: "retry".into(),
+        reason: Some("network".into()),
+        detail: "connection reset".into(),
+    };
+    store.finish_attempt(taken[0].0.id, finished, Next::RetryAt(now + TimeDelta::seconds(7))).await.unwrap();
+    let again = store.claim_due(now + TimeDelta::seconds(8), 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(again[0].0.interrupted, 1, "a finished attempt released its lease: not counted");
+}
+
+pub(super) async fn concurrent_claimers_never_share_a_delivery(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    for i in 0..60 {
+        store.append(with_deliveries(new_event("envybox", &format!("key:c{i}"), now), &["tg"])).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store.claim_due(now, 7, Duration::from_secs(60)).await.unwrap();
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(claimed.into_iter().map(|(d, _)| d.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((total, all.len()), (60, 60), "every delivery claimed exactly once");
+}
+
+pub(super) async fn operators_can_retry_replay_and_prune(store: &dyn Store) {
+    let old = Utc::now() - TimeDelta::days(40);
+    let new = with_deliveries(new_event("envybox", "key:o", old), &["tg", "mail"]);
+    let event = new.event.id;
+    store.append(new).await.unwrap();
+    let claimed = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
+    let record = |outcome: &str| AttemptRecord {
+        number: 1,
+        started_at: Utc::now(),
+        duration: Duration::ZERO,
+        outcome: outcome.into(),
+        reason: None,
+        detail: outcome.into(),
+    };
+    let dead = claimed.iter().find(|(d, _)| d.output == "tg").unwrap().0.id;
+    let done = claimed.iter().find(|(d, _)| d.output == "mail").unwrap().0.id;
+    store.finish_attempt(dead, record("dead"), Next::Dead).await.unwrap();
+    store.finish_attempt(done, record("delivered"), Next::Delivered).await.unwrap();
+
+    let dead_ones = store
+        .list_deliveries(&DeliveryQuery { state: Some(DeliveryState::Dead), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(dead_ones.iter().map(|d| d.id).collect::<Vec<_>>(), [dead]);
+    assert_eq!(store.retry(Some(done), None).await.unwrap(), 0, "a delivered one is not retried");
+    assert_eq!(store.retry(None, Some("mail")).await.unwrap(), 0, "no dead mail");
+    assert_eq!(store.retry(None, Some("tg")).await.unwrap(), 1);
+    let again = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].0.id, again[0].0.state), (dead, DeliveryState::Pending));
+    store.finish_attempt(dead, AttemptRecord { number: 2, ..record("delivered") }, Next::Delivered).await.unwrap();
+
+    // Replay: the stored event gets new deliveries through today's routes.
+    let replayed = NewDelivery {
+        id: crate::event::monotonic_ulid(Utc::now()),
+        route: "replay".into(),
+        output: "log".into(),
+        template: "generic".into(),
+        expires_at: None,
+    };
+    store.add_deliveries(event, &["replay".into()], std::slice::from_ref(&replayed)).await.unwrap();
+    assert_eq!(store.event(event).await.unwrap().unwrap().routes, ["replay"]);
+    assert_eq!(store.deliveries(event).await.unwrap().len(), 3);
+
+    // Retention: an old event with a pending delivery stays; once nothing is pending it goes.
+    assert_eq!(store.prune(Utc::now() - TimeDelta::days(30)).await.unwrap(), 0);
+    let pending = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
+    store.finish_attempt(pending[0].0.id, record("delivered"), Next::Delivered).await.unwrap();
+    let recent = store.append(new_event("envybox", "key:recent", Utc::now())).await.unwrap();
+    assert_eq!(store.prune(Utc::now() - TimeDelta::days(30)).await.unwrap(), 1);
+    assert!(store.event(event).await.unwrap().is_none());
+    assert!(store.attempts(dead).await.unwrap().is_empty(), "attempts go with their event");
+    assert!(store.event(recent.id()).await.unwrap().is_some());
+}
