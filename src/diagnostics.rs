@@ -104,13 +104,14 @@ impl Source {
         })
     }
 
-    /// An issue at `span` (a byte range from `toml::Spanned`).
-    pub fn issue(&self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
+    /// An issue at `span` (a byte range from `toml::Spanned`); `message` is a sentence or an
+    /// error that says what is wrong.
+    pub fn issue(&self, span: Option<Range<usize>>, key: impl Into<String>, message: impl fmt::Display) -> ConfigIssue {
         ConfigIssue {
             file: self.name.clone(),
             line: span.map(|s| self.line_of(s.start)),
             key: key.into(),
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 

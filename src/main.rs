@@ -19,6 +19,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
+    if let Command::Check(args) = &cli.command {
+        // Validation reads files and makes no client: no runtime to start.
+        return check(args);
+    }
     let runtime = match tokio::runtime::Runtime::new().context("starting the async runtime") {
         Ok(runtime) => runtime,
         Err(error) => return fail(&error),
@@ -32,22 +36,7 @@ fn main() -> ExitCode {
 
 fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
     match command {
-        Command::Check(args) => {
-            let Some(config) = load(&args) else { return ExitCode::FAILURE };
-            println!("{}: OK", config.origin);
-            for vendor in config.vendors.iter() {
-                println!("  vendor {:<12} /hooks/{}", vendor.name(), vendor.name());
-            }
-            for (name, entry) in &config.outputs {
-                let state = if entry.output.is_some() { "on" } else { "off (enabled = false)" };
-                println!("  output {name:<12} {} {state}", entry.kind);
-            }
-            println!("  routes {}, templates {}", config.routes.iter().count(), config.templates.names().count());
-            for warning in &config.warnings {
-                println!("  warning: {warning}");
-            }
-            ExitCode::SUCCESS
-        }
+        Command::Check(args) => check(&args),
         Command::Test(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
             match test::report(&config, &args.vendor, &args.payload, args.event.as_deref(), args.at) {
@@ -119,6 +108,24 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
 }
 
 /// The configuration, or `None` after printing every problem in it.
+/// `switchboard check`: the configuration validated, and what it sets up.
+fn check(args: &ConfigArgs) -> ExitCode {
+    let Some(config) = args.validate().map_err(|errors| eprint!("{errors}")).ok() else { return ExitCode::FAILURE };
+    println!("{}: OK", config.origin);
+    for vendor in config.vendors.iter() {
+        println!("  vendor {:<12} /hooks/{}", vendor.name(), vendor.name());
+    }
+    for (name, entry) in &config.outputs {
+        let state = if entry.settings.is_some() { "on" } else { "off (enabled = false)" };
+        println!("  output {name:<12} {} {state}", entry.kind);
+    }
+    println!("  routes {}, templates {}", config.routes.iter().count(), config.templates.names().count());
+    for warning in &config.warnings {
+        println!("  warning: {warning}");
+    }
+    ExitCode::SUCCESS
+}
+
 fn load(args: &ConfigArgs) -> Option<Config> {
     args.load().map_err(|errors| eprint!("{errors}")).ok()
 }

@@ -177,9 +177,17 @@ impl ConfigArgs {
     /// # Errors
     /// Every problem found in it.
     pub fn load(&self) -> Result<Config, ConfigErrors> {
+        self.validate()?.build()
+    }
+
+    /// Validates the configuration these arguments name, without making any client.
+    ///
+    /// # Errors
+    /// Every problem found in it.
+    pub fn validate(&self) -> Result<crate::config::Validated, ConfigErrors> {
         match self.path() {
-            Some(path) => Config::load(&path),
-            None => Config::embedded(),
+            Some(path) => Config::validate(&path),
+            None => Config::validate_embedded(),
         }
     }
 

@@ -45,12 +45,23 @@ pub enum Scope {
     Route,
 }
 
+/// Why a key names no field a condition can test.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error(transparent)]
+    Path(#[from] crate::event::path::PathError),
+    #[error("`{0}` is not a name for `seen`; use a-z, 0-9 and `_`")]
+    SeenName(String),
+    #[error("unknown field `{0}`; expected vendor, event, kind, a canonical field ({names}) or payload.<path>", names = fields::field_names().collect::<Vec<_>>().join(", "))]
+    Unknown(String),
+}
+
 impl FieldRef {
     /// Resolves a condition key.
     ///
     /// # Errors
     /// An invalid path, or (in [`Scope::Route`]) a name that is not canonical.
-    pub fn parse(key: &str, scope: Scope) -> Result<Self, String> {
+    pub fn parse(key: &str, scope: Scope) -> Result<Self, FieldError> {
         match key {
             "vendor" => return Ok(Self::Vendor),
             "event" => return Ok(Self::Event),
@@ -61,17 +72,14 @@ impl FieldRef {
             return Ok(Self::Field(name));
         }
         if let Some(rest) = key.strip_prefix("payload.") {
-            return Path::parse(rest).map(Self::Payload).map_err(|e| e.to_string());
+            return Ok(Path::parse(rest).map(Self::Payload)?);
         }
         if let (Scope::Plugin, Some(name)) = (scope, key.strip_prefix("seen.")) {
             return check_seen_name(name).map(|()| Self::Seen(name.to_owned()));
         }
         match scope {
-            Scope::Plugin => Path::parse(key).map(Self::Payload).map_err(|e| e.to_string()),
-            Scope::Route => Err(format!(
-                "unknown field `{key}`; expected vendor, event, kind, a canonical field ({}) or payload.<path>",
-                fields::field_names().collect::<Vec<_>>().join(", ")
-            )),
+            Scope::Plugin => Ok(Path::parse(key).map(Self::Payload)?),
+            Scope::Route => Err(FieldError::Unknown(key.to_owned())),
         }
     }
 }
@@ -93,13 +101,18 @@ impl fmt::Display for FieldRef {
 ///
 /// # Errors
 /// What is wrong with it, for the configuration error.
-pub fn check_seen_name(name: &str) -> Result<(), String> {
+pub fn check_seen_name(name: &str) -> Result<(), FieldError> {
     if !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
         Ok(())
     } else {
-        Err(format!("`{name}` is not a name for `seen`; use a-z, 0-9 and `_`"))
+        Err(FieldError::SeenName(name.to_owned()))
     }
 }
+
+/// Why a condition does not hold, in a sentence naming the first test that fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Mismatch(pub String);
 
 /// Anything a condition can be evaluated against: an event, or one being built by a plugin.
 pub trait Facts {
@@ -181,7 +194,7 @@ impl Condition {
                 }
                 "not" => Self::Not(Box::new(Self::parse(value, scope, &here)?)),
                 field => {
-                    let field = FieldRef::parse(field, scope).map_err(|m| error(&here, m))?;
+                    let field = FieldRef::parse(field, scope).map_err(|m| error(&here, m.to_string()))?;
                     parse_tests(field, value, &here)?
                 }
             };
@@ -204,23 +217,23 @@ impl Condition {
     /// dashboard, where "why didn't this route match?" is the question.
     ///
     /// # Errors
-    /// A sentence naming the first test that does not hold.
-    pub fn explain(&self, facts: &dyn Facts) -> Result<(), String> {
+    /// The first test that does not hold.
+    pub fn explain(&self, facts: &dyn Facts) -> Result<(), Mismatch> {
         match self {
             Self::All(parts) => parts.iter().try_for_each(|c| c.explain(facts)),
-            Self::Any(parts) if parts.is_empty() => Err("`any` has no alternatives".to_owned()),
+            Self::Any(parts) if parts.is_empty() => Err(Mismatch("`any` has no alternatives".to_owned())),
             Self::Any(parts) => {
                 let mut reasons = Vec::new();
                 for part in parts {
                     match part.explain(facts) {
                         Ok(()) => return Ok(()),
-                        Err(reason) => reasons.push(reason),
+                        Err(reason) => reasons.push(reason.0),
                     }
                 }
-                Err(format!("none of `any` holds ({})", reasons.join("; ")))
+                Err(Mismatch(format!("none of `any` holds ({})", reasons.join("; "))))
             }
             Self::Not(inner) => match inner.explain(facts) {
-                Ok(()) => Err(format!("`not` failed: {}", inner.describe())),
+                Ok(()) => Err(Mismatch(format!("`not` failed: {}", inner.describe()))),
                 Err(_) => Ok(()),
             },
             Self::Test { field, test } => {
@@ -232,7 +245,7 @@ impl Condition {
                         None | Some(Value::Null) => "absent".to_owned(),
                         Some(value) => format!("`{}`", display_value(value)),
                     };
-                    Err(format!("{field} is {found}, wanted {test}"))
+                    Err(Mismatch(format!("{field} is {found}, wanted {test}")))
                 }
             }
         }

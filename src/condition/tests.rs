@@ -98,9 +98,9 @@ fn each_operator_decides_as_documented() {
 #[test]
 fn explain_names_the_failing_test() {
     let condition = when(r#"{ event = "call_info", "call.duration_s" = { gt = 10 } }"#, Scope::Route).unwrap();
-    assert_eq!(condition.explain(&sample()).unwrap_err(), "call.duration_s is `0`, wanted > 10");
+    assert_eq!(condition.explain(&sample()).unwrap_err().0, "call.duration_s is `0`, wanted > 10");
     let condition = when(r#"{ "contact.email" = "a@b" }"#, Scope::Route).unwrap();
-    assert_eq!(condition.explain(&sample()).unwrap_err(), "contact.email is absent, wanted `a@b`");
+    assert_eq!(condition.explain(&sample()).unwrap_err().0, "contact.email is absent, wanted `a@b`");
 }
 
 #[test]

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 pub use crate::diagnostics::{ConfigErrors, ConfigIssue, Source};
 pub use crate::store::StorageUrl;
-pub use env::expand;
+pub use env::{ExpandError, expand};
+pub use routes::ValidatedOutput;
 pub use storage::StorageSettings;
 
 use crate::delivery::DeliverySettings;
@@ -60,9 +61,10 @@ pub const DEFAULT_DEDUP_WINDOW_SECS: u64 = 600;
 /// Default for `storage.rejected_keep`: enough to diagnose, bounded so a flood cannot fill a disk.
 pub const DEFAULT_REJECTED_KEEP: u32 = 1000;
 
-/// A validated configuration with its compiled plugins.
+/// A configuration with its compiled plugins: validated (outputs checked, no client built yet:
+/// [`Validated`]), then built (outputs with their clients: `Config`).
 #[derive(Debug)]
-pub struct Config {
+pub struct Config<Outputs = OutputEntry> {
     /// Where it came from, for logs and the status page.
     pub origin: String,
     pub server: ServerSettings,
@@ -76,8 +78,8 @@ pub struct Config {
     pub vendor_settings: BTreeMap<String, VendorSettings>,
     pub templates: TemplateSet,
     pub helpers: HelperSettings,
-    /// `[outputs.<name>]`, built.
-    pub outputs: BTreeMap<String, OutputEntry>,
+    /// `[outputs.<name>]`: validated, then built.
+    pub outputs: BTreeMap<String, Outputs>,
     pub routes: Routes,
     pub delivery: DeliverySettings,
     /// Things that work but deserve a look (an open endpoint, say), logged at start.
@@ -109,15 +111,17 @@ pub struct ServerSettings {
     pub admin_hosts: Vec<String>,
 }
 
+/// A configuration that passed validation: every file read and every setting checked, templates
+/// and plugins compiled, but no client or pool made. `switchboard check` stops here.
+pub type Validated = Config<ValidatedOutput>;
+
 impl Config {
-    /// Loads `path` and the plugins it names.
+    /// Loads `path` and the plugins it names, and builds the outputs.
     ///
     /// # Errors
     /// Every problem found, each with file, line and key.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
-        let source = Source::read(path).map_err(|issue| ConfigErrors(vec![issue]))?;
-        let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        Self::from_source(&source, &base)
+        Self::validate(path)?.build()
     }
 
     /// The configuration compiled into the binary, with paths relative to the working directory.
@@ -125,15 +129,16 @@ impl Config {
     /// # Errors
     /// Only when an environment variable it names is malformed.
     pub fn embedded() -> Result<Self, ConfigErrors> {
-        Self::from_source(&Source::embedded("config.toml", EMBEDDED_CONFIG), Path::new("."))
+        Self::validate_embedded()?.build()
     }
 
-    /// Validates the text of a configuration file; relative paths are taken from `base`.
+    /// Validates the text of a configuration file and builds its outputs; relative paths are
+    /// taken from `base`.
     ///
     /// # Errors
     /// Every problem found, each with file, line and key.
     pub fn from_source(source: &Source, base: &Path) -> Result<Self, ConfigErrors> {
-        Self::from_source_with_env(source, base, &process_env)
+        Self::validate_source(source, base)?.build()
     }
 
     /// [`Config::from_source`] with `${VAR}` read through `env` instead of the process
@@ -142,6 +147,40 @@ impl Config {
     /// # Errors
     /// Every problem found, each with file, line and key.
     pub fn from_source_with_env(source: &Source, base: &Path, env: &Env<'_>) -> Result<Self, ConfigErrors> {
+        Self::validate_source_with_env(source, base, env)?.build()
+    }
+
+    /// Reads and validates `path` and the plugins it names. Reads files; creates no client.
+    ///
+    /// # Errors
+    /// Every problem found, each with file, line and key.
+    pub fn validate(path: &Path) -> Result<Validated, ConfigErrors> {
+        let source = Source::read(path).map_err(|issue| ConfigErrors(vec![issue]))?;
+        let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Self::validate_source(&source, &base)
+    }
+
+    /// The embedded configuration, validated.
+    ///
+    /// # Errors
+    /// Only when an environment variable it names is malformed.
+    pub fn validate_embedded() -> Result<Validated, ConfigErrors> {
+        Self::validate_source(&Source::embedded("config.toml", EMBEDDED_CONFIG), Path::new("."))
+    }
+
+    /// Validates the text of a configuration file; relative paths are taken from `base`.
+    ///
+    /// # Errors
+    /// Every problem found, each with file, line and key.
+    pub fn validate_source(source: &Source, base: &Path) -> Result<Validated, ConfigErrors> {
+        Self::validate_source_with_env(source, base, &process_env)
+    }
+
+    /// [`Config::validate_source`] with `${VAR}` read through `env`.
+    ///
+    /// # Errors
+    /// Every problem found, each with file, line and key.
+    pub fn validate_source_with_env(source: &Source, base: &Path, env: &Env<'_>) -> Result<Validated, ConfigErrors> {
         let raw: raw::RawConfig = source.parse().map_err(|issue| ConfigErrors(vec![issue]))?;
         let mut issues = Vec::new();
         let mut warnings = Vec::new();
@@ -175,7 +214,7 @@ impl Config {
             let mut problem =
                 |message: String| issues.push(source.issue(Some(url.span()), "server.public_url", message));
             match expand(url.get_ref(), env) {
-                Err(message) => problem(message),
+                Err(error) => problem(error.to_string()),
                 Ok(text) if text.trim().is_empty() => {}
                 Ok(text) => match reqwest::Url::parse(text.trim()) {
                     Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.query().is_none() => {
@@ -302,7 +341,7 @@ impl Config {
         }
 
         match templates {
-            Some((templates, helpers, templates_dir)) if issues.is_empty() => Ok(Self {
+            Some((templates, helpers, templates_dir)) if issues.is_empty() => Ok(Config {
                 origin: source.name().to_owned(),
                 server,
                 storage,
@@ -320,7 +359,47 @@ impl Config {
             _ => Err(ConfigErrors(issues)),
         }
     }
+}
 
+impl Validated {
+    /// Makes the outputs' clients and pools. Lettre's SMTP pool runs on the runtime it is
+    /// dropped in, so the caller is inside one.
+    ///
+    /// # Errors
+    /// A client the platform cannot make, named by its output.
+    pub fn build(self) -> Result<Config, ConfigErrors> {
+        let mut issues = Vec::new();
+        let mut outputs = BTreeMap::new();
+        for (name, validated) in self.outputs {
+            match validated.build() {
+                Ok(entry) => {
+                    outputs.insert(name, entry);
+                }
+                Err(issue) => issues.push(*issue),
+            }
+        }
+        if !issues.is_empty() {
+            return Err(ConfigErrors(issues));
+        }
+        Ok(Config {
+            origin: self.origin,
+            server: self.server,
+            storage: self.storage,
+            vendors: self.vendors,
+            plugins_dir: self.plugins_dir,
+            templates_dir: self.templates_dir,
+            vendor_settings: self.vendor_settings,
+            templates: self.templates,
+            helpers: self.helpers,
+            outputs,
+            routes: self.routes,
+            delivery: self.delivery,
+            warnings: self.warnings,
+        })
+    }
+}
+
+impl<Outputs> Config<Outputs> {
     /// Settings for a vendor; defaults when the config has no `[vendors.<name>]`.
     pub fn vendor_settings(&self, name: &str) -> &VendorSettings {
         static NONE: VendorSettings = VendorSettings::NONE;

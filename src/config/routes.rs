@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::raw::{RawRoute, RawTemplates};
-use super::{ConfigIssue, Env, Source, expand};
+use super::{ConfigIssue, Env, ExpandError, Source, expand};
 use crate::condition::{Condition, Glob, Scope};
 use crate::event::Kind;
-use crate::outputs::{self, OutputEntry};
+use crate::outputs::{self, OutputEntry, OutputSettings};
 use crate::plugin::VendorRegistry;
 use crate::render::{HelperSettings, TemplateSet, TemplateSource};
 use crate::router::{Route, Routes, Schedule, Target};
@@ -82,6 +82,36 @@ pub(super) fn default_helpers() -> HelperSettings {
     HelperSettings { timezone: chrono_tz::UTC, english: false }
 }
 
+/// An `[outputs.<name>]` that passed validation; its clients are made by [`ValidatedOutput::build`].
+#[derive(Debug)]
+pub struct ValidatedOutput {
+    pub kind: String,
+    /// `None` when it is switched off (`enabled = false`): it is neither checked nor built.
+    pub settings: Option<Box<dyn OutputSettings>>,
+    pub max_in_flight: usize,
+    /// Where its table is, for an issue found when it is built.
+    at: ConfigIssue,
+}
+
+impl ValidatedOutput {
+    /// The output with its clients.
+    ///
+    /// # Errors
+    /// A client the platform cannot make, placed at the output's table.
+    pub fn build(self) -> Result<OutputEntry, Box<ConfigIssue>> {
+        let output = self
+            .settings
+            .map(|settings| {
+                settings.build().map_err(|error| {
+                    let key = error.key.map_or_else(|| self.at.key.clone(), |key| format!("{}.{key}", self.at.key));
+                    Box::new(ConfigIssue { key, message: error.message, ..self.at.clone() })
+                })
+            })
+            .transpose()?;
+        Ok(OutputEntry { kind: self.kind, output, max_in_flight: self.max_in_flight })
+    }
+}
+
 pub(super) fn outputs(
     source: &Source,
     env: &Env<'_>,
@@ -90,7 +120,7 @@ pub(super) fn outputs(
     helpers: HelperSettings,
     issues: &mut Vec<ConfigIssue>,
     warnings: &mut Vec<String>,
-) -> BTreeMap<String, OutputEntry> {
+) -> BTreeMap<String, ValidatedOutput> {
     let mut built = BTreeMap::new();
     for (name, table) in raw {
         let key = format!("outputs.{name}");
@@ -137,9 +167,10 @@ pub(super) fn outputs(
             ));
             continue;
         }
+        let at = source.issue(span.clone(), key.clone(), "");
         if !enabled {
-            // A switched-off output is not built: its token may well be unset.
-            built.insert(name.clone(), OutputEntry { kind: kind.clone(), output: None, max_in_flight });
+            // A switched-off output is not checked: its token may well be unset.
+            built.insert(name.clone(), ValidatedOutput { kind: kind.clone(), settings: None, max_in_flight, at });
             continue;
         }
         let table = match expand_table(table, env) {
@@ -149,29 +180,32 @@ pub(super) fn outputs(
                 continue;
             }
         };
-        let cx = outputs::BuildContext { base, helpers, warnings: Default::default() };
-        let output = outputs::build(name, &kind, table, &cx);
+        let cx = outputs::ValidationContext { base, helpers, warnings: Default::default() };
+        let settings = outputs::validate(name, &kind, table, &cx);
         warnings.extend(cx.warnings.take().into_iter().map(|warning| format!("{key}: {warning}")));
-        match output {
-            Ok(output) => {
-                built.insert(name.clone(), OutputEntry { kind, output: Some(output), max_in_flight });
+        match settings {
+            Ok(settings) => {
+                built.insert(name.clone(), ValidatedOutput { kind, settings: Some(settings), max_in_flight, at });
             }
-            Err(message) => issues.push(source.issue(span.clone(), key, message)),
+            Err(error) => {
+                let key = error.key.map_or(key.clone(), |field| format!("{key}.{field}"));
+                issues.push(source.issue(span.clone(), key, error.message));
+            }
         }
     }
     built
 }
 
 /// Expands `${VAR}` in every string of an output's table.
-fn expand_table(table: toml::Table, env: &Env<'_>) -> Result<toml::Table, String> {
-    fn walk(value: toml::Value, env: &Env<'_>) -> Result<toml::Value, String> {
+fn expand_table(table: toml::Table, env: &Env<'_>) -> Result<toml::Table, ExpandError> {
+    fn walk(value: toml::Value, env: &Env<'_>) -> Result<toml::Value, ExpandError> {
         Ok(match value {
             toml::Value::String(text) => toml::Value::String(expand(&text, env)?),
             toml::Value::Array(items) => {
                 toml::Value::Array(items.into_iter().map(|v| walk(v, env)).collect::<Result<_, _>>()?)
             }
             toml::Value::Table(table) => toml::Value::Table(
-                table.into_iter().map(|(k, v)| Ok((k, walk(v, env)?))).collect::<Result<_, String>>()?,
+                table.into_iter().map(|(k, v)| Ok((k, walk(v, env)?))).collect::<Result<_, ExpandError>>()?,
             ),
             other => other,
         })
@@ -179,17 +213,28 @@ fn expand_table(table: toml::Table, env: &Env<'_>) -> Result<toml::Table, String
     table.into_iter().map(|(k, v)| Ok((k, walk(v, env)?))).collect()
 }
 
+/// Why a value is not a setting of the expected shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum ValueError {
+    #[error(transparent)]
+    Expand(#[from] ExpandError),
+    #[error("expected true or false (or a variable that expands to one); got `{0}`")]
+    NotASwitch(String),
+    #[error("expected {expected}, found {found}")]
+    Type { expected: &'static str, found: &'static str },
+}
+
 /// Reads an on/off setting: a boolean, or a string (after `${VAR}` expansion) such as
 /// `"${TELEGRAM_BOT_TOKEN:+true}"`, where empty means off.
-pub(super) fn switch(value: &toml::Value, env: &Env<'_>) -> Result<bool, String> {
+pub(super) fn switch(value: &toml::Value, env: &Env<'_>) -> Result<bool, ValueError> {
     match value {
         toml::Value::Boolean(b) => Ok(*b),
         toml::Value::String(text) => match expand(text, env)?.trim().to_ascii_lowercase().as_str() {
             "" | "false" | "0" | "no" | "off" => Ok(false),
             "true" | "1" | "yes" | "on" => Ok(true),
-            other => Err(format!("expected true or false (or a variable that expands to one); got `{other}`")),
+            other => Err(ValueError::NotASwitch(other.to_owned())),
         },
-        other => Err(format!("expected true or false, found {}", other.type_str())),
+        other => Err(ValueError::Type { expected: "true or false", found: other.type_str() }),
     }
 }
 
@@ -198,7 +243,7 @@ pub(super) fn routes(
     env: &Env<'_>,
     raw: &[Spanned<RawRoute>],
     vendors: &VendorRegistry,
-    outputs: &BTreeMap<String, OutputEntry>,
+    outputs: &BTreeMap<String, ValidatedOutput>,
     templates: Option<&TemplateSet>,
     issues: &mut Vec<ConfigIssue>,
 ) -> Routes {
@@ -217,11 +262,11 @@ pub(super) fn routes(
         names.push(&route.name);
 
         let enabled = route.enabled.as_ref().map_or(Ok(true), |v| switch(v, env)).unwrap_or_else(|m| {
-            issue("enabled", m);
+            issue("enabled", m.to_string());
             true
         });
         let vendor = globs(route.vendor.as_ref()).unwrap_or_else(|m| {
-            issue("vendor", m);
+            issue("vendor", m.to_string());
             Vec::new()
         });
         for glob in vendor.iter().filter(|g| g.is_literal()) {
@@ -234,11 +279,11 @@ pub(super) fn routes(
             }
         }
         let event = globs(route.event.as_ref()).unwrap_or_else(|m| {
-            issue("event", m);
+            issue("event", m.to_string());
             Vec::new()
         });
         let kind = globs(route.kind.as_ref()).unwrap_or_else(|m| {
-            issue("kind", m);
+            issue("kind", m.to_string());
             Vec::new()
         });
         for glob in kind.iter().filter(|g| g.is_literal()) {
@@ -309,8 +354,8 @@ pub(super) fn routes(
                             templates.names().collect::<Vec<_>>().join(", ")
                         ),
                     );
-                } else if let Some(output_impl) = &entry.output {
-                    if let Some(part) = outputs::missing_part(templates.parts(template), output_impl.as_ref()) {
+                } else if let Some(settings) = &entry.settings {
+                    if let Some(part) = outputs::missing_part(templates.parts(template), settings.plan()) {
                         issue(
                             "template",
                             format!(
@@ -340,16 +385,16 @@ pub(super) fn routes(
 }
 
 /// A route's `vendor`, `event` or `kind`: a value or a list of values, each a glob.
-fn globs(value: Option<&toml::Value>) -> Result<Vec<Glob>, String> {
+fn globs(value: Option<&toml::Value>) -> Result<Vec<Glob>, ValueError> {
     match value {
         None => Ok(Vec::new()),
         Some(toml::Value::String(text)) => Ok(vec![Glob::new(text)]),
         Some(toml::Value::Array(items)) => items
             .iter()
             .map(|item| {
-                item.as_str().map(Glob::new).ok_or_else(|| format!("expected strings, found {}", item.type_str()))
+                item.as_str().map(Glob::new).ok_or(ValueError::Type { expected: "strings", found: item.type_str() })
             })
             .collect(),
-        Some(other) => Err(format!("expected a string or a list of strings, found {}", other.type_str())),
+        Some(other) => Err(ValueError::Type { expected: "a string or a list of strings", found: other.type_str() }),
     }
 }

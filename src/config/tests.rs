@@ -71,6 +71,18 @@ fn problems_name_file_line_and_key() {
             "[[vendors.jivo.reply]]\njson.crm_link = \"{{#if}}\"\n",
             "<embedded config.toml>:1 vendors.jivo.reply[0].json: template `/crm_link`",
         ),
+        (
+            "\n[outputs.crm]\ntype = \"http\"\nurl = \"ftp://crm.example.com\"\n",
+            "<embedded config.toml>:2 outputs.crm.url: url must start with http:// or https://",
+        ),
+        (
+            "[outputs.sales]\ntype = \"telegram\"\ntoken = \"123:abc\"\nchat_id = \"sales\"\n",
+            "<embedded config.toml>:1 outputs.sales.chat_id: chat_id must be a number",
+        ),
+        (
+            "[outputs.mail]\ntype = \"email\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n",
+            "<embedded config.toml>:1 outputs.mail: set `smtp = ",
+        ),
     ];
     for (text, expected) in cases {
         let found = issues(text);
@@ -240,4 +252,24 @@ fn listener_limits_and_admin_hosts_are_checked_at_load() {
     }
     let config = load("[server]\nadmin_hosts = [\"Dash.Example.COM.\"]\n").unwrap();
     assert_eq!(config.server.admin_hosts, ["dash.example.com"]);
+}
+
+/// Validation checks every output and compiles its templates without making a client: the
+/// result says what each output will need from a template, and building it is a later step.
+#[test]
+fn validation_checks_outputs_without_building_them() {
+    let text = "[outputs.crm]\ntype = \"http\"\nurl = \"https://crm.example.com/{{vendor}}\"\nformat = \"form\"\n\n\
+                [outputs.off]\ntype = \"telegram\"\nenabled = false\ntoken = \"${UNSET_TOKEN}\"\nchat_id = 1\n";
+    let validated = Config::validate_source(&Source::embedded("config.toml", text), Path::new(".")).unwrap();
+    let crm = validated.outputs["crm"].settings.as_ref().expect("switched on");
+    assert_eq!(crm.kind(), "http");
+    assert!(
+        crm.plan()
+            .iter()
+            .any(|need| need.part == crate::render::Part::Body && need.escape == crate::render::Escape::Form)
+    );
+    assert!(validated.outputs["off"].settings.is_none(), "a switched-off output is not checked");
+    let config = validated.build().unwrap();
+    assert!(config.outputs["crm"].output.is_some());
+    assert!(config.outputs["off"].output.is_none());
 }

@@ -8,6 +8,7 @@
 //! Transient SMTP failures (4xx, a dropped connection, a timeout) are retried; a 5xx rejection or
 //! a TLS failure is permanent: another try would get the same answer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +21,10 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt, Templated, error_chain};
+use super::{
+    Attempt, DeliveryError, Message, Need, Output, OutputSettings, Reason, Receipt, SettingsError, Templated,
+    ValidationContext, error_chain,
+};
 use crate::render::{Escape, JsonTemplate, Part};
 use crate::secret::Secret;
 
@@ -75,15 +79,16 @@ struct Server {
     host: String,
     port: Option<u16>,
     security: Security,
-    credentials: Option<(String, String)>,
+    credentials: Option<(String, Secret)>,
     /// The URL form said `?tls=` (the fields form always says what it means).
     tls_explicit: bool,
 }
 
 impl Server {
     /// `smtp://` or `smtps://`, with user and password percent-decoded.
-    fn from_url(text: &str) -> Result<Self, String> {
-        let invalid = |why: String| format!("smtp: {why}; e.g. smtps://user:pass@smtp.example.com");
+    fn from_url(text: &str) -> Result<Self, SettingsError> {
+        let invalid =
+            |why: String| SettingsError::at("smtp", format!("smtp: {why}; e.g. smtps://user:pass@smtp.example.com"));
         let url = reqwest::Url::parse(text).map_err(|e| invalid(format!("not a valid SMTP URL ({e})")))?;
         // `[::1]` names the address `::1`, for the connection and the certificate alike.
         let host = url.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']')).unwrap_or_default();
@@ -106,8 +111,8 @@ impl Server {
             (scheme, _) => return Err(invalid(format!("`{scheme}://` is not smtp:// or smtps://"))),
         };
         let decode = |text: &str| percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned();
-        let credentials =
-            (!url.username().is_empty()).then(|| (decode(url.username()), decode(url.password().unwrap_or_default())));
+        let credentials = (!url.username().is_empty())
+            .then(|| (decode(url.username()), Secret::new(decode(url.password().unwrap_or_default()))));
         Ok(Self { host, port: url.port(), security, credentials, tls_explicit: tls.is_some() })
     }
 }
@@ -121,6 +126,29 @@ const PLAN: &[Need] = &[
     Need { part: Part::Html, fallbacks: &[], escape: Escape::Html, required: false },
 ];
 
+/// The validated settings: addresses parsed, the server and its TLS chosen, a CA file read.
+pub struct Settings {
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    cc: Vec<Mailbox>,
+    bcc: Vec<Mailbox>,
+    /// `reply_to`, when set: a template rendered per event into the message.
+    templated: Vec<Templated>,
+    server: Server,
+    port: u16,
+    ca_certificate: Option<Certificate>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("relay", &format!("{}:{}", self.server.host, self.port))
+            .field("from", &self.from.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The built output.
 pub struct EmailOutput {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -128,7 +156,6 @@ pub struct EmailOutput {
     to: Vec<Mailbox>,
     cc: Vec<Mailbox>,
     bcc: Vec<Mailbox>,
-    /// `reply_to`, when set: a template rendered per event into the message.
     templated: Vec<Templated>,
     relay: String,
 }
@@ -142,19 +169,23 @@ impl std::fmt::Debug for EmailOutput {
     }
 }
 
-impl EmailOutput {
-    /// Checks the settings and builds the pooled transport (no connection is made).
+impl Settings {
+    /// Checks the addresses and the server settings, and reads the CA file (no connection).
     ///
     /// # Errors
     /// Missing or conflicting server settings, unparsable addresses, an unreadable CA file.
-    pub fn new(config: Config, cx: &BuildContext<'_>) -> Result<Self, String> {
-        let mailbox = |text: &str, key: &str| {
-            text.parse::<Mailbox>()
-                .map_err(|e| format!("{key}: `{text}` is not an address ({e}); e.g. \"Sales <sales@example.com>\""))
+    pub fn validate(config: Config, cx: &ValidationContext<'_>) -> Result<Self, SettingsError> {
+        let mailbox = |text: &str, key: &'static str| {
+            text.parse::<Mailbox>().map_err(|e| {
+                SettingsError::at(
+                    key,
+                    format!("{key}: `{text}` is not an address ({e}); e.g. \"Sales <sales@example.com>\""),
+                )
+            })
         };
         let from = mailbox(&config.from, "from")?;
         if config.to.is_empty() {
-            return Err("to: at least one recipient is needed".to_owned());
+            return Err(SettingsError::at("to", "to: at least one recipient is needed"));
         }
         let to = config.to.iter().map(|a| mailbox(a, "to")).collect::<Result<_, _>>()?;
         let cc = config.cc.iter().map(|a| mailbox(a, "cc")).collect::<Result<_, _>>()?;
@@ -165,34 +196,34 @@ impl EmailOutput {
             .map(|t| {
                 JsonTemplate::compile(&Value::String(t.clone()), Escape::Plain, cx.helpers)
                     .map(|template| Templated { setting: REPLY_TO, template })
-                    .map_err(|e| format!("reply_to: {e}"))
+                    .map_err(|e| SettingsError::at("reply_to", format!("reply_to: {e}")))
             })
             .into_iter()
             .collect::<Result<_, _>>()?;
         if config.timeout_secs == 0 {
-            return Err("timeout_secs must be greater than 0".to_owned());
+            return Err(SettingsError::at("timeout_secs", "timeout_secs must be greater than 0"));
         }
 
         let server = match (&config.smtp, &config.host) {
             (Some(_), Some(_)) => {
-                return Err("set `smtp` (a URL) or `host` (with port, security, …), not both".to_owned());
+                return Err(SettingsError::table("set `smtp` (a URL) or `host` (with port, security, …), not both"));
             }
             (None, None) => {
-                return Err(
-                    "set `smtp = \"smtps://user:pass@smtp.example.com\"` or `host = \"smtp.example.com\"`".to_owned()
-                );
+                return Err(SettingsError::table(
+                    "set `smtp = \"smtps://user:pass@smtp.example.com\"` or `host = \"smtp.example.com\"`",
+                ));
             }
             (Some(_), None) if config.security.is_some() || config.port.is_some() => {
-                return Err(
-                    "with `smtp` (a URL), say the port and `?tls=` in it, not as `port` or `security`".to_owned()
-                );
+                return Err(SettingsError::table(
+                    "with `smtp` (a URL), say the port and `?tls=` in it, not as `port` or `security`",
+                ));
             }
             (Some(url), None) => Server::from_url(url.expose())?,
             (None, Some(host)) => {
                 let credentials = match (&config.username, &config.password) {
-                    (Some(user), Some(password)) => Some((user.clone(), password.expose().to_owned())),
+                    (Some(user), Some(password)) => Some((user.clone(), password.clone())),
                     (None, None) => None,
-                    _ => return Err("set both `username` and `password`, or neither".to_owned()),
+                    _ => return Err(SettingsError::table("set both `username` and `password`, or neither")),
                 };
                 Server {
                     host: host.clone(),
@@ -204,7 +235,9 @@ impl EmailOutput {
             }
         };
         if config.smtp.is_some() && (config.username.is_some() || config.password.is_some()) {
-            return Err("with `smtp` (a URL), put the user and password in it, not as `username`/`password`".to_owned());
+            return Err(SettingsError::table(
+                "with `smtp` (a URL), put the user and password in it, not as `username`/`password`",
+            ));
         }
         let local_relay = server.port == Some(25) || matches!(server.host.as_str(), "localhost" | "127.0.0.1" | "::1");
         if !server.tls_explicit && local_relay {
@@ -227,18 +260,41 @@ impl EmailOutput {
             Security::Tls => 465,
             Security::None => 25,
         });
+        let ca_certificate = match &config.ca_file {
+            Some(file) if server.security != Security::None => {
+                let path = cx.base.join(file);
+                let unreadable = |e: &dyn std::fmt::Display| {
+                    SettingsError::at("ca_file", format!("ca_file `{}`: {e}", path.display()))
+                };
+                let pem = std::fs::read(&path).map_err(|e| unreadable(&e))?;
+                Some(Certificate::from_pem(&pem).map_err(|e| unreadable(&e))?)
+            }
+            _ => None,
+        };
+        let timeout = Duration::from_secs(config.timeout_secs);
+        Ok(Self { from, to, cc, bcc, templated, server, port, ca_certificate, timeout })
+    }
+}
+
+impl OutputSettings for Settings {
+    fn kind(&self) -> &'static str {
+        "email"
+    }
+
+    fn plan(&self) -> &[Need] {
+        PLAN
+    }
+
+    fn build(self: Box<Self>) -> Result<Arc<dyn Output>, SettingsError> {
+        let Self { from, to, cc, bcc, templated, server, port, ca_certificate, timeout } = *self;
         let tls = match server.security {
             Security::None => Tls::None,
             security => {
                 let mut params = TlsParameters::builder(server.host.clone());
-                if let Some(file) = &config.ca_file {
-                    let path = cx.base.join(file);
-                    let pem = std::fs::read(&path).map_err(|e| format!("ca_file `{}`: {e}", path.display()))?;
-                    let certificate =
-                        Certificate::from_pem(&pem).map_err(|e| format!("ca_file `{}`: {e}", path.display()))?;
+                if let Some(certificate) = ca_certificate {
                     params = params.add_root_certificate(certificate);
                 }
-                let params = params.build_rustls().map_err(|e| format!("TLS settings: {e}"))?;
+                let params = params.build_rustls().map_err(|e| SettingsError::table(format!("TLS settings: {e}")))?;
                 match security {
                     Security::Tls => Tls::Wrapper(params),
                     Security::Opportunistic => Tls::Opportunistic(params),
@@ -249,15 +305,17 @@ impl EmailOutput {
         let relay = format!("{}:{port}", server.host);
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host).port(port).tls(tls);
         if let Some((user, password)) = server.credentials {
-            builder = builder.credentials(Credentials::new(user, password));
+            builder = builder.credentials(Credentials::new(user, password.expose().to_owned()));
         }
         let transport = builder
-            .timeout(Some(Duration::from_secs(config.timeout_secs)))
+            .timeout(Some(timeout))
             .pool_config(PoolConfig::new().max_size(4).idle_timeout(Duration::from_secs(60)))
             .build();
-        Ok(Self { transport, from, to, cc, bcc, templated, relay })
+        Ok(Arc::new(EmailOutput { transport, from, to, cc, bcc, templated, relay }))
     }
+}
 
+impl EmailOutput {
     fn build_message(&self, message: &Message, attempt: &Attempt) -> Result<lettre::Message, DeliveryError> {
         let subject = message.get(Part::Subject).unwrap_or_default();
         let text = message.get(Part::Text).unwrap_or_default().to_owned();

@@ -2,12 +2,13 @@
 //! Needs no account, so the embedded default shows alerts happening on a fresh machine.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::{Attempt, DeliveryError, Message, Need, Output, Reason, Receipt};
+use super::{Attempt, DeliveryError, Message, Need, Output, OutputSettings, Reason, Receipt, SettingsError};
 use crate::render::{Escape, Part};
 
 /// `[outputs.<name>]` with `type = "log"`.
@@ -21,17 +22,38 @@ pub struct Config {
 const PLAN: &[Need] =
     &[Need { part: Part::Text, fallbacks: &[Part::Telegram, Part::Subject], escape: Escape::Plain, required: true }];
 
+/// The validated settings: where messages go.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    name: String,
+    file: Option<PathBuf>,
+}
+
+impl Settings {
+    pub fn validate(name: &str, config: Config, base: &std::path::Path) -> Self {
+        Self { name: name.to_owned(), file: config.file.map(|f| base.join(f)) }
+    }
+}
+
+impl OutputSettings for Settings {
+    fn kind(&self) -> &'static str {
+        "log"
+    }
+
+    fn plan(&self) -> &[Need] {
+        PLAN
+    }
+
+    fn build(self: Box<Self>) -> Result<Arc<dyn Output>, SettingsError> {
+        Ok(Arc::new(LogOutput { name: self.name, file: self.file }))
+    }
+}
+
 /// The built output.
 #[derive(Debug)]
 pub struct LogOutput {
     name: String,
     file: Option<PathBuf>,
-}
-
-impl LogOutput {
-    pub fn new(name: &str, config: Config, base: &std::path::Path) -> Self {
-        Self { name: name.to_owned(), file: config.file.map(|f| base.join(f)) }
-    }
 }
 
 #[async_trait]

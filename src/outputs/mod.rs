@@ -11,6 +11,7 @@ pub mod email;
 mod error;
 pub mod http;
 pub mod log;
+mod settings;
 pub mod telegram;
 
 use std::collections::BTreeMap;
@@ -20,13 +21,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use error::{DETAIL_LIMIT, DeliveryError, Disposition, Reason};
+pub use settings::{KNOWN_TYPES, OutputSettings, SettingsError, ValidationContext, missing_part, validate};
 
 use serde_json::Value;
 
 use crate::render::{Escape, JsonTemplate, Part};
-
-/// Output types a `[outputs.<name>]` table may name.
-pub const KNOWN_TYPES: &[&str] = &["telegram", "email", "http", "log"];
 
 /// A part an output needs from a template, and how to escape it.
 #[derive(Debug, Clone, Copy)]
@@ -127,7 +126,7 @@ pub trait Output: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
-/// A configured output; `output` is `None` when it is switched off (`enabled = false`).
+/// A configured output, built; `output` is `None` when it is switched off (`enabled = false`).
 #[derive(Debug, Clone)]
 pub struct OutputEntry {
     pub kind: String,
@@ -139,41 +138,6 @@ pub struct OutputEntry {
 
 /// Default for an output's `max_in_flight`.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
-
-/// What building an output may use.
-#[derive(Debug)]
-pub struct BuildContext<'a> {
-    /// The configuration file's folder, for relative paths.
-    pub base: &'a std::path::Path,
-    pub helpers: crate::render::HelperSettings,
-    /// Settings that work but deserve a look (a password sent in clear), for `check` and the log.
-    pub warnings: std::cell::RefCell<Vec<String>>,
-}
-
-impl BuildContext<'_> {
-    /// Notes a setting that works but deserves a look.
-    pub fn warn(&self, warning: String) {
-        self.warnings.borrow_mut().push(warning);
-    }
-}
-
-/// Builds an output from its table (without `type` and `enabled`). Creates clients; makes no
-/// network calls.
-///
-/// # Errors
-/// An unknown type or invalid settings, as a message for the table's line.
-pub fn build(name: &str, kind: &str, table: toml::Table, cx: &BuildContext<'_>) -> Result<Arc<dyn Output>, String> {
-    fn settings<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
-        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().trim().to_owned())
-    }
-    match kind {
-        "log" => Ok(Arc::new(log::LogOutput::new(name, settings(table)?, cx.base))),
-        "http" => Ok(Arc::new(http::HttpOutput::new(settings(table)?, cx)?)),
-        "telegram" => Ok(Arc::new(telegram::TelegramOutput::new(settings(table)?)?)),
-        "email" => Ok(Arc::new(email::EmailOutput::new(settings(table)?, cx)?)),
-        other => Err(format!("unknown output type `{other}`; expected one of: {}", KNOWN_TYPES.join(", "))),
-    }
-}
 
 /// An error with its causes (`error sending request: connection refused`), each cause once.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
@@ -188,14 +152,4 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Whether `template`'s parts satisfy `output`'s required needs; the missing part if not.
-pub fn missing_part(available: &[Part], output: &dyn Output) -> Option<Part> {
-    output
-        .plan()
-        .iter()
-        .filter(|need| need.required)
-        .find(|need| !std::iter::once(need.part).chain(need.fallbacks.iter().copied()).any(|p| available.contains(&p)))
-        .map(|need| need.part)
 }

@@ -180,13 +180,11 @@ impl Vendor {
     ///
     /// # Errors
     /// The body does not decode, or the plugin refuses it.
-    pub fn try_sample(&self, sample: &Sample) -> Result<Normalized, String> {
+    pub fn try_sample(&self, sample: &Sample) -> Result<Normalized, NormalizeError> {
         let raw = sample.body();
-        let payload =
-            body::decode(self.format, Some(&sample.content_type), raw.as_bytes()).map_err(|e| e.to_string())?;
+        let payload = body::decode(self.format, Some(&sample.content_type), raw.as_bytes())?;
         let now = chrono::Utc::now();
         self.interpret(payload, sample.url_event.as_deref(), raw.as_bytes(), EventId::new(now), now)
-            .map_err(|e| e.to_string())
     }
 
     /// The webhook address (path and query, after the host) a sample is posted to, given the

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use schedule::Schedule;
+pub use schedule::{Schedule, ScheduleError};
 
 use crate::condition::{Condition, Facts, FieldRef, Glob};
 use crate::event::Event;
@@ -177,7 +177,7 @@ impl Route {
         if let Some(when) = &self.when {
             if explain {
                 if let Err(why) = when.explain(facts) {
-                    return Some(why);
+                    return Some(why.0);
                 }
             } else if !when.matches(facts) {
                 return Some(String::new());

@@ -13,22 +13,30 @@ pub struct Schedule {
     outside: bool,
 }
 
+/// What is wrong with a route's `schedule`, and the form it takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("unknown time zone `{0}`; expected a name such as Europe/Moscow")]
+    TimeZone(String),
+    #[error("unknown day `{0}`; expected mon, tue, wed, thu, fri, sat or sun")]
+    Day(String),
+    #[error("invalid hours `{0}`; expected HH:MM-HH:MM such as 09:00-18:00")]
+    Hours(String),
+    #[error("hours `{0}` are empty; write 00:00-24:00 for the whole day")]
+    EmptyHours(String),
+}
+
 impl Schedule {
     /// Builds a schedule from its config values. `days` empty means every day, `hours` empty
     /// means all day.
     ///
     /// # Errors
     /// An unknown zone, day or malformed range, with the accepted form in the message.
-    pub fn new(timezone: &str, days: &[String], hours: &[String], outside: bool) -> Result<Self, String> {
-        let timezone: Tz = timezone
-            .parse()
-            .map_err(|_| format!("unknown time zone `{timezone}`; expected a name such as Europe/Moscow"))?;
+    pub fn new(timezone: &str, days: &[String], hours: &[String], outside: bool) -> Result<Self, ScheduleError> {
+        let timezone: Tz = timezone.parse().map_err(|_| ScheduleError::TimeZone(timezone.to_owned()))?;
         let days = days
             .iter()
-            .map(|day| {
-                day.parse::<Weekday>()
-                    .map_err(|_| format!("unknown day `{day}`; expected mon, tue, wed, thu, fri, sat or sun"))
-            })
+            .map(|day| day.parse::<Weekday>().map_err(|_| ScheduleError::Day(day.clone())))
             .collect::<Result<_, _>>()?;
         let hours = hours.iter().map(|range| parse_range(range)).collect::<Result<_, _>>()?;
         Ok(Self { timezone, days, hours, outside })
@@ -73,8 +81,8 @@ impl Schedule {
     }
 }
 
-fn parse_range(range: &str) -> Result<(NaiveTime, NaiveTime), String> {
-    let error = || format!("invalid hours `{range}`; expected HH:MM-HH:MM such as 09:00-18:00");
+fn parse_range(range: &str) -> Result<(NaiveTime, NaiveTime), ScheduleError> {
+    let error = || ScheduleError::Hours(range.to_owned());
     let (start, end) = range.split_once('-').ok_or_else(error)?;
     let parse = |t: &str| {
         let t = t.trim();
@@ -85,7 +93,7 @@ fn parse_range(range: &str) -> Result<(NaiveTime, NaiveTime), String> {
     };
     let (start, end) = (parse(start)?, parse(end)?);
     if start == end {
-        return Err(format!("hours `{range}` are empty; write 00:00-24:00 for the whole day"));
+        return Err(ScheduleError::EmptyHours(range.to_owned()));
     }
     Ok((start, end))
 }
@@ -127,9 +135,19 @@ mod tests {
 
     #[test]
     fn bad_values_are_explained() {
-        assert!(Schedule::new("Mars/Olympus", &[], &[], false).unwrap_err().contains("unknown time zone"));
-        assert!(Schedule::new("UTC", &["funday".into()], &[], false).unwrap_err().contains("unknown day `funday`"));
-        assert!(Schedule::new("UTC", &[], &["9-18".into()], false).unwrap_err().contains("expected HH:MM-HH:MM"));
-        assert!(Schedule::new("UTC", &[], &["09:00-09:00".into()], false).unwrap_err().contains("empty"));
+        assert!(Schedule::new("Mars/Olympus", &[], &[], false).unwrap_err().to_string().contains("unknown time zone"));
+        assert!(
+            Schedule::new("UTC", &["funday".into()], &[], false)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown day `funday`")
+        );
+        assert!(
+            Schedule::new("UTC", &[], &["9-18".into()], false)
+                .unwrap_err()
+                .to_string()
+                .contains("expected HH:MM-HH:MM")
+        );
+        assert!(Schedule::new("UTC", &[], &["09:00-09:00".into()], false).unwrap_err().to_string().contains("empty"));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use switchboard::body;
 use switchboard::event::{Event, EventId};
-use switchboard::outputs::{self, Attempt, BuildContext, Message, Output};
+use switchboard::outputs::{self, Attempt, Message, Output, ValidationContext};
 use switchboard::plugin::VendorRegistry;
 use switchboard::render::{HelperSettings, TemplateSet, TemplateSource};
 
@@ -19,12 +19,8 @@ pub fn helpers() -> HelperSettings {
 /// Builds an output of `kind` from the TOML of its table.
 pub fn build(kind: &str, table: &str) -> Result<Arc<dyn Output>, String> {
     let table: toml::Table = toml::from_str(table).unwrap();
-    outputs::build(
-        "test",
-        kind,
-        table,
-        &BuildContext { base: Path::new("."), helpers: helpers(), warnings: Default::default() },
-    )
+    let cx = ValidationContext { base: Path::new("."), helpers: helpers(), warnings: Default::default() };
+    outputs::validate("test", kind, table, &cx).and_then(|settings| settings.build()).map_err(|error| error.to_string())
 }
 
 /// The event a fixture becomes, received at a fixed time.

@@ -4,6 +4,7 @@
 //! can verify it came from us.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -16,7 +17,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::{Attempt, BuildContext, DeliveryError, Message, Need, Output, Reason, Receipt, Templated, error_chain};
+use super::{
+    Attempt, DeliveryError, Message, Need, Output, OutputSettings, Reason, Receipt, SettingsError, Templated,
+    ValidationContext, error_chain,
+};
 use crate::render::{Escape, JsonTemplate, Part};
 use crate::secret::Secret;
 
@@ -87,9 +91,8 @@ const FORM_PLAN: &[Need] = &[Need { part: Part::Body, fallbacks: &[], escape: Es
 const TEXT_PLAN: &[Need] =
     &[Need { part: Part::Body, fallbacks: &[Part::Text], escape: Escape::Plain, required: true }];
 
-/// The built output. Not `Debug` by derive: its URL and header templates may hold tokens.
-pub struct HttpOutput {
-    client: reqwest::Client,
+/// The validated settings. Not `Debug` by derive: its URL and header templates may hold tokens.
+pub struct Settings {
     method: Method,
     url: Target,
     /// The URL when it is a template, and the headers when there are any: rendered per event
@@ -98,15 +101,27 @@ pub struct HttpOutput {
     format: BodyFormat,
     success: Vec<StatusCode>,
     signing_key: Option<SigningKey>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings").field("method", &self.method).field("host", &self.url.host()).finish_non_exhaustive()
+    }
+}
+
+/// The built output: its settings and a client.
+pub struct HttpOutput {
+    client: reqwest::Client,
+    settings: Settings,
 }
 
 impl std::fmt::Debug for HttpOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let host = match &self.url {
-            Target::Fixed(url) => url.host_str().unwrap_or_default().to_owned(),
-            Target::Templated => "(a template)".to_owned(),
-        };
-        f.debug_struct("HttpOutput").field("method", &self.method).field("host", &host).finish_non_exhaustive()
+        f.debug_struct("HttpOutput")
+            .field("method", &self.settings.method)
+            .field("host", &self.settings.url.host())
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,6 +129,16 @@ impl std::fmt::Debug for HttpOutput {
 enum Target {
     Fixed(reqwest::Url),
     Templated,
+}
+
+impl Target {
+    /// The host, for logs: never the path or query, which may carry a token.
+    fn host(&self) -> String {
+        match self {
+            Self::Fixed(url) => url.host_str().unwrap_or_default().to_owned(),
+            Self::Templated => "(a template)".to_owned(),
+        }
+    }
 }
 
 /// The templated settings' names in a [`Message`].
@@ -129,30 +154,33 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-impl HttpOutput {
-    /// Checks the settings and builds the client (no network).
+impl Settings {
+    /// Checks the settings and compiles the URL and header templates.
     ///
     /// # Errors
     /// An invalid method, URL, header name, status or signing secret, said plainly.
-    pub fn new(config: Config, cx: &BuildContext<'_>) -> Result<Self, String> {
+    pub fn validate(config: Config, cx: &ValidationContext<'_>) -> Result<Self, SettingsError> {
         let method = Method::from_bytes(config.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| format!("method `{}` is not an HTTP method", config.method))?;
+            .map_err(|_| SettingsError::at("method", format!("method `{}` is not an HTTP method", config.method)))?;
         let probe = config.url.replace("{{", "").replace("}}", "");
         if !(probe.starts_with("http://") || probe.starts_with("https://")) {
-            return Err(format!(
-                "url must start with http:// or https://, e.g. `https://crm.example.com/api/leads`; got `{}`",
-                config.url
+            return Err(SettingsError::at(
+                "url",
+                format!(
+                    "url must start with http:// or https://, e.g. `https://crm.example.com/api/leads`; got `{}`",
+                    config.url
+                ),
             ));
         }
         let template = JsonTemplate::compile(&Value::String(config.url.clone()), Escape::Form, cx.helpers)
-            .map_err(|e| format!("url: {e}"))?;
+            .map_err(|e| SettingsError::at("url", format!("url: {e}")))?;
         let mut templated = Vec::new();
         let url = match template.literal() {
             // Parsed here rather than for every request, and refused now rather than at the
             // first delivery. Not quoted back: a query string may hold a token.
             Some(fixed) => Target::Fixed(
                 reqwest::Url::parse(fixed.as_str().unwrap_or_default())
-                    .map_err(|e| format!("url is not a valid URL: {e}"))?,
+                    .map_err(|e| SettingsError::at("url", format!("url is not a valid URL: {e}")))?,
             ),
             None => {
                 templated.push(Templated { setting: URL, template });
@@ -160,7 +188,8 @@ impl HttpOutput {
             }
         };
         for name in config.headers.keys() {
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`{name}` is not a valid header name"))?;
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| SettingsError::at("headers", format!("`{name}` is not a valid header name")))?;
         }
         if !config.headers.is_empty() {
             let template = JsonTemplate::compile(
@@ -168,7 +197,7 @@ impl HttpOutput {
                 Escape::Plain,
                 cx.helpers,
             )
-            .map_err(|e| format!("headers: {e}"))?;
+            .map_err(|e| SettingsError::at("headers", format!("headers: {e}")))?;
             templated.push(Templated { setting: HEADERS, template });
         }
         let success = config
@@ -178,20 +207,39 @@ impl HttpOutput {
                 StatusCode::from_u16(*code)
                     .ok()
                     .filter(|_| (100..=599).contains(code))
-                    .ok_or_else(|| format!("`{code}` is not an HTTP status"))
+                    .ok_or_else(|| SettingsError::at("success_status", format!("`{code}` is not an HTTP status")))
             })
             .collect::<Result<_, _>>()?;
         let signing_key = config.signing_secret.as_ref().map(|secret| signing_key(secret.expose())).transpose()?;
         if config.timeout_secs == 0 {
-            return Err("timeout_secs must be greater than 0".to_owned());
+            return Err(SettingsError::at("timeout_secs", "timeout_secs must be greater than 0"));
         }
+        let timeout = Duration::from_secs(config.timeout_secs);
+        Ok(Self { method, url, templated, format: config.format, success, signing_key, timeout })
+    }
+}
+
+impl OutputSettings for Settings {
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+
+    fn plan(&self) -> &[Need] {
+        match self.format {
+            BodyFormat::Json => JSON_PLAN,
+            BodyFormat::Form => FORM_PLAN,
+            BodyFormat::Text => TEXT_PLAN,
+        }
+    }
+
+    fn build(self: Box<Self>) -> Result<Arc<dyn Output>, SettingsError> {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs))
-            .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("Switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { client, method, url, templated, format: config.format, success, signing_key })
+            .map_err(|e| SettingsError::table(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Arc::new(HttpOutput { client, settings: *self }))
     }
 }
 
@@ -202,7 +250,7 @@ impl HttpOutput {
             Some(Value::Object(rendered)) => rendered,
             // Headers are configured, so a message without them was not composed for this
             // output: sending would leave out what the destination may need to accept it.
-            _ if self.templated.iter().any(|t| t.setting == HEADERS) => {
+            _ if self.settings.templated.iter().any(|t| t.setting == HEADERS) => {
                 return Err(DeliveryError::permanent(Reason::Template, "the headers were not rendered".to_owned()));
             }
             _ => return Ok(()),
@@ -221,13 +269,13 @@ impl HttpOutput {
 }
 
 /// The HMAC key of a Standard Webhooks secret (`whsec_` + base64), or the string's bytes.
-fn signing_key(secret: &str) -> Result<SigningKey, String> {
+fn signing_key(secret: &str) -> Result<SigningKey, SettingsError> {
     match secret.strip_prefix("whsec_") {
         Some(encoded) => BASE64
             .decode(encoded)
             .map(SigningKey)
-            .map_err(|_| "signing_secret: the part after `whsec_` must be base64".to_owned()),
-        None if secret.is_empty() => Err("signing_secret is empty".to_owned()),
+            .map_err(|_| SettingsError::at("signing_secret", "signing_secret: the part after `whsec_` must be base64")),
+        None if secret.is_empty() => Err(SettingsError::at("signing_secret", "signing_secret is empty")),
         None => Ok(SigningKey(secret.as_bytes().to_vec())),
     }
 }
@@ -250,7 +298,7 @@ impl Output for HttpOutput {
     }
 
     fn plan(&self) -> &[Need] {
-        match self.format {
+        match self.settings.format {
             BodyFormat::Json => JSON_PLAN,
             BodyFormat::Form => FORM_PLAN,
             BodyFormat::Text => TEXT_PLAN,
@@ -258,11 +306,11 @@ impl Output for HttpOutput {
     }
 
     fn templated(&self) -> &[Templated] {
-        &self.templated
+        &self.settings.templated
     }
 
     async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError> {
-        let url = match &self.url {
+        let url = match &self.settings.url {
             Target::Fixed(url) => url.clone(),
             Target::Templated => {
                 let url = message.setting(URL).and_then(Value::as_str).unwrap_or_default();
@@ -273,11 +321,11 @@ impl Output for HttpOutput {
         };
         let body = message.get(Part::Body).or_else(|| message.get(Part::Text)).unwrap_or_default().to_owned();
         let mut headers = HeaderMap::new();
-        headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(self.format.content_type()));
+        headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(self.settings.format.content_type()));
         self.add_headers(message, &mut headers)?;
         let id = &attempt.delivery;
         headers.insert("idempotency-key", header_value(id));
-        if let Some(key) = &self.signing_key {
+        if let Some(key) = &self.settings.signing_key {
             let timestamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             headers.insert("webhook-id", header_value(id));
             headers.insert("webhook-timestamp", header_value(&timestamp.to_string()));
@@ -285,7 +333,7 @@ impl Output for HttpOutput {
         }
         let response = self
             .client
-            .request(self.method.clone(), url)
+            .request(self.settings.method.clone(), url)
             .headers(headers)
             .body(body)
             .send()
@@ -294,7 +342,7 @@ impl Output for HttpOutput {
         let status = response.status();
         let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let text = response.text().await.unwrap_or_default();
-        classify(status, retry_after, &text, &self.success)
+        classify(status, retry_after, &text, &self.settings.success)
     }
 }
 

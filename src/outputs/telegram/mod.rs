@@ -9,6 +9,7 @@
 
 pub mod split;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use teloxide::requests::{Request, Requester};
 use teloxide::types::{ChatId, LinkPreviewOptions, MessageId, ParseMode, Recipient, ThreadId};
 use teloxide::{ApiError, Bot, RequestError};
 
-use super::{Attempt, DeliveryError, Message, Need, Output, Reason, Receipt};
+use super::{Attempt, DeliveryError, Message, Need, Output, OutputSettings, Reason, Receipt, SettingsError};
 use crate::outputs::Pace;
 use crate::render::{Escape, Part};
 use crate::secret::Secret;
@@ -74,34 +75,54 @@ impl std::fmt::Debug for TelegramOutput {
 /// Telegram's limit for one bot across all chats: about 30 messages a second.
 const BOT_INTERVAL: Duration = Duration::from_millis(34);
 
-impl TelegramOutput {
-    /// Checks the settings and builds the client (no network).
+/// The validated settings.
+#[derive(Debug)]
+pub struct Settings {
+    token: Secret,
+    chat: Recipient,
+    thread: Option<ThreadId>,
+    disable_notification: bool,
+    link_preview: bool,
+    api_url: Option<reqwest::Url>,
+    timeout: Duration,
+    pacing: Vec<Pace>,
+}
+
+impl Settings {
+    /// Checks the token's shape, the chat id and the API URL.
     ///
     /// # Errors
     /// A missing token, a malformed chat id or API URL.
-    pub fn new(config: Config) -> Result<Self, String> {
+    pub fn validate(config: Config) -> Result<Self, SettingsError> {
         let token = config.token.expose().trim();
         if token.is_empty() {
-            return Err("token is empty; set it from the environment: token = \"${TELEGRAM_BOT_TOKEN}\"".to_owned());
+            return Err(SettingsError::at(
+                "token",
+                "token is empty; set it from the environment: token = \"${TELEGRAM_BOT_TOKEN}\"",
+            ));
         }
         if !token.contains(':') {
-            return Err("token does not look like a bot token (`123456:ABC…` from @BotFather)".to_owned());
+            return Err(SettingsError::at(
+                "token",
+                "token does not look like a bot token (`123456:ABC…` from @BotFather)",
+            ));
         }
         let chat = parse_chat(&config.chat_id)?;
         if config.timeout_secs == 0 {
-            return Err("timeout_secs must be greater than 0".to_owned());
+            return Err(SettingsError::at("timeout_secs", "timeout_secs must be greater than 0"));
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs))
-            .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let mut bot = Bot::with_client(token, client);
-        if let Some(api_url) = &config.api_url {
-            let url = reqwest::Url::parse(api_url)
-                .map_err(|e| format!("api_url `{api_url}` is not a URL ({e}); e.g. `http://127.0.0.1:8081`"))?;
-            bot = bot.set_api_url(url);
-        }
+        let api_url = config
+            .api_url
+            .as_deref()
+            .map(|api_url| {
+                reqwest::Url::parse(api_url).map_err(|e| {
+                    SettingsError::at(
+                        "api_url",
+                        format!("api_url `{api_url}` is not a URL ({e}); e.g. `http://127.0.0.1:8081`"),
+                    )
+                })
+            })
+            .transpose()?;
         // Group, supergroup and channel ids are negative (or a @channel name).
         let group = match &chat {
             Recipient::Id(ChatId(id)) => *id < 0,
@@ -115,15 +136,49 @@ impl TelegramOutput {
             Pace { key: format!("telegram:{bot_id}"), interval: BOT_INTERVAL, exclusive: false },
         ];
         Ok(Self {
-            bot,
-            pacing,
+            token: Secret::new(token.to_owned()),
             chat,
             thread: config.message_thread_id.map(|id| ThreadId(MessageId(id))),
             disable_notification: config.disable_notification,
             link_preview: config.link_preview,
+            api_url,
+            timeout: Duration::from_secs(config.timeout_secs),
+            pacing,
         })
     }
+}
 
+impl OutputSettings for Settings {
+    fn kind(&self) -> &'static str {
+        "telegram"
+    }
+
+    fn plan(&self) -> &[Need] {
+        PLAN
+    }
+
+    fn build(self: Box<Self>) -> Result<Arc<dyn Output>, SettingsError> {
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| SettingsError::table(format!("cannot build the HTTP client: {e}")))?;
+        let mut bot = Bot::with_client(self.token.expose(), client);
+        if let Some(url) = self.api_url {
+            bot = bot.set_api_url(url);
+        }
+        Ok(Arc::new(TelegramOutput {
+            bot,
+            chat: self.chat,
+            thread: self.thread,
+            disable_notification: self.disable_notification,
+            link_preview: self.link_preview,
+            pacing: self.pacing,
+        }))
+    }
+}
+
+impl TelegramOutput {
     async fn send_one(&self, text: &str, html: bool) -> Result<teloxide::types::Message, RequestError> {
         let mut request =
             self.bot.send_message(self.chat.clone(), text).disable_notification(self.disable_notification);
@@ -146,9 +201,14 @@ impl TelegramOutput {
     }
 }
 
-fn parse_chat(value: &toml::Value) -> Result<Recipient, String> {
+fn parse_chat(value: &toml::Value) -> Result<Recipient, SettingsError> {
     let invalid = || {
-        format!("chat_id must be a number such as -1001234567890 or a channel such as \"@sales_alerts\"; got {value}")
+        SettingsError::at(
+            "chat_id",
+            format!(
+                "chat_id must be a number such as -1001234567890 or a channel such as \"@sales_alerts\"; got {value}"
+            ),
+        )
     };
     match value {
         toml::Value::Integer(id) => Ok(Recipient::Id(ChatId(*id))),

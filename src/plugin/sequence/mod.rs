@@ -215,7 +215,7 @@ pub(super) fn compile(spec: &SequenceSpec, span: Range<usize>, issue: &mut Issue
     for (name, value) in &spec.seen {
         let key = format!("sequence.seen.{name}");
         if let Err(message) = check_seen_name(name) {
-            issue(span.clone(), key, message);
+            issue(span.clone(), key, message.to_string());
             ok = false;
         } else if let Some(parsed) = condition(value, &key, issue) {
             seen.push((name.clone(), parsed));

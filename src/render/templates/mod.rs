@@ -132,7 +132,7 @@ impl TemplateSet {
             let parts = match split_parts(text) {
                 Ok(parts) => parts,
                 Err(message) => {
-                    issues.push(issue(origin, message));
+                    issues.push(issue(origin, message.to_string()));
                     continue;
                 }
             };
@@ -240,8 +240,17 @@ fn read_folder(dir: &Path, into: &mut BTreeMap<String, (String, String)>, issues
     }
 }
 
+/// Why a template file's part markers are wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PartsError {
+    #[error("unknown part `{0}`; expected one of {names}", names = Part::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "))]
+    Unknown(String),
+    #[error("part `{0}` appears twice")]
+    Twice(String),
+}
+
 /// Splits a file at `{{!-- part: <name> --}}` lines.
-fn split_parts(text: &str) -> Result<Vec<(Part, String)>, String> {
+fn split_parts(text: &str) -> Result<Vec<(Part, String)>, PartsError> {
     let mut parts: Vec<(Part, String)> = Vec::new();
     let mut current: Option<(Part, String)> = None;
     let mut preamble = String::new();
@@ -254,14 +263,9 @@ fn split_parts(text: &str) -> Result<Vec<(Part, String)>, String> {
             .and_then(|inner| inner.strip_prefix("part:"))
             .map(str::trim);
         if let Some(name) = marker {
-            let part = Part::parse(name).ok_or_else(|| {
-                format!(
-                    "unknown part `{name}`; expected one of {}",
-                    Part::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
-                )
-            })?;
+            let part = Part::parse(name).ok_or_else(|| PartsError::Unknown(name.to_owned()))?;
             if parts.iter().any(|(p, _)| *p == part) || current.as_ref().is_some_and(|(p, _)| *p == part) {
-                return Err(format!("part `{name}` appears twice"));
+                return Err(PartsError::Twice(name.to_owned()));
             }
             parts.extend(current.take());
             current = Some((part, String::new()));

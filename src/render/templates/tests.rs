@@ -53,11 +53,11 @@ fn parts_split_at_markers_and_a_plain_file_is_text() {
     assert_eq!(parts, vec![(Part::Telegram, "<b>hi</b>\n".to_owned()), (Part::Subject, "Subj\n".to_owned())]);
     assert_eq!(split_parts("just {{text}}\n").unwrap(), vec![(Part::Text, "just {{text}}\n".to_owned())]);
     assert_eq!(
-        split_parts("{{!-- part: sms --}}\n").unwrap_err(),
+        split_parts("{{!-- part: sms --}}\n").unwrap_err().to_string(),
         "unknown part `sms`; expected one of telegram, subject, text, html, body"
     );
     assert_eq!(
-        split_parts("{{!-- part: text --}}\na\n{{!-- part: text --}}\nb\n").unwrap_err(),
+        split_parts("{{!-- part: text --}}\na\n{{!-- part: text --}}\nb\n").unwrap_err().to_string(),
         "part `text` appears twice"
     );
 }
