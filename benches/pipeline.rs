@@ -48,7 +48,7 @@ fn config(dir: &Path, routes: usize) -> Config {
 
 fn parse(config: &Config, vendor: &str, content_type: &str, raw: &[u8]) -> Event {
     let payload = body::decode(BodyFormat::Auto, Some(content_type), raw).unwrap();
-    let plugin = config.vendors.get(vendor).unwrap();
+    let plugin = config.vendors().get(vendor).unwrap();
     let now = Utc::now();
     plugin.interpret(payload, None, raw, EventId::new(now), now).unwrap().event
 }
@@ -57,11 +57,12 @@ fn parse(config: &Config, vendor: &str, content_type: &str, raw: &[u8]) -> Event
 fn route_and_render(config: &Config, event: &Event) -> usize {
     let context = switchboard::render::RenderContext::of_event(event);
     let mut bytes = 0;
-    for decision in config.routes.decide(event) {
+    for decision in config.routes().decide(event) {
         for target in &decision.targets {
-            let output = config.outputs[&target.output].output.as_ref().unwrap();
+            let output = config.outputs()[&target.output].output.as_ref().unwrap();
             let message =
-                switchboard::delivery::compose(&config.templates, &target.template, output.as_ref(), &context).unwrap();
+                switchboard::delivery::compose(config.templates(), &target.template, output.as_ref(), &context)
+                    .unwrap();
             bytes += message.parts().map(|(_, text)| text.len()).sum::<usize>();
         }
     }
@@ -101,7 +102,7 @@ fn benches(c: &mut Criterion) {
         let config = config(dir.path(), routes);
         let event = parse(&config, "jivo", "application/json", jivo.as_bytes());
         group.bench_with_input(BenchmarkId::new("routes", routes), &routes, |b, _| {
-            b.iter(|| config.routes.decide(black_box(&event)));
+            b.iter(|| config.routes().decide(black_box(&event)));
         });
     }
     group.finish();

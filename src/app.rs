@@ -33,10 +33,10 @@ impl Listeners {
     /// # Errors
     /// An address is in use or not available.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        let hooks = TcpListener::bind(config.server.listen)
+        let hooks = TcpListener::bind(config.server().listen)
             .await
-            .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
-        let admin = match config.server.admin_listen {
+            .with_context(|| format!("cannot listen on {} (server.listen)", config.server().listen))?;
+        let admin = match config.server().admin_listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -61,12 +61,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     crate::metrics::handle();
-    for warning in &config.warnings {
+    for warning in config.warnings() {
         tracing::warn!(message = "Configuration warning.", detail = %warning);
     }
-    let store = store::open(&config.storage.url, config.storage.rejected_keep)
+    let store = store::open(&config.storage().url, config.storage().rejected_keep)
         .await
-        .with_context(|| format!("cannot open the store at {:?}", config.storage.url))?;
+        .with_context(|| format!("cannot open the store at {:?}", config.storage().url))?;
     match store.recover().await {
         Ok(0) => {}
         Ok(count) => tracing::warn!(message = "Deliveries interrupted by the last shutdown resume now.", count),
@@ -77,15 +77,15 @@ pub async fn run(
     let hooks_addr = listeners.hooks.local_addr()?;
     tracing::info!(
         message = "Switchboard is ready.",
-        config = %config.origin,
+        config = %config.origin(),
         listen = %hooks_addr,
-        vendors = %config.vendors.iter().map(|v| v.name()).collect::<Vec<_>>().join(","),
+        vendors = %config.vendors().iter().map(|v| v.name()).collect::<Vec<_>>().join(","),
     );
     // Read once: a listener's limits take effect at the next start.
     let limits = server::Limits {
-        header_timeout: config.server.header_timeout,
-        max_connections: config.server.max_connections,
-        drain: config.delivery.shutdown_grace,
+        header_timeout: config.server().header_timeout,
+        max_connections: config.server().max_connections,
+        drain: config.delivery().shutdown_grace,
     };
     let config = Arc::new(ArcSwap::from_pointee(config));
     let reloader = Reloader::new(config_path, config.clone());
@@ -131,7 +131,8 @@ async fn prune_periodically(
             () = shutdown.cancelled() => return,
             _ = hourly.tick() => {}
         }
-        let retention = chrono::TimeDelta::from_std(config.load().storage.retention).unwrap_or(chrono::TimeDelta::MAX);
+        let retention =
+            chrono::TimeDelta::from_std(config.load().storage().retention).unwrap_or(chrono::TimeDelta::MAX);
         match store.prune(chrono::Utc::now() - retention).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(message = "Old events pruned.", count),

@@ -40,7 +40,7 @@ pub struct Rendered {
 /// Every route's verdict on `event` under `config`, agreeing with what ingest decides.
 pub fn verdicts(config: &Config, event: &Event) -> Vec<RouteVerdict> {
     config
-        .routes
+        .routes()
         .explain(event)
         .into_iter()
         .map(|verdict| {
@@ -59,7 +59,7 @@ pub fn verdicts(config: &Config, event: &Event) -> Vec<RouteVerdict> {
 pub fn messages(config: &Config, event: &Event) -> Vec<Rendered> {
     let context = crate::render::RenderContext::of_event(event);
     let mut messages = Vec::new();
-    for decision in config.routes.decide(event) {
+    for decision in config.routes().decide(event) {
         for target in &decision.targets {
             messages.push(render(config, &decision.route, &target.output, &target.template, &context));
         }
@@ -69,17 +69,19 @@ pub fn messages(config: &Config, event: &Event) -> Vec<Rendered> {
 
 /// One (route, output, template) rendered for an event's context.
 pub fn render(config: &Config, route: &str, output: &str, template: &str, context: &RenderContext) -> Rendered {
-    let (output_type, message) = match config.outputs.get(output) {
+    let (output_type, message) = match config.outputs().get(output) {
         None => (String::new(), json!({ "error": format!("output `{output}` is no longer configured") })),
         Some(entry) => {
             let message = match &entry.output {
                 None => json!({ "skipped": "the output is switched off (enabled = false)" }),
-                Some(sender) => match crate::delivery::compose(&config.templates, template, sender.as_ref(), context) {
-                    Ok(message) => {
-                        Value::Object(message.parts().map(|(part, text)| (part.to_string(), json!(text))).collect())
+                Some(sender) => {
+                    match crate::delivery::compose(config.templates(), template, sender.as_ref(), context) {
+                        Ok(message) => {
+                            Value::Object(message.parts().map(|(part, text)| (part.to_string(), json!(text))).collect())
+                        }
+                        Err(error) => json!({ "error": error.to_string() }),
                     }
-                    Err(error) => json!({ "error": error.to_string() }),
-                },
+                }
             };
             (entry.kind.to_string(), message)
         }

@@ -111,16 +111,16 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
 /// `switchboard check`: the configuration validated, and what it sets up.
 fn check(args: &ConfigArgs) -> ExitCode {
     let Some(config) = args.validate().map_err(|errors| eprint!("{errors}")).ok() else { return ExitCode::FAILURE };
-    println!("{}: OK", config.origin);
-    for vendor in config.vendors.iter() {
+    println!("{}: OK", config.origin());
+    for vendor in config.vendors().iter() {
         println!("  vendor {:<12} /hooks/{}", vendor.name(), vendor.name());
     }
-    for (name, entry) in &config.outputs {
+    for (name, entry) in config.outputs() {
         let state = if entry.settings.is_some() { "on" } else { "off (enabled = false)" };
         println!("  output {name:<12} {} {state}", entry.kind);
     }
-    println!("  routes {}, templates {}", config.routes.iter().count(), config.templates.names().count());
-    for warning in &config.warnings {
+    println!("  routes {}, templates {}", config.routes().iter().count(), config.templates().names().count());
+    for warning in config.warnings() {
         println!("  warning: {warning}");
     }
     ExitCode::SUCCESS

@@ -97,8 +97,8 @@ impl Reloader {
             Ok(config) => {
                 let old = self.live.load();
                 for (key, changed) in [
-                    ("server.listen", old.server.listen != config.server.listen),
-                    ("storage.url", old.storage.url != config.storage.url),
+                    ("server.listen", old.server().listen != config.server().listen),
+                    ("storage.url", old.storage().url != config.storage().url),
                 ] {
                     if changed {
                         tracing::warn!(message = "A changed setting takes effect only after a restart.", key);
@@ -208,8 +208,8 @@ fn watched_paths(config_path: &Path, config: &Config) -> Watched {
     let folder = config_file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     // The folder, not the file: editors replace a file by renaming a new one over it.
     let mut roots = vec![(folder, RecursiveMode::NonRecursive)];
-    let plugins = config.plugins_dir.as_deref().map(canonical);
-    let templates = config.templates_dir.as_deref().map(canonical);
+    let plugins = config.plugins_dir().map(canonical);
+    let templates = config.templates_dir().map(canonical);
     if let Some(dir) = &plugins {
         roots.push((dir.clone(), RecursiveMode::NonRecursive));
     }

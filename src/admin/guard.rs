@@ -29,7 +29,7 @@ pub(super) async fn known_host(State(state): State<AdminState>, request: Request
         Some(Ok(host)) if !host.trim().is_empty() => host,
         Some(_) => "(not a host name)",
     };
-    let allowed = is_known_host(host, &state.reloader.live().load().server.admin_hosts);
+    let allowed = is_known_host(host, &state.reloader.live().load().server().admin_hosts);
     if !allowed {
         tracing::warn!(message = "Admin request for an unknown host name refused.", host);
         let body = json!({

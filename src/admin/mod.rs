@@ -55,7 +55,7 @@ pub fn router(state: AdminState) -> Router {
 
 async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
     let config = state.reloader.live().load();
-    if let Some(token) = &config.server.admin_token {
+    if let Some(token) = &config.server().admin_token {
         let presented =
             request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(presented_token);
         if !presented.is_some_and(|p| token.matches(&p)) {
@@ -71,7 +71,7 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
 /// Where vendors reach the webhook listener: `server.public_url`; else the address it is bound
 /// to, with the host the operator reached the dashboard by when it listens on all interfaces.
 fn hook_base(config: &crate::config::Config, hooks: SocketAddr, dashboard_host: Option<&str>) -> String {
-    if let Some(url) = &config.server.public_url {
+    if let Some(url) = &config.server().public_url {
         return url.clone();
     }
     let host = dashboard_host.map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
@@ -109,12 +109,17 @@ mod tests {
 
     #[test]
     fn hook_urls_use_the_public_url_or_the_bound_address() {
-        let mut config = crate::config::Config::embedded().unwrap();
+        let config = crate::config::Config::embedded().unwrap();
         let bound: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
         assert_eq!(super::hook_base(&config, bound, Some("vps.example.com:8081")), "http://vps.example.com:8080");
         let loopback: std::net::SocketAddr = "127.0.0.1:9000".parse().unwrap();
         assert_eq!(super::hook_base(&config, loopback, Some("localhost:8081")), "http://127.0.0.1:9000");
-        config.server.public_url = Some("https://hooks.example.com".into());
+        let text = "[server]\npublic_url = \"https://hooks.example.com\"\n";
+        let config = crate::config::Config::from_source(
+            &crate::config::Source::embedded("config.toml", text),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        )
+        .unwrap();
         assert_eq!(super::hook_base(&config, bound, None), "https://hooks.example.com");
     }
 }

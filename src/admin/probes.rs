@@ -36,7 +36,7 @@ pub(super) async fn ready(State(state): State<AdminState>) -> Response {
 pub(super) async fn status(State(state): State<AdminState>) -> Response {
     let config = state.reloader.live().load();
     let vendors: Vec<_> = config
-        .vendors
+        .vendors()
         .iter()
         .map(|v| {
             json!({
@@ -50,14 +50,14 @@ pub(super) async fn status(State(state): State<AdminState>) -> Response {
         })
         .collect();
     let outputs: Vec<_> = config
-        .outputs
+        .outputs()
         .iter()
         .map(|(name, entry)| json!({ "name": name, "type": entry.kind, "enabled": entry.output.is_some() }))
         .collect();
-    let routes: Vec<_> = config.routes.iter().map(|r| json!({ "name": r.name, "enabled": r.enabled })).collect();
+    let routes: Vec<_> = config.routes().iter().map(|r| json!({ "name": r.name, "enabled": r.enabled })).collect();
     axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "config": { "origin": config.origin, "reload": state.reloader.status() },
+        "config": { "origin": config.origin(), "reload": state.reloader.status() },
         "vendors": vendors,
         "outputs": outputs,
         "routes": routes,

@@ -90,7 +90,7 @@ pub async fn deliveries(
 /// An unknown event, or the store cannot be written.
 pub async fn replay(config: &Config, id: &str) -> anyhow::Result<String> {
     let id: EventId = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not an event id"))?;
-    let store = open(&config.storage).await?;
+    let store = open(config.storage()).await?;
     let Some(stored) = store.event(id).await? else { bail!("no event {id}") };
     let deliveries = crate::delivery::replay(store.as_ref(), config, &stored).await?;
     store.close().await;
@@ -158,7 +158,7 @@ pub async fn rejected(storage: &StorageSettings, limit: u32) -> anyhow::Result<S
 /// the store failed.
 pub async fn reprocess(config: Config, id: &str) -> anyhow::Result<String> {
     let id: Ulid = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not a rejection id"))?;
-    let store = open(&config.storage).await?;
+    let store = open(config.storage()).await?;
     let state = IngestState {
         config: Arc::new(ArcSwap::from_pointee(config)),
         store: store.clone(),

@@ -21,8 +21,8 @@ pub struct Outcome {
 /// # Errors
 /// An unknown or switched-off output, or a template it cannot use.
 pub async fn send(config: &Config, output: &str, text: &str, template: &str) -> anyhow::Result<Outcome> {
-    let entry = config.outputs.get(output).with_context(|| {
-        let known: Vec<&str> = config.outputs.keys().map(String::as_str).collect();
+    let entry = config.outputs().get(output).with_context(|| {
+        let known: Vec<&str> = config.outputs().keys().map(String::as_str).collect();
         format!("no output is called `{output}`; configured outputs: {}", known.join(", "))
     })?;
     let Some(sender) = &entry.output else {
@@ -41,7 +41,7 @@ pub async fn send(config: &Config, output: &str, text: &str, template: &str) -> 
         payload: json!({ "message": text }),
     };
     let message = crate::delivery::compose(
-        &config.templates,
+        config.templates(),
         template,
         sender.as_ref(),
         &crate::render::RenderContext::of_event(&event),

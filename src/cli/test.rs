@@ -24,8 +24,8 @@ pub fn report(
     url_event: Option<&str>,
     at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<Value> {
-    let plugin = config.vendors.get(vendor).with_context(|| {
-        let known: Vec<&str> = config.vendors.iter().map(|v| v.name()).collect();
+    let plugin = config.vendors().get(vendor).with_context(|| {
+        let known: Vec<&str> = config.vendors().iter().map(|v| v.name()).collect();
         format!("no plugin is called `{vendor}`; loaded plugins: {}", known.join(", "))
     })?;
     let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -47,7 +47,7 @@ pub fn report(
     let unknown_reason = plugin.unknown_reason(&normalized.event);
     let event = normalized.event;
 
-    if config.routes.iter().next().is_none() {
+    if config.routes().iter().next().is_none() {
         bail!("the configuration has no routes");
     }
     let routes = inspect::verdicts(config, &event);

@@ -66,24 +66,24 @@ pub const DEFAULT_REJECTED_KEEP: u32 = 1000;
 #[derive(Debug)]
 pub struct Config<Outputs = OutputEntry> {
     /// Where it came from, for logs and the status page.
-    pub origin: String,
-    pub server: ServerSettings,
-    pub storage: StorageSettings,
-    pub vendors: VendorRegistry,
+    origin: String,
+    server: ServerSettings,
+    storage: StorageSettings,
+    vendors: VendorRegistry,
     /// The plugin folder, or `None` when the built-in plugins serve.
-    pub plugins_dir: Option<PathBuf>,
+    plugins_dir: Option<PathBuf>,
     /// The user's template folder, or `None` when only the built-in templates serve.
-    pub templates_dir: Option<PathBuf>,
+    templates_dir: Option<PathBuf>,
     /// `[vendors.<name>]`; a vendor without a table has default settings.
-    pub vendor_settings: BTreeMap<String, VendorSettings>,
-    pub templates: TemplateSet,
-    pub helpers: HelperSettings,
+    vendor_settings: BTreeMap<String, VendorSettings>,
+    templates: TemplateSet,
+    helpers: HelperSettings,
     /// `[outputs.<name>]`: validated, then built.
-    pub outputs: BTreeMap<String, Outputs>,
-    pub routes: Routes,
-    pub delivery: DeliverySettings,
+    outputs: BTreeMap<String, Outputs>,
+    routes: Routes,
+    delivery: DeliverySettings,
     /// Things that work but deserve a look (an open endpoint, say), logged at start.
-    pub warnings: Vec<String>,
+    warnings: Vec<String>,
 }
 
 /// `[server]`.
@@ -400,6 +400,66 @@ impl Validated {
 }
 
 impl<Outputs> Config<Outputs> {
+    /// Where it came from, for logs and the status page.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// `[server]`.
+    pub fn server(&self) -> &ServerSettings {
+        &self.server
+    }
+
+    /// `[storage]`.
+    pub fn storage(&self) -> &StorageSettings {
+        &self.storage
+    }
+
+    /// The compiled plugins.
+    pub fn vendors(&self) -> &VendorRegistry {
+        &self.vendors
+    }
+
+    /// The plugin folder, or `None` when the built-in plugins serve.
+    pub fn plugins_dir(&self) -> Option<&Path> {
+        self.plugins_dir.as_deref()
+    }
+
+    /// The user's template folder, or `None` when only the built-in templates serve.
+    pub fn templates_dir(&self) -> Option<&Path> {
+        self.templates_dir.as_deref()
+    }
+
+    /// The message templates.
+    pub fn templates(&self) -> &TemplateSet {
+        &self.templates
+    }
+
+    /// The template helpers' settings.
+    pub fn helpers(&self) -> HelperSettings {
+        self.helpers
+    }
+
+    /// `[outputs.<name>]`: validated, or built.
+    pub fn outputs(&self) -> &BTreeMap<String, Outputs> {
+        &self.outputs
+    }
+
+    /// `[[route]]`, compiled.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// `[delivery]`.
+    pub fn delivery(&self) -> &DeliverySettings {
+        &self.delivery
+    }
+
+    /// Things that work but deserve a look (an open endpoint, say), logged at start.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Settings for a vendor; defaults when the config has no `[vendors.<name>]`.
     pub fn vendor_settings(&self, name: &str) -> &VendorSettings {
         static NONE: VendorSettings = VendorSettings::NONE;

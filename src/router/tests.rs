@@ -12,8 +12,19 @@ fn config(routes: &str) -> Result<Config, ConfigErrors> {
     Config::from_source(&Source::embedded("config.toml", &text), Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
-fn routes(text: &str) -> Routes {
-    config(text).unwrap_or_else(|e| panic!("{e}")).routes
+/// A configuration's routes, kept with the configuration that owns them.
+struct Compiled(Config);
+
+impl std::ops::Deref for Compiled {
+    type Target = Routes;
+
+    fn deref(&self) -> &Routes {
+        self.0.routes()
+    }
+}
+
+fn routes(text: &str) -> Compiled {
+    Compiled(config(text).unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn event(vendor: &str, name: &str, kind: &str, fields: Value, at: DateTime<Utc>) -> Event {
@@ -256,7 +267,7 @@ fn a_switched_off_output_is_not_built_and_routes_to_it_still_load() {
         "[outputs.tg]\ntype = \"log\"\nenabled = \"${SWITCHBOARD_TEST_UNSET_TOKEN:+true}\"\nfile = \"${SWITCHBOARD_TEST_UNSET_FILE}\"\n\n[[route]]\nname = \"r\"\nto = [\"tg\"]\ntemplate = \"generic\"\n",
     )
     .unwrap();
-    assert!(config.outputs["tg"].output.is_none());
+    assert!(config.outputs()["tg"].output.is_none());
 }
 
 /// A plan is made at the time it is given (a replay's, not the event's): a route's ttl counts

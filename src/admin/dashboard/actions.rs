@@ -114,7 +114,7 @@ pub(super) async fn test_event(
     let config = state.reloader.live().load_full();
     let unknown = || PageError::new(StatusCode::BAD_REQUEST, format!("no sample `{}`", form.sample));
     let (vendor_name, index) = form.sample.split_once('/').ok_or_else(unknown)?;
-    let vendor = config.vendors.get(vendor_name).ok_or_else(unknown)?;
+    let vendor = config.vendors().get(vendor_name).ok_or_else(unknown)?;
     let sample = index.parse::<usize>().ok().and_then(|i| vendor.samples().get(i)).ok_or_else(unknown)?;
     let uri = vendor.sample_uri(sample, config.vendor_settings(vendor_name).secret.as_ref().map(Secret::expose));
     let mut request = Request::post(uri)

@@ -106,7 +106,7 @@ pub(super) async fn events(State(state): State<AdminState>, Query(filters): Quer
             "since": filters.since, "until": filters.until, "q": filters.q,
             "paged": !filters.before.is_empty(),
         },
-        "vendors": config.vendors.iter().map(|v| json!({"name": v.name(), "selected": v.name() == filters.vendor})).collect::<Vec<_>>(),
+        "vendors": config.vendors().iter().map(|v| json!({"name": v.name(), "selected": v.name() == filters.vendor})).collect::<Vec<_>>(),
         "statuses": EventStatus::ALL.iter().map(|s| json!({"name": s.as_str(), "selected": s.as_str() == filters.status})).collect::<Vec<_>>(),
         "kinds": CANONICAL_KINDS,
         "notice": filters.notice,
@@ -163,7 +163,7 @@ pub(super) async fn event(
         .map(|(name, value)| json!({"name": name, "value": value.as_str().map_or_else(|| value.to_string(), str::to_owned)}))
         .collect();
     let unknown_reason =
-        config.vendors.get(&stored.event.vendor).and_then(|vendor| vendor.unknown_reason(&stored.event));
+        config.vendors().get(&stored.event.vendor).and_then(|vendor| vendor.unknown_reason(&stored.event));
     let data = json!({
         "id": id.to_string(),
         "time": time(stored.event.received_at),
@@ -218,7 +218,7 @@ pub(super) async fn dead(State(state): State<AdminState>, Query(filters): Query<
     }
     let config = state.reloader.live().load_full();
     let outputs: Vec<Value> =
-        config.outputs.keys().map(|name| json!({"name": name, "selected": Some(name) == output.as_ref()})).collect();
+        config.outputs().keys().map(|name| json!({"name": name, "selected": Some(name) == output.as_ref()})).collect();
     let data = json!({ "rows": rows, "outputs": outputs, "output": filters.output, "notice": filters.notice });
     Ok(Html(render_page("dead", "Dead letters", "dead", &data)))
 }
@@ -263,7 +263,7 @@ pub(super) async fn status(
     let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
     let base = hook_base(&config, state.hooks_addr, host);
     let vendors: Vec<Value> = config
-        .vendors
+        .vendors()
         .iter()
         .map(|vendor| {
             let secret = config.vendor_settings(vendor.name()).secret.as_ref();
@@ -282,7 +282,7 @@ pub(super) async fn status(
         .collect();
     let health = state.store.output_health().await?;
     let outputs: Vec<Value> = config
-        .outputs
+        .outputs()
         .iter()
         .map(|(name, entry)| {
             let seen = health.iter().find(|h| &h.output == name);
@@ -298,7 +298,7 @@ pub(super) async fn status(
         })
         .collect();
     let routes: Vec<Value> = config
-        .routes
+        .routes()
         .iter()
         .map(|r| {
             json!({
@@ -311,12 +311,12 @@ pub(super) async fn status(
     let now = Utc::now();
     let queue = state.store.queue_stats(now).await?;
     let data = json!({
-        "origin": config.origin.to_string(),
+        "origin": config.origin().to_string(),
         "loaded_at": time(reload.loaded_at),
         "last_attempt_at": reload.last_attempt_at.map(time),
         "last_trigger": reload.last_trigger,
         "last_error": reload.last_error,
-        "public_url_set": config.server.public_url.is_some(),
+        "public_url_set": config.server().public_url.is_some(),
         "vendors": vendors,
         "outputs": outputs,
         "routes": routes,

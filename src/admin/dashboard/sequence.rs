@@ -17,7 +17,7 @@ pub(super) async fn section(store: &dyn Store, config: &Config, stored: &StoredE
     let event = &stored.event;
     // The plugin as loaded now; without it (removed, or its [sequence] gone) the events are
     // still listed, from a day before this one.
-    let vendor = config.vendors.get(&event.vendor);
+    let vendor = config.vendors().get(&event.vendor);
     let sequence = vendor.and_then(|vendor| vendor.sequence(event));
     let since = sequence.as_ref().map_or(event.received_at - chrono::TimeDelta::days(1), |s| s.since);
     let stored_events = store.sequence(key, since, RECALL_LIMIT).await?;
