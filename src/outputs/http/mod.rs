@@ -33,9 +33,10 @@ pub struct Config {
     pub url: String,
     #[serde(default = "default_method")]
     pub method: String,
-    /// Templates: `{ Authorization = "Bearer ${CRM_TOKEN}", "X-Phone" = "{{contact.phone}}" }`.
+    /// Templates: `{ Authorization = "Bearer ${CRM_TOKEN}", "X-Phone" = "{{contact.phone}}" }`;
+    /// kept as secrets, since a header often carries a token.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// How the `body` part is written and labelled: `json`, `form` or `text`.
     #[serde(default)]
     pub format: BodyFormat,
@@ -193,7 +194,9 @@ impl Settings {
         }
         if !config.headers.is_empty() {
             let template = JsonTemplate::compile(
-                &serde_json::to_value(&config.headers).unwrap_or_default(),
+                &Value::Object(
+                    config.headers.iter().map(|(name, value)| (name.clone(), Value::from(value.expose()))).collect(),
+                ),
                 Escape::Plain,
                 cx.helpers,
             )
