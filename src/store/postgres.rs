@@ -14,12 +14,10 @@ use ulid::Ulid;
 
 use super::rows::{self, corrupt, to_json};
 use super::writer::{Batch, Job, Writer};
-use std::collections::HashMap;
 
 use super::{
-    Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventLog, EventQuery, Lifecycle, NewDelivery,
-    NewEvent, Next, OutputHealth, Queue, QueueStats, Rejection, ReprocessOutcome, SequenceLock, StoreError,
-    StoredEvent, Views, millis, next_state,
+    Appended, AttemptRecord, Delivery, EventLog, Lifecycle, NewDelivery, NewEvent, Next, Queue, Rejection,
+    ReprocessOutcome, SequenceLock, StoreError, StoredEvent, millis, next_state,
 };
 use crate::body::BodyEncoding;
 use crate::event::{Event, EventId};
@@ -224,53 +222,6 @@ impl Queue for PostgresStore {
 }
 
 #[async_trait]
-impl Views for PostgresStore {
-    async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-                    raw_body, routes, sequence_key
-             FROM events WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| rows::stored_event(&row)).transpose()
-    }
-
-    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        reads::events(&self.pool, query).await
-    }
-
-    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
-        reads::rejections(&self.pool, limit, None).await
-    }
-
-    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
-        reads::deliveries(&self.pool, event).await
-    }
-
-    async fn attempts(&self, id: Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
-        reads::attempts(&self.pool, id).await
-    }
-
-    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        reads::list_deliveries(&self.pool, query).await
-    }
-
-    async fn delivery_counts(&self, events: &[EventId]) -> Result<HashMap<EventId, DeliveryCounts>, StoreError> {
-        reads::delivery_counts(&self.pool, events).await
-    }
-
-    async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError> {
-        reads::output_health(&self.pool).await
-    }
-
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
-        reads::queue_stats(&self.pool, now).await
-    }
-}
-
-#[async_trait]
 impl Lifecycle for PostgresStore {
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let before = millis(before);
@@ -442,9 +393,10 @@ async fn insert_rejection(tx: &mut Transaction<'_, Postgres>, rejection: &Reject
     Ok(())
 }
 
-/// The reads both stores share ([`super::reads`]) over this pool.
+/// The reads both stores share ([`super::reads`]) over this pool, and its [`Views`].
 mod reads {
     super::super::reads::shared_reads!(
+        super::PostgresStore,
         sqlx::postgres::PgPool,
         ids_from_json = "SELECT json_array_elements_text(CAST($1 AS json))"
     );

@@ -113,10 +113,60 @@ pub(super) fn search_patterns(query: &EventQuery) -> (Option<String>, Option<Str
     (Some(like(text)), Some(digits))
 }
 
-/// Writes the operator views for one sqlx pool type; `$ids` is the SQL that turns `$1`, a
+/// One event with its request.
+pub(super) const EVENT: &str = r"
+SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
+       raw_body, routes, sequence_key
+FROM events WHERE id = $1";
+
+/// Writes the shared reads for one sqlx pool type, and the [`Views`](crate::store::Views) of
+/// the store that holds such a pool in its field `pool`; `$ids` is the SQL that turns `$1`, a
 /// JSON array of event ids, into a set.
 macro_rules! shared_reads {
-    ($pool:ty, ids_from_json = $ids:literal) => {
+    ($store:ty, $pool:ty, ids_from_json = $ids:literal) => {
+        #[async_trait::async_trait]
+        impl crate::store::Views for $store {
+            async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+                let row = sqlx::query(reads::EVENT).bind(id.to_string()).fetch_optional(&self.pool).await?;
+                row.map(|row| rows::stored_event(&row)).transpose()
+            }
+
+            async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+                events(&self.pool, query).await
+            }
+
+            async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
+                rejections(&self.pool, limit, None).await
+            }
+
+            async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
+                deliveries(&self.pool, event).await
+            }
+
+            async fn attempts(&self, id: ulid::Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
+                attempts(&self.pool, id).await
+            }
+
+            async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+                list_deliveries(&self.pool, query).await
+            }
+
+            async fn delivery_counts(
+                &self,
+                events: &[EventId],
+            ) -> Result<HashMap<EventId, DeliveryCounts>, StoreError> {
+                delivery_counts(&self.pool, events).await
+            }
+
+            async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError> {
+                output_health(&self.pool).await
+            }
+
+            async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
+                queue_stats(&self.pool, now).await
+            }
+        }
+
         use std::collections::HashMap;
 
         use chrono::{DateTime, Utc};

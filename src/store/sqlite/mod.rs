@@ -13,7 +13,6 @@ mod owned_row;
 mod statements;
 mod writer;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,9 +23,8 @@ use ulid::Ulid;
 
 use super::rows;
 use super::{
-    Appended, AttemptRecord, Delivery, DeliveryCounts, DeliveryQuery, EventLog, EventQuery, Lifecycle, NewDelivery,
-    NewEvent, Next, OutputHealth, Queue, QueueStats, Rejection, ReprocessOutcome, StoreError, StoredEvent, Views,
-    millis,
+    Appended, AttemptRecord, Delivery, EventLog, Lifecycle, NewDelivery, NewEvent, Next, Queue, Rejection,
+    ReprocessOutcome, StoreError, StoredEvent, millis,
 };
 use crate::event::{Event, EventId, ID_DRIFT_MILLIS};
 use writer::Writer;
@@ -149,53 +147,6 @@ impl Queue for SqliteStore {
 }
 
 #[async_trait]
-impl Views for SqliteStore {
-    async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-                    raw_body, routes, sequence_key
-             FROM events WHERE id = ?",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| rows::stored_event(&row)).transpose()
-    }
-
-    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        reads::events(&self.pool, query).await
-    }
-
-    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
-        reads::rejections(&self.pool, limit, None).await
-    }
-
-    async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
-        reads::deliveries(&self.pool, event).await
-    }
-
-    async fn attempts(&self, id: Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
-        reads::attempts(&self.pool, id).await
-    }
-
-    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        reads::list_deliveries(&self.pool, query).await
-    }
-
-    async fn delivery_counts(&self, events: &[EventId]) -> Result<HashMap<EventId, DeliveryCounts>, StoreError> {
-        reads::delivery_counts(&self.pool, events).await
-    }
-
-    async fn output_health(&self) -> Result<Vec<OutputHealth>, StoreError> {
-        reads::output_health(&self.pool).await
-    }
-
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
-        reads::queue_stats(&self.pool, now).await
-    }
-}
-
-#[async_trait]
 impl Lifecycle for SqliteStore {
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let before = millis(before);
@@ -258,7 +209,11 @@ impl Lifecycle for SqliteStore {
 #[cfg(test)]
 mod tests;
 
-/// The reads both stores share ([`super::reads`]) over this pool.
+/// The reads both stores share ([`super::reads`]) over this pool, and its [`Views`].
 mod reads {
-    crate::store::reads::shared_reads!(sqlx::sqlite::SqlitePool, ids_from_json = "SELECT value FROM json_each($1)");
+    crate::store::reads::shared_reads!(
+        super::SqliteStore,
+        sqlx::sqlite::SqlitePool,
+        ids_from_json = "SELECT value FROM json_each($1)"
+    );
 }
