@@ -226,13 +226,14 @@ pub async fn attempt(
             let next = match error.disposition {
                 Disposition::Permanent => Next::Dead,
                 Disposition::Retry { after } => {
-                    match config.settings().policy.after_failure(
-                        delivery.created_at,
-                        Utc::now(),
-                        number,
-                        after,
-                        fastrand::f64(),
-                    ) {
+                    let policy = &config.settings().policy;
+                    let verdict = match (error.reason, after) {
+                        (Reason::RateLimited, Some(wait)) => {
+                            policy.after_rate_limit(delivery.created_at, Utc::now(), wait, fastrand::f64())
+                        }
+                        _ => policy.after_failure(delivery.created_at, Utc::now(), number, after, fastrand::f64()),
+                    };
+                    match verdict {
                         policy::Verdict::RetryAt(at) => Next::RetryAt(at),
                         policy::Verdict::GiveUp => Next::Dead,
                     }

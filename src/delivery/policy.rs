@@ -67,6 +67,27 @@ impl RetryPolicy {
     ) -> Verdict {
         let delay = TimeDelta::from_std(self.delay(failures, hint, random)).unwrap_or(TimeDelta::MAX);
         let at = now + delay;
+        self.unless_too_old(created_at, at)
+    }
+
+    /// Retry after a "slow down" that named its wait (Telegram's `retry_after`, a 429's
+    /// `Retry-After`): that wait, plus up to a tenth so a chat's queued messages do not all come
+    /// back at one instant — not the schedule's next step, which is for outages: three flood
+    /// waits of 2 s in a row cost 6 s, not minutes. Capped at the schedule's longest step like
+    /// any hint, and given up past the maximum age.
+    pub fn after_rate_limit(
+        &self,
+        created_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        wait: Duration,
+        random: f64,
+    ) -> Verdict {
+        let cap = self.schedule.iter().max().copied().unwrap_or(wait);
+        let wait = wait.min(cap).mul_f64(1.0 + 0.1 * random.clamp(0.0, 1.0));
+        self.unless_too_old(created_at, now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX))
+    }
+
+    fn unless_too_old(&self, created_at: DateTime<Utc>, at: DateTime<Utc>) -> Verdict {
         let deadline = created_at + TimeDelta::from_std(self.max_age).unwrap_or(TimeDelta::MAX);
         if at > deadline { Verdict::GiveUp } else { Verdict::RetryAt(at) }
     }
@@ -100,6 +121,24 @@ mod tests {
             "a short hint never shortens"
         );
         assert_eq!(policy.delay(1, Some(Duration::from_secs(86_400 * 30)), 0.5), Duration::from_secs(3600), "capped");
+    }
+
+    #[test]
+    fn a_named_wait_is_kept_to_not_the_schedule() {
+        let policy = RetryPolicy::default();
+        let created = DateTime::from_timestamp(1_000_000, 0).unwrap();
+        let now = created + TimeDelta::seconds(30);
+        // The fourth failure would wait 600 s by the schedule; Telegram asked for 2 s.
+        let at = |random| match policy.after_rate_limit(created, now, Duration::from_secs(2), random) {
+            Verdict::RetryAt(at) => (at - now).num_milliseconds(),
+            Verdict::GiveUp => panic!("within the maximum age"),
+        };
+        assert_eq!(at(0.0), 2000);
+        assert_eq!(at(0.999), 2199);
+        let hostile = policy.after_rate_limit(created, now, Duration::from_secs(86_400 * 30), 0.0);
+        assert_eq!(hostile, Verdict::RetryAt(now + TimeDelta::seconds(3600)), "capped at the longest step");
+        let late = created + TimeDelta::seconds(86_399);
+        assert_eq!(policy.after_rate_limit(created, late, Duration::from_secs(2), 0.0), Verdict::GiveUp);
     }
 
     #[test]

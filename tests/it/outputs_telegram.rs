@@ -264,3 +264,46 @@ async fn send_reports_what_happened_to_a_test_message() {
     assert!(stdout.contains("failed through `tg` (telegram): auth — permanent, fix the configuration"), "{stdout}");
     assert!(stdout.contains("bot was blocked by the user"), "{stdout}");
 }
+
+/// Flood control names its wait: the retry comes after it (within a second), not at the retry
+/// schedule's next step, however many times in a row Telegram asks.
+#[tokio::test]
+async fn flood_waits_in_a_row_are_each_kept_to_the_second() {
+    let mut fake = FakeTelegram::start(vec![Reply::RetryAfter(1), Reply::RetryAfter(1), Reply::RetryAfter(1)]).await;
+    let config = format!(
+        r#"
+[delivery]
+retry_schedule_secs = [60]
+
+[outputs.tg]
+type = "telegram"
+token = "{TOKEN}"
+chat_id = 4242
+api_url = "{}"
+
+[[route]]
+name = "missed calls"
+kind = "call.missed"
+to = ["tg"]
+template = "missed_call"
+"#,
+        fake.api_url()
+    );
+    let daemon = Daemon::start(&config).await;
+    let body = std::fs::read_to_string(repo().join("tests/fixtures/jivo/call_event_error_missed.json")).unwrap();
+    let response = daemon.client.post(daemon.url("/hooks/jivo")).body(body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut sent = vec![fake.next().await];
+    while sent.last().unwrap().limited {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), fake.next())
+            .await
+            .expect("retried within seconds, not at the schedule's 60 s");
+        sent.push(next);
+    }
+    assert_eq!(sent.len(), 4, "three flood waits, then the message");
+    for pair in sent.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at).as_millis();
+        assert!((970..2000).contains(&gap), "retried {gap} ms after a 429 asking for 1 s");
+    }
+    daemon.stop().await;
+}
