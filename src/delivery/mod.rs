@@ -9,6 +9,7 @@
 mod compose;
 pub mod pacing;
 pub mod policy;
+mod recovery;
 
 /// Sends a stored event through today's routes again, as new deliveries beside its old ones.
 /// A route's ttl counts from the replay, not from the original. Returns the new deliveries.
@@ -106,6 +107,7 @@ pub async fn run<C: DeliveryConfig + 'static>(
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let pacer = Arc::new(pacing::Pacer::default());
     let limits = Arc::new(pacing::InFlight::default());
+    let outages = Arc::new(recovery::Outages::default());
     let mut in_flight = JoinSet::new();
     loop {
         while in_flight.try_join_next().is_some() {}
@@ -147,9 +149,16 @@ pub async fn run<C: DeliveryConfig + 'static>(
             let Ok(permit) = slots.clone().acquire_owned().await else { break };
             let store = store.clone();
             let config = config.load_full();
-            let (pacer, limits) = (pacer.clone(), limits.clone());
+            let (pacer, limits, outages) = (pacer.clone(), limits.clone(), outages.clone());
             in_flight.spawn(async move {
-                paced_attempt(store.as_ref(), config.as_ref(), &pacer, &limits, delivery, event).await;
+                let output = delivery.output.clone();
+                if let Some(next) =
+                    paced_attempt(store.as_ref(), config.as_ref(), &pacer, &limits, delivery, event).await
+                {
+                    if outages.recovered(&output, next) {
+                        pull_forward(store.as_ref(), &output).await;
+                    }
+                }
                 drop(permit);
             });
         }
@@ -162,8 +171,22 @@ pub async fn run<C: DeliveryConfig + 'static>(
     }
 }
 
+/// The deliveries to `output` that wait out a retry step, due now: it answers again.
+async fn pull_forward(store: &dyn Queue, output: &str) {
+    match store.pull_forward(output, Utc::now()).await {
+        Ok(0) => {}
+        Ok(pulled) => {
+            tracing::info!(message = "Output answers again; its waiting deliveries are due now.", output, pulled)
+        }
+        Err(error) => {
+            tracing::warn!(message = "Could not pull an output's waiting deliveries forward.", output, %error)
+        }
+    }
+}
+
 /// An attempt, unless the output's pacing says not yet: then the delivery is deferred to when
-/// its buckets are free, without counting an attempt.
+/// its buckets are free, without counting an attempt. Returns what comes next for the delivery
+/// when an attempt was made.
 async fn paced_attempt(
     store: &dyn Queue,
     config: &dyn DeliveryConfig,
@@ -171,7 +194,7 @@ async fn paced_attempt(
     limits: &pacing::InFlight,
     delivery: Delivery,
     event: Event,
-) {
+) -> Option<Next> {
     let entry = config.output(&delivery.output);
     let limit = entry.map_or(crate::outputs::DEFAULT_MAX_IN_FLIGHT, |e| e.max_in_flight);
     let Some(_turn) = limits.enter(&delivery.output, limit) else {
@@ -180,7 +203,7 @@ async fn paced_attempt(
         if let Err(error) = store.defer(delivery.id, Utc::now() + chrono::TimeDelta::milliseconds(200)).await {
             tracing::warn!(message = "Could not defer a delivery; its lease will expire.", %error);
         }
-        return;
+        return None;
     };
     let paces = entry.and_then(|e| e.output.as_ref()).map(|o| o.pacing().to_vec()).unwrap_or_default();
     let now = tokio::time::Instant::now();
@@ -189,21 +212,22 @@ async fn paced_attempt(
         if let Err(error) = store.defer(delivery.id, Utc::now() + wait).await {
             tracing::warn!(message = "Could not defer a paced delivery; its lease will expire.", %error);
         }
-        return;
+        return None;
     }
-    let pause = attempt(store, config, delivery, event).await;
+    let (next, pause) = attempt(store, config, delivery, event).await;
     pacer.finish(&paces, tokio::time::Instant::now(), pause);
+    Some(next)
 }
 
-/// One attempt at one delivery, recorded whatever happens. Returns the destination's
-/// `Retry-After` when it asked to slow down, so its pacing buckets can pause.
+/// One attempt at one delivery, recorded whatever happens. Returns what comes next for it, and
+/// the destination's `Retry-After` when it asked to slow down, so its pacing buckets can pause.
 #[tracing::instrument(name = "deliver", skip_all, fields(delivery_id = %delivery.id, event_id = %event.id, route = %delivery.route, output = %delivery.output, attempt = delivery.attempts + 1))]
 pub async fn attempt(
     store: &dyn Queue,
     config: &dyn DeliveryConfig,
     delivery: Delivery,
     event: Event,
-) -> Option<Duration> {
+) -> (Next, Option<Duration>) {
     let number = delivery.attempts + 1;
     let started = Utc::now();
     let clock = Instant::now();
@@ -211,7 +235,7 @@ pub async fn attempt(
         let record = record(number, started, clock, "expired", None, "the route's ttl passed before it could be sent");
         finish(store, &delivery, record, Next::Expired).await;
         tracing::warn!(message = "Delivery expired: too late to be useful.");
-        return None;
+        return (Next::Expired, None);
     }
     let result = send(config, &delivery, event, number).await;
     let slow_down = match &result {
@@ -260,7 +284,7 @@ pub async fn attempt(
         metrics::counter!(m::DELIVERY_FAILURES, "output" => output, "reason" => reason.clone()).increment(1);
     }
     finish(store, &delivery, record(number, started, clock, outcome, reason, &detail), next).await;
-    slow_down
+    (next, slow_down)
 }
 
 async fn send(

@@ -203,6 +203,10 @@ impl Queue for PostgresStore {
         Ok(())
     }
 
+    async fn pull_forward(&self, output: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        reads::pull_forward(&self.pool, output, now).await
+    }
+
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError> {
         let now = millis(Utc::now());
         // A hand retry starts a fresh life: created_at moves to now, so max_age counts from here.

@@ -38,6 +38,10 @@ pub trait Queue: Send + Sync + 'static {
         routes: &[String],
         deliveries: &[NewDelivery],
     ) -> Result<(), StoreError>;
+    /// Makes the pending deliveries to `output` that wait out a retry step (they were tried,
+    /// are due later, and nobody holds them) due at `now`: the output answers again. Returns
+    /// how many.
+    async fn pull_forward(&self, output: &str, now: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Makes dead or expired deliveries pending again, due now. `Some(id)` retries one;
     /// otherwise every dead one (of `output`, if given). Returns how many were requeued.
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError>;

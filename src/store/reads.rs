@@ -113,6 +113,12 @@ pub(super) fn search_patterns(query: &EventQuery) -> (Option<String>, Option<Str
     (Some(like(text)), Some(digits))
 }
 
+/// Deliveries to `$2` waiting out a retry step, due at `$1` instead ([`crate::store::Queue::pull_forward`]).
+pub(super) const PULL_FORWARD: &str = r"
+UPDATE deliveries SET next_attempt_at = $1, updated_at = $1
+WHERE output = $2 AND state = 'pending' AND attempts > 0 AND next_attempt_at > $1
+  AND (lease_until IS NULL OR lease_until < $1)";
+
 /// One event with its request.
 pub(super) const EVENT: &str = r"
 SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
@@ -327,6 +333,12 @@ macro_rules! shared_reads {
             let next: Option<i64> =
                 sqlx::query_scalar(reads::NEXT_DUE).bind(crate::store::millis(now)).fetch_optional(pool).await?;
             Ok(next.map(crate::store::from_millis))
+        }
+
+        pub(super) async fn pull_forward(pool: &$pool, output: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+            let done =
+                sqlx::query(reads::PULL_FORWARD).bind(crate::store::millis(now)).bind(output).execute(pool).await?;
+            Ok(done.rows_affected())
         }
 
         pub(super) async fn queue_stats(pool: &$pool, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {

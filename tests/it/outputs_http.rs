@@ -186,3 +186,34 @@ async fn a_header_that_cannot_render_fails_before_anything_is_sent() {
     assert!(!error.is_retryable());
     assert_eq!(error.reason.as_str(), "template");
 }
+
+/// A destination that answers again has its deliveries waiting out a retry step sent at once:
+/// an outage costs its own length, not the schedule's next step (here a minute).
+#[tokio::test]
+async fn a_destination_that_answers_again_gets_its_waiting_deliveries_at_once() {
+    let mut sink = HttpSink::start(vec![Answer(503, None, "maintenance")]).await;
+    let config = daemon_config(&sink).replace("retry_schedule_secs = [1]", "retry_schedule_secs = [60]");
+    let daemon = Daemon::start(&config).await;
+    let first = post_lead(&daemon).await;
+    sink.next().await;
+    let store = daemon.store().await;
+    eventually("the first waits out its retry step", || async {
+        store.deliveries(first).await.unwrap()[0].attempts == 1
+    })
+    .await;
+    // Another lead: the CRM answers it, so it is up again.
+    let body = std::fs::read_to_string(repo().join("tests/fixtures/envybox/generator_form_4.form")).unwrap();
+    let second = daemon.stored(&daemon.post_form("envybox", &body).await).await.event.id;
+    eventually("both delivered within seconds", || async {
+        let delivered = |id| {
+            let store = store.clone();
+            async move { store.deliveries(id).await.unwrap()[0].state == DeliveryState::Delivered }
+        };
+        delivered(second).await && delivered(first).await
+    })
+    .await;
+    let attempts = store.attempts(store.deliveries(first).await.unwrap()[0].id).await.unwrap();
+    let gap = (attempts[1].started_at - attempts[0].started_at).num_seconds();
+    assert!(gap < 15, "retried {gap} s after the outage, not at the schedule's 60 s");
+    daemon.stop().await;
+}

@@ -128,6 +128,10 @@ impl Queue for SqliteStore {
         self.writer.add_deliveries(event, routes, deliveries).await
     }
 
+    async fn pull_forward(&self, output: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        reads::pull_forward(&self.pool, output, now).await
+    }
+
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError> {
         let now = millis(Utc::now());
         // A hand retry starts a fresh life: created_at moves to now, so max_age counts from here.

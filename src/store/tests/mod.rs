@@ -146,6 +146,7 @@ contract! {
     queue::an_expired_lease_is_taken_over: borrowed,
     queue::concurrent_claimers_never_share_a_delivery: shared,
     queue::operators_can_retry_replay_and_prune: borrowed,
+    queue::waiting_deliveries_are_pulled_forward_for_their_output: borrowed,
     views::operator_views_filter_count_and_summarise: borrowed,
 }
 

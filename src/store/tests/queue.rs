@@ -165,3 +165,31 @@ pub(super) async fn operators_can_retry_replay_and_prune(store: &dyn Store) {
     assert!(store.attempts(dead).await.unwrap().is_empty(), "attempts go with their event");
     assert!(store.event(recent.id()).await.unwrap().is_some());
 }
+
+/// An output answering again: its deliveries that wait out a retry step are due now; those of
+/// other outputs, those held by a worker and those never tried are left as they are.
+pub(super) async fn waiting_deliveries_are_pulled_forward_for_their_output(store: &dyn Store) {
+    let now = Utc::now();
+    let new = with_deliveries(new_event("envybox", "key:pull", now), &["mail", "crm"]);
+    store.append(new).await.unwrap();
+    let claimed = store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let later = now + TimeDelta::hours(1);
+    for (delivery, _) in &claimed {
+        let record = AttemptRecord {
+            number: 1,
+            started_at: now,
+            duration: Duration::ZERO,
+            outcome: "retry".into(),
+            reason: Some("server_error".into()),
+            detail: "HTTP 503".into(),
+        };
+        store.finish_attempt(delivery.id, record, Next::RetryAt(later)).await.unwrap();
+    }
+    assert_eq!(store.pull_forward("mail", now).await.unwrap(), 1);
+    assert_eq!(store.pull_forward("mail", now).await.unwrap(), 0, "already due");
+    let due = store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap();
+    let outputs: Vec<&str> = due.iter().map(|(d, _)| d.output.as_str()).collect();
+    assert_eq!(outputs, ["mail"]);
+    assert_eq!(store.pull_forward("mail", now).await.unwrap(), 0, "held by a worker");
+}
