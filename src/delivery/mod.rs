@@ -152,10 +152,10 @@ pub async fn run<C: DeliveryConfig + 'static>(
             let (pacer, limits, outages) = (pacer.clone(), limits.clone(), outages.clone());
             in_flight.spawn(async move {
                 let output = delivery.output.clone();
-                if let Some(next) =
+                if let Some((started, health)) =
                     paced_attempt(store.as_ref(), config.as_ref(), &pacer, &limits, delivery, event).await
                 {
-                    if outages.recovered(&output, next) {
+                    if outages.recovered(&output, started, health) {
                         pull_forward(store.as_ref(), &output).await;
                     }
                 }
@@ -185,8 +185,8 @@ async fn pull_forward(store: &dyn Queue, output: &str) {
 }
 
 /// An attempt, unless the output's pacing says not yet: then the delivery is deferred to when
-/// its buckets are free, without counting an attempt. Returns what comes next for the delivery
-/// when an attempt was made.
+/// its buckets are free, without counting an attempt. Returns, when an attempt was made, when
+/// it started and what it says of the destination's health.
 async fn paced_attempt(
     store: &dyn Queue,
     config: &dyn DeliveryConfig,
@@ -194,7 +194,7 @@ async fn paced_attempt(
     limits: &pacing::InFlight,
     delivery: Delivery,
     event: Event,
-) -> Option<Next> {
+) -> Option<(tokio::time::Instant, recovery::Health)> {
     let entry = config.output(&delivery.output);
     let limit = entry.map_or(crate::outputs::DEFAULT_MAX_IN_FLIGHT, |e| e.max_in_flight);
     let Some(_turn) = limits.enter(&delivery.output, limit) else {
@@ -216,7 +216,12 @@ async fn paced_attempt(
     }
     let (next, pause) = attempt(store, config, delivery, event).await;
     pacer.finish(&paces, tokio::time::Instant::now(), pause);
-    Some(next)
+    let health = match next {
+        Next::Delivered => recovery::Health::Answered,
+        Next::RetryAt(_) if pause.is_none() => recovery::Health::Down,
+        Next::RetryAt(_) | Next::Dead | Next::Expired => recovery::Health::Unknown,
+    };
+    Some((now, health))
 }
 
 /// One attempt at one delivery, recorded whatever happens. Returns what comes next for it, and

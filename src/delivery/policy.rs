@@ -9,6 +9,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub const DEFAULT_SCHEDULE_SECS: &[u64] = &[5, 30, 120, 600, 1800, 3600];
 /// Default: a delivery is given up a day after it was created.
 pub const DEFAULT_MAX_AGE_SECS: u64 = 24 * 3600;
+/// The shortest wait after a rate limit, whatever the destination named.
+const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Exponential backoff with jitter, honouring the destination's hints within limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +75,8 @@ impl RetryPolicy {
     /// Retry after a "slow down" that named its wait (Telegram's `retry_after`, a 429's
     /// `Retry-After`): that wait, plus up to a tenth so a chat's queued messages do not all come
     /// back at one instant — not the schedule's next step, which is for outages: three flood
-    /// waits of 2 s in a row cost 6 s, not minutes. Capped at the schedule's longest step like
+    /// waits of 2 s in a row cost 6 s, not minutes. At least a second, so a `Retry-After: 0`
+    /// cannot turn into a loop of immediate retries; capped at the schedule's longest step like
     /// any hint, and given up past the maximum age.
     pub fn after_rate_limit(
         &self,
@@ -83,7 +86,8 @@ impl RetryPolicy {
         random: f64,
     ) -> Verdict {
         let cap = self.schedule.iter().max().copied().unwrap_or(wait);
-        let wait = wait.min(cap).mul_f64(1.0 + 0.1 * random.clamp(0.0, 1.0));
+        let wait = wait.max(MIN_RATE_LIMIT_WAIT).min(cap.max(MIN_RATE_LIMIT_WAIT));
+        let wait = wait.mul_f64(1.0 + 0.1 * random.clamp(0.0, 1.0));
         self.unless_too_old(created_at, now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX))
     }
 
@@ -139,6 +143,11 @@ mod tests {
         assert_eq!(hostile, Verdict::RetryAt(now + TimeDelta::seconds(3600)), "capped at the longest step");
         let late = created + TimeDelta::seconds(86_399);
         assert_eq!(policy.after_rate_limit(created, late, Duration::from_secs(2), 0.0), Verdict::GiveUp);
+        assert_eq!(
+            policy.after_rate_limit(created, now, Duration::ZERO, 0.0),
+            Verdict::RetryAt(now + TimeDelta::seconds(1)),
+            "a zero wait is still a second"
+        );
     }
 
     #[test]

@@ -204,7 +204,12 @@ impl Queue for PostgresStore {
     }
 
     async fn pull_forward(&self, output: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        reads::pull_forward(&self.pool, output, now).await
+        let pulled = sqlx::query(crate::store::reads::PULL_FORWARD)
+            .bind(crate::store::millis(now))
+            .bind(output)
+            .execute(&self.pool)
+            .await?;
+        Ok(pulled.rows_affected())
     }
 
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError> {

@@ -335,12 +335,6 @@ macro_rules! shared_reads {
             Ok(next.map(crate::store::from_millis))
         }
 
-        pub(super) async fn pull_forward(pool: &$pool, output: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
-            let done =
-                sqlx::query(reads::PULL_FORWARD).bind(crate::store::millis(now)).bind(output).execute(pool).await?;
-            Ok(done.rows_affected())
-        }
-
         pub(super) async fn queue_stats(pool: &$pool, now: DateTime<Utc>) -> Result<QueueStats, StoreError> {
             let row = sqlx::query(reads::QUEUE).bind(crate::store::millis(now)).fetch_one(pool).await?;
             let count = |column: &str| -> Result<u64, StoreError> {

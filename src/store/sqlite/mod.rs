@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode. Events are committed with
 //! `synchronous = FULL`, so an acknowledged event survives a crash or power loss; attempt
 //! records use `NORMAL` (see [`writer`]). Every write of ingest and delivery — appends,
-//! rejections, claims, attempt records, deferrals, replays — goes through one writer thread
+//! rejections, claims, attempt records, deferrals, pull-forwards, replays — goes through one writer thread
 //! with group commit ([`writer`]), which also reads back what a claim leased; its log is copied
 //! back by [`checkpoint`]. The operator's reads and the rare writes of operators and
 //! housekeeping (hand retries, pruning, recovery at start) use a sqlx pool, and SQLite's single
@@ -129,7 +129,7 @@ impl Queue for SqliteStore {
     }
 
     async fn pull_forward(&self, output: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        reads::pull_forward(&self.pool, output, now).await
+        self.writer.pull_forward(output, millis(now)).await
     }
 
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError> {

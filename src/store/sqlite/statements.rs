@@ -292,6 +292,12 @@ pub(super) fn defer(tx: &Transaction<'_>, id: Ulid, at: i64) -> Result<(), Store
     Ok(())
 }
 
+/// Makes the deliveries to `output` that wait out a retry step due at `now`; how many.
+pub(super) fn pull_forward(tx: &Transaction<'_>, output: &str, now: i64) -> Result<u64, StoreError> {
+    let pulled = tx.prepare_cached(crate::store::reads::PULL_FORWARD)?.execute(params![now, output])?;
+    Ok(u64::try_from(pulled).unwrap_or_default())
+}
+
 /// Keeps the newest `keep` refused requests.
 pub(super) fn trim_rejections(tx: &Transaction<'_>, keep: u32) -> Result<(), StoreError> {
     tx.prepare_cached(

@@ -42,6 +42,8 @@ enum Command {
     Reject(Box<Rejection>, Reply<()>),
     Finish(Box<Finished>, Reply<()>),
     Defer(Ulid, i64, Reply<()>),
+    /// An output answers again: its deliveries waiting out a retry step are due at (ms).
+    PullForward(String, i64, Reply<u64>),
     /// A replay: the event's new route list and the deliveries it makes.
     AddDeliveries(Box<Replayed>, Reply<()>),
     /// Takes a lease on due deliveries: (now, lease until, at most), all in ms.
@@ -113,6 +115,11 @@ impl Writer {
         self.call(|reply| Command::Defer(id, at, reply)).await
     }
 
+    pub(super) async fn pull_forward(&self, output: &str, now: i64) -> Result<u64, StoreError> {
+        let output = output.to_owned();
+        self.call(|reply| Command::PullForward(output, now, reply)).await
+    }
+
     pub(super) async fn add_deliveries(
         &self,
         event: EventId,
@@ -175,6 +182,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 enum Done {
     Appended(Appended),
     Claimed(Claimed),
+    Counted(u64),
     Nothing,
 }
 
@@ -287,6 +295,7 @@ impl WriterThread {
                     statements::defer(&tx, *id, *at)?;
                     Done::Nothing
                 }
+                Command::PullForward(output, now, _) => Done::Counted(statements::pull_forward(&tx, output, *now)?),
                 Command::AddDeliveries(replayed, _) => {
                     statements::replay(&tx, replayed)?;
                     Done::Nothing
@@ -340,6 +349,12 @@ fn answer(batch: impl Iterator<Item = Command>, outcomes: Vec<Result<Done, Store
                 let _ = reply.send(result.and_then(|done| match done {
                     Done::Claimed(claimed) => Ok(claimed),
                     _ => Err(StoreError::Corrupt("a claim produced no result".into())),
+                }));
+            }
+            Command::PullForward(_, _, reply) => {
+                let _ = reply.send(result.map(|done| match done {
+                    Done::Counted(count) => count,
+                    _ => 0,
                 }));
             }
             Command::Reject(_, reply)
