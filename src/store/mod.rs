@@ -55,6 +55,8 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         use rusqlite::ErrorCode;
         match self {
+            // Shutting down, or its writer stopped: either way the vendor's retry reaches a
+            // restarted daemon, so "later" is the useful answer.
             Self::Closed => true,
             Self::Corrupt(_) | Self::Migration(_) => false,
             Self::Sqlite(error) => {
@@ -67,16 +69,14 @@ impl StoreError {
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed => true,
-                // PostgreSQL: the classes of a lost connection (08), too many connections or a
-                // full disk (53), an operator's shutdown (57P), a transaction to run again (40).
-                // SQLite: busy, locked, full (5, 6, 13, and their extended codes).
                 sqlx::Error::Database(db) => db.code().is_some_and(|code| {
                     if code.len() == 5 {
-                        // A SQLSTATE: https://www.postgresql.org/docs/current/errcodes-appendix.html
-                        ["08", "53", "57P", "40"].iter().any(|class| code.starts_with(class))
+                        is_transient_sqlstate(&code)
                     } else {
-                        // An SQLite result code, maybe extended: https://sqlite.org/rescode.html
-                        matches!(code.parse::<i32>().map(|n| n & 0xff), Ok(5 | 6 | 13))
+                        // An SQLite result code, maybe extended (https://sqlite.org/rescode.html):
+                        // busy, locked, full, and the storage failures of `is_storage_failure`
+                        // (I/O error, read-only, cannot open, corrupt, not a database).
+                        matches!(code.parse::<i32>().map(|n| n & 0xff), Ok(5 | 6 | 8 | 10 | 11 | 13 | 14 | 26))
                     }
                 }),
                 _ => false,
@@ -102,6 +102,21 @@ impl StoreError {
             ),
             Self::Database(_) | Self::Migration(_) | Self::Closed | Self::Corrupt(_) => false,
         }
+    }
+}
+
+/// Whether a PostgreSQL SQLSTATE is worth trying again
+/// (<https://www.postgresql.org/docs/current/errcodes-appendix.html>): a lost connection (08),
+/// too many connections, a full disk or memory (53, but not a configured limit, 53400), an
+/// operator's or crash shutdown or a server still starting (57P01–57P03, 57P05; not a dropped
+/// database, 57P04), a cancelled statement (57014), a transaction to run again (40001, 40003,
+/// 40P01; not a constraint violated at commit, 40002), a lock not available (55P03), a standby
+/// that cannot take writes after a failover (25006), an I/O error (58030).
+fn is_transient_sqlstate(code: &str) -> bool {
+    match code {
+        "53400" | "57P04" | "40002" => false,
+        "57014" | "55P03" | "25006" | "58030" => true,
+        _ => ["08", "53", "57P", "40"].iter().any(|class| code.starts_with(class)),
     }
 }
 

@@ -208,3 +208,13 @@ fn transient_failures_are_told_from_lasting_ones() {
     assert!(StoreError::Closed.is_transient());
     assert!(!StoreError::Corrupt("a row".into()).is_transient());
 }
+
+#[test]
+fn postgres_codes_worth_a_retry_are_told_from_lasting_ones() {
+    for code in ["08006", "53100", "53300", "57P01", "57P03", "57014", "40001", "40P01", "55P03", "25006", "58030"] {
+        assert!(super::is_transient_sqlstate(code), "{code}");
+    }
+    for code in ["53400", "57P04", "40002", "23505", "42P01", "22P02"] {
+        assert!(!super::is_transient_sqlstate(code), "{code}");
+    }
+}
