@@ -41,10 +41,18 @@ pub struct Need {
 /// What an output sends, finished: the template parts it asked for ([`Output::plan`]) and its
 /// templated settings ([`Output::templated`]), rendered for one event before the output sees it.
 /// An output renders nothing itself, so a template that fails is a clear failure before any send.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Message {
     parts: BTreeMap<Part, String>,
     settings: BTreeMap<&'static str, Value>,
+}
+
+/// The rendered settings may hold a secret (an `Authorization` header made from one), so a
+/// debug print names them without their values.
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message").field("parts", &self.parts).field("settings", &self.settings.keys()).finish()
+    }
 }
 
 impl Message {
@@ -152,4 +160,19 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_debug_print_names_the_settings_without_their_values() {
+        let headers = serde_json::json!({"Authorization": "Bearer hunter2"});
+        let message =
+            Message::new(BTreeMap::from([(Part::Body, "hello".to_owned())]), BTreeMap::from([("headers", headers)]));
+        let printed = format!("{message:?}");
+        assert!(printed.contains("headers") && printed.contains("hello"), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
 }
