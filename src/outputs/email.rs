@@ -136,7 +136,8 @@ pub struct Settings {
     templated: Vec<Templated>,
     server: Server,
     port: u16,
-    ca_certificate: Option<Certificate>,
+    /// Built here, not at `build`: `switchboard check` catches a host or CA that TLS refuses.
+    tls: Tls,
     timeout: Duration,
 }
 
@@ -225,6 +226,13 @@ impl Settings {
                     (None, None) => None,
                     _ => return Err(SettingsError::table("set both `username` and `password`, or neither")),
                 };
+                let name = || {
+                    !host.contains([':', '/', '@', '?', '#'])
+                        && reqwest::Url::parse(&format!("smtp://{host}")).is_ok_and(|url| url.host().is_some())
+                };
+                if host.parse::<std::net::IpAddr>().is_err() && !name() {
+                    return Err(SettingsError::at("host", format!("host: `{host}` is not a host name or address")));
+                }
                 Server {
                     host: host.clone(),
                     port: config.port,
@@ -271,22 +279,6 @@ impl Settings {
             }
             _ => None,
         };
-        let timeout = Duration::from_secs(config.timeout_secs);
-        Ok(Self { from, to, cc, bcc, templated, server, port, ca_certificate, timeout })
-    }
-}
-
-impl OutputSettings for Settings {
-    fn kind(&self) -> &'static str {
-        "email"
-    }
-
-    fn plan(&self) -> &[Need] {
-        PLAN
-    }
-
-    fn build(self: Box<Self>) -> Result<Arc<dyn Output>, SettingsError> {
-        let Self { from, to, cc, bcc, templated, server, port, ca_certificate, timeout } = *self;
         let tls = match server.security {
             Security::None => Tls::None,
             security => {
@@ -302,6 +294,22 @@ impl OutputSettings for Settings {
                 }
             }
         };
+        let timeout = Duration::from_secs(config.timeout_secs);
+        Ok(Self { from, to, cc, bcc, templated, server, port, tls, timeout })
+    }
+}
+
+impl OutputSettings for Settings {
+    fn kind(&self) -> &'static str {
+        "email"
+    }
+
+    fn plan(&self) -> &[Need] {
+        PLAN
+    }
+
+    fn build(self: Box<Self>) -> Result<Arc<dyn Output>, SettingsError> {
+        let Self { from, to, cc, bcc, templated, server, port, tls, timeout } = *self;
         let relay = format!("{}:{port}", server.host);
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host).port(port).tls(tls);
         if let Some((user, password)) = server.credentials {

@@ -3,7 +3,7 @@
 use mail_parser::{MessageParser, MimeHeaders};
 use switchboard::outputs::Disposition;
 
-use crate::outputs_support::{attempt, build, fixture_event, render};
+use crate::outputs_support::{attempt, build, fixture_event, render, validate};
 use crate::support::smtp_peer::SmtpPeer;
 
 fn output(peer: &SmtpPeer, to: &str, password: &str) -> std::sync::Arc<dyn switchboard::outputs::Output> {
@@ -112,9 +112,12 @@ fn bad_settings_are_refused_at_load() {
             "say the port and `?tls=` in it",
         ),
         ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"smtp://h\"\nca_file = \"/nope.pem\"", "ca_file `/nope.pem`"),
+        ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nhost = \"not a host\"", "`not a host` is not a host name"),
+        ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nhost = \"smtp.example.com:587\"", "is not a host name"),
     ];
+    // Every one is caught by validation alone, which is all `switchboard check` runs.
     for (table, expected) in cases {
-        let error = build("email", table).unwrap_err();
+        let error = validate("email", table).unwrap_err();
         assert!(error.contains(expected), "{table}: {error}");
     }
 }

@@ -23,6 +23,13 @@ pub fn build(kind: &str, table: &str) -> Result<Arc<dyn Output>, String> {
     outputs::validate("test", kind, table, &cx).and_then(|settings| settings.build()).map_err(|error| error.to_string())
 }
 
+/// Validates an output's table without building it: what `switchboard check` sees.
+pub fn validate(kind: &str, table: &str) -> Result<(), String> {
+    let table: toml::Table = toml::from_str(table).unwrap();
+    let cx = ValidationContext { base: Path::new("."), helpers: helpers(), warnings: Default::default() };
+    outputs::validate("test", kind, table, &cx).map(drop).map_err(|error| error.to_string())
+}
+
 /// The event a fixture becomes, received at a fixed time.
 pub fn fixture_event(vendor: &str, file: &str) -> Event {
     let (registry, _) = VendorRegistry::load_dir(&repo().join("plugins"));
