@@ -44,15 +44,22 @@ fn settings(
     context: &RenderContext,
     template: &str,
 ) -> Result<BTreeMap<&'static str, Value>, RenderError> {
-    output
-        .templated()
-        .iter()
-        .map(|templated| {
-            let value = templated.template.render(context).map_err(|error| RenderError {
-                template: template.to_owned(),
-                message: format!("the {} output's `{}` setting: {error}", output.kind(), templated.setting),
-            })?;
-            Ok((templated.setting, value))
-        })
-        .collect()
+    let mut settings = BTreeMap::new();
+    for templated in output.templated() {
+        match templated.template.render(context) {
+            Ok(value) => {
+                settings.insert(templated.setting, value);
+            }
+            Err(error) if templated.required => {
+                return Err(RenderError {
+                    template: template.to_owned(),
+                    message: format!("the {} output's `{}` setting: {error}", output.kind(), templated.setting),
+                });
+            }
+            Err(error) => tracing::debug!(
+                message = "An optional setting did not render; left out.", setting = templated.setting, %error
+            ),
+        }
+    }
+    Ok(settings)
 }

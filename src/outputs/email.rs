@@ -196,7 +196,7 @@ impl Settings {
             .as_ref()
             .map(|t| {
                 JsonTemplate::compile(&Value::String(t.clone()), Escape::Plain, cx.helpers)
-                    .map(|template| Templated { setting: REPLY_TO, template })
+                    .map(|template| Templated { setting: REPLY_TO, template, required: false })
                     .map_err(|e| SettingsError::at("reply_to", format!("reply_to: {e}")))
             })
             .into_iter()

@@ -106,6 +106,9 @@ pub struct Pace {
 pub struct Templated {
     pub setting: &'static str,
     pub template: JsonTemplate,
+    /// A required setting that cannot render fails the delivery (an HTTP URL); an optional one
+    /// is left out of the message (an email's `reply_to` when the visitor left no address).
+    pub required: bool,
 }
 
 impl std::fmt::Debug for Templated {

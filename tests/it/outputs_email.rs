@@ -121,3 +121,21 @@ fn bad_settings_are_refused_at_load() {
         assert!(error.contains(expected), "{table}: {error}");
     }
 }
+
+/// `reply_to` is a courtesy: when it cannot render, the mail goes without it, not dead-lettered.
+#[tokio::test]
+async fn a_reply_to_that_cannot_render_is_left_out_and_the_mail_still_composed() {
+    let output = build(
+        "email",
+        r#"
+        host = "127.0.0.1"
+        from = "bot@example.com"
+        to = ["sales@example.com"]
+        reply_to = "{{no_such_helper contact.email}}"
+        "#,
+    )
+    .unwrap();
+    let message = render("offline_message", output.as_ref(), &fixture_event("envybox", "chat_offline_form_8.form"));
+    assert!(message.setting("reply_to").is_none());
+    assert!(message.get(switchboard::render::Part::Subject).is_some_and(|s| !s.is_empty()));
+}

@@ -184,7 +184,7 @@ impl Settings {
                     .map_err(|e| SettingsError::at("url", format!("url is not a valid URL: {e}")))?,
             ),
             None => {
-                templated.push(Templated { setting: URL, template });
+                templated.push(Templated { setting: URL, template, required: true });
                 Target::Templated
             }
         };
@@ -201,7 +201,7 @@ impl Settings {
                 cx.helpers,
             )
             .map_err(|e| SettingsError::at("headers", format!("headers: {e}")))?;
-            templated.push(Templated { setting: HEADERS, template });
+            templated.push(Templated { setting: HEADERS, template, required: true });
         }
         let success = config
             .success_status
