@@ -6,9 +6,11 @@
 //! code uses a module its row does not name (with the file and line), when a row names a module
 //! the code no longer uses, or when a module is missing from the table.
 //!
-//! An arrow is a path through `crate::` (or `super::` up to the crate root) in code that is
-//! compiled outside tests; comments, `tests.rs` files and `#[cfg(test)]` items do not count:
-//! a test may build whatever fixtures it needs.
+//! An arrow is a path through `crate::` (or `$crate::`, or `super::` up to the crate root) in
+//! code that is compiled outside tests, read from the files' tokens; comments, strings,
+//! `tests.rs` files and `#[cfg(test)]` items, fields and variants do not count: a test may
+//! build whatever fixtures it needs. `src/lib.rs` only declares the modules, and a test holds it
+//! to that.
 
 // Test code panics on purpose: an unreadable source file is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -16,6 +18,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
 
 /// Every top-level module, with the modules it may use. Layers, from the bottom:
 ///
@@ -30,8 +34,9 @@ use std::path::{Path, PathBuf};
 ///    outputs). Each names what it reads of the configuration as a trait.
 /// 5. `config`: reads `config.toml` and the plugins into every stage's settings, and provides the
 ///    drivers' traits.
-/// 6. On top: `reload` (swaps the configuration), `inspect` (what the pipeline makes of an
-///    event), `admin` (probes, metrics, the dashboard), `cli`, and `app` (the wiring).
+/// 6. On top, in this order, each free to use those before it: `reload` (swaps the
+///    configuration), `inspect` (what the pipeline makes of an event), `admin` (probes,
+///    metrics, the dashboard), `cli`, and `app` (the wiring).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("event", &[]),
     ("diagnostics", &[]),
@@ -149,15 +154,54 @@ fn the_table_has_no_cycle() {
 
 #[test]
 fn the_scanner_sees_every_form_of_path() {
-    let text = "use crate::event::Event;\nuse crate::{body, plugin::{Vendor, reply}};\n\
-                // crate::admin in a comment\nfn f() { crate::store::open(); super::render::x(); }\n\
-                #[cfg(test)]\nmod tests { use crate::config::Config; }\n\
-                mod views { super::super::admin::x!(); super::sibling(); }\nlet quote = '\"'; // crate::cli\n";
-    let found: BTreeSet<String> = references(&strip(text), 1).into_iter().map(|(module, _)| module).collect();
-    let want: BTreeSet<String> = ["event", "body", "plugin", "store", "render", "admin"].map(String::from).into();
+    let text = r#"
+        use crate::event::Event;
+        use crate::{body, plugin::{Vendor, reply}};
+        // crate::admin in a comment
+        fn f() { crate::store::open(); super::render::x(); crate :: router::plan(); }
+        #[cfg(test)]
+        mod tests { use crate::config::Config; }
+        struct S { #[cfg(test)] probe: crate::cli::Probe, kept: crate::secret::Secret }
+        mod views { super::super::admin::x!(); super::sibling(); self::super::super::reload::y(); }
+        const Q: char = '"'; const P: &str = "\\"; fn g() { crate::metrics::m(); } // crate::cli
+        macro_rules! m { () => { $crate::telemetry::init() }; }
+        const R: &str = r"crate::inspect";
+        pub(crate) fn h() {}
+    "#;
+    let found: BTreeSet<String> = references(text, 1).unwrap().into_iter().map(|(module, _)| module).collect();
+    let want: BTreeSet<String> =
+        ["event", "body", "plugin", "store", "render", "router", "secret", "admin", "reload", "metrics", "telemetry"]
+            .map(String::from)
+            .into();
     assert_eq!(found, want);
     // Two modules down, one `super::` is a sibling, not the crate root.
-    assert!(references("use super::sibling;", 2).is_empty());
+    assert!(references("use super::sibling;", 2).unwrap().is_empty());
+    // A line is the path's own.
+    assert_eq!(references("\n\nfn f() {\n crate::store::x(); }", 1).unwrap(), [("store".to_owned(), 4)]);
+    // An alias of the crate root would hide every path through it.
+    assert!(references("use crate as root;", 1).is_err());
+    assert!(references("use super as up;", 1).is_err());
+}
+
+#[test]
+fn the_crate_root_only_declares_modules() {
+    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let code: TokenStream = text.parse().unwrap();
+    let tokens: Vec<TokenTree> = code.into_iter().collect();
+    let mut i = 0;
+    while i < tokens.len() {
+        // `#[…]` or `#![…]` attributes (doc comments arrive as `#[doc = "…"]`).
+        if is_punct(&tokens[i], '#') {
+            i += if tokens.get(i + 1).is_some_and(|t| is_punct(t, '!')) { 3 } else { 2 };
+            continue;
+        }
+        let declaration: Vec<String> = tokens[i..(i + 4).min(tokens.len())].iter().map(ToString::to_string).collect();
+        assert!(
+            declaration.len() == 4 && declaration[0] == "pub" && declaration[1] == "mod" && declaration[3] == ";",
+            "src/lib.rs holds code beside its `pub mod` lines, which the arrow test does not read: {declaration:?}"
+        );
+        i += 4;
+    }
 }
 
 fn top_level_modules(src: &Path) -> BTreeSet<String> {
@@ -188,8 +232,9 @@ fn arrows(src: &Path) -> BTreeMap<(String, String), Vec<Use>> {
         // How many `super::` reach the crate root: src/a.rs and src/a/mod.rs are one down,
         // src/a/b.rs two.
         let depth = parts.len() - usize::from(parts.last().is_some_and(|p| p == "mod.rs"));
-        let text = strip(&fs::read_to_string(&file).unwrap());
-        for (to, line) in references(&text, depth) {
+        let text = fs::read_to_string(&file).unwrap();
+        let references = references(&text, depth).unwrap_or_else(|error| panic!("{}: {error}", relative.display()));
+        for (to, line) in references {
             if to != from {
                 found.entry((from.clone(), to)).or_default().push(Use { file: relative.clone(), line });
             }
@@ -212,164 +257,131 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The text with comments and `#[cfg(test)]` items blanked out, newlines kept so lines count.
-fn strip(text: &str) -> String {
-    let mut out: Vec<char> = text.chars().collect();
-    let blank = |out: &mut Vec<char>, from: usize, to: usize| {
-        for c in &mut out[from..to] {
-            if *c != '\n' {
-                *c = ' ';
-            }
-        }
-    };
-    // Line comments (doc comments too); a `//` inside a string literal is rare enough in this
-    // code that losing the rest of such a line cannot hide a path.
+/// The top-level modules a file names, each with its line: `crate::x`, `$crate::x`,
+/// `crate::{x, y::z}`, and `super::x` (or `self::super::x`, `super::{…}`) where `depth` supers
+/// reach the crate root; inline `mod name { … }` blocks count as one more level. Read from the
+/// file's tokens, so comments and string literals never count, and macro bodies do. Items,
+/// fields and variants under `#[cfg(test)]` are left out. An alias of the crate root (`use
+/// crate as x`) is an error: paths through it could not be told.
+fn references(text: &str, depth: usize) -> Result<Vec<(String, usize)>, String> {
+    let tokens: TokenStream = text.parse().map_err(|e| format!("not Rust tokens: {e:?}"))?;
+    let mut found = Vec::new();
+    scan(tokens, depth, &mut found)?;
+    // `self` in a group (`crate::{self, …}`) is no module.
+    found.retain(|(name, _)| name != "self");
+    Ok(found)
+}
+
+fn scan(stream: TokenStream, depth: usize, found: &mut Vec<(String, usize)>) -> Result<(), String> {
+    let tokens: Vec<TokenTree> = stream.into_iter().collect();
     let mut i = 0;
-    let mut in_string = false;
-    while i < out.len() {
-        match out[i] {
-            // A quote opens or closes a string unless escaped or a char literal (`'"'`).
-            '"' if i == 0 || (out[i - 1] != '\\' && !(out[i - 1] == '\'' && out.get(i + 1) == Some(&'\''))) => {
-                in_string = !in_string;
-            }
-            '/' if !in_string && out.get(i + 1) == Some(&'/') => {
-                let end = out[i..].iter().position(|c| *c == '\n').map_or(out.len(), |n| i + n);
-                blank(&mut out, i, end);
-                i = end;
-                continue;
-            }
-            _ => {}
+    while i < tokens.len() {
+        if is_punct(&tokens[i], '#') && tokens.get(i + 1).is_some_and(is_cfg_test) {
+            i = end_of_item(&tokens, i + 2);
+            continue;
         }
-        i += 1;
-    }
-    // `#[cfg(test)]` and the item after it: to its `;`, or through its braces.
-    let marker: Vec<char> = "#[cfg(test)]".chars().collect();
-    let mut i = 0;
-    while i + marker.len() <= out.len() {
-        if out[i..i + marker.len()] != marker[..] {
+        if is_ident(&tokens[i], "mod")
+            && let (Some(TokenTree::Ident(_)), Some(TokenTree::Group(body))) = (tokens.get(i + 1), tokens.get(i + 2))
+            && body.delimiter() == Delimiter::Brace
+        {
+            scan(body.stream(), depth + 1, found)?;
+            i += 3;
+            continue;
+        }
+        if let TokenTree::Group(group) = &tokens[i] {
+            scan(group.stream(), depth, found)?;
             i += 1;
             continue;
         }
-        let mut j = i + marker.len();
-        while j < out.len() && out[j] != ';' && out[j] != '{' {
-            j += 1;
-        }
-        if j < out.len() && out[j] == '{' {
-            let mut depth = 0;
-            while j < out.len() {
-                match out[j] {
-                    '{' => depth += 1,
-                    '}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            break;
-                        }
-                    }
-                    _ => {}
+        let after_path_separator = i >= 2 && is_punct(&tokens[i - 1], ':') && is_punct(&tokens[i - 2], ':');
+        if let Some(root) = crate_root(&tokens, i, depth).filter(|_| !after_path_separator) {
+            match tokens.get(root) {
+                Some(TokenTree::Ident(name)) if name == "as" => {
+                    return Err(format!("line {}: an alias of the crate root hides paths", line(&tokens[i])));
                 }
-                j += 1;
-            }
-        }
-        let end = (j + 1).min(out.len());
-        blank(&mut out, i, end);
-        i = end;
-    }
-    out.into_iter().collect()
-}
-
-/// The spans of inline `mod name { … }` blocks.
-fn inline_modules(text: &str) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    for (at, _) in text.match_indices("mod ") {
-        let before = text[..at].chars().next_back();
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue;
-        }
-        let rest = &text[at + 4..];
-        let name_len = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').count();
-        if name_len == 0 || !rest[name_len..].trim_start().starts_with('{') {
-            continue;
-        }
-        let open = at + 4 + name_len + rest[name_len..].find('{').unwrap_or(0);
-        let mut level = 0;
-        for (offset, c) in text[open..].char_indices() {
-            match c {
-                '{' => level += 1,
-                '}' => {
-                    level -= 1;
-                    if level == 0 {
-                        spans.push((open, open + offset));
-                        break;
+                Some(TokenTree::Ident(name)) => found.push((name.to_string(), line(&tokens[i]))),
+                Some(TokenTree::Group(group)) if group.delimiter() == Delimiter::Brace => {
+                    // The names at the group's first level: its first, and each after a comma.
+                    let inner: Vec<TokenTree> = group.stream().into_iter().collect();
+                    for (at, token) in inner.iter().enumerate() {
+                        if let TokenTree::Ident(name) = token
+                            && (at == 0 || is_punct(&inner[at - 1], ','))
+                        {
+                            found.push((name.to_string(), line(token)));
+                        }
                     }
                 }
                 _ => {}
             }
-        }
-    }
-    spans
-}
-
-/// The top-level modules a file's text names, each with its line: `crate::x`, `crate::{x, y::z}`,
-/// and `super::x` (or `super::{…}`) where `depth` supers reach the crate root.
-fn references(text: &str, depth: usize) -> Vec<(String, usize)> {
-    let mut found = Vec::new();
-    let line_of = |at: usize| text[..at].matches('\n').count() + 1;
-    let mut roots = Vec::new();
-    for (at, _) in text.match_indices("crate::") {
-        let before = text[..at].chars().next_back();
-        if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
-            roots.push(at + "crate::".len());
-        }
-    }
-    // `super::` climbs one module; inline `mod name { … }` blocks are modules too.
-    let inline = inline_modules(text);
-    for (at, _) in text.match_indices("super::") {
-        let before = text[..at].chars().next_back();
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            i = root + 1;
             continue;
         }
-        let climbs = text[at..].len() - text[at..].trim_start_matches("super::").len();
-        let climbs = climbs / "super::".len();
-        let nesting = depth + inline.iter().filter(|(open, close)| *open < at && at < *close).count();
-        if climbs >= nesting {
-            roots.push(at + climbs * "super::".len());
-        }
+        i += 1;
     }
-    for start in roots {
-        let rest = &text[start..];
-        if let Some(group) = rest.strip_prefix('{') {
-            // The names at the group's first level: before `::`, `,` or the closing brace.
-            let mut level = 0;
-            let mut name = String::new();
-            let mut expecting_name = true;
-            for c in group.chars() {
-                if level == 0 && expecting_name && (c.is_alphanumeric() || c == '_') {
-                    name.push(c);
-                    continue;
-                }
-                if level == 0 && !name.is_empty() {
-                    found.push((std::mem::take(&mut name), line_of(start)));
-                    expecting_name = false;
-                }
-                match c {
-                    '{' => level += 1,
-                    '}' if level == 0 => break,
-                    '}' => level -= 1,
-                    ',' if level == 0 => expecting_name = true,
-                    _ => {}
-                }
-            }
-            if !name.is_empty() {
-                found.push((name, line_of(start)));
-            }
+    Ok(())
+}
+
+/// Where the path starting at `i` continues after reaching the crate root (`crate::`,
+/// `$crate::`, or enough `super::`), if it does; `crate as`/`super as` stop before `as`.
+fn crate_root(tokens: &[TokenTree], i: usize, depth: usize) -> Option<usize> {
+    let separator = |at: usize| {
+        tokens.get(at).is_some_and(|t| is_punct(t, ':')) && tokens.get(at + 1).is_some_and(|t| is_punct(t, ':'))
+    };
+    let is_as = |at: usize| tokens.get(at).is_some_and(|t| is_ident(t, "as"));
+    let mut at = i;
+    if is_punct(&tokens[at], '$') {
+        at += 1;
+    }
+    if tokens.get(at).is_some_and(|t| is_ident(t, "crate")) {
+        return if separator(at + 1) { Some(at + 3) } else { is_as(at + 1).then_some(at + 1) };
+    }
+    if is_ident(&tokens[i], "self") && separator(i + 1) && tokens.get(i + 3).is_some_and(|t| is_ident(t, "super")) {
+        at = i + 3;
+    }
+    let mut climbs = 0;
+    while tokens.get(at).is_some_and(|t| is_ident(t, "super")) {
+        if separator(at + 1) {
+            climbs += 1;
+            at += 3;
+        } else if is_as(at + 1) && climbs + 1 >= depth {
+            return Some(at + 1);
         } else {
-            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            if !name.is_empty() {
-                found.push((name, line_of(start)));
-            }
+            return None;
         }
     }
-    // `self` in a group (`crate::{self, …}`) is no module.
-    found.retain(|(name, _)| name != "self");
-    found
+    (climbs > 0 && climbs >= depth).then_some(at)
+}
+
+/// After `#[cfg(test)]` (and any further attributes): past the item, field or variant it
+/// guards, which ends at a `;` or `,` or with a `{ … }` body at its own level.
+fn end_of_item(tokens: &[TokenTree], mut i: usize) -> usize {
+    while i < tokens.len() {
+        match &tokens[i] {
+            TokenTree::Punct(p) if p.as_char() == '#' => i += 2,
+            TokenTree::Punct(p) if matches!(p.as_char(), ';' | ',') => return i + 1,
+            TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => {
+                // A `{ … }` body ends the item, unless a `;` closes it (`const X: T = S { … };`).
+                return if tokens.get(i + 1).is_some_and(|t| is_punct(t, ';')) { i + 2 } else { i + 1 };
+            }
+            _ => i += 1,
+        }
+    }
+    i
+}
+
+fn is_cfg_test(token: &TokenTree) -> bool {
+    matches!(token, TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket
+        && g.stream().to_string().replace(' ', "") == "cfg(test)")
+}
+
+fn is_punct(token: &TokenTree, c: char) -> bool {
+    matches!(token, TokenTree::Punct(p) if p.as_char() == c)
+}
+
+fn is_ident(token: &TokenTree, name: &str) -> bool {
+    matches!(token, TokenTree::Ident(ident) if ident == name)
+}
+
+fn line(token: &TokenTree) -> usize {
+    token.span().start().line
 }
