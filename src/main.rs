@@ -107,7 +107,6 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
     }
 }
 
-/// The configuration, or `None` after printing every problem in it.
 /// `switchboard check`: the configuration validated, and what it sets up.
 fn check(args: &ConfigArgs) -> ExitCode {
     let Some(config) = args.validate().map_err(|errors| eprint!("{errors}")).ok() else { return ExitCode::FAILURE };
@@ -126,6 +125,7 @@ fn check(args: &ConfigArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The configuration, validated and built, or `None` after printing every problem in it.
 fn load(args: &ConfigArgs) -> Option<Config> {
     args.load().map_err(|errors| eprint!("{errors}")).ok()
 }

@@ -1,8 +1,10 @@
 //! Loading and validating `config.toml` together with the vendor plugins it serves.
 //!
-//! Parse ([`raw`]) → expand `${VAR}` ([`env`]) → validate, collecting every issue → an immutable
-//! [`Config`]. The daemon never holds a raw value, so a running daemon never meets a bad config:
-//! a reload that fails validation leaves the previous `Config` in place.
+//! Parse ([`raw`]) → expand `${VAR}` ([`env`]) → validate, collecting every issue, with no I/O
+//! besides reading files ([`Validated`]) → build the outputs' clients and pools → an immutable
+//! [`Config`]. `switchboard check` stops after validation. The daemon never holds a raw value,
+//! so a running daemon never meets a bad config: a reload that fails leaves the previous
+//! `Config` in place.
 
 mod env;
 mod raw;

@@ -36,7 +36,8 @@ pub enum IngestError {
     BodyRead(String),
     #[error(transparent)]
     Normalize(#[from] NormalizeError),
-    #[error("the event could not be stored; try again later")]
+    /// 503 when the storage is failing for now, 500 otherwise; the detail stays in the log.
+    #[error("the event could not be stored")]
     Store(#[from] StoreError),
 }
 

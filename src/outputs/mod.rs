@@ -1,6 +1,6 @@
 //! Outputs: where rendered messages go (Telegram, email, HTTP, the log).
 //!
-//! Stage 7 of the pipeline (… → delivery → **outputs**). Each output is configured as
+//! Stage 7 of the pipeline (… → delivery (router, render) → **outputs**). Each output is configured as
 //! `[outputs.<name>]` with a `type`, validated when the configuration loads and built once. An
 //! output makes one attempt and classifies its result ([`DeliveryError`]); retrying and
 //! scheduling belong to the delivery stage alone, and so does rendering: an output declares the

@@ -6,7 +6,7 @@
 //! `[sequence]` says which events form one (`key`: the chat's ids), which event starts a new one
 //! (`begins`: the call's `start`) and what to remember of the earlier ones (`seen.agent_answered`:
 //! an `agent_connected`). Ingest reads the sequence's earlier events from the store
-//! ([`crate::store::Store::sequence`]) and [`Vendor::recall`] turns them into [`Seen`], which
+//! ([`crate::store::EventLog::sequence`]) and [`Vendor::recall`] turns them into [`Seen`], which
 //! `[[classify]]` rules test as `seen.<name>`.
 //!
 //! What was seen is only known once the sequence's beginning is stored: a call whose `start`
