@@ -377,14 +377,22 @@ impl Output for EmailOutput {
         let email = self.build_message(message, attempt)?;
         let response = self.transport.send(email).await.map_err(|e| classify(&e))?;
         let answer = response.message().collect::<Vec<_>>().join(" ");
-        Ok(Receipt { remote_id: None, summary: format!("{} {} ({})", response.code(), answer, self.relay) })
+        Ok(Receipt {
+            remote_id: None,
+            summary: format!("{} {} ({})", response.code(), answer, self.relay),
+            action: None,
+        })
     }
 }
 
 /// What an SMTP failure means for the delivery.
 pub fn classify(error: &lettre::transport::smtp::Error) -> DeliveryError {
     let detail = error_chain(error);
-    if error.is_permanent() {
+    // 535: authentication credentials invalid (RFC 4954 §6).
+    if error.status().is_some_and(|code| code.to_string() == "535") {
+        DeliveryError::permanent(Reason::Auth, detail)
+            .needs_operator("the SMTP server refuses the username or password: correct them in the output")
+    } else if error.is_permanent() {
         DeliveryError::permanent(Reason::Rejected, detail)
     } else if error.is_transient() {
         DeliveryError::retry(Reason::ServerError, detail)
@@ -393,7 +401,12 @@ pub fn classify(error: &lettre::transport::smtp::Error) -> DeliveryError {
     } else if error.is_tls() || error.is_client() {
         // A certificate the relay's name does not match, or a message lettre refuses to send:
         // the configuration must change first.
-        DeliveryError::permanent(Reason::Config, detail)
+        let action = if error.is_tls() {
+            "TLS with the relay fails: check `host` against its certificate, or set `ca_file` for a private CA"
+        } else {
+            "the message cannot be sent as configured: check the output's addresses"
+        };
+        DeliveryError::permanent(Reason::Config, detail).needs_operator(action)
     } else {
         DeliveryError::retry(Reason::Network, detail)
     }

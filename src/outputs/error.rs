@@ -55,6 +55,9 @@ pub struct DeliveryError {
     pub disposition: Disposition,
     pub reason: Reason,
     pub detail: String,
+    /// What the operator must change before any delivery to this destination can succeed (the
+    /// bot was removed from the chat, a password is refused): shown on the Status page.
+    pub action: Option<String>,
 }
 
 /// Remote answers kept in `detail` are cut to this many bytes.
@@ -62,15 +65,27 @@ pub const DETAIL_LIMIT: usize = 2048;
 
 impl DeliveryError {
     pub fn retry(reason: Reason, detail: impl Into<String>) -> Self {
-        Self { disposition: Disposition::Retry { after: None }, reason, detail: cap(detail.into()) }
+        Self { disposition: Disposition::Retry { after: None }, reason, detail: cap(detail.into()), action: None }
     }
 
     pub fn retry_after(reason: Reason, after: Duration, detail: impl Into<String>) -> Self {
-        Self { disposition: Disposition::Retry { after: Some(after) }, reason, detail: cap(detail.into()) }
+        Self {
+            disposition: Disposition::Retry { after: Some(after) },
+            reason,
+            detail: cap(detail.into()),
+            action: None,
+        }
     }
 
     pub fn permanent(reason: Reason, detail: impl Into<String>) -> Self {
-        Self { disposition: Disposition::Permanent, reason, detail: cap(detail.into()) }
+        Self { disposition: Disposition::Permanent, reason, detail: cap(detail.into()), action: None }
+    }
+
+    /// Says what the operator must change: every later delivery to this destination fails too.
+    #[must_use]
+    pub fn needs_operator(mut self, action: impl Into<String>) -> Self {
+        self.action = Some(action.into());
+        self
     }
 
     pub fn is_retryable(&self) -> bool {

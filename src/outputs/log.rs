@@ -85,6 +85,6 @@ impl Output for LogOutput {
                 write.await.map_err(|e| DeliveryError::retry(Reason::Network, format!("{}: {e}", path.display())))?;
             }
         }
-        Ok(Receipt { remote_id: None, summary: format!("{} characters logged", text.chars().count()) })
+        Ok(Receipt { remote_id: None, summary: format!("{} characters logged", text.chars().count()), action: None })
     }
 }

@@ -88,6 +88,8 @@ pub struct Receipt {
     /// The destination's id for the message (Telegram message id, SMTP queue id), if any.
     pub remote_id: Option<String>,
     pub summary: String,
+    /// Delivered, but the configuration should change (a group that became a supergroup).
+    pub action: Option<String>,
 }
 
 /// A pacing bucket and the least interval between two sends in it: delivery sends no faster

@@ -72,6 +72,8 @@ async fn smtp_answers_decide_retry_or_dead_letter() {
 
     let error = output(&peer, "sales@example.com", "wrong").send(&message, &attempt(1)).await.unwrap_err();
     assert_eq!(error.disposition, Disposition::Permanent, "a refused login: {error}");
+    assert_eq!(error.reason.as_str(), "auth");
+    assert!(error.action.as_deref().is_some_and(|a| a.contains("username or password")), "{error:?}");
     assert!(!format!("{error:?}").contains("wrong"), "the password never appears: {error:?}");
     assert_eq!(peer.count(), 0);
 }

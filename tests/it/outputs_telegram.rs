@@ -85,21 +85,50 @@ async fn markup_telegram_cannot_parse_is_sent_again_as_plain_text() {
 #[tokio::test]
 async fn refusals_that_need_the_operator_are_permanent_and_say_why() {
     let cases = [
-        (Reply::Blocked, "auth", "bot was blocked by the user"),
-        (Reply::ChatNotFound, "client_error", "chat not found"),
-        (Reply::Migrated(-1009876543210), "client_error", "set chat_id = -1009876543210"),
+        (vec![Reply::Blocked], "auth", "bot was blocked by the user", Some("add it back")),
+        (vec![Reply::ChatNotFound], "client_error", "chat not found", None),
+        // A group that moved twice in one attempt: the second move is not followed.
+        (
+            vec![Reply::Migrated(-1009876543210), Reply::Migrated(-1001111111111)],
+            "client_error",
+            "set chat_id = -1001111111111",
+            Some("set chat_id = -1001111111111"),
+        ),
     ];
-    for (reply, reason, detail) in cases {
-        let fake = FakeTelegram::start(vec![reply.clone()]).await;
+    for (script, reason, detail, action) in cases {
+        let fake = FakeTelegram::start(script.clone()).await;
         let error = output(&fake, "").send(&telegram("hi"), &attempt(1)).await.unwrap_err();
-        assert_eq!(error.disposition, Disposition::Permanent, "{reply:?}");
-        assert_eq!(error.reason.as_str(), reason, "{reply:?}");
-        assert!(error.detail.contains(detail), "{reply:?}: {}", error.detail);
+        assert_eq!(error.disposition, Disposition::Permanent, "{script:?}");
+        assert_eq!(error.reason.as_str(), reason, "{script:?}");
+        assert!(error.detail.contains(detail), "{script:?}: {}", error.detail);
+        assert_eq!(error.action.is_some(), action.is_some(), "{script:?}: {error:?}");
+        if let (Some(expected), Some(said)) = (action, &error.action) {
+            assert!(said.contains(expected), "{said}");
+        }
         assert!(!error.detail.contains(TOKEN), "the token never appears in an error");
     }
     let fake = FakeTelegram::start(vec![Reply::ServerError]).await;
     let error = output(&fake, "").send(&telegram("hi"), &attempt(1)).await.unwrap_err();
     assert!(error.is_retryable(), "a 500 is retried: {error}");
+}
+
+/// A group that became a supergroup: the alert goes to the new chat at once, so do the next
+/// ones, and each receipt says which `chat_id` to set.
+#[tokio::test]
+async fn a_group_that_became_a_supergroup_is_followed_at_once() {
+    let mut fake = FakeTelegram::start(vec![Reply::Migrated(-1009876543210)]).await;
+    let output = output(&fake, "");
+    let receipt = output.send(&telegram("first"), &attempt(1)).await.unwrap();
+    let (old, new) = (fake.next().await, fake.next().await);
+    assert_eq!(old.body["chat_id"], -1001234567890_i64);
+    assert_eq!((new.body["chat_id"].as_i64(), new.body["text"].as_str()), (Some(-1009876543210), Some("first")));
+    assert!(receipt.action.as_deref().is_some_and(|a| a.contains("set chat_id = -1009876543210")), "{receipt:?}");
+    assert!(receipt.summary.contains("-1009876543210"), "{}", receipt.summary);
+
+    let receipt = output.send(&telegram("second"), &attempt(1)).await.unwrap();
+    assert_eq!(fake.next().await.body["chat_id"], -1009876543210_i64, "straight to the new chat");
+    assert!(fake.drain().is_empty(), "one request");
+    assert!(receipt.action.is_some(), "the config still names the old chat");
 }
 
 #[tokio::test]

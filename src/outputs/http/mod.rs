@@ -363,7 +363,7 @@ pub fn classify(
     let delivered = if success.is_empty() { status.is_success() } else { success.contains(&status) };
     let detail = || format!("HTTP {}: {}", status.as_u16(), body.trim());
     if delivered {
-        return Ok(Receipt { remote_id: None, summary: format!("HTTP {}", status.as_u16()) });
+        return Ok(Receipt { remote_id: None, summary: format!("HTTP {}", status.as_u16()), action: None });
     }
     Err(match status.as_u16() {
         429 => match retry_after {
@@ -376,7 +376,8 @@ pub fn classify(
             Some(after) => DeliveryError::retry_after(Reason::ServerError, after, detail()),
             None => DeliveryError::retry(Reason::ServerError, detail()),
         },
-        401 | 403 => DeliveryError::permanent(Reason::Auth, detail()),
+        401 | 403 => DeliveryError::permanent(Reason::Auth, detail())
+            .needs_operator("the destination refuses our credentials: check the output's headers or secret"),
         _ => DeliveryError::permanent(Reason::ClientError, detail()),
     })
 }

@@ -4,12 +4,17 @@
 //!
 //! Long messages are split ([`split`]); if Telegram cannot parse the markup, the message goes
 //! once more as plain text rather than be lost. Flood limits (`retry_after`) and server errors
-//! are retried; a blocked bot, an unknown chat or a migrated group are not: they need the
-//! operator, and the error says what to change.
+//! are retried. A group that became a supergroup (`migrate_to_chat_id`) is followed at once:
+//! the message goes to the new chat, later ones too, and every receipt asks the operator to
+//! set the new `chat_id` (the Bot API answers the old id with the new one for as long as it is
+//! used, so a restart costs one extra request, not an alert). A blocked or removed bot and an
+//! unknown chat need the operator: the error says what to change.
+//!
+//! Bot API errors: <https://core.telegram.org/bots/api#responseparameters>.
 
 pub mod split;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -60,6 +65,8 @@ const PLAN: &[Need] =
 pub struct TelegramOutput {
     bot: Bot,
     chat: Recipient,
+    /// Where the configured group went when it became a supergroup, once Telegram said so.
+    moved_to: Mutex<Option<ChatId>>,
     thread: Option<ThreadId>,
     disable_notification: bool,
     link_preview: bool,
@@ -170,6 +177,7 @@ impl OutputSettings for Settings {
         Ok(Arc::new(TelegramOutput {
             bot,
             chat: self.chat,
+            moved_to: Mutex::new(None),
             thread: self.thread,
             disable_notification: self.disable_notification,
             link_preview: self.link_preview,
@@ -179,9 +187,42 @@ impl OutputSettings for Settings {
 }
 
 impl TelegramOutput {
+    /// The chat to send to: the configured one, or where it moved.
+    fn chat(&self) -> Recipient {
+        let moved = *self.moved_to.lock().unwrap_or_else(PoisonError::into_inner);
+        moved.map_or_else(|| self.chat.clone(), Recipient::Id)
+    }
+
+    /// One part, following a group's move to a supergroup once, and falling back to plain
+    /// text when Telegram cannot parse the markup.
+    async fn send_part(&self, part: &str, plain_fallback: &mut bool) -> Result<teloxide::types::Message, RequestError> {
+        let mut html = true;
+        let mut followed = false;
+        loop {
+            let text =
+                if html { std::borrow::Cow::Borrowed(part) } else { std::borrow::Cow::Owned(split::to_plain(part)) };
+            match self.send_one(&text, html).await {
+                Err(RequestError::Api(ApiError::CantParseEntities(why))) if html => {
+                    // Markup Telegram rejects must not cost the alert: send the words without it.
+                    tracing::warn!(message = "Telegram could not parse the HTML; sending as plain text.", detail = %why);
+                    *plain_fallback = true;
+                    html = false;
+                }
+                Err(RequestError::MigrateToChatId(new)) if !followed => {
+                    tracing::warn!(
+                        message = "The group became a supergroup; sending to its new id. Set chat_id in the config.",
+                        chat_id = new.0
+                    );
+                    *self.moved_to.lock().unwrap_or_else(PoisonError::into_inner) = Some(new);
+                    followed = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn send_one(&self, text: &str, html: bool) -> Result<teloxide::types::Message, RequestError> {
-        let mut request =
-            self.bot.send_message(self.chat.clone(), text).disable_notification(self.disable_notification);
+        let mut request = self.bot.send_message(self.chat(), text).disable_notification(self.disable_notification);
         if html {
             request = request.parse_mode(ParseMode::Html);
         }
@@ -242,16 +283,7 @@ impl Output for TelegramOutput {
         let mut ids = Vec::with_capacity(parts.len());
         let mut plain_fallback = false;
         for (index, part) in parts.iter().enumerate() {
-            let sent = match self.send_one(part, true).await {
-                Err(RequestError::Api(ApiError::CantParseEntities(why))) => {
-                    // Markup Telegram rejects must not cost the alert: send the words without it.
-                    tracing::warn!(message = "Telegram could not parse the HTML; sending as plain text.", detail = %why);
-                    plain_fallback = true;
-                    self.send_one(&split::to_plain(part), false).await
-                }
-                other => other,
-            };
-            match sent {
+            match self.send_part(part, &mut plain_fallback).await {
                 Ok(sent) => ids.push(sent.id.0.to_string()),
                 Err(error) => {
                     let mut error = classify(&error);
@@ -274,7 +306,12 @@ impl Output for TelegramOutput {
         if plain_fallback {
             summary.push_str(" as plain text: Telegram could not parse the HTML");
         }
-        Ok(Receipt { remote_id: Some(ids.join(",")), summary })
+        let moved = *self.moved_to.lock().unwrap_or_else(PoisonError::into_inner);
+        let action = moved.map(|ChatId(new)| {
+            summary.push_str(&format!(" to chat {new}, where the group moved"));
+            format!("the group became a supergroup: set chat_id = {new} for this output (sent there meanwhile)")
+        });
+        Ok(Receipt { remote_id: Some(ids.join(",")), summary, action })
     }
 }
 
@@ -286,10 +323,12 @@ pub fn classify(error: &RequestError) -> DeliveryError {
             seconds.duration(),
             format!("Telegram flood control: retry after {} s", seconds.seconds()),
         ),
+        // Only when the new chat moved again: the first move is followed by `send_part`.
         RequestError::MigrateToChatId(new_id) => DeliveryError::permanent(
             Reason::ClientError,
             format!("the group was upgraded to a supergroup: set chat_id = {new_id} for this output"),
-        ),
+        )
+        .needs_operator(format!("the group became a supergroup: set chat_id = {new_id} for this output")),
         RequestError::Network(error) if error.is_timeout() => {
             DeliveryError::retry(Reason::Timeout, "no answer from the Bot API in time")
         }
@@ -313,7 +352,14 @@ fn classify_api(error: &ApiError) -> DeliveryError {
         | ApiError::BotKickedFromSupergroup
         | ApiError::BotKickedFromChannel
         | ApiError::UserDeactivated
-        | ApiError::NotEnoughRightsToPostMessages => DeliveryError::permanent(Reason::Auth, detail),
+        | ApiError::NotEnoughRightsToPostMessages => {
+            DeliveryError::permanent(Reason::Auth, detail).needs_operator(if matches!(error, ApiError::InvalidToken) {
+                "Telegram refuses the bot token: take a current one from @BotFather"
+            } else {
+                "the bot cannot post to this chat (blocked, removed, or without the right to post): add it back, \
+                 then retry the dead letters; every alert to this chat fails until then"
+            })
+        }
         ApiError::Unknown(text) if is_server_side(text) => DeliveryError::retry(Reason::ServerError, detail),
         _ => DeliveryError::permanent(Reason::ClientError, detail),
     }
