@@ -23,6 +23,9 @@ pub const ROUTES_MATCHED: &str = "switchboard_routes_matched_total";
 pub const DELIVERY_ATTEMPTS: &str = "switchboard_delivery_attempts_total";
 /// Failed attempts by output and reason (`network`, `rate_limited`, …).
 pub const DELIVERY_FAILURES: &str = "switchboard_delivery_failures_total";
+/// 1 while an output's last word was that the operator must change something (the bot was
+/// removed from the chat, a password is refused): every later alert to it will fail too.
+pub const OUTPUT_NEEDS_OPERATOR: &str = "switchboard_output_needs_operator";
 /// How long one attempt took, by output.
 pub const DELIVERY_DURATION: &str = "switchboard_delivery_duration_seconds";
 /// Deliveries waiting to be sent (due now or waiting for a retry), read from the store at
@@ -81,6 +84,10 @@ fn describe() {
     metrics::describe_counter!(ROUTES_MATCHED, "Routes that took an event.");
     metrics::describe_counter!(DELIVERY_ATTEMPTS, "Delivery attempts, by output and outcome.");
     metrics::describe_counter!(DELIVERY_FAILURES, "Failed delivery attempts, by output and reason.");
+    metrics::describe_gauge!(
+        OUTPUT_NEEDS_OPERATOR,
+        "1 while an output needs the operator to change something before it can deliver again."
+    );
     metrics::describe_histogram!(DELIVERY_DURATION, metrics::Unit::Seconds, "Duration of one delivery attempt.");
     metrics::describe_gauge!(QUEUE_DEPTH, "Deliveries waiting to be sent.");
     metrics::describe_gauge!(QUEUE_DUE, "Pending deliveries that are due now.");

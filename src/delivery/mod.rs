@@ -249,8 +249,8 @@ pub async fn attempt(
         }
         _ => None,
     };
-    let (outcome, next, reason, detail) = match result {
-        Ok(receipt) => ("delivered", Next::Delivered, None, receipt.summary),
+    let (outcome, next, reason, detail, action) = match result {
+        Ok(receipt) => ("delivered", Next::Delivered, None, receipt.summary, receipt.action),
         Err(error) => {
             let next = match error.disposition {
                 Disposition::Permanent => Next::Dead,
@@ -269,7 +269,7 @@ pub async fn attempt(
                 }
             };
             let outcome = if next == Next::Dead { "dead" } else { "retry" };
-            (outcome, next, Some(error.reason.as_str().to_owned()), error.detail)
+            (outcome, next, Some(error.reason.as_str().to_owned()), error.detail, error.action)
         }
     };
     match next {
@@ -282,13 +282,23 @@ pub async fn attempt(
             message = "Delivery failed for good; dead-lettered.", reason = reason.as_deref().unwrap_or_default(), detail = %detail
         ),
     }
+    if let Some(action) = &action {
+        tracing::warn!(message = "The output needs the operator.", action = %action);
+    }
     let output = delivery.output.clone();
+    // Raised by an attempt that says what to change, lowered by one that delivers without.
+    match (&action, next) {
+        (Some(_), _) => metrics::gauge!(m::OUTPUT_NEEDS_OPERATOR, "output" => output.clone()).set(1.0),
+        (None, Next::Delivered) => metrics::gauge!(m::OUTPUT_NEEDS_OPERATOR, "output" => output.clone()).set(0.0),
+        (None, _) => {}
+    }
     metrics::counter!(m::DELIVERY_ATTEMPTS, "output" => output.clone(), "outcome" => outcome).increment(1);
     metrics::histogram!(m::DELIVERY_DURATION, "output" => output.clone()).record(clock.elapsed().as_secs_f64());
     if let Some(reason) = &reason {
         metrics::counter!(m::DELIVERY_FAILURES, "output" => output, "reason" => reason.clone()).increment(1);
     }
-    finish(store, &delivery, record(number, started, clock, outcome, reason, &detail), next).await;
+    let record = AttemptRecord { action, ..record(number, started, clock, outcome, reason, &detail) };
+    finish(store, &delivery, record, next).await;
     (next, slow_down)
 }
 
@@ -330,6 +340,7 @@ fn record(
         outcome: outcome.to_owned(),
         reason,
         detail: detail.to_owned(),
+        action: None,
     }
 }
 

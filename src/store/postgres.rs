@@ -138,8 +138,8 @@ impl Queue for PostgresStore {
         let (state, next_at, error) = next_state(&attempt, next);
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail, action)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (delivery_id, number) DO NOTHING",
         )
         .bind(id.to_string())
@@ -149,6 +149,7 @@ impl Queue for PostgresStore {
         .bind(&attempt.outcome)
         .bind(attempt.reason.as_deref())
         .bind(&attempt.detail)
+        .bind(attempt.action.as_deref())
         .execute(&mut *tx)
         .await?;
         sqlx::query(

@@ -135,6 +135,9 @@ pub struct AttemptRecord {
     pub outcome: String,
     pub reason: Option<String>,
     pub detail: String,
+    /// What the operator must change, when the output said ([`crate::outputs`] errors and
+    /// receipts carry it).
+    pub action: Option<String>,
 }
 
 /// What happens to a delivery after an attempt.

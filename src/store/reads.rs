@@ -40,7 +40,9 @@ ORDER BY id DESC LIMIT $4";
 pub(super) const OUTPUT_LAST_ATTEMPTS: &str = r"
 SELECT d.output AS output,
        MAX(CASE WHEN a.outcome = 'delivered' THEN a.started_at END) AS last_success,
-       MAX(CASE WHEN a.outcome <> 'delivered' THEN a.started_at END) AS last_failure
+       MAX(CASE WHEN a.outcome <> 'delivered' THEN a.started_at END) AS last_failure,
+       MAX(CASE WHEN a.outcome = 'delivered' AND a.action IS NULL THEN a.started_at END) AS last_clean,
+       MAX(CASE WHEN a.action IS NOT NULL THEN a.started_at END) AS last_action
 FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
 GROUP BY d.output ORDER BY d.output";
 
@@ -48,6 +50,13 @@ pub(super) const OUTPUT_LAST_FAILURE: &str = r"
 SELECT a.detail AS detail
 FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.output = $1 AND a.outcome <> 'delivered'
+ORDER BY a.started_at DESC LIMIT 1";
+
+/// What an output's latest attempt that carried one asked the operator to change.
+pub(super) const OUTPUT_LAST_ACTION: &str = r"
+SELECT a.action AS action
+FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+WHERE d.output = $1 AND a.action IS NOT NULL
 ORDER BY a.started_at DESC LIMIT 1";
 
 pub(super) const QUEUE: &str = r"
@@ -87,7 +96,8 @@ WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) AND (CAST($2 AS TEXT) IS NULL OR 
 ORDER BY id DESC LIMIT $3";
 
 pub(super) const DELIVERY_ATTEMPTS: &str = r"
-SELECT number, started_at, duration_ms, outcome, reason, detail FROM attempts WHERE delivery_id = $1 ORDER BY number";
+SELECT number, started_at, duration_ms, outcome, reason, detail, action FROM attempts WHERE delivery_id = $1
+ORDER BY number";
 
 /// When the first delivery no one holds falls due. Walks the (state, next_attempt_at) index
 /// and stops at the first row not under a live lease: a MIN over every pending row, asked after
@@ -299,10 +309,22 @@ macro_rules! shared_reads {
                         .map(|row| row.text("detail"))
                         .transpose()?,
                 };
+                // Until an attempt delivers without one: the operator has fixed it.
+                let (last_action, last_clean) = (row.maybe_int("last_action")?, row.maybe_int("last_clean")?);
+                let action = match last_action {
+                    Some(at) if last_clean.is_none_or(|clean| clean < at) => sqlx::query(reads::OUTPUT_LAST_ACTION)
+                        .bind(&output)
+                        .fetch_optional(pool)
+                        .await?
+                        .map(|row| row.text("action"))
+                        .transpose()?,
+                    _ => None,
+                };
                 health.push(OutputHealth {
                     last_success_at: row.maybe_int("last_success")?.map(crate::store::from_millis),
                     last_failure_at,
                     last_failure,
+                    action,
                     output,
                 });
             }

@@ -150,7 +150,7 @@ pub(super) fn rejection(row: &impl Columns) -> Result<Rejection, StoreError> {
     })
 }
 
-/// `number, started_at, duration_ms, outcome, reason, detail`
+/// `number, started_at, duration_ms, outcome, reason, detail, action`
 pub(super) fn attempt(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
     Ok(AttemptRecord {
         number: count(row.int("number")?),
@@ -159,6 +159,7 @@ pub(super) fn attempt(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
         outcome: row.text("outcome")?,
         reason: row.maybe_text("reason")?,
         detail: row.text("detail")?,
+        action: row.maybe_text("action")?,
     })
 }
 

@@ -115,6 +115,9 @@ pub struct OutputHealth {
     pub last_failure_at: Option<DateTime<Utc>>,
     /// What the destination answered the last time it failed.
     pub last_failure: Option<String>,
+    /// What the operator must change (the bot was removed from the chat, the group moved), from
+    /// the latest attempt that said so, until an attempt delivers without it.
+    pub action: Option<String>,
 }
 
 /// The delivery queue at a glance.

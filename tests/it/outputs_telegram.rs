@@ -336,3 +336,52 @@ template = "missed_call"
     }
     daemon.stop().await;
 }
+
+/// A bot removed from its chat fails every later alert too: the Status page says what to do
+/// above everything else, a gauge says so to alerting, and a clean delivery clears both.
+#[tokio::test]
+async fn a_bot_removed_from_the_chat_is_flagged_until_it_delivers_again() {
+    let mut fake = FakeTelegram::start(vec![Reply::Blocked]).await;
+    let config = format!(
+        r#"
+[outputs.sales_tg]
+type = "telegram"
+token = "{TOKEN}"
+chat_id = 4242
+api_url = "{}"
+
+[[route]]
+name = "offline"
+kind = "message.offline"
+to = ["sales_tg"]
+template = "offline_message"
+"#,
+        fake.api_url()
+    );
+    let daemon = Daemon::start(&config).await;
+    let gauge = r#"switchboard_output_needs_operator{output="sales_tg"}"#;
+    let read = |path: &'static str| async {
+        daemon.client.get(daemon.admin_url(path)).send().await.unwrap().text().await.unwrap()
+    };
+    let offline =
+        |n: u32| format!(r#"{{"event_name":"offline_message","offline_message_id":{n},"message":"Перезвоните"}}"#);
+    let response = daemon.client.post(daemon.url("/hooks/jivo")).body(offline(1)).send().await.unwrap();
+    let event = daemon.stored(&response).await.event.id;
+    fake.next().await;
+    let store = daemon.store().await;
+    eventually("dead-lettered", || async { store.deliveries(event).await.unwrap()[0].state == DeliveryState::Dead })
+        .await;
+    let status = read("/status").await;
+    let banner = status.split("id=\"needs-operator\"").nth(1).expect("a banner on the Status page");
+    assert!(banner.contains("sales_tg") && banner.contains("add it back"), "{banner}");
+    assert!(read("/metrics").await.lines().any(|line| line == format!("{gauge} 1")));
+
+    let response = daemon.client.post(daemon.url("/hooks/jivo")).body(offline(2)).send().await.unwrap();
+    let event = daemon.stored(&response).await.event.id;
+    fake.next().await;
+    eventually("delivered", || async { store.deliveries(event).await.unwrap()[0].state == DeliveryState::Delivered })
+        .await;
+    assert!(!read("/status").await.contains("needs-operator"), "cleared by a clean delivery");
+    assert!(read("/metrics").await.lines().any(|line| line == format!("{gauge} 0")));
+    daemon.stop().await;
+}

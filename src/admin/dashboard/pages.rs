@@ -134,7 +134,7 @@ pub(super) async fn event(
             .map(|a| {
                 json!({
                     "number": a.number, "time": time(a.started_at), "duration_ms": a.duration.as_millis(),
-                    "outcome": a.outcome, "reason": a.reason, "detail": a.detail,
+                    "outcome": a.outcome, "reason": a.reason, "detail": a.detail, "action": a.action,
                 })
             })
             .collect();
@@ -294,9 +294,13 @@ pub(super) async fn status(
                 "last_failure": seen.and_then(|h| h.last_failure_at).map(time),
                 "last_failure_detail": seen.and_then(|h| h.last_failure.clone()),
                 "failing": seen.is_some_and(|h| h.last_failure_at > h.last_success_at),
+                "action": seen.and_then(|h| h.action.clone()),
             })
         })
         .collect();
+    // Shown above everything else: until it is done, every alert to that output fails or
+    // takes a detour.
+    let attention: Vec<Value> = outputs.iter().filter(|o| !o["action"].is_null()).cloned().collect();
     let routes: Vec<Value> = config
         .routes()
         .iter()
@@ -319,6 +323,7 @@ pub(super) async fn status(
         "public_url_set": config.server().public_url.is_some(),
         "vendors": vendors,
         "outputs": outputs,
+        "attention": attention,
         "routes": routes,
         "queue": {
             "pending": queue.pending,

@@ -215,8 +215,8 @@ pub(super) fn finish(tx: &Transaction<'_>, finished: &Finished) -> Result<(), St
     let Finished { id, attempt, next } = finished;
     let (state, next_at, error) = next_state(attempt, *next);
     tx.prepare_cached(
-        "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail, action)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         id,
@@ -226,6 +226,7 @@ pub(super) fn finish(tx: &Transaction<'_>, finished: &Finished) -> Result<(), St
         attempt.outcome,
         attempt.reason,
         attempt.detail,
+        attempt.action,
     ])?;
     tx.prepare_cached(
         "UPDATE deliveries SET state = ?1, attempts = ?2, next_attempt_at = COALESCE(?3, next_attempt_at),

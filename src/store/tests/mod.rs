@@ -148,6 +148,7 @@ contract! {
     queue::operators_can_retry_replay_and_prune: borrowed,
     queue::waiting_deliveries_are_pulled_forward_for_their_output: borrowed,
     views::operator_views_filter_count_and_summarise: borrowed,
+    views::an_operator_action_is_shown_until_a_clean_delivery: borrowed,
 }
 
 #[tokio::test]

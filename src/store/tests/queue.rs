@@ -26,6 +26,7 @@ pub(super) async fn deliveries_are_claimed_once_and_moved_on(store: &dyn Store) 
         outcome: outcome.into(),
         reason: (outcome != "delivered").then(|| "server_error".into()),
         detail: format!("attempt {number}"),
+        action: None,
     };
     // Claim order is not part of the contract; pick them by output.
     let id_of = |output: &str| claimed.iter().find(|(d, _)| d.output == output).unwrap().0.id;
@@ -75,6 +76,7 @@ pub(super) async fn an_expired_lease_is_taken_over(store: &dyn Store) {
         outcome: "retry".into(),
         reason: Some("network".into()),
         detail: "connection reset".into(),
+        action: None,
     };
     store.finish_attempt(taken[0].0.id, finished, Next::RetryAt(now + TimeDelta::seconds(7))).await.unwrap();
     let again = store.claim_due(now + TimeDelta::seconds(8), 10, Duration::from_secs(5)).await.unwrap();
@@ -124,6 +126,7 @@ pub(super) async fn operators_can_retry_replay_and_prune(store: &dyn Store) {
         outcome: outcome.into(),
         reason: None,
         detail: outcome.into(),
+        action: None,
     };
     let dead = claimed.iter().find(|(d, _)| d.output == "tg").unwrap().0.id;
     let done = claimed.iter().find(|(d, _)| d.output == "mail").unwrap().0.id;
@@ -183,6 +186,7 @@ pub(super) async fn waiting_deliveries_are_pulled_forward_for_their_output(store
             outcome: "retry".into(),
             reason: Some("server_error".into()),
             detail: "HTTP 503".into(),
+            action: None,
         };
         store.finish_attempt(delivery.id, record, Next::RetryAt(later)).await.unwrap();
     }

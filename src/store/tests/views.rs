@@ -28,6 +28,7 @@ pub(super) async fn operator_views_filter_count_and_summarise(store: &dyn Store)
         outcome: outcome.into(),
         reason: None,
         detail: detail.into(),
+        action: None,
     };
     let delivered = with_deliveries(new_event("envybox", "v:1", now - TimeDelta::seconds(30)), &["tg"]);
     let failed = with_deliveries(new_event("envybox", "v:2", now - TimeDelta::seconds(20)), &["tg", "mail"]);
@@ -87,4 +88,43 @@ pub(super) async fn operator_views_filter_count_and_summarise(store: &dyn Store)
     assert_eq!((queue.pending, queue.due, queue.dead), (1, 0, 1));
     assert_eq!(queue.oldest_pending_at.map(|t| t.timestamp_millis()), Some(now.timestamp_millis()));
     assert_eq!(store.queue_stats(now + TimeDelta::seconds(61)).await.unwrap().due, 1);
+}
+
+/// An output's call for the operator stays on the Status page through later failures and
+/// deliveries that repeat it, and goes when one delivers without it.
+pub(super) async fn an_operator_action_is_shown_until_a_clean_delivery(store: &dyn Store) {
+    let now = Utc::now();
+    let attempt = |at: i64, outcome: &str, action: Option<&str>| AttemptRecord {
+        number: 1,
+        started_at: now + TimeDelta::seconds(at),
+        duration: Duration::from_millis(5),
+        outcome: outcome.into(),
+        reason: None,
+        detail: outcome.into(),
+        action: action.map(str::to_owned),
+    };
+    let steps = [
+        (attempt(0, "dead", Some("add the bot back")), Next::Dead),
+        (attempt(1, "dead", None), Next::Dead),
+        (attempt(2, "delivered", Some("set chat_id = -100")), Next::Delivered),
+        (attempt(3, "delivered", None), Next::Delivered),
+    ];
+    let (mut shown, mut first) = (Vec::new(), None);
+    for (i, (record, next)) in steps.into_iter().enumerate() {
+        store.append(with_deliveries(new_event("jivo", &format!("a:{i}"), now), &["tg"])).await.unwrap();
+        let claimed = store.claim_due(now + TimeDelta::seconds(10), 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        first.get_or_insert(claimed[0].0.id);
+        store.finish_attempt(claimed[0].0.id, record, next).await.unwrap();
+        let health = store.output_health().await.unwrap();
+        shown.push(health.iter().find(|h| h.output == "tg").unwrap().action.clone());
+    }
+    let shown: Vec<_> = shown.iter().map(Option::as_deref).collect();
+    assert_eq!(
+        shown,
+        [Some("add the bot back"), Some("add the bot back"), Some("set chat_id = -100"), None],
+        "a plain failure keeps the call, a delivery that repeats one replaces it, a clean one clears it"
+    );
+    let attempts = store.attempts(first.unwrap()).await.unwrap();
+    assert_eq!(attempts[0].action.as_deref(), Some("add the bot back"), "the attempt keeps its action");
 }
