@@ -63,6 +63,12 @@ pub struct RawRoute {
     /// Per-output template overrides: `{ sales_mail = "offline_message" }`.
     #[serde(default)]
     pub templates: BTreeMap<String, String>,
+    /// What later events of a sequence do with the message an earlier one sent: `edit`
+    /// (default), `reply` or `new`.
+    pub card: Option<crate::router::CardMode>,
+    /// Per-output overrides of `card`: `{ sales_tg = "reply" }`.
+    #[serde(default)]
+    pub cards: BTreeMap<String, crate::router::CardMode>,
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
     /// A delivery not sent within this many seconds of the webhook is expired, not sent late.

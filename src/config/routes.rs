@@ -334,6 +334,11 @@ pub(super) fn routes(
                 issue("templates", format!("`{output}` is not one of this route's outputs ({})", route.to.join(", ")));
             }
         }
+        for output in route.cards.keys() {
+            if !route.to.contains(output) {
+                issue("cards", format!("`{output}` is not one of this route's outputs ({})", route.to.join(", ")));
+            }
+        }
         let mut targets = Vec::with_capacity(route.to.len());
         for output in &route.to {
             let Some(entry) = outputs.get(output) else {
@@ -366,7 +371,8 @@ pub(super) fn routes(
                     }
                 }
             }
-            targets.push(Target { output: output.clone(), template: template.clone() });
+            let card = route.cards.get(output).copied().or(route.card).unwrap_or_default();
+            targets.push(Target { output: output.clone(), template: template.clone(), card });
         }
         compiled.push(Route {
             name: route.name.clone(),

@@ -6,6 +6,7 @@
 //! permanent ones, and those past the maximum age, are dead-lettered with the last answer.
 //! Nothing is dropped silently.
 
+mod cards;
 mod compose;
 pub mod pacing;
 pub mod policy;
@@ -57,6 +58,8 @@ use crate::store::{AttemptRecord, Delivery, NewDelivery, Next, Queue, Wake};
 pub const LEASE: Duration = Duration::from_secs(45);
 /// An attempt that takes longer than this is abandoned as a timeout.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a delivery waits for an earlier event of its call to reach the same output first.
+const CARD_WAIT: chrono::TimeDelta = chrono::TimeDelta::milliseconds(300);
 /// When idle, look for due work at least this often (deliveries come due by the clock).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -205,7 +208,29 @@ async fn paced_attempt(
         }
         return None;
     };
-    let paces = entry.and_then(|e| e.output.as_ref()).map(|o| o.pacing().to_vec()).unwrap_or_default();
+    let output = entry.and_then(|e| e.output.as_ref());
+    let continues = match output {
+        Some(output) => match cards::card(store, config, &delivery, output.as_ref(), Utc::now()).await {
+            Ok(cards::Card::Send(continues)) => continues,
+            Ok(cards::Card::Wait) => {
+                // An earlier event of the same call is on its way to this output: its message
+                // is the card this one continues.
+                if let Err(error) = store.defer(delivery.id, Utc::now() + CARD_WAIT).await {
+                    tracing::warn!(message = "Could not defer a delivery; its lease will expire.", %error);
+                }
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(message = "Could not read the call's card; trying again shortly.", %error);
+                if let Err(error) = store.defer(delivery.id, Utc::now() + CARD_WAIT).await {
+                    tracing::warn!(message = "Could not defer a delivery; its lease will expire.", %error);
+                }
+                return None;
+            }
+        },
+        None => None,
+    };
+    let paces = output.map(|o| o.pacing().to_vec()).unwrap_or_default();
     let now = tokio::time::Instant::now();
     if let Err(free_at) = pacer.reserve(&paces, now) {
         let wait = chrono::TimeDelta::from_std(free_at - now).unwrap_or_default();
@@ -214,7 +239,7 @@ async fn paced_attempt(
         }
         return None;
     }
-    let (next, pause) = attempt(store, config, delivery, event).await;
+    let (next, pause) = attempt(store, config, delivery, event, continues).await;
     pacer.finish(&paces, tokio::time::Instant::now(), pause);
     let health = match next {
         Next::Delivered => recovery::Health::Answered,
@@ -232,6 +257,7 @@ pub async fn attempt(
     config: &dyn DeliveryConfig,
     delivery: Delivery,
     event: Event,
+    continues: Option<outputs::Continues>,
 ) -> (Next, Option<Duration>) {
     let number = delivery.attempts + 1;
     let started = Utc::now();
@@ -242,15 +268,19 @@ pub async fn attempt(
         tracing::warn!(message = "Delivery expired: too late to be useful.");
         return (Next::Expired, None);
     }
-    let result = send(config, &delivery, event, number).await;
+    let result = send(config, &delivery, event, number, continues).await;
     let slow_down = match &result {
         Err(DeliveryError { reason: Reason::RateLimited, disposition: Disposition::Retry { after }, .. }) => {
             Some(after.unwrap_or(Duration::from_secs(1)))
         }
         _ => None,
     };
+    let mut remote_id = None;
     let (outcome, next, reason, detail, action) = match result {
-        Ok(receipt) => ("delivered", Next::Delivered, None, receipt.summary, receipt.action),
+        Ok(receipt) => {
+            remote_id = receipt.remote_id;
+            ("delivered", Next::Delivered, None, receipt.summary, receipt.action)
+        }
         Err(error) => {
             let next = match error.disposition {
                 Disposition::Permanent => Next::Dead,
@@ -297,7 +327,7 @@ pub async fn attempt(
     if let Some(reason) = &reason {
         metrics::counter!(m::DELIVERY_FAILURES, "output" => output, "reason" => reason.clone()).increment(1);
     }
-    let record = AttemptRecord { action, ..record(number, started, clock, outcome, reason, &detail) };
+    let record = AttemptRecord { action, remote_id, ..record(number, started, clock, outcome, reason, &detail) };
     finish(store, &delivery, record, next).await;
     (next, slow_down)
 }
@@ -307,6 +337,7 @@ async fn send(
     delivery: &Delivery,
     event: Event,
     number: u32,
+    continues: Option<outputs::Continues>,
 ) -> Result<outputs::Receipt, DeliveryError> {
     let entry = config.output(&delivery.output).ok_or_else(|| {
         DeliveryError::permanent(Reason::Config, format!("output `{}` is no longer configured", delivery.output))
@@ -315,7 +346,8 @@ async fn send(
         DeliveryError::permanent(Reason::Config, format!("output `{}` is switched off", delivery.output))
     })?;
     let message = compose(config.templates(), &delivery.template, output.as_ref(), &RenderContext::from_event(event))
-        .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?;
+        .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?
+        .continuing(continues);
     let attempt = Attempt { delivery: delivery.id.to_string(), number };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, output.send(&message, &attempt)).await {
         Ok(result) => result,
@@ -341,6 +373,7 @@ fn record(
         reason,
         detail: detail.to_owned(),
         action: None,
+        remote_id: None,
     }
 }
 

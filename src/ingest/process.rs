@@ -66,7 +66,7 @@ pub(super) async fn store(
     let Intake { request, record, path_event, legacy, received_at, planned_at } = intake;
     let legacy_event = legacy.and_then(|l| l.event.as_deref());
     let mut normalized = vendor.normalize(request, path_event, legacy_event, EventId::new(received_at), received_at)?;
-    let sequence::Recalled { turn: sequence_turn, anew } =
+    let sequence::Recalled { turn: sequence_turn, anew, start: sequence_start } =
         sequence::recall(&state.sequences, state.store.as_ref(), vendor, &mut normalized).await.map_err(|e| {
             tracing::error!(
                 message = "Could not read the event's sequence; the vendor is asked to retry.",
@@ -100,6 +100,7 @@ pub(super) async fn store(
             payload_from_body: normalized.payload_from_body,
             routes: routes.clone(),
             sequence_key: normalized.sequence.map(|sequence| sequence.key),
+            sequence_start,
             deliveries,
             planned_at,
         })

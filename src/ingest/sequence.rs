@@ -52,6 +52,9 @@ pub(super) struct Recalled<'t> {
     /// An earlier event of the sequence has its dedup key, but the sequence has moved on since:
     /// this is the same thing happening again (a visitor's second call), not a resend.
     pub(super) anew: bool,
+    /// The event that began this run of the sequence: the event itself when it begins one or
+    /// none of the run is stored, otherwise what the latest earlier event named.
+    pub(super) start: Option<EventId>,
 }
 
 /// Classifies `normalized` again with what its sequence's earlier events showed, if it belongs
@@ -68,7 +71,7 @@ pub(super) async fn recall<'t>(
     normalized: &mut Normalized,
 ) -> Result<Recalled<'t>, StoreError> {
     let Some(sequence) = &normalized.sequence else {
-        return Ok(Recalled { turn: None, anew: false });
+        return Ok(Recalled { turn: None, anew: false, start: None });
     };
     let here = turns.take(&sequence.key).await;
     let everywhere = store.lock_sequence(&sequence.key).await?;
@@ -83,7 +86,13 @@ pub(super) async fn recall<'t>(
     let repeat = vendor.repeat(normalized.event.received_at, &normalized.dedup_key, &keyed);
     let seen = vendor.recall(sequence, earlier.iter().map(|stored| &stored.event));
     vendor.reclassify(&mut normalized.event, &seen);
-    Ok(Recalled { turn: Some(Turn { _here: here, _everywhere: everywhere }), anew: repeat == Repeat::Anew })
+    let own = normalized.event.id;
+    let start = if sequence.begins { own } else { earlier.first().and_then(|stored| stored.sequence_start).unwrap_or(own) };
+    Ok(Recalled {
+        turn: Some(Turn { _here: here, _everywhere: everywhere }),
+        anew: repeat == Repeat::Anew,
+        start: Some(start),
+    })
 }
 
 #[cfg(test)]

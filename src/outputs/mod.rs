@@ -45,19 +45,54 @@ pub struct Need {
 pub struct Message {
     parts: BTreeMap<Part, String>,
     settings: BTreeMap<&'static str, Value>,
+    continues: Option<Continues>,
+}
+
+/// An earlier message of the same call or chat that this one continues, at an output that can
+/// ([`Output::continues_messages`]): one live card rather than a message per webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Continues {
+    /// The destination's id for it, as its [`Receipt::remote_id`] said.
+    pub remote_id: String,
+    pub how: Continuation,
+}
+
+/// How a message continues an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continuation {
+    /// Its content replaces the earlier message's, in place.
+    Edit,
+    /// It is sent as a new message that replies to the earlier one.
+    Reply,
 }
 
 /// The rendered settings may hold a secret (an `Authorization` header made from one), so a
 /// debug print names them without their values.
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Message").field("parts", &self.parts).field("settings", &self.settings.keys()).finish()
+        f.debug_struct("Message")
+            .field("parts", &self.parts)
+            .field("settings", &self.settings.keys())
+            .field("continues", &self.continues)
+            .finish()
     }
 }
 
 impl Message {
     pub fn new(parts: BTreeMap<Part, String>, settings: BTreeMap<&'static str, Value>) -> Self {
-        Self { parts, settings }
+        Self { parts, settings, continues: None }
+    }
+
+    /// The same message, continuing an earlier one.
+    #[must_use]
+    pub fn continuing(mut self, earlier: Option<Continues>) -> Self {
+        self.continues = earlier;
+        self
+    }
+
+    /// The earlier message this one continues, if any.
+    pub fn continues(&self) -> Option<&Continues> {
+        self.continues.as_ref()
     }
 
     /// A templated setting, rendered: [`Templated::setting`] names it.
@@ -85,7 +120,8 @@ pub struct Attempt {
 /// What a successful attempt leaves behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
-    /// The destination's id for the message (Telegram message id, SMTP queue id), if any.
+    /// The destination's id for the message (a Telegram message id: the first, when it took
+    /// several), if any: what a later message of the same call continues.
     pub remote_id: Option<String>,
     pub summary: String,
     /// Delivered, but the configuration should change (a group that became a supergroup).
@@ -130,6 +166,11 @@ pub trait Output: Send + Sync + std::fmt::Debug + 'static {
     /// The settings that are templates, rendered per event into the [`Message`]; none by default.
     fn templated(&self) -> &[Templated] {
         &[]
+    }
+    /// Whether it can edit or reply to a message it sent before ([`Message::continues`]), so
+    /// the events of one call share a live card; others send every event as its own message.
+    fn continues_messages(&self) -> bool {
+        false
     }
     /// One attempt. Never retries or sleeps: the delivery stage owns time.
     async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError>;

@@ -23,6 +23,33 @@ use crate::event::Event;
 pub struct Target {
     pub output: String,
     pub template: String,
+    /// What a later event of the same sequence (a call, a chat) does with the message an
+    /// earlier one left at this output.
+    pub card: CardMode,
+}
+
+/// How the events of one sequence share a message at an output that can continue one
+/// (Telegram): the route's `card`, or `cards.<output>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CardMode {
+    /// One live message: later events edit it in place.
+    #[default]
+    Edit,
+    /// Later events send a new message that replies to the first.
+    Reply,
+    /// Every event sends its own message.
+    New,
+}
+
+impl CardMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edit => "edit",
+            Self::Reply => "reply",
+            Self::New => "new",
+        }
+    }
 }
 
 /// A compiled `[[route]]`.

@@ -192,18 +192,22 @@ fn an_event_no_route_takes_is_unrouted() {
 }
 
 #[test]
-fn targets_take_the_route_template_or_their_override() {
-    let routes = routes(
-        "[[route]]\nname = \"r\"\nto = [\"office\", \"night\"]\ntemplate = \"generic\"\ntemplates = { night = \"missed_call\" }\n",
+fn targets_take_the_route_template_and_card_or_their_override() {
+    let both = routes(
+        "[[route]]\nname = \"r\"\nto = [\"office\", \"night\"]\ntemplate = \"generic\"\ntemplates = { night = \"missed_call\" }\n\
+         card = \"reply\"\ncards = { night = \"new\" }\n",
     );
-    let decisions = routes.decide(&event("jivo", "x", "unknown", json!({}), monday_noon()));
+    let decisions = both.decide(&event("jivo", "x", "unknown", json!({}), monday_noon()));
     assert_eq!(
         decisions[0].targets,
         [
-            Target { output: "office".into(), template: "generic".into() },
-            Target { output: "night".into(), template: "missed_call".into() }
+            Target { output: "office".into(), template: "generic".into(), card: CardMode::Reply },
+            Target { output: "night".into(), template: "missed_call".into(), card: CardMode::New }
         ]
     );
+    let plain = routes("[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\n");
+    let decisions = plain.decide(&event("jivo", "x", "unknown", json!({}), monday_noon()));
+    assert_eq!(decisions[0].targets[0].card, CardMode::Edit, "one live card unless a route says otherwise");
 }
 
 #[test]
@@ -248,6 +252,14 @@ fn route_problems_are_named() {
         (
             "[[route]]\nname = \"r\"\nenabled = \"maybe\"\nto = [\"office\"]\ntemplate = \"generic\"\n",
             "route[0].enabled: (route `r`) expected true or false",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\ncards = { night = \"new\" }\n",
+            "route[0].cards: (route `r`) `night` is not one of this route's outputs (office)",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\ncard = \"edits\"\n",
+            "route.card: unknown variant `edits`, expected one of `edit`, `reply`, `new`",
         ),
         ("[outputs.tg]\ntype = \"telegrm\"\n", "outputs.tg.type: unknown output type `telegrm`; expected one of:"),
         ("[outputs.tg]\nchat_id = 1\n", "outputs.tg.type: every output needs a `type`"),

@@ -67,6 +67,10 @@ pub struct NewEvent {
     /// The sequence the event belongs to (`plugin::SequenceRef::key`), found again by
     /// [`EventLog::sequence`] when a later event of it is classified.
     pub sequence_key: Option<String>,
+    /// The event that began this run of the sequence (a call's `start`; the event itself when
+    /// it begins one, or when no earlier event of the run is stored). Its events share one live
+    /// card at an output that can edit a message.
+    pub sequence_start: Option<EventId>,
     /// Created with the event, in the same transaction; not created for a duplicate.
     pub deliveries: Vec<NewDelivery>,
     /// When the deliveries were planned: they are due, and their age counts, from here. The
@@ -104,6 +108,8 @@ pub struct StoredEvent {
     pub raw_body: Bytes,
     /// The vendor sequence it belongs to (`NewEvent::sequence_key`), if any.
     pub sequence_key: Option<String>,
+    /// The event that began its run of the sequence (`NewEvent::sequence_start`).
+    pub sequence_start: Option<EventId>,
 }
 
 /// Held while an event of a vendor sequence is read, classified and stored: another instance

@@ -19,7 +19,7 @@ mod wake;
 mod writer;
 
 pub use log::{Appended, EventLog, NewEvent, RequestRecord, SequenceLock, StoredEvent};
-pub use queue::{AttemptRecord, Delivery, DeliveryState, NewDelivery, Next, Queue};
+pub use queue::{AttemptRecord, CardDelivery, Delivery, DeliveryState, NewDelivery, Next, Queue};
 pub use rejection::{REJECTED_BODY_KEEP, Rejection, ReprocessOutcome, Reprocessed};
 pub use views::{DeliveryCounts, DeliveryQuery, EventQuery, EventStatus, OutputHealth, QueueStats, Views};
 pub use wake::Wake;

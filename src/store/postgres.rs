@@ -138,8 +138,9 @@ impl Queue for PostgresStore {
         let (state, next_at, error) = next_state(&attempt, next);
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail, action)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail, action,
+                                   remote_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (delivery_id, number) DO NOTHING",
         )
         .bind(id.to_string())
@@ -150,11 +151,12 @@ impl Queue for PostgresStore {
         .bind(attempt.reason.as_deref())
         .bind(&attempt.detail)
         .bind(attempt.action.as_deref())
+        .bind(attempt.remote_id.as_deref())
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "UPDATE deliveries SET state = $1, attempts = $2, next_attempt_at = COALESCE($3, next_attempt_at),
-                 lease_until = NULL, updated_at = $4, last_error = $5
+                 lease_until = NULL, updated_at = $4, last_error = $5, remote_id = COALESCE($7, remote_id)
              WHERE id = $6",
         )
         .bind(state.as_str())
@@ -163,6 +165,7 @@ impl Queue for PostgresStore {
         .bind(millis(Utc::now()))
         .bind(error)
         .bind(id.to_string())
+        .bind(attempt.remote_id.as_deref())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -178,6 +181,10 @@ impl Queue for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn card(&self, event: EventId, output: &str) -> Result<Vec<crate::store::CardDelivery>, StoreError> {
+        reads::card(&self.pool, event, output).await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -338,8 +345,8 @@ async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Resul
     }
     sqlx::query(
         "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, request,
-                             raw_body, routes, sequence_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                             raw_body, routes, sequence_key, sequence_start)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(event.id.to_string())
     .bind(received)
@@ -354,6 +361,7 @@ async fn append_one(tx: &mut Transaction<'_, Postgres>, new: &NewEvent) -> Resul
     .bind(new.raw_body.as_ref())
     .bind(to_json(&new.routes)?)
     .bind(new.sequence_key.as_deref())
+    .bind(new.sequence_start.map(|id| id.to_string()))
     .execute(&mut **tx)
     .await?;
     for delivery in &new.deliveries {

@@ -42,6 +42,10 @@ pub trait Queue: Send + Sync + 'static {
     /// are due later, and nobody holds them) due at `now`: the output answers again. Returns
     /// how many.
     async fn pull_forward(&self, output: &str, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// The deliveries to `output` of the events of `event`'s run of a sequence (a call, from
+    /// its `start`), itself included, oldest first: the messages a live card is made of. Empty
+    /// for an event of no sequence.
+    async fn card(&self, event: EventId, output: &str) -> Result<Vec<CardDelivery>, StoreError>;
     /// Makes dead or expired deliveries pending again, due now. `Some(id)` retries one;
     /// otherwise every dead one (of `output`, if given). Returns how many were requeued.
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError>;
@@ -125,6 +129,16 @@ pub struct Delivery {
     pub interrupted: u32,
 }
 
+/// A delivery of one run of a sequence to one output ([`Queue::card`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardDelivery {
+    pub id: Ulid,
+    pub state: DeliveryState,
+    /// The destination's id of the message its last attempt sent or edited.
+    pub remote_id: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
 /// One attempt, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
@@ -138,6 +152,8 @@ pub struct AttemptRecord {
     /// What the operator must change, when the output said ([`crate::outputs`] errors and
     /// receipts carry it).
     pub action: Option<String>,
+    /// The destination's id of the message this attempt sent or edited (a Telegram message id).
+    pub remote_id: Option<String>,
 }
 
 /// What happens to a delivery after an attempt.

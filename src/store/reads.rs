@@ -10,7 +10,7 @@ use super::EventQuery;
 /// typed, and its digits alone for a phone number written with separators).
 pub(super) const FILTERED_EVENTS: &str = r"
 SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-       raw_body, routes, sequence_key
+       raw_body, routes, sequence_key, sequence_start
 FROM events
 WHERE (CAST($1 AS TEXT) IS NULL OR vendor = $1)
   AND (CAST($2 AS TEXT) IS NULL OR kind = $2)
@@ -32,7 +32,7 @@ ORDER BY id DESC LIMIT $9";
 /// first: a range of the partial index `events_by_sequence`.
 pub(super) const SEQUENCE_EVENTS: &str = r"
 SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-       raw_body, routes, sequence_key
+       raw_body, routes, sequence_key, sequence_start
 FROM events
 WHERE sequence_key = $1 AND id >= $2 AND received_at >= $3
 ORDER BY id DESC LIMIT $4";
@@ -96,7 +96,8 @@ WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) AND (CAST($2 AS TEXT) IS NULL OR 
 ORDER BY id DESC LIMIT $3";
 
 pub(super) const DELIVERY_ATTEMPTS: &str = r"
-SELECT number, started_at, duration_ms, outcome, reason, detail, action FROM attempts WHERE delivery_id = $1
+SELECT number, started_at, duration_ms, outcome, reason, detail, action, remote_id FROM attempts
+WHERE delivery_id = $1
 ORDER BY number";
 
 /// When the first delivery no one holds falls due. Walks the (state, next_attempt_at) index
@@ -129,10 +130,20 @@ UPDATE deliveries SET next_attempt_at = $1, updated_at = $1
 WHERE output = $2 AND state = 'pending' AND attempts > 0 AND next_attempt_at > $1
   AND (lease_until IS NULL OR lease_until < $1)";
 
+/// The deliveries to `$2` of the events that share `$1`'s run of a sequence, oldest first:
+/// the partial index `events_by_sequence_start`, then each event's deliveries.
+pub(super) const CARD: &str = r"
+SELECT d.id AS id, d.state AS state, d.remote_id AS remote_id, d.next_attempt_at AS next_attempt_at
+FROM events me
+JOIN events e ON e.sequence_start = me.sequence_start
+JOIN deliveries d ON d.event_id = e.id
+WHERE me.id = $1 AND d.output = $2
+ORDER BY d.id";
+
 /// One event with its request.
 pub(super) const EVENT: &str = r"
 SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
-       raw_body, routes, sequence_key
+       raw_body, routes, sequence_key, sequence_start
 FROM events WHERE id = $1";
 
 /// Writes the shared reads for one sqlx pool type, and the [`Views`](crate::store::Views) of
@@ -349,6 +360,24 @@ macro_rules! shared_reads {
         pub(super) async fn attempts(pool: &$pool, delivery: ulid::Ulid) -> Result<Vec<AttemptRecord>, StoreError> {
             let rows = sqlx::query(reads::DELIVERY_ATTEMPTS).bind(delivery.to_string()).fetch_all(pool).await?;
             rows.iter().map(rows::attempt).collect()
+        }
+
+        pub(super) async fn card(
+            pool: &$pool,
+            event: EventId,
+            output: &str,
+        ) -> Result<Vec<crate::store::CardDelivery>, StoreError> {
+            let rows = sqlx::query(reads::CARD).bind(event.to_string()).bind(output).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(crate::store::CardDelivery {
+                        id: row.text("id")?.parse().map_err(|e| StoreError::Corrupt(format!("delivery id: {e}")))?,
+                        state: crate::store::DeliveryState::parse(&row.text("state")?)?,
+                        remote_id: row.maybe_text("remote_id")?,
+                        next_attempt_at: crate::store::from_millis(row.int("next_attempt_at")?),
+                    })
+                })
+                .collect()
         }
 
         pub(super) async fn next_due(pool: &$pool, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -57,7 +57,7 @@ fn count(value: i64) -> u32 {
 }
 
 /// `id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key,
-/// duplicates, request, raw_body, routes, sequence_key`
+/// duplicates, request, raw_body, routes, sequence_key, sequence_start`
 pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
         event: event(row)?,
@@ -67,6 +67,7 @@ pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError
         request: json(row, "request")?,
         raw_body: row.bytes("raw_body")?.into(),
         sequence_key: row.maybe_text("sequence_key")?,
+        sequence_start: row.maybe_text("sequence_start")?.map(|id| id.parse()).transpose().map_err(|e| corrupt("event id", e))?,
     })
 }
 
@@ -150,7 +151,7 @@ pub(super) fn rejection(row: &impl Columns) -> Result<Rejection, StoreError> {
     })
 }
 
-/// `number, started_at, duration_ms, outcome, reason, detail, action`
+/// `number, started_at, duration_ms, outcome, reason, detail, action, remote_id`
 pub(super) fn attempt(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
     Ok(AttemptRecord {
         number: count(row.int("number")?),
@@ -160,6 +161,7 @@ pub(super) fn attempt(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
         reason: row.maybe_text("reason")?,
         detail: row.text("detail")?,
         action: row.maybe_text("action")?,
+        remote_id: row.maybe_text("remote_id")?,
     })
 }
 

@@ -12,6 +12,7 @@
 //!
 //! Bot API errors: <https://core.telegram.org/bots/api#responseparameters>.
 
+mod card;
 pub mod split;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,10 +22,12 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use teloxide::payloads::SendMessageSetters;
 use teloxide::requests::{Request, Requester};
-use teloxide::types::{ChatId, LinkPreviewOptions, MessageId, ParseMode, Recipient, ThreadId};
+use teloxide::types::{ChatId, LinkPreviewOptions, MessageId, ParseMode, Recipient, ReplyParameters, ThreadId};
 use teloxide::{ApiError, Bot, RequestError};
 
-use super::{Attempt, DeliveryError, Message, Need, Output, OutputSettings, Reason, Receipt, SettingsError};
+use super::{
+    Attempt, Continuation, DeliveryError, Message, Need, Output, OutputSettings, Reason, Receipt, SettingsError,
+};
 use crate::outputs::Pace;
 use crate::render::{Escape, Part};
 use crate::secret::Secret;
@@ -195,13 +198,18 @@ impl TelegramOutput {
 
     /// One part, following a group's move to a supergroup once, and falling back to plain
     /// text when Telegram cannot parse the markup.
-    async fn send_part(&self, part: &str, plain_fallback: &mut bool) -> Result<teloxide::types::Message, RequestError> {
+    async fn send_part(
+        &self,
+        part: &str,
+        reply_to: Option<MessageId>,
+        plain_fallback: &mut bool,
+    ) -> Result<teloxide::types::Message, RequestError> {
         let mut html = true;
         let mut followed = false;
         loop {
             let text =
                 if html { std::borrow::Cow::Borrowed(part) } else { std::borrow::Cow::Owned(split::to_plain(part)) };
-            match self.send_one(&text, html).await {
+            match self.send_one(&text, html, reply_to).await {
                 Err(RequestError::Api(ApiError::CantParseEntities(why))) if html => {
                     // Markup Telegram rejects must not cost the alert: send the words without it.
                     tracing::warn!(message = "Telegram could not parse the HTML; sending as plain text.", detail = %why);
@@ -221,24 +229,37 @@ impl TelegramOutput {
         }
     }
 
-    async fn send_one(&self, text: &str, html: bool) -> Result<teloxide::types::Message, RequestError> {
+    async fn send_one(
+        &self,
+        text: &str,
+        html: bool,
+        reply_to: Option<MessageId>,
+    ) -> Result<teloxide::types::Message, RequestError> {
         let mut request = self.bot.send_message(self.chat(), text).disable_notification(self.disable_notification);
         if html {
             request = request.parse_mode(ParseMode::Html);
         }
         if !self.link_preview {
-            request = request.link_preview_options(LinkPreviewOptions {
-                is_disabled: true,
-                url: None,
-                prefer_small_media: false,
-                prefer_large_media: false,
-                show_above_text: false,
-            });
+            request = request.link_preview_options(no_link_preview());
         }
         if let Some(thread) = self.thread {
             request = request.message_thread_id(thread);
         }
+        if let Some(earlier) = reply_to {
+            // Sent even if the earlier message is gone: the alert matters more than the thread.
+            request = request.reply_parameters(ReplyParameters::new(earlier).allow_sending_without_reply());
+        }
         request.send().await
+    }
+}
+
+fn no_link_preview() -> LinkPreviewOptions {
+    LinkPreviewOptions {
+        is_disabled: true,
+        url: None,
+        prefer_small_media: false,
+        prefer_large_media: false,
+        show_above_text: false,
     }
 }
 
@@ -277,13 +298,30 @@ impl Output for TelegramOutput {
         &self.pacing
     }
 
+    fn continues_messages(&self) -> bool {
+        true
+    }
+
     async fn send(&self, message: &Message, _attempt: &Attempt) -> Result<Receipt, DeliveryError> {
         let html = message.get(Part::Telegram).or_else(|| message.get(Part::Text)).unwrap_or_default();
         let parts = split::split(html, split::TELEGRAM_LIMIT);
+        match message.continues().and_then(card::earlier) {
+            // A card that outgrew one message cannot be edited into one: its rest follows as replies.
+            Some((id, Continuation::Edit)) if parts.len() == 1 => card::edit(self, id, &parts[0]).await,
+            Some((id, _)) => self.send_parts(&parts, Some(id)).await,
+            None => self.send_parts(&parts, None).await,
+        }
+    }
+}
+
+impl TelegramOutput {
+    /// Sends `parts` as new messages, the first replying to `reply_to` when given.
+    async fn send_parts(&self, parts: &[String], reply_to: Option<MessageId>) -> Result<Receipt, DeliveryError> {
         let mut ids = Vec::with_capacity(parts.len());
         let mut plain_fallback = false;
         for (index, part) in parts.iter().enumerate() {
-            match self.send_part(part, &mut plain_fallback).await {
+            let reply_to = reply_to.filter(|_| index == 0);
+            match self.send_part(part, reply_to, &mut plain_fallback).await {
                 Ok(sent) => ids.push(sent.id.0.to_string()),
                 Err(error) => {
                     let mut error = classify(&error);
@@ -303,6 +341,20 @@ impl Output for TelegramOutput {
         if parts.len() > 1 {
             summary.push_str(&format!(" ({} parts)", parts.len()));
         }
+        if let Some(MessageId(earlier)) = reply_to {
+            summary.push_str(&format!(" in reply to message {earlier}"));
+        }
+        self.receipt(ids.first().cloned(), summary, plain_fallback)
+    }
+
+    /// What an attempt that went through leaves: the message's id, what happened, and the
+    /// operator's part when the group has moved.
+    fn receipt(
+        &self,
+        remote_id: Option<String>,
+        mut summary: String,
+        plain_fallback: bool,
+    ) -> Result<Receipt, DeliveryError> {
         if plain_fallback {
             summary.push_str(" as plain text: Telegram could not parse the HTML");
         }
@@ -311,7 +363,7 @@ impl Output for TelegramOutput {
             summary.push_str(&format!(" to chat {new}, where the group moved"));
             format!("the group became a supergroup: set chat_id = {new} for this output (sent there meanwhile)")
         });
-        Ok(Receipt { remote_id: Some(ids.join(",")), summary, action })
+        Ok(Receipt { remote_id, summary, action })
     }
 }
 

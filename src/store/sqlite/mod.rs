@@ -115,6 +115,10 @@ impl Queue for SqliteStore {
         self.writer.defer(id, millis(at)).await
     }
 
+    async fn card(&self, event: EventId, output: &str) -> Result<Vec<crate::store::CardDelivery>, StoreError> {
+        reads::card(&self.pool, event, output).await
+    }
+
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         reads::next_due(&self.pool, Utc::now()).await
     }

@@ -36,6 +36,7 @@ pub(super) struct EncodedEvent {
     raw_body: bytes::Bytes,
     routes: String,
     sequence_key: Option<String>,
+    sequence_start: Option<String>,
     deliveries: Vec<NewDelivery>,
 }
 
@@ -60,6 +61,7 @@ impl EncodedEvent {
             planned_at: millis(new.planned_at),
             raw_body: new.raw_body,
             sequence_key: new.sequence_key,
+            sequence_start: new.sequence_start.map(|id| id.to_string()),
             deliveries: new.deliveries,
         })
     }
@@ -147,6 +149,7 @@ impl<'tx, 'b> Appender<'tx, 'b> {
             &new.raw_body[..],
             new.routes,
             new.sequence_key,
+            new.sequence_start,
         ])?;
         insert_deliveries(tx, &mut self.insert_delivery, &new.id, new.planned_at, &new.deliveries)?;
         self.in_batch.insert(key, (new.id.as_str(), new.received_at));
@@ -157,8 +160,8 @@ impl<'tx, 'b> Appender<'tx, 'b> {
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events (id, received_at, vendor, event, kind, fields, payload, body_encoding,
-                                      dedup_key, request, raw_body, routes, sequence_key)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+                                      dedup_key, request, raw_body, routes, sequence_key, sequence_start)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 /// Pending deliveries of one event, due at once; `insert` is prepared on first use.
 fn insert_deliveries<'tx>(
@@ -215,8 +218,8 @@ pub(super) fn finish(tx: &Transaction<'_>, finished: &Finished) -> Result<(), St
     let Finished { id, attempt, next } = finished;
     let (state, next_at, error) = next_state(attempt, *next);
     tx.prepare_cached(
-        "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail, action)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail, action, remote_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         id,
@@ -227,13 +230,14 @@ pub(super) fn finish(tx: &Transaction<'_>, finished: &Finished) -> Result<(), St
         attempt.reason,
         attempt.detail,
         attempt.action,
+        attempt.remote_id,
     ])?;
     tx.prepare_cached(
         "UPDATE deliveries SET state = ?1, attempts = ?2, next_attempt_at = COALESCE(?3, next_attempt_at),
-             lease_until = NULL, updated_at = ?4, last_error = ?5
+             lease_until = NULL, updated_at = ?4, last_error = ?5, remote_id = COALESCE(?7, remote_id)
          WHERE id = ?6",
     )?
-    .execute(params![state.as_str(), attempt.number, next_at, millis(chrono::Utc::now()), error, id])?;
+    .execute(params![state.as_str(), attempt.number, next_at, millis(chrono::Utc::now()), error, id, attempt.remote_id])?;
     Ok(())
 }
 

@@ -37,6 +37,7 @@ pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> New
         payload_from_body: None,
         routes: vec!["missed calls".into()],
         sequence_key: None,
+        sequence_start: None,
         deliveries: Vec::new(),
         planned_at: at,
     }
@@ -147,6 +148,7 @@ contract! {
     queue::concurrent_claimers_never_share_a_delivery: shared,
     queue::operators_can_retry_replay_and_prune: borrowed,
     queue::waiting_deliveries_are_pulled_forward_for_their_output: borrowed,
+    queue::a_run_of_a_sequence_reads_back_as_one_card: borrowed,
     views::operator_views_filter_count_and_summarise: borrowed,
     views::an_operator_action_is_shown_until_a_clean_delivery: borrowed,
 }

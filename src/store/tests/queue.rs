@@ -27,6 +27,7 @@ pub(super) async fn deliveries_are_claimed_once_and_moved_on(store: &dyn Store) 
         reason: (outcome != "delivered").then(|| "server_error".into()),
         detail: format!("attempt {number}"),
         action: None,
+        remote_id: None,
     };
     // Claim order is not part of the contract; pick them by output.
     let id_of = |output: &str| claimed.iter().find(|(d, _)| d.output == output).unwrap().0.id;
@@ -77,6 +78,7 @@ pub(super) async fn an_expired_lease_is_taken_over(store: &dyn Store) {
         reason: Some("network".into()),
         detail: "connection reset".into(),
         action: None,
+        remote_id: None,
     };
     store.finish_attempt(taken[0].0.id, finished, Next::RetryAt(now + TimeDelta::seconds(7))).await.unwrap();
     let again = store.claim_due(now + TimeDelta::seconds(8), 10, Duration::from_secs(5)).await.unwrap();
@@ -127,6 +129,7 @@ pub(super) async fn operators_can_retry_replay_and_prune(store: &dyn Store) {
         reason: None,
         detail: outcome.into(),
         action: None,
+        remote_id: None,
     };
     let dead = claimed.iter().find(|(d, _)| d.output == "tg").unwrap().0.id;
     let done = claimed.iter().find(|(d, _)| d.output == "mail").unwrap().0.id;
@@ -187,6 +190,7 @@ pub(super) async fn waiting_deliveries_are_pulled_forward_for_their_output(store
             reason: Some("server_error".into()),
             detail: "HTTP 503".into(),
             action: None,
+            remote_id: None,
         };
         store.finish_attempt(delivery.id, record, Next::RetryAt(later)).await.unwrap();
     }
@@ -196,4 +200,49 @@ pub(super) async fn waiting_deliveries_are_pulled_forward_for_their_output(store
     let outputs: Vec<&str> = due.iter().map(|(d, _)| d.output.as_str()).collect();
     assert_eq!(outputs, ["mail"]);
     assert_eq!(store.pull_forward("mail", now).await.unwrap(), 0, "held by a worker");
+}
+
+/// A call's card: the deliveries to one output of the events that share a run of a sequence,
+/// with the message id each attempt left, read back from any connection.
+pub(super) async fn a_run_of_a_sequence_reads_back_as_one_card(store: &dyn Store) {
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    let mut start = None;
+    // A call (start, then end), another call of the same chat, and an event of no sequence.
+    for (i, begins) in [(0, true), (1, false), (2, true), (3, false)] {
+        let mut new = with_deliveries(new_event("jivo", &format!("c:{i}"), now), &["tg", "mail"]);
+        new.sequence_key = Some("jivo\u{1f}1".into());
+        if begins || start.is_none() {
+            start = Some(new.event.id);
+        }
+        new.sequence_start = start;
+        ids.push(new.event.id);
+        store.append(new).await.unwrap();
+    }
+    store.append(with_deliveries(new_event("jivo", "c:loose", now), &["tg"])).await.unwrap();
+    let claimed = store.claim_due(now, 20, Duration::from_secs(60)).await.unwrap();
+    let tg_of = |event| claimed.iter().find(|(d, e)| e.id == event && d.output == "tg").unwrap().0.id;
+    let record = |remote_id: Option<&str>| AttemptRecord {
+        number: 1,
+        started_at: now,
+        duration: Duration::from_millis(3),
+        outcome: "delivered".into(),
+        reason: None,
+        detail: "sent".into(),
+        action: None,
+        remote_id: remote_id.map(str::to_owned),
+    };
+    store.finish_attempt(tg_of(ids[0]), record(Some("101")), Next::Delivered).await.unwrap();
+
+    let card = store.card(ids[1], "tg").await.unwrap();
+    assert_eq!(card.iter().map(|d| d.id).collect::<Vec<_>>(), [tg_of(ids[0]), tg_of(ids[1])], "this call's, in order");
+    assert_eq!(card[0].remote_id.as_deref(), Some("101"));
+    assert_eq!((card[1].state, card[1].remote_id.as_deref()), (DeliveryState::Pending, None));
+    assert_eq!(store.card(ids[3], "tg").await.unwrap().len(), 2, "the second call has a card of its own");
+    assert!(store.card(claimed.iter().find(|(_, e)| !ids.contains(&e.id)).unwrap().1.id, "tg").await.unwrap().is_empty());
+
+    store.finish_attempt(tg_of(ids[1]), record(Some("102")), Next::Delivered).await.unwrap();
+    assert_eq!(store.card(ids[0], "tg").await.unwrap()[1].remote_id.as_deref(), Some("102"));
+    let attempts = store.attempts(tg_of(ids[1])).await.unwrap();
+    assert_eq!(attempts[0].remote_id.as_deref(), Some("101"), "the attempt keeps the message id");
 }

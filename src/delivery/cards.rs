@@ -1,0 +1,145 @@
+//! Live cards: the events of one run of a sequence (a call, from its `start`) share one message
+//! at an output that can continue one (Telegram), instead of a message per webhook.
+//!
+//! Before an attempt, delivery reads the run's other deliveries to the same output from the
+//! store (so it holds after a restart and across instances sharing PostgreSQL) and decides
+//! what the message continues: the route's `card` says `edit` (the default: the card is
+//! edited in place), `reply` (a new message replying to the first) or `new`. An earlier
+//! delivery of the run still on its way is waited for, so a `start` and its `end` a moment
+//! later make one card, not two; one that waits out a long retry step is not.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::DeliveryConfig;
+use crate::outputs::{Continuation, Continues, Output};
+use crate::router::CardMode;
+use crate::store::{CardDelivery, Delivery, DeliveryState, Queue, StoreError};
+
+/// An earlier delivery due within this is waited for: it is being sent or about to be.
+const WAIT_FOR_EARLIER: TimeDelta = TimeDelta::seconds(30);
+
+/// What an attempt does about the run's card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Card {
+    /// Continue an earlier message, or send a new one (`None`).
+    Send(Option<Continues>),
+    /// An earlier delivery of the run is on its way: come back when it has its message.
+    Wait,
+}
+
+/// What `delivery` does about its run's card at `output`.
+///
+/// # Errors
+/// The store cannot be read.
+pub(super) async fn card(
+    store: &dyn Queue,
+    config: &dyn DeliveryConfig,
+    delivery: &Delivery,
+    output: &dyn Output,
+    now: DateTime<Utc>,
+) -> Result<Card, StoreError> {
+    if !output.continues_messages() {
+        return Ok(Card::Send(None));
+    }
+    let mode = config
+        .routes()
+        .iter()
+        .find(|route| route.name == delivery.route)
+        .and_then(|route| route.targets.iter().find(|target| target.output == delivery.output))
+        .map_or(CardMode::Edit, |target| target.card);
+    if mode == CardMode::New {
+        return Ok(Card::Send(None));
+    }
+    let run = store.card(delivery.event_id, &delivery.output).await?;
+    Ok(decide(&run, delivery.id, mode, now))
+}
+
+/// The decision, from the run's deliveries to the output (oldest first, `own` among them).
+fn decide(run: &[CardDelivery], own: ulid::Ulid, mode: CardMode, now: DateTime<Utc>) -> Card {
+    let others = || run.iter().filter(|d| d.id != own);
+    if others().any(|d| d.id < own && d.state == DeliveryState::Pending && d.next_attempt_at <= now + WAIT_FOR_EARLIER)
+    {
+        return Card::Wait;
+    }
+    let sent: Vec<&CardDelivery> = others().filter(|d| d.remote_id.is_some()).collect();
+    let (Some(first), Some(latest)) = (sent.first(), sent.last()) else {
+        return Card::Send(None);
+    };
+    // A later event already shows on the card (this one waited out a retry): editing would
+    // turn it back, so this one replies to it instead.
+    let outdated = latest.id > own;
+    let (earlier, how) = match mode {
+        CardMode::Edit if !outdated => (latest, Continuation::Edit),
+        CardMode::Edit => (latest, Continuation::Reply),
+        CardMode::Reply | CardMode::New => (first, Continuation::Reply),
+    };
+    Card::Send(earlier.remote_id.clone().map(|remote_id| Continues { remote_id, how }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(n: u64, state: DeliveryState, remote_id: Option<&str>, due_in: i64) -> CardDelivery {
+        CardDelivery {
+            id: ulid::Ulid::from_parts(n, 0),
+            state,
+            remote_id: remote_id.map(str::to_owned),
+            next_attempt_at: Utc::now() + TimeDelta::seconds(due_in),
+        }
+    }
+
+    fn continues(remote_id: &str, how: Continuation) -> Card {
+        Card::Send(Some(Continues { remote_id: remote_id.to_owned(), how }))
+    }
+
+    #[test]
+    fn a_card_is_edited_replied_to_or_left_as_the_route_says() {
+        use DeliveryState::{Dead, Delivered, Pending};
+        let now = Utc::now();
+        let own = ulid::Ulid::from_parts(9, 0);
+        let me = delivery(9, Pending, None, 0);
+        let cases = [
+            (vec![me.clone()], CardMode::Edit, Card::Send(None), "the first event of a run"),
+            (
+                vec![delivery(1, Delivered, Some("10"), 0), delivery(2, Delivered, Some("11"), 0), me.clone()],
+                CardMode::Edit,
+                continues("11", Continuation::Edit),
+                "the card as it is now",
+            ),
+            (
+                vec![delivery(1, Delivered, Some("10"), 0), delivery(2, Delivered, Some("11"), 0), me.clone()],
+                CardMode::Reply,
+                continues("10", Continuation::Reply),
+                "a reply to the first",
+            ),
+            (
+                vec![delivery(1, Delivered, Some("10"), 0), delivery(2, Pending, None, 5), me.clone()],
+                CardMode::Edit,
+                Card::Wait,
+                "an earlier event about to be sent is waited for",
+            ),
+            (
+                vec![delivery(1, Delivered, Some("10"), 0), delivery(2, Pending, None, 600), me.clone()],
+                CardMode::Edit,
+                continues("10", Continuation::Edit),
+                "not one that waits out a long retry step",
+            ),
+            (
+                vec![delivery(1, Dead, None, 0), me.clone()],
+                CardMode::Edit,
+                Card::Send(None),
+                "an earlier event that never arrived left no card",
+            ),
+            (
+                vec![me.clone(), delivery(12, Delivered, Some("20"), 0)],
+                CardMode::Edit,
+                continues("20", Continuation::Reply),
+                "a later event already on the card is not edited back",
+            ),
+        ];
+        for (run, mode, expected, why) in cases {
+            assert_eq!(decide(&run, own, mode, now), expected, "{why}");
+        }
+    }
+}

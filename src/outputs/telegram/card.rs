@@ -1,0 +1,73 @@
+//! A live card: the message an earlier event of the same call left in the chat, edited in
+//! place (`editMessageText`) as the call goes on.
+//!
+//! A card that can no longer be edited — deleted, too old for Telegram (48 h for a bot's
+//! message in a group), left behind in a group that moved — is not lost: the event goes as a
+//! new message replying to it, and that message is the card from then on.
+//!
+//! Bot API: <https://core.telegram.org/bots/api#editmessagetext>.
+
+use std::borrow::Cow;
+
+use teloxide::payloads::EditMessageTextSetters;
+use teloxide::requests::{Request, Requester};
+use teloxide::types::{MessageId, ParseMode};
+use teloxide::{ApiError, RequestError};
+
+use super::{TelegramOutput, classify, no_link_preview, split};
+use crate::outputs::{Continuation, Continues, DeliveryError, Receipt};
+
+/// The Telegram message an earlier delivery left, and how to continue it; `None` for an id
+/// that is not a Telegram message id.
+pub(super) fn earlier(continues: &Continues) -> Option<(MessageId, Continuation)> {
+    // Receipts before cards listed every part's id: the first is the card.
+    let first = continues.remote_id.split(',').next()?;
+    Some((MessageId(first.trim().parse().ok()?), continues.how))
+}
+
+/// Edits message `id` to show `part`; sends `part` as a reply to it when it cannot be edited.
+pub(super) async fn edit(output: &TelegramOutput, id: MessageId, part: &str) -> Result<Receipt, DeliveryError> {
+    let mut text = Cow::Borrowed(part);
+    let mut plain_fallback = false;
+    let summary = loop {
+        match edit_one(output, id, &text, !plain_fallback).await {
+            Ok(()) => break format!("message {} edited", id.0),
+            Err(RequestError::Api(ApiError::MessageNotModified)) => {
+                break format!("message {} already showed this", id.0);
+            }
+            Err(RequestError::Api(ApiError::CantParseEntities(why))) if !plain_fallback => {
+                tracing::warn!(message = "Telegram could not parse the HTML; editing with plain text.", detail = %why);
+                plain_fallback = true;
+                text = Cow::Owned(split::to_plain(part));
+            }
+            Err(
+                error @ (RequestError::Api(
+                    ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited | ApiError::MessageIdInvalid,
+                )
+                | RequestError::MigrateToChatId(_)),
+            ) => {
+                let why = match &error {
+                    RequestError::MigrateToChatId(_) => "the group moved".to_owned(),
+                    other => other.to_string(),
+                };
+                tracing::info!(message = "The card cannot be edited; replying to it.", message_id = id.0, %why);
+                let mut receipt = output.send_parts(&[part.to_owned()], Some(id)).await?;
+                receipt.summary.push_str(&format!(": it could not be edited ({why})"));
+                return Ok(receipt);
+            }
+            Err(other) => return Err(classify(&other)),
+        }
+    };
+    output.receipt(Some(id.0.to_string()), summary, plain_fallback)
+}
+
+async fn edit_one(output: &TelegramOutput, id: MessageId, text: &str, html: bool) -> Result<(), RequestError> {
+    let mut request = output.bot.edit_message_text(output.chat(), id, text);
+    if html {
+        request = request.parse_mode(ParseMode::Html);
+    }
+    if !output.link_preview {
+        request = request.link_preview_options(no_link_preview());
+    }
+    request.send().await.map(drop)
+}
