@@ -87,7 +87,8 @@ pub(super) async fn recall<'t>(
     let seen = vendor.recall(sequence, earlier.iter().map(|stored| &stored.event));
     vendor.reclassify(&mut normalized.event, &seen);
     let own = normalized.event.id;
-    let start = if sequence.begins { own } else { earlier.first().and_then(|stored| stored.sequence_start).unwrap_or(own) };
+    let start =
+        if sequence.begins { own } else { earlier.first().and_then(|stored| stored.sequence_start).unwrap_or(own) };
     Ok(Recalled {
         turn: Some(Turn { _here: here, _everywhere: everywhere }),
         anew: repeat == Repeat::Anew,

@@ -67,7 +67,11 @@ pub(super) fn stored_event(row: &impl Columns) -> Result<StoredEvent, StoreError
         request: json(row, "request")?,
         raw_body: row.bytes("raw_body")?.into(),
         sequence_key: row.maybe_text("sequence_key")?,
-        sequence_start: row.maybe_text("sequence_start")?.map(|id| id.parse()).transpose().map_err(|e| corrupt("event id", e))?,
+        sequence_start: row
+            .maybe_text("sequence_start")?
+            .map(|id| id.parse())
+            .transpose()
+            .map_err(|e| corrupt("event id", e))?,
     })
 }
 

@@ -14,7 +14,7 @@ use crate::support::{Daemon, PgSchema, copy_of_plugins, repo};
 /// Jivo's own call_event example, for chat `chat`, with this status, from `+1408498785<caller>`.
 /// (Jivo's call events carry no time or call id: two calls from one number in one chat send the
 /// same bodies; `a_visitor_who_calls_again_gets_each_call_alerted_as_it_went` tells them apart.)
-fn call_event(chat: u64, status: &str, caller: u8) -> Value {
+pub fn call_event(chat: u64, status: &str, caller: u8) -> Value {
     let text = std::fs::read_to_string(repo().join("tests/fixtures/jivo/call_event.json")).unwrap();
     let mut body: Value = serde_json::from_str(&text).unwrap();
     body["chat_id"] = json!(chat);

@@ -24,6 +24,7 @@ mod outputs_email;
 mod outputs_http;
 mod outputs_support;
 mod outputs_telegram;
+mod telegram_cards;
 // SIGKILL in the middle of a burst: nothing acknowledged is lost.
 mod crash;
 // Three instances on one PostgreSQL database, one killed mid-run.

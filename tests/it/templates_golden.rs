@@ -19,6 +19,7 @@ use crate::support::repo;
 
 /// Which template serves which kinds (as the shipped config routes them).
 const TEMPLATE_KINDS: &[(&str, &[&str])] = &[
+    ("call", &["call.started", "call.answered", "call.missed", "call.finished", "callback.requested"]),
     ("missed_call", &["call.missed"]),
     ("call_finished", &["call.finished"]),
     ("callback_requested", &["callback.requested"]),

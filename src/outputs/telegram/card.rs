@@ -1,9 +1,9 @@
 //! A live card: the message an earlier event of the same call left in the chat, edited in
 //! place (`editMessageText`) as the call goes on.
 //!
-//! A card that can no longer be edited — deleted, too old for Telegram (48 h for a bot's
-//! message in a group), left behind in a group that moved — is not lost: the event goes as a
-//! new message replying to it, and that message is the card from then on.
+//! A card that can no longer be edited — deleted by someone in the chat, refused by Telegram
+//! ("message can't be edited"), left behind in a group that moved — is not lost: the event goes
+//! as a new message replying to it, and that message is the card from then on.
 //!
 //! Bot API: <https://core.telegram.org/bots/api#editmessagetext>.
 

@@ -1,5 +1,6 @@
 // The shipped templates, built into the binary. A test checks this list against templates/.
 [
+    ("en", "call", include_str!("../../../templates/en/call.hbs")),
     ("en", "call_finished", include_str!("../../../templates/en/call_finished.hbs")),
     ("en", "callback_requested", include_str!("../../../templates/en/callback_requested.hbs")),
     ("en", "chat_finished", include_str!("../../../templates/en/chat_finished.hbs")),
@@ -9,6 +10,7 @@
     ("en", "lead", include_str!("../../../templates/en/lead.hbs")),
     ("en", "missed_call", include_str!("../../../templates/en/missed_call.hbs")),
     ("en", "offline_message", include_str!("../../../templates/en/offline_message.hbs")),
+    ("ru", "call", include_str!("../../../templates/ru/call.hbs")),
     ("ru", "call_finished", include_str!("../../../templates/ru/call_finished.hbs")),
     ("ru", "callback_requested", include_str!("../../../templates/ru/callback_requested.hbs")),
     ("ru", "chat_finished", include_str!("../../../templates/ru/chat_finished.hbs")),

@@ -237,7 +237,15 @@ pub(super) fn finish(tx: &Transaction<'_>, finished: &Finished) -> Result<(), St
              lease_until = NULL, updated_at = ?4, last_error = ?5, remote_id = COALESCE(?7, remote_id)
          WHERE id = ?6",
     )?
-    .execute(params![state.as_str(), attempt.number, next_at, millis(chrono::Utc::now()), error, id, attempt.remote_id])?;
+    .execute(params![
+        state.as_str(),
+        attempt.number,
+        next_at,
+        millis(chrono::Utc::now()),
+        error,
+        id,
+        attempt.remote_id
+    ])?;
     Ok(())
 }
 

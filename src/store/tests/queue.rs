@@ -239,10 +239,12 @@ pub(super) async fn a_run_of_a_sequence_reads_back_as_one_card(store: &dyn Store
     assert_eq!(card[0].remote_id.as_deref(), Some("101"));
     assert_eq!((card[1].state, card[1].remote_id.as_deref()), (DeliveryState::Pending, None));
     assert_eq!(store.card(ids[3], "tg").await.unwrap().len(), 2, "the second call has a card of its own");
-    assert!(store.card(claimed.iter().find(|(_, e)| !ids.contains(&e.id)).unwrap().1.id, "tg").await.unwrap().is_empty());
+    assert!(
+        store.card(claimed.iter().find(|(_, e)| !ids.contains(&e.id)).unwrap().1.id, "tg").await.unwrap().is_empty()
+    );
 
     store.finish_attempt(tg_of(ids[1]), record(Some("102")), Next::Delivered).await.unwrap();
     assert_eq!(store.card(ids[0], "tg").await.unwrap()[1].remote_id.as_deref(), Some("102"));
     let attempts = store.attempts(tg_of(ids[1])).await.unwrap();
-    assert_eq!(attempts[0].remote_id.as_deref(), Some("101"), "the attempt keeps the message id");
+    assert_eq!(attempts[0].remote_id.as_deref(), Some("102"), "the attempt keeps the message id");
 }

@@ -1,5 +1,5 @@
-//! `FakeTelegram`: a Bot API server on 127.0.0.1 answering `sendMessage` (and `getMe`) with
-//! Telegram's real response and error shapes, scripted per test. The bot is pointed at it
+//! `FakeTelegram`: a Bot API server on 127.0.0.1 answering `sendMessage`, `editMessageText`
+//! (and `getMe`) with Telegram's real response and error shapes, scripted per test. The bot is pointed at it
 //! through the output's `api_url`.
 
 use std::collections::VecDeque;
@@ -31,12 +31,16 @@ pub enum Reply {
     Migrated(i64),
     /// 500.
     ServerError,
+    /// 400 "message to edit not found" (deleted, or never in this chat).
+    EditNotFound,
 }
 
-/// One `sendMessage` call as received.
+/// One Bot API call as received.
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub token: String,
+    /// `sendMessage`, `editMessageText`, …
+    pub method: String,
     pub body: Value,
     pub at: Instant,
     /// Whether the fake answered 429 to it.
@@ -101,6 +105,11 @@ async fn handle(
     body: axum::body::Bytes,
 ) -> Response {
     let token = bot.strip_prefix("bot").unwrap_or_default().to_owned();
+    // Method names are case-insensitive (teloxide sends `SendMessage`): kept as documented.
+    let method = match method.chars().next() {
+        Some(first) => first.to_lowercase().chain(method.chars().skip(1)).collect::<String>(),
+        None => method,
+    };
     if method == "getMe" {
         return Json(json!({"ok": true, "result": {"id": 1, "is_bot": true, "first_name": "Switchboard", "username": "switchboard_bot"}}))
             .into_response();
@@ -108,8 +117,23 @@ async fn handle(
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let reply = shared.script.lock().unwrap().pop_front().unwrap_or(Reply::Ok);
     let limited = matches!(reply, Reply::RetryAfter(_));
-    let _ = shared.seen.send(Sent { token, body: body.clone(), at: Instant::now(), limited });
+    let _ = shared.seen.send(Sent { token, method: method.clone(), body: body.clone(), at: Instant::now(), limited });
     match reply {
+        Reply::Ok if method == "editMessageText" => {
+            let chat_id = body["chat_id"].as_i64().unwrap_or(-100);
+            Json(json!({
+                "ok": true,
+                "result": {
+                    "message_id": body["message_id"],
+                    "date": 1_700_000_000,
+                    "edit_date": 1_700_000_060,
+                    "chat": {"id": chat_id, "type": "supergroup", "title": "Sales"},
+                    "from": {"id": 1, "is_bot": true, "first_name": "Switchboard", "username": "switchboard_bot"},
+                    "text": body["text"].as_str().unwrap_or_default(),
+                }
+            }))
+            .into_response()
+        }
         Reply::Ok => {
             let id = {
                 let mut next = shared.next_id.lock().unwrap();
@@ -143,5 +167,6 @@ async fn handle(
             Some(json!({ "migrate_to_chat_id": id })),
         ),
         Reply::ServerError => error(500, "Internal Server Error", None),
+        Reply::EditNotFound => error(400, "Bad Request: message to edit not found", None),
     }
 }

@@ -148,6 +148,19 @@ impl Daemon {
         let config_path = dir.path().join("config.toml");
         let text = format!("[paths]\nplugins = \"{}\"\n\n{extra}\n", plugins.display());
         std::fs::write(&config_path, text).expect("write config");
+        Self::launch(dir).await
+    }
+
+    /// Stops the daemon and starts it again on the same folder (its config and database), as
+    /// a restart of the service would, on new ports.
+    pub async fn restart(self) -> Self {
+        self.shutdown.cancel();
+        self.task.await.expect("daemon task").expect("daemon ran cleanly");
+        Self::launch(self.dir).await
+    }
+
+    async fn launch(dir: tempfile::TempDir) -> Self {
+        let config_path = dir.path().join("config.toml");
         let config = Config::load(&config_path).unwrap_or_else(|errors| panic!("test config is valid: {errors}"));
         let hooks = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = hooks.local_addr().expect("local address");
