@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::delivery;
+use crate::desk;
 use crate::ingest::{self, IngestState};
 use crate::reload::Reloader;
 use crate::store::Wake;
@@ -106,6 +107,7 @@ pub async fn run(
         tracing::info!(message = "Admin listener ready.", listen = %addr);
     }
     tokio::spawn(prune_periodically(store.clone(), config.clone(), shutdown.clone()));
+    tokio::spawn(desk::run(store.clone(), config.clone(), shutdown.clone()));
     let workers = tokio::spawn(delivery::run(store.clone(), config, wake, shutdown.clone()));
     let malformed = ingest::malformed_reporter(store.clone());
     server::serve(listeners.hooks, ingest::router(state), limits, "webhooks", Some(malformed), shutdown.clone()).await;

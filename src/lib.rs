@@ -22,6 +22,8 @@
 //!        ▼
 //! telegram | email | http   outputs     one small trait; errors say if retryable     src/outputs/
 //! ```
+//! Presses on a Telegram card's buttons come back through the bot's updates to the [`desk`],
+//! which records who took the call and has the card redrawn.
 //! Dependencies point one way, down this pipeline; `tests/architecture.rs` holds the table of
 //! allowed arrows and fails on any other.
 //! - [`event`]: the normalised event model (kinds, canonical fields, payload paths);
@@ -40,6 +42,7 @@ pub mod cli;
 pub mod condition;
 pub mod config;
 pub mod delivery;
+pub mod desk;
 pub mod diagnostics;
 pub mod event;
 pub mod ingest;

@@ -9,6 +9,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Up to the writers' largest batch, 512.
 const COMMIT_WRITES_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+/// A call back comes minutes to hours after the call: 1 min … 1 day.
+const TIME_TO_DONE_BUCKETS: [f64; 10] = [60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0];
+
 /// A commit takes a fraction of a millisecond on a local disk; the default buckets start at 5 ms.
 const COMMIT_SECONDS_BUCKETS: [f64; 12] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
@@ -26,6 +29,10 @@ pub const DELIVERY_FAILURES: &str = "switchboard_delivery_failures_total";
 /// 1 while an output's last word was that the operator must change something (the bot was
 /// removed from the chat, a password is refused): every later alert to it will fail too.
 pub const OUTPUT_NEEDS_OPERATOR: &str = "switchboard_output_needs_operator";
+/// Presses on cards' buttons, by action and outcome (`applied`, `refused`, …).
+pub const DESK_PRESSES: &str = "switchboard_desk_presses_total";
+/// From a call's first event to «Перезвонил»: how long a lead waited for a call back.
+pub const TIME_TO_DONE: &str = "switchboard_desk_time_to_done_seconds";
 /// How long one attempt took, by output.
 pub const DELIVERY_DURATION: &str = "switchboard_delivery_duration_seconds";
 /// Deliveries waiting to be sent (due now or waiting for a retry), read from the store at
@@ -67,6 +74,7 @@ pub fn handle() -> &'static PrometheusHandle {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(STORE_COMMIT_DURATION.into()), &COMMIT_SECONDS_BUCKETS)
             })
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(TIME_TO_DONE.into()), &TIME_TO_DONE_BUCKETS))
             .expect("the bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -87,6 +95,12 @@ fn describe() {
     metrics::describe_gauge!(
         OUTPUT_NEEDS_OPERATOR,
         "1 while an output needs the operator to change something before it can deliver again."
+    );
+    metrics::describe_counter!(DESK_PRESSES, "Presses on cards' buttons, by action and outcome.");
+    metrics::describe_histogram!(
+        TIME_TO_DONE,
+        metrics::Unit::Seconds,
+        "From a call's first event to the press that marks it called back."
     );
     metrics::describe_histogram!(DELIVERY_DURATION, metrics::Unit::Seconds, "Duration of one delivery attempt.");
     metrics::describe_gauge!(QUEUE_DEPTH, "Deliveries waiting to be sent.");

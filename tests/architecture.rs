@@ -53,11 +53,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("outputs", &["render", "secret"]),
     ("ingest", &["body", "event", "metrics", "plugin", "router", "server", "store"]),
     ("delivery", &["event", "metrics", "outputs", "render", "router", "store"]),
+    ("desk", &["event", "metrics", "outputs", "store"]),
     (
         "config",
         &[
             "condition",
             "delivery",
+            "desk",
             "diagnostics",
             "event",
             "ingest",
@@ -79,7 +81,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("cli", &["body", "config", "delivery", "event", "ingest", "inspect", "outputs", "render", "store", "telemetry"]),
-    ("app", &["admin", "config", "delivery", "ingest", "metrics", "reload", "server", "store"]),
+    ("app", &["admin", "config", "delivery", "desk", "ingest", "metrics", "reload", "server", "store"]),
 ];
 
 /// Where one module uses another.

@@ -69,6 +69,9 @@ pub struct RawRoute {
     /// Per-output overrides of `card`: `{ sales_tg = "reply" }`.
     #[serde(default)]
     pub cards: BTreeMap<String, crate::router::CardMode>,
+    /// Action buttons on the cards this route sends: `["take", "done", "no_answer"]`.
+    #[serde(default)]
+    pub buttons: Vec<crate::event::handling::Action>,
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
     /// A delivery not sent within this many seconds of the webhook is expired, not sent late.

@@ -372,7 +372,12 @@ pub(super) fn routes(
                 }
             }
             let card = route.cards.get(output).copied().or(route.card).unwrap_or_default();
-            targets.push(Target { output: output.clone(), template: template.clone(), card });
+            targets.push(Target {
+                output: output.clone(),
+                template: template.clone(),
+                card,
+                buttons: route.buttons.clone(),
+            });
         }
         compiled.push(Route {
             name: route.name.clone(),

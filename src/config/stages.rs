@@ -7,6 +7,7 @@ use ipnet::IpNet;
 
 use super::Config;
 use crate::delivery::{DeliveryConfig, DeliverySettings};
+use crate::desk::DeskConfig;
 use crate::ingest::IngestConfig;
 use crate::outputs::OutputEntry;
 use crate::plugin::{VendorRegistry, VendorSettings};
@@ -44,6 +45,27 @@ impl IngestConfig for Config {
 
     fn dedup_window(&self) -> Duration {
         self.storage.dedup_window
+    }
+}
+
+impl DeskConfig for Config {
+    fn inboxes(&self) -> crate::desk::Named {
+        // Only where a route puts buttons: reading a bot's updates takes them from any other
+        // program that reads them.
+        let offers_buttons = |name: &str| {
+            self.routes.iter().any(|route| route.targets.iter().any(|t| t.output == name && !t.buttons.is_empty()))
+        };
+        self.outputs
+            .iter()
+            .filter(|(name, _)| offers_buttons(name))
+            .filter_map(|(name, entry)| {
+                entry.output.as_ref().filter(|o| o.inbox().is_some()).map(|o| (name.clone(), o.clone()))
+            })
+            .collect()
+    }
+
+    fn english(&self) -> bool {
+        self.templates.english()
     }
 }
 

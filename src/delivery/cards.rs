@@ -11,7 +11,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::DeliveryConfig;
-use crate::outputs::{Continuation, Continues, Output};
+use crate::event::handling::{Action, Handling, button_data};
+use crate::outputs::{ActionButton, Continuation, Continues, Output};
 use crate::router::CardMode;
 use crate::store::{CardDelivery, Delivery, DeliveryState, Queue, StoreError};
 
@@ -21,10 +22,20 @@ const WAIT_FOR_EARLIER: TimeDelta = TimeDelta::seconds(30);
 /// What an attempt does about the run's card.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Card {
-    /// Continue an earlier message, or send a new one (`None`).
-    Send(Option<Continues>),
+    Send(Sending),
     /// An earlier delivery of the run is on its way: come back when it has its message.
     Wait,
+}
+
+/// How the message goes out, as a card.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Sending {
+    /// The earlier message it continues, or none for a new one.
+    pub continues: Option<Continues>,
+    /// Who took the call: templates show it on the card.
+    pub handling: Option<Handling>,
+    /// The route's action buttons the card offers in its state.
+    pub actions: Vec<ActionButton>,
 }
 
 /// What `delivery` does about its run's card at `output`.
@@ -39,31 +50,58 @@ pub(super) async fn card(
     now: DateTime<Utc>,
 ) -> Result<Card, StoreError> {
     if !output.continues_messages() {
-        return Ok(Card::Send(None));
+        return Ok(Card::Send(Sending::default()));
     }
-    let mode = config
+    // A route since deleted still has its cards continued, without buttons.
+    let target = config
         .routes()
         .iter()
         .find(|route| route.name == delivery.route)
-        .and_then(|route| route.targets.iter().find(|target| target.output == delivery.output))
-        .map_or(CardMode::Edit, |target| target.card);
-    if mode == CardMode::New {
-        return Ok(Card::Send(None));
-    }
-    let run = store.card(delivery.event_id, &delivery.output).await?;
-    Ok(decide(&run, delivery.id, mode, now))
+        .and_then(|route| route.targets.iter().find(|target| target.output == delivery.output));
+    let (mode, buttons) = target.map_or((CardMode::Edit, &[][..]), |t| (t.card, t.buttons.as_slice()));
+    let state = store.card(delivery.event_id, &delivery.output).await?;
+    let continues = match (&delivery.redraws, mode) {
+        // A redraw after a press edits the message pressed on, whatever the route says now.
+        (Some(remote_id), _) => Some(Continues { remote_id: remote_id.clone(), how: Continuation::Edit }),
+        (None, CardMode::New) => None,
+        // An offline message or a form is a card of its own: a replay, or a second route to the
+        // same chat, sends another message.
+        (None, _) if !state.in_sequence => None,
+        (None, CardMode::Edit | CardMode::Reply) => match decide(&state.deliveries, delivery.id, mode, now) {
+            Decision::Wait => return Ok(Card::Wait),
+            Decision::Continue(continues) => continues,
+        },
+    };
+    let offered = state.handling.as_ref().map_or_else(|| buttons.to_vec(), |h| h.offers(buttons));
+    let english = config.templates().english();
+    let actions = offered
+        .into_iter()
+        .map(|action: Action| ActionButton {
+            label: action.label(english).to_owned(),
+            data: button_data(action, delivery.event_id),
+        })
+        .collect();
+    Ok(Card::Send(Sending { continues, handling: state.handling, actions }))
+}
+
+/// What the run's deliveries say of the card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    /// Continue this earlier message, or none: send a new one.
+    Continue(Option<Continues>),
+    Wait,
 }
 
 /// The decision, from the run's deliveries to the output (oldest first, `own` among them).
-fn decide(run: &[CardDelivery], own: ulid::Ulid, mode: CardMode, now: DateTime<Utc>) -> Card {
+fn decide(run: &[CardDelivery], own: ulid::Ulid, mode: CardMode, now: DateTime<Utc>) -> Decision {
     let others = || run.iter().filter(|d| d.id != own);
     if others().any(|d| d.id < own && d.state == DeliveryState::Pending && d.next_attempt_at <= now + WAIT_FOR_EARLIER)
     {
-        return Card::Wait;
+        return Decision::Wait;
     }
     let sent: Vec<&CardDelivery> = others().filter(|d| d.remote_id.is_some()).collect();
     let (Some(first), Some(latest)) = (sent.first(), sent.last()) else {
-        return Card::Send(None);
+        return Decision::Continue(None);
     };
     // A later event already shows on the card (this one waited out a retry): editing would
     // turn it back, so this one replies to it instead.
@@ -73,7 +111,7 @@ fn decide(run: &[CardDelivery], own: ulid::Ulid, mode: CardMode, now: DateTime<U
         CardMode::Edit => (latest, Continuation::Reply),
         CardMode::Reply | CardMode::New => (first, Continuation::Reply),
     };
-    Card::Send(earlier.remote_id.clone().map(|remote_id| Continues { remote_id, how }))
+    Decision::Continue(earlier.remote_id.clone().map(|remote_id| Continues { remote_id, how }))
 }
 
 #[cfg(test)]
@@ -86,11 +124,14 @@ mod tests {
             state,
             remote_id: remote_id.map(str::to_owned),
             next_attempt_at: Utc::now() + TimeDelta::seconds(due_in),
+            event_id: crate::event::EventId::new(Utc::now()),
+            route: "calls".into(),
+            template: "call".into(),
         }
     }
 
-    fn continues(remote_id: &str, how: Continuation) -> Card {
-        Card::Send(Some(Continues { remote_id: remote_id.to_owned(), how }))
+    fn continues(remote_id: &str, how: Continuation) -> Decision {
+        Decision::Continue(Some(Continues { remote_id: remote_id.to_owned(), how }))
     }
 
     #[test]
@@ -100,7 +141,7 @@ mod tests {
         let own = ulid::Ulid::from_parts(9, 0);
         let me = delivery(9, Pending, None, 0);
         let cases = [
-            (vec![me.clone()], CardMode::Edit, Card::Send(None), "the first event of a run"),
+            (vec![me.clone()], CardMode::Edit, Decision::Continue(None), "the first event of a run"),
             (
                 vec![delivery(1, Delivered, Some("10"), 0), delivery(2, Delivered, Some("11"), 0), me.clone()],
                 CardMode::Edit,
@@ -116,7 +157,7 @@ mod tests {
             (
                 vec![delivery(1, Delivered, Some("10"), 0), delivery(2, Pending, None, 5), me.clone()],
                 CardMode::Edit,
-                Card::Wait,
+                Decision::Wait,
                 "an earlier event about to be sent is waited for",
             ),
             (
@@ -128,7 +169,7 @@ mod tests {
             (
                 vec![delivery(1, Dead, None, 0), me.clone()],
                 CardMode::Edit,
-                Card::Send(None),
+                Decision::Continue(None),
                 "an earlier event that never arrived left no card",
             ),
             (

@@ -209,9 +209,9 @@ async fn paced_attempt(
         return None;
     };
     let output = entry.and_then(|e| e.output.as_ref());
-    let continues = match output {
+    let sending = match output {
         Some(output) => match cards::card(store, config, &delivery, output.as_ref(), Utc::now()).await {
-            Ok(cards::Card::Send(continues)) => continues,
+            Ok(cards::Card::Send(sending)) => sending,
             Ok(cards::Card::Wait) => {
                 // An earlier event of the same call is on its way to this output: its message
                 // is the card this one continues.
@@ -228,7 +228,7 @@ async fn paced_attempt(
                 return None;
             }
         },
-        None => None,
+        None => cards::Sending::default(),
     };
     let paces = output.map(|o| o.pacing().to_vec()).unwrap_or_default();
     let now = tokio::time::Instant::now();
@@ -239,7 +239,7 @@ async fn paced_attempt(
         }
         return None;
     }
-    let (next, pause) = attempt(store, config, delivery, event, continues).await;
+    let (next, pause) = attempt(store, config, delivery, event, sending).await;
     pacer.finish(&paces, tokio::time::Instant::now(), pause);
     let health = match next {
         Next::Delivered => recovery::Health::Answered,
@@ -252,12 +252,12 @@ async fn paced_attempt(
 /// One attempt at one delivery, recorded whatever happens. Returns what comes next for it, and
 /// the destination's `Retry-After` when it asked to slow down, so its pacing buckets can pause.
 #[tracing::instrument(name = "deliver", skip_all, fields(delivery_id = %delivery.id, event_id = %event.id, route = %delivery.route, output = %delivery.output, attempt = delivery.attempts + 1))]
-pub async fn attempt(
+async fn attempt(
     store: &dyn Queue,
     config: &dyn DeliveryConfig,
     delivery: Delivery,
     event: Event,
-    continues: Option<outputs::Continues>,
+    card: cards::Sending,
 ) -> (Next, Option<Duration>) {
     let number = delivery.attempts + 1;
     let started = Utc::now();
@@ -268,7 +268,7 @@ pub async fn attempt(
         tracing::warn!(message = "Delivery expired: too late to be useful.");
         return (Next::Expired, None);
     }
-    let result = send(config, &delivery, event, number, continues).await;
+    let result = send(config, &delivery, event, number, card).await;
     let slow_down = match &result {
         Err(DeliveryError { reason: Reason::RateLimited, disposition: Disposition::Retry { after }, .. }) => {
             Some(after.unwrap_or(Duration::from_secs(1)))
@@ -337,7 +337,7 @@ async fn send(
     delivery: &Delivery,
     event: Event,
     number: u32,
-    continues: Option<outputs::Continues>,
+    card: cards::Sending,
 ) -> Result<outputs::Receipt, DeliveryError> {
     let entry = config.output(&delivery.output).ok_or_else(|| {
         DeliveryError::permanent(Reason::Config, format!("output `{}` is no longer configured", delivery.output))
@@ -345,9 +345,11 @@ async fn send(
     let output = entry.output.as_ref().ok_or_else(|| {
         DeliveryError::permanent(Reason::Config, format!("output `{}` is switched off", delivery.output))
     })?;
-    let message = compose(config.templates(), &delivery.template, output.as_ref(), &RenderContext::from_event(event))
+    let context = RenderContext::of_card(event, card.handling.as_ref());
+    let message = compose(config.templates(), &delivery.template, output.as_ref(), &context)
         .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?
-        .continuing(continues);
+        .continuing(card.continues)
+        .with_actions(card.actions);
     let attempt = Attempt { delivery: delivery.id.to_string(), number };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, output.send(&message, &attempt)).await {
         Ok(result) => result,

@@ -5,6 +5,7 @@
 //! and its `fields` use the canonical names of [`fields::CANONICAL_FIELDS`].
 
 pub mod fields;
+pub mod handling;
 pub mod path;
 mod scalar;
 

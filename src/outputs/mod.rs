@@ -46,6 +46,44 @@ pub struct Message {
     parts: BTreeMap<Part, String>,
     settings: BTreeMap<&'static str, Value>,
     continues: Option<Continues>,
+    actions: Vec<ActionButton>,
+}
+
+/// A button on a message that reports its press back ([`Inbox`]) with `data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionButton {
+    pub label: String,
+    pub data: String,
+}
+
+/// A press on an [`ActionButton`], as the destination reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Press {
+    /// The destination's id for the press, to answer it.
+    pub id: String,
+    /// The chat the message with the button is in.
+    pub chat: i64,
+    /// The destination's id for that message ([`Receipt::remote_id`]).
+    pub message: Option<String>,
+    /// Who pressed: the destination's id for the person, and their name.
+    pub by_id: i64,
+    pub by_name: String,
+    /// The button's [`ActionButton::data`].
+    pub data: String,
+}
+
+/// An output whose destination reports presses on its messages' buttons (a Telegram bot's
+/// updates, read by long polling: no public URL needed).
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// What the presses are read from (one bot): outputs that share it are read once.
+    fn source(&self) -> String;
+    /// Whether a message in `chat` is one of this output's.
+    fn owns_chat(&self, chat: i64) -> bool;
+    /// The presses that arrive within `wait`; each is returned once.
+    async fn presses(&self, wait: Duration) -> Result<Vec<Press>, DeliveryError>;
+    /// Tells the presser what became of the press (a notice over the chat, in Telegram).
+    async fn answer(&self, press: &Press, text: &str) -> Result<(), DeliveryError>;
 }
 
 /// An earlier message of the same call or chat that this one continues, at an output that can
@@ -74,13 +112,26 @@ impl std::fmt::Debug for Message {
             .field("parts", &self.parts)
             .field("settings", &self.settings.keys())
             .field("continues", &self.continues)
+            .field("actions", &self.actions)
             .finish()
     }
 }
 
 impl Message {
     pub fn new(parts: BTreeMap<Part, String>, settings: BTreeMap<&'static str, Value>) -> Self {
-        Self { parts, settings, continues: None }
+        Self { parts, settings, continues: None, actions: Vec::new() }
+    }
+
+    /// The same message, with action buttons.
+    #[must_use]
+    pub fn with_actions(mut self, actions: Vec<ActionButton>) -> Self {
+        self.actions = actions;
+        self
+    }
+
+    /// Its action buttons.
+    pub fn actions(&self) -> &[ActionButton] {
+        &self.actions
     }
 
     /// The same message, continuing an earlier one.
@@ -171,6 +222,10 @@ pub trait Output: Send + Sync + std::fmt::Debug + 'static {
     /// the events of one call share a live card; others send every event as its own message.
     fn continues_messages(&self) -> bool {
         false
+    }
+    /// Where presses on its messages' buttons are read, if its destination reports them.
+    fn inbox(&self) -> Option<&dyn Inbox> {
+        None
     }
     /// One attempt. Never retries or sleeps: the delivery stage owns time.
     async fn send(&self, message: &Message, attempt: &Attempt) -> Result<Receipt, DeliveryError>;

@@ -18,6 +18,13 @@ impl RenderContext {
     /// fields as a list of `{name, value}` for templates that list them all. Consumes the event,
     /// so a delivery does not copy its payload; [`RenderContext::of_event`] is for callers that keep it.
     pub fn from_event(event: Event) -> Self {
+        Self::of_card(event, None)
+    }
+
+    /// [`RenderContext::from_event`] for a Telegram card, with its handling (who took the call,
+    /// who called back) as `handling`: `status` (`new`, `taken`, `done`), `taken_by.name`,
+    /// `taken_at`, `done_by.name`, `done_at`, `no_answers`, `last_no_answer_at`.
+    pub fn of_card(event: Event, handling: Option<&crate::event::handling::Handling>) -> Self {
         let mut root = event.fields.to_nested();
         let list = event.fields.iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})).collect();
         root.insert("fields".into(), Value::Array(list));
@@ -27,6 +34,9 @@ impl RenderContext {
         root.insert("event".into(), Value::String(event.event));
         root.insert("kind".into(), Value::String(event.kind.to_string()));
         root.insert("payload".into(), event.payload);
+        if let Some(handling) = handling.and_then(|h| serde_json::to_value(h).ok()) {
+            root.insert("handling".into(), handling);
+        }
         Self::new(Value::Object(root))
     }
 

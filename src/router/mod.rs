@@ -17,6 +17,7 @@ pub use schedule::{Schedule, ScheduleError};
 
 use crate::condition::{Condition, Facts, FieldRef, Glob};
 use crate::event::Event;
+use crate::event::handling::Action;
 
 /// One destination of a route: an output and the template rendered for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct Target {
     /// What a later event of the same sequence (a call, a chat) does with the message an
     /// earlier one left at this output.
     pub card: CardMode,
+    /// The action buttons its cards offer (the route's `buttons`).
+    pub buttons: Vec<Action>,
 }
 
 /// How the events of one sequence share a message at an output that can continue one

@@ -201,8 +201,8 @@ fn targets_take_the_route_template_and_card_or_their_override() {
     assert_eq!(
         decisions[0].targets,
         [
-            Target { output: "office".into(), template: "generic".into(), card: CardMode::Reply },
-            Target { output: "night".into(), template: "missed_call".into(), card: CardMode::New }
+            Target { output: "office".into(), template: "generic".into(), card: CardMode::Reply, buttons: Vec::new() },
+            Target { output: "night".into(), template: "missed_call".into(), card: CardMode::New, buttons: Vec::new() }
         ]
     );
     let plain = routes("[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\n");

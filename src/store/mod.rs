@@ -7,6 +7,7 @@
 //! single writer thread that commits concurrent requests together (group commit), so durability
 //! costs one flush per batch rather than one per request.
 
+mod desk;
 mod log;
 pub mod postgres;
 mod queue;
@@ -18,8 +19,9 @@ mod views;
 mod wake;
 mod writer;
 
+pub use desk::{Desk, NewPress, Pressed};
 pub use log::{Appended, EventLog, NewEvent, RequestRecord, SequenceLock, StoredEvent};
-pub use queue::{AttemptRecord, CardDelivery, Delivery, DeliveryState, NewDelivery, Next, Queue};
+pub use queue::{AttemptRecord, CardDelivery, CardState, Delivery, DeliveryState, NewDelivery, Next, Queue};
 pub use rejection::{REJECTED_BODY_KEEP, Rejection, ReprocessOutcome, Reprocessed};
 pub use views::{DeliveryCounts, DeliveryQuery, EventQuery, EventStatus, OutputHealth, QueueStats, Views};
 pub use wake::Wake;
@@ -150,9 +152,9 @@ pub trait Lifecycle: Send + Sync + 'static {
 
 /// The whole store, by role: [`EventLog`] (ingest), [`Queue`] (delivery), [`Views`] (the
 /// operator) and [`Lifecycle`] (the daemon). Each stage takes only the role it needs.
-pub trait Store: EventLog + Queue + Views + Lifecycle {}
+pub trait Store: EventLog + Queue + Views + Lifecycle + Desk {}
 
-impl<T: EventLog + Queue + Views + Lifecycle> Store for T {}
+impl<T: EventLog + Queue + Views + Lifecycle + Desk> Store for T {}
 
 /// Where events are kept: `storage.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]

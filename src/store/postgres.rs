@@ -113,7 +113,7 @@ impl Queue for PostgresStore {
                  ORDER BY next_attempt_at LIMIT $3
                  FOR UPDATE SKIP LOCKED)
              RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at,
-                       last_error, interrupted",
+                       last_error, interrupted, redraws",
         )
         .bind(until)
         .bind(now_ms)
@@ -183,7 +183,7 @@ impl Queue for PostgresStore {
         Ok(())
     }
 
-    async fn card(&self, event: EventId, output: &str) -> Result<Vec<crate::store::CardDelivery>, StoreError> {
+    async fn card(&self, event: EventId, output: &str) -> Result<crate::store::CardState, StoreError> {
         reads::card(&self.pool, event, output).await
     }
 
@@ -252,6 +252,8 @@ impl Lifecycle for PostgresStore {
         .await?
         .rows_affected();
         sqlx::query("DELETE FROM rejected_requests WHERE received_at < $1").bind(before).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM handling WHERE updated_at < $1").bind(before).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM presses WHERE at < $1").bind(before).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM dedup_keys WHERE seen_at < $1").bind(before).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(deleted)
@@ -377,8 +379,9 @@ async fn insert_delivery(
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $6, $6)",
+        "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at,
+                                 updated_at, redraws)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $6, $6, $8)",
     )
     .bind(delivery.id.to_string())
     .bind(event.to_string())
@@ -387,6 +390,7 @@ async fn insert_delivery(
     .bind(&delivery.template)
     .bind(now)
     .bind(delivery.expires_at.map(millis))
+    .bind(delivery.redraws.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -410,6 +414,8 @@ async fn insert_rejection(tx: &mut Transaction<'_, Postgres>, rejection: &Reject
     .await?;
     Ok(())
 }
+
+super::desk::shared_desk!(PostgresStore);
 
 /// The reads both stores share ([`super::reads`]) over this pool, and its [`Views`].
 mod reads {

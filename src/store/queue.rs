@@ -43,9 +43,9 @@ pub trait Queue: Send + Sync + 'static {
     /// how many.
     async fn pull_forward(&self, output: &str, now: DateTime<Utc>) -> Result<u64, StoreError>;
     /// The deliveries to `output` of the events of `event`'s run of a sequence (a call, from
-    /// its `start`), itself included, oldest first: the messages a live card is made of. Empty
-    /// for an event of no sequence.
-    async fn card(&self, event: EventId, output: &str) -> Result<Vec<CardDelivery>, StoreError>;
+    /// its `start`), itself included, oldest first — the messages a live card is made of; none
+    /// for an event of no sequence — and the card's handling (who took the call).
+    async fn card(&self, event: EventId, output: &str) -> Result<CardState, StoreError>;
     /// Makes dead or expired deliveries pending again, due now. `Some(id)` retries one;
     /// otherwise every dead one (of `output`, if given). Returns how many were requeued.
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError>;
@@ -60,6 +60,9 @@ pub struct NewDelivery {
     pub template: String,
     /// The route's ttl: past this the delivery is expired, not sent late.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The message (a Telegram message id) this delivery redraws in place: a card after a
+    /// press on its buttons.
+    pub redraws: Option<String>,
 }
 
 impl NewDelivery {
@@ -71,7 +74,13 @@ impl NewDelivery {
         template: String,
         expires_at: Option<DateTime<Utc>>,
     ) -> Self {
-        Self { id: crate::event::monotonic_ulid(at), route, output, template, expires_at }
+        Self { id: crate::event::monotonic_ulid(at), route, output, template, expires_at, redraws: None }
+    }
+
+    /// A delivery planned at `at` that redraws message `remote_id` with the event's card as it
+    /// stands now.
+    pub fn redraw(at: DateTime<Utc>, route: String, output: String, template: String, remote_id: String) -> Self {
+        Self { redraws: Some(remote_id), ..Self::planned_at(at, route, output, template, None) }
     }
 }
 
@@ -127,6 +136,18 @@ pub struct Delivery {
     /// Attempts cut short by a crash while they held the delivery: the destination may have got
     /// the message already, so a later attempt may be a duplicate.
     pub interrupted: u32,
+    /// [`NewDelivery::redraws`].
+    pub redraws: Option<String>,
+}
+
+/// A card at one output, as [`Queue::card`] reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CardState {
+    pub deliveries: Vec<CardDelivery>,
+    /// Whether the event belongs to a sequence (a call): only then do its deliveries continue
+    /// one another's messages.
+    pub in_sequence: bool,
+    pub handling: Option<crate::event::handling::Handling>,
 }
 
 /// A delivery of one run of a sequence to one output ([`Queue::card`]).
@@ -137,6 +158,9 @@ pub struct CardDelivery {
     /// The destination's id of the message its last attempt sent or edited.
     pub remote_id: Option<String>,
     pub next_attempt_at: DateTime<Utc>,
+    pub event_id: EventId,
+    pub route: String,
+    pub template: String,
 }
 
 /// One attempt, as recorded.

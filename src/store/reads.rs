@@ -84,13 +84,13 @@ WHERE id = $1";
 /// An event's deliveries, as [`super::rows::delivery`] reads them.
 pub(super) const EVENT_DELIVERIES: &str = r"
 SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-       interrupted
+       interrupted, redraws
 FROM deliveries WHERE event_id = $1 ORDER BY id";
 
 /// Deliveries by state and output, newest first.
 pub(super) const FILTERED_DELIVERIES: &str = r"
 SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-       interrupted
+       interrupted, redraws
 FROM deliveries
 WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) AND (CAST($2 AS TEXT) IS NULL OR output = $2)
 ORDER BY id DESC LIMIT $3";
@@ -130,15 +130,28 @@ UPDATE deliveries SET next_attempt_at = $1, updated_at = $1
 WHERE output = $2 AND state = 'pending' AND attempts > 0 AND next_attempt_at > $1
   AND (lease_until IS NULL OR lease_until < $1)";
 
-/// The deliveries to `$2` of the events that share `$1`'s run of a sequence, oldest first:
-/// the partial index `events_by_sequence_start`, then each event's deliveries.
+/// The deliveries to `$2` of the events of `$1`'s card — its run of a sequence through the
+/// partial index `events_by_sequence_start`, or `$1` alone — oldest first.
 pub(super) const CARD: &str = r"
-SELECT d.id AS id, d.state AS state, d.remote_id AS remote_id, d.next_attempt_at AS next_attempt_at
-FROM events me
-JOIN events e ON e.sequence_start = me.sequence_start
-JOIN deliveries d ON d.event_id = e.id
-WHERE me.id = $1 AND d.output = $2
+SELECT d.id AS id, d.state AS state, d.remote_id AS remote_id, d.next_attempt_at AS next_attempt_at,
+       d.event_id AS event_id, d.route AS route, d.template AS template
+FROM deliveries d
+WHERE d.event_id IN (
+        SELECT e.id FROM events e
+        WHERE e.sequence_start = (SELECT COALESCE(me.sequence_start, me.id) FROM events me WHERE me.id = $1)
+        UNION SELECT CAST($1 AS TEXT))
+  AND d.output = $2
 ORDER BY d.id";
+
+/// Whether `$1` belongs to a sequence, and the handling of its card (the event that began its
+/// call, or the event itself) if anyone pressed on it.
+pub(super) const CARD_HANDLING: &str = r"
+SELECT CAST(CASE WHEN e.sequence_key IS NULL THEN 0 ELSE 1 END AS BIGINT) AS in_sequence,
+       h.card AS card, h.status AS status, h.taken_by_id AS taken_by_id, h.taken_by AS taken_by,
+       h.taken_at AS taken_at, h.done_by_id AS done_by_id, h.done_by AS done_by, h.done_at AS done_at,
+       h.no_answers AS no_answers, h.last_no_answer_at AS last_no_answer_at
+FROM events e LEFT JOIN handling h ON h.card = COALESCE(e.sequence_start, e.id)
+WHERE e.id = $1";
 
 /// One event with its request.
 pub(super) const EVENT: &str = r"
@@ -366,18 +379,31 @@ macro_rules! shared_reads {
             pool: &$pool,
             event: EventId,
             output: &str,
-        ) -> Result<Vec<crate::store::CardDelivery>, StoreError> {
+        ) -> Result<crate::store::CardState, StoreError> {
             let rows = sqlx::query(reads::CARD).bind(event.to_string()).bind(output).fetch_all(pool).await?;
-            rows.iter()
+            let row = sqlx::query(reads::CARD_HANDLING).bind(event.to_string()).fetch_optional(pool).await?;
+            let (in_sequence, handling) = match &row {
+                Some(row) if row.maybe_text("card")?.is_some() => {
+                    (row.int("in_sequence")? != 0, Some(rows::handling(row)?))
+                }
+                Some(row) => (row.int("in_sequence")? != 0, None),
+                None => (false, None),
+            };
+            let deliveries = rows
+                .iter()
                 .map(|row| {
                     Ok(crate::store::CardDelivery {
                         id: row.text("id")?.parse().map_err(|e| StoreError::Corrupt(format!("delivery id: {e}")))?,
                         state: crate::store::DeliveryState::parse(&row.text("state")?)?,
                         remote_id: row.maybe_text("remote_id")?,
                         next_attempt_at: crate::store::from_millis(row.int("next_attempt_at")?),
+                        event_id: rows::event_id(&row.text("event_id")?)?,
+                        route: row.text("route")?,
+                        template: row.text("template")?,
                     })
                 })
-                .collect()
+                .collect::<Result<_, StoreError>>()?;
+            Ok(crate::store::CardState { deliveries, handling, in_sequence })
         }
 
         pub(super) async fn next_due(pool: &$pool, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -8,6 +8,7 @@ use ulid::Ulid;
 
 use super::{AttemptRecord, Delivery, DeliveryState, Rejection, Reprocessed, StoreError, StoredEvent, from_millis};
 use crate::body::BodyEncoding;
+use crate::event::handling::{Handling, Person, Status};
 use crate::event::{Event, Kind};
 
 /// The column reads the decoders need, for any database the store runs on.
@@ -123,6 +124,7 @@ pub(super) fn delivery(row: &impl Columns) -> Result<Delivery, StoreError> {
         created_at: from_millis(row.int("created_at")?),
         last_error: row.maybe_text("last_error")?,
         interrupted: count(row.int("interrupted")?),
+        redraws: row.maybe_text("redraws")?,
     })
 }
 
@@ -152,6 +154,32 @@ pub(super) fn rejection(row: &impl Columns) -> Result<Rejection, StoreError> {
                 Ok(Reprocessed { at: from_millis(at), event })
             })
             .transpose()?,
+    })
+}
+
+pub(super) fn event_id(text: &str) -> Result<crate::event::EventId, StoreError> {
+    text.parse().map_err(|e| corrupt("event id", e))
+}
+
+/// `card, status, taken_by_id, taken_by, taken_at, done_by_id, done_by, done_at, no_answers,
+/// last_no_answer_at`
+pub(super) fn handling(row: &impl Columns) -> Result<Handling, StoreError> {
+    let person = |id: &str, name: &str| -> Result<Option<Person>, StoreError> {
+        Ok(match (row.maybe_int(id)?, row.maybe_text(name)?) {
+            (Some(id), Some(name)) => Some(Person { id, name }),
+            _ => None,
+        })
+    };
+    let status = row.text("status")?;
+    Ok(Handling {
+        card: event_id(&row.text("card")?)?,
+        status: Status::parse(&status).ok_or_else(|| corrupt("handling status", status))?,
+        taken_by: person("taken_by_id", "taken_by")?,
+        taken_at: row.maybe_int("taken_at")?.map(from_millis),
+        done_by: person("done_by_id", "done_by")?,
+        done_at: row.maybe_int("done_at")?.map(from_millis),
+        no_answers: count(row.int("no_answers")?),
+        last_no_answer_at: row.maybe_int("last_no_answer_at")?.map(from_millis),
     })
 }
 

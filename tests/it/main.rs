@@ -25,6 +25,7 @@ mod outputs_http;
 mod outputs_support;
 mod outputs_telegram;
 mod telegram_cards;
+mod telegram_desk;
 // SIGKILL in the middle of a burst: nothing acknowledged is lost.
 mod crash;
 // Three instances on one PostgreSQL database, one killed mid-run.

@@ -36,7 +36,7 @@ fn escape_for(part: Part) -> Escape {
         Part::Telegram => Escape::TelegramHtml,
         Part::Html => Escape::Html,
         Part::Body => Escape::JsonString,
-        Part::Subject | Part::Text => Escape::Plain,
+        Part::Subject | Part::Text | Part::Buttons => Escape::Plain,
     }
 }
 
@@ -158,6 +158,14 @@ fn check_properties(name: &str, label: &str, part: Part, text: &str, failures: &
             }
         }
         Part::Text => {}
+        Part::Buttons => {
+            for line in text.lines().filter(|line| !line.trim().is_empty()) {
+                let url = line.split_once('|').map(|(_, url)| url.trim());
+                if !url.is_some_and(|url| url.is_empty() || url.starts_with("http")) {
+                    failures.push(format!("{here}: a button line is `label | url`: {line:?}"));
+                }
+            }
+        }
     }
     if text.contains("{{") {
         failures.push(format!("{here}: an unrendered expression remains"));

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use teloxide::payloads::EditMessageTextSetters;
 use teloxide::requests::{Request, Requester};
-use teloxide::types::{MessageId, ParseMode};
+use teloxide::types::{InlineKeyboardMarkup, MessageId, ParseMode};
 use teloxide::{ApiError, RequestError};
 
 use super::{TelegramOutput, classify, no_link_preview, split};
@@ -26,11 +26,16 @@ pub(super) fn earlier(continues: &Continues) -> Option<(MessageId, Continuation)
 }
 
 /// Edits message `id` to show `part`; sends `part` as a reply to it when it cannot be edited.
-pub(super) async fn edit(output: &TelegramOutput, id: MessageId, part: &str) -> Result<Receipt, DeliveryError> {
+pub(super) async fn edit(
+    output: &TelegramOutput,
+    id: MessageId,
+    part: &str,
+    buttons: Option<&InlineKeyboardMarkup>,
+) -> Result<Receipt, DeliveryError> {
     let mut text = Cow::Borrowed(part);
     let mut plain_fallback = false;
     let summary = loop {
-        match edit_one(output, id, &text, !plain_fallback).await {
+        match edit_one(output, id, &text, !plain_fallback, buttons).await {
             Ok(()) => break format!("message {} edited", id.0),
             Err(RequestError::Api(ApiError::MessageNotModified)) => {
                 break format!("message {} already showed this", id.0);
@@ -51,7 +56,7 @@ pub(super) async fn edit(output: &TelegramOutput, id: MessageId, part: &str) -> 
                     other => other.to_string(),
                 };
                 tracing::info!(message = "The card cannot be edited; replying to it.", message_id = id.0, %why);
-                let mut receipt = output.send_parts(&[part.to_owned()], Some(id)).await?;
+                let mut receipt = output.send_parts(&[part.to_owned()], Some(id), buttons).await?;
                 receipt.summary.push_str(&format!(": it could not be edited ({why})"));
                 return Ok(receipt);
             }
@@ -61,8 +66,18 @@ pub(super) async fn edit(output: &TelegramOutput, id: MessageId, part: &str) -> 
     output.receipt(Some(id.0.to_string()), summary, plain_fallback)
 }
 
-async fn edit_one(output: &TelegramOutput, id: MessageId, text: &str, html: bool) -> Result<(), RequestError> {
+async fn edit_one(
+    output: &TelegramOutput,
+    id: MessageId,
+    text: &str,
+    html: bool,
+    buttons: Option<&InlineKeyboardMarkup>,
+) -> Result<(), RequestError> {
     let mut request = output.bot.edit_message_text(output.chat(), id, text);
+    // Without a markup the edit takes the card's buttons away: a done card offers none.
+    if let Some(buttons) = buttons {
+        request = request.reply_markup(buttons.clone());
+    }
     if html {
         request = request.parse_mode(ParseMode::Html);
     }

@@ -13,6 +13,8 @@
 //! Bot API errors: <https://core.telegram.org/bots/api#responseparameters>.
 
 mod card;
+mod inbox;
+mod keyboard;
 pub mod split;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,7 +24,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use teloxide::payloads::SendMessageSetters;
 use teloxide::requests::{Request, Requester};
-use teloxide::types::{ChatId, LinkPreviewOptions, MessageId, ParseMode, Recipient, ReplyParameters, ThreadId};
+use teloxide::types::{
+    ChatId, InlineKeyboardMarkup, LinkPreviewOptions, MessageId, ParseMode, Recipient, ReplyParameters, ThreadId,
+};
 use teloxide::{ApiError, Bot, RequestError};
 
 use super::{
@@ -61,12 +65,24 @@ fn default_timeout() -> u64 {
     15
 }
 
-const PLAN: &[Need] =
-    &[Need { part: Part::Telegram, fallbacks: &[Part::Text], escape: Escape::TelegramHtml, required: true }];
+const PLAN: &[Need] = &[
+    Need { part: Part::Telegram, fallbacks: &[Part::Text], escape: Escape::TelegramHtml, required: true },
+    Need { part: Part::Buttons, fallbacks: &[], escape: Escape::Plain, required: false },
+];
+
+/// How long one request for presses waits for one to arrive (`getUpdates`' `timeout`).
+pub const POLL_WAIT: Duration = Duration::from_secs(25);
 
 /// The built output. Not `Debug` by derive: teloxide's `Bot` prints its token.
 pub struct TelegramOutput {
     bot: Bot,
+    /// The same bot on a client that waits out a long poll for presses ([`inbox`]).
+    poll_bot: Bot,
+    /// The Bot API and the bot's id (the token's public half): outputs with the same one read
+    /// their presses from one stream.
+    source: String,
+    /// The next update to ask for: every one before it was read.
+    offset: Mutex<i32>,
     chat: Recipient,
     /// Where the configured group went when it became a supergroup, once Telegram said so.
     moved_to: Mutex<Option<ChatId>>,
@@ -173,12 +189,24 @@ impl OutputSettings for Settings {
             .connect_timeout(self.timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| SettingsError::table(format!("cannot build the HTTP client: {e}")))?;
+        // A long poll holds its request open for POLL_WAIT: its client waits longer than that.
+        let poll_client = reqwest::Client::builder()
+            .timeout(POLL_WAIT + self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| SettingsError::table(format!("cannot build the HTTP client: {e}")))?;
         let mut bot = Bot::with_client(self.token.expose(), client);
+        let mut poll_bot = Bot::with_client(self.token.expose(), poll_client);
         if let Some(url) = self.api_url {
-            bot = bot.set_api_url(url);
+            bot = bot.set_api_url(url.clone());
+            poll_bot = poll_bot.set_api_url(url);
         }
+        let bot_id = self.token.expose().split(':').next().unwrap_or_default().to_owned();
         Ok(Arc::new(TelegramOutput {
+            source: format!("telegram {} bot {bot_id}", bot.api_url()),
             bot,
+            poll_bot,
+            offset: Mutex::new(0),
             chat: self.chat,
             moved_to: Mutex::new(None),
             thread: self.thread,
@@ -202,6 +230,7 @@ impl TelegramOutput {
         &self,
         part: &str,
         reply_to: Option<MessageId>,
+        buttons: Option<&InlineKeyboardMarkup>,
         plain_fallback: &mut bool,
     ) -> Result<teloxide::types::Message, RequestError> {
         let mut html = true;
@@ -209,7 +238,7 @@ impl TelegramOutput {
         loop {
             let text =
                 if html { std::borrow::Cow::Borrowed(part) } else { std::borrow::Cow::Owned(split::to_plain(part)) };
-            match self.send_one(&text, html, reply_to).await {
+            match self.send_one(&text, html, reply_to, buttons).await {
                 Err(RequestError::Api(ApiError::CantParseEntities(why))) if html => {
                     // Markup Telegram rejects must not cost the alert: send the words without it.
                     tracing::warn!(message = "Telegram could not parse the HTML; sending as plain text.", detail = %why);
@@ -234,6 +263,7 @@ impl TelegramOutput {
         text: &str,
         html: bool,
         reply_to: Option<MessageId>,
+        buttons: Option<&InlineKeyboardMarkup>,
     ) -> Result<teloxide::types::Message, RequestError> {
         let mut request = self.bot.send_message(self.chat(), text).disable_notification(self.disable_notification);
         if html {
@@ -248,6 +278,9 @@ impl TelegramOutput {
         if let Some(earlier) = reply_to {
             // Sent even if the earlier message is gone: the alert matters more than the thread.
             request = request.reply_parameters(ReplyParameters::new(earlier).allow_sending_without_reply());
+        }
+        if let Some(buttons) = buttons {
+            request = request.reply_markup(buttons.clone());
         }
         request.send().await
     }
@@ -302,26 +335,40 @@ impl Output for TelegramOutput {
         true
     }
 
+    fn inbox(&self) -> Option<&dyn crate::outputs::Inbox> {
+        Some(self)
+    }
+
     async fn send(&self, message: &Message, _attempt: &Attempt) -> Result<Receipt, DeliveryError> {
         let html = message.get(Part::Telegram).or_else(|| message.get(Part::Text)).unwrap_or_default();
         let parts = split::split(html, split::TELEGRAM_LIMIT);
+        let buttons = keyboard::keyboard(message);
         match message.continues().and_then(card::earlier) {
             // A card that outgrew one message cannot be edited into one: its rest follows as replies.
-            Some((id, Continuation::Edit)) if parts.len() == 1 => card::edit(self, id, &parts[0]).await,
-            Some((id, _)) => self.send_parts(&parts, Some(id)).await,
-            None => self.send_parts(&parts, None).await,
+            Some((id, Continuation::Edit)) if parts.len() == 1 => {
+                card::edit(self, id, &parts[0], buttons.as_ref()).await
+            }
+            Some((id, _)) => self.send_parts(&parts, Some(id), buttons.as_ref()).await,
+            None => self.send_parts(&parts, None, buttons.as_ref()).await,
         }
     }
 }
 
 impl TelegramOutput {
     /// Sends `parts` as new messages, the first replying to `reply_to` when given.
-    async fn send_parts(&self, parts: &[String], reply_to: Option<MessageId>) -> Result<Receipt, DeliveryError> {
+    /// The buttons go under the first: the card, which later events edit.
+    async fn send_parts(
+        &self,
+        parts: &[String],
+        reply_to: Option<MessageId>,
+        buttons: Option<&InlineKeyboardMarkup>,
+    ) -> Result<Receipt, DeliveryError> {
         let mut ids = Vec::with_capacity(parts.len());
         let mut plain_fallback = false;
         for (index, part) in parts.iter().enumerate() {
-            let reply_to = reply_to.filter(|_| index == 0);
-            match self.send_part(part, reply_to, &mut plain_fallback).await {
+            let first = index == 0;
+            let (reply_to, buttons) = (reply_to.filter(|_| first), buttons.filter(|_| first));
+            match self.send_part(part, reply_to, buttons, &mut plain_fallback).await {
                 Ok(sent) => ids.push(sent.id.0.to_string()),
                 Err(error) => {
                     let mut error = classify(&error);

@@ -34,10 +34,13 @@ pub enum Part {
     Text,
     Html,
     Body,
+    /// Link buttons under a Telegram card, one a line: `label | url`; a line whose URL is
+    /// empty (the value does not exist for this event) is left out.
+    Buttons,
 }
 
 impl Part {
-    pub const ALL: [Part; 5] = [Part::Telegram, Part::Subject, Part::Text, Part::Html, Part::Body];
+    pub const ALL: [Part; 6] = [Part::Telegram, Part::Subject, Part::Text, Part::Html, Part::Body, Part::Buttons];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,6 +49,7 @@ impl Part {
             Self::Text => "text",
             Self::Html => "html",
             Self::Body => "body",
+            Self::Buttons => "buttons",
         }
     }
 
@@ -77,6 +81,9 @@ pub struct TemplateSet {
     /// name → (where it came from, its parts)
     templates: BTreeMap<String, (String, Vec<Part>)>,
     registries: Vec<(Escape, Handlebars<'static>)>,
+    /// Whether they speak English (`templates.language = "en"`), for words Switchboard adds
+    /// itself, such as a card's button labels.
+    english: bool,
 }
 
 impl fmt::Debug for TemplateSet {
@@ -163,10 +170,16 @@ impl TemplateSet {
             }
             templates.insert(name.clone(), (origin.clone(), compiled_parts));
         }
-        if issues.is_empty() { Ok(Self { templates, registries }) } else { Err(issues) }
+        let english = source.helpers.english;
+        if issues.is_empty() { Ok(Self { templates, registries, english }) } else { Err(issues) }
     }
 
     /// Whether a template of this name exists.
+    /// Whether the templates speak English rather than Russian.
+    pub fn english(&self) -> bool {
+        self.english
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.templates.contains_key(name)
     }

@@ -54,7 +54,7 @@ fn parts_split_at_markers_and_a_plain_file_is_text() {
     assert_eq!(split_parts("just {{text}}\n").unwrap(), vec![(Part::Text, "just {{text}}\n".to_owned())]);
     assert_eq!(
         split_parts("{{!-- part: sms --}}\n").unwrap_err().to_string(),
-        "unknown part `sms`; expected one of telegram, subject, text, html, body"
+        "unknown part `sms`; expected one of telegram, subject, text, html, body, buttons"
     );
     assert_eq!(
         split_parts("{{!-- part: text --}}\na\n{{!-- part: text --}}\nb\n").unwrap_err().to_string(),

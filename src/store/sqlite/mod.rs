@@ -115,7 +115,7 @@ impl Queue for SqliteStore {
         self.writer.defer(id, millis(at)).await
     }
 
-    async fn card(&self, event: EventId, output: &str) -> Result<Vec<crate::store::CardDelivery>, StoreError> {
+    async fn card(&self, event: EventId, output: &str) -> Result<crate::store::CardState, StoreError> {
         reads::card(&self.pool, event, output).await
     }
 
@@ -173,6 +173,8 @@ impl Lifecycle for SqliteStore {
         .await?
         .rows_affected();
         sqlx::query("DELETE FROM rejected_requests WHERE received_at < ?").bind(before).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM handling WHERE updated_at < ?").bind(before).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM presses WHERE at < ?").bind(before).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -216,6 +218,8 @@ impl Lifecycle for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+crate::store::desk::shared_desk!(SqliteStore);
 
 /// The reads both stores share ([`super::reads`]) over this pool, and its [`Views`].
 mod reads {

@@ -177,8 +177,9 @@ fn insert_deliveries<'tx>(
     let insert = match insert {
         Some(insert) => insert,
         empty => empty.insert(tx.prepare_cached(
-            "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
+            "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at,
+                                     updated_at, redraws)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6, ?8)",
         )?),
     };
     for delivery in deliveries {
@@ -190,6 +191,7 @@ fn insert_deliveries<'tx>(
             delivery.template,
             now,
             delivery.expires_at.map(millis),
+            delivery.redraws,
         ])?;
     }
     Ok(())
@@ -274,7 +276,7 @@ pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_until = ?1, updated_
          WHERE state = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
          ORDER BY next_attempt_at LIMIT ?3)
      RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-               interrupted";
+               interrupted, redraws";
 
 /// Leases up to `limit` deliveries due at `now` until `until`. One statement, and no other
 /// command runs in between, so two claimers can never take the same row.

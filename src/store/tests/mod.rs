@@ -52,11 +52,13 @@ pub(super) fn with_deliveries(mut new: NewEvent, outputs: &[&str]) -> NewEvent {
             output: (*output).into(),
             template: "missed_call".into(),
             expires_at: None,
+            redraws: None,
         })
         .collect();
     new
 }
 
+mod desk;
 mod log;
 mod queue;
 mod views;
@@ -151,6 +153,7 @@ contract! {
     queue::a_run_of_a_sequence_reads_back_as_one_card: borrowed,
     views::operator_views_filter_count_and_summarise: borrowed,
     views::an_operator_action_is_shown_until_a_clean_delivery: borrowed,
+    desk::presses_apply_in_order_and_the_first_take_wins: borrowed,
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! `FakeTelegram`: a Bot API server on 127.0.0.1 answering `sendMessage`, `editMessageText`
-//! (and `getMe`) with Telegram's real response and error shapes, scripted per test. The bot is pointed at it
+//! `FakeTelegram`: a Bot API server on 127.0.0.1 answering `sendMessage`, `editMessageText`,
+//! `answerCallbackQuery` (and `getMe`) with Telegram's real response and error shapes, scripted
+//! per test; `getUpdates` long-polls the presses a test injects with [`FakeTelegram::press`]. The bot is pointed at it
 //! through the output's `api_url`.
 
 use std::collections::VecDeque;
@@ -52,22 +53,68 @@ struct Shared {
     script: Arc<Mutex<VecDeque<Reply>>>,
     seen: mpsc::UnboundedSender<Sent>,
     next_id: Arc<Mutex<i32>>,
+    /// Updates not yet confirmed by a `getUpdates` offset past them.
+    updates: Arc<Mutex<Vec<Value>>>,
+    next_update: Arc<Mutex<i64>>,
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 pub struct FakeTelegram {
     pub addr: SocketAddr,
     received: mpsc::UnboundedReceiver<Sent>,
+    shared: Shared,
+}
+
+/// Someone in a chat, pressing.
+#[derive(Debug, Clone, Copy)]
+pub struct User {
+    pub id: i64,
+    pub first_name: &'static str,
 }
 
 impl FakeTelegram {
     pub async fn start(script: Vec<Reply>) -> Self {
         let (seen, received) = mpsc::unbounded_channel();
-        let shared = Shared { script: Arc::new(Mutex::new(script.into())), seen, next_id: Arc::new(Mutex::new(100)) };
-        let app = Router::new().route("/{bot}/{method}", axum::routing::post(handle)).with_state(shared);
+        let shared = Shared {
+            script: Arc::new(Mutex::new(script.into())),
+            seen,
+            next_id: Arc::new(Mutex::new(100)),
+            updates: Arc::default(),
+            next_update: Arc::new(Mutex::new(1)),
+            arrived: Arc::default(),
+        };
+        let app = Router::new().route("/{bot}/{method}", axum::routing::post(handle)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, received }
+        Self { addr, received, shared }
+    }
+
+    /// `user` presses the button with `data` under message `message` in `chat`: a
+    /// `callback_query` update for the bot's next `getUpdates`.
+    pub fn press(&self, chat: i64, message: i64, user: User, data: &str) {
+        let id = {
+            let mut next = self.shared.next_update.lock().unwrap();
+            *next += 1;
+            *next
+        };
+        self.shared.updates.lock().unwrap().push(json!({
+            "update_id": id,
+            "callback_query": {
+                "id": format!("query-{id}"),
+                "from": {"id": user.id, "is_bot": false, "first_name": user.first_name},
+                "chat_instance": "-42",
+                "data": data,
+                "message": {
+                    "message_id": message,
+                    "date": 1_700_000_000,
+                    "chat": {"id": chat, "type": "supergroup", "title": "Sales"},
+                    "from": {"id": 1, "is_bot": true, "first_name": "Switchboard", "username": "switchboard_bot"},
+                    "text": "card",
+                },
+            },
+        }));
+        self.shared.arrived.notify_waiters();
     }
 
     pub fn api_url(&self) -> String {
@@ -99,6 +146,26 @@ fn error(code: u16, description: &str, parameters: Option<Value>) -> Response {
     (StatusCode::from_u16(code).unwrap(), Json(body)).into_response()
 }
 
+/// The updates from `offset` on, waiting up to the request's `timeout` for one to arrive;
+/// those before `offset` are confirmed, and forgotten.
+async fn updates(shared: &Shared, body: &Value) -> Vec<Value> {
+    let offset = body["offset"].as_i64().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(body["timeout"].as_u64().unwrap_or(0));
+    loop {
+        let arrived = shared.arrived.notified();
+        let pending: Vec<Value> = {
+            let mut updates = shared.updates.lock().unwrap();
+            updates.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            updates.clone()
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !pending.is_empty() || left.is_zero() {
+            return pending;
+        }
+        let _ = tokio::time::timeout(left, arrived).await;
+    }
+}
+
 async fn handle(
     State(shared): State<Shared>,
     Path((bot, method)): Path<(String, String)>,
@@ -115,6 +182,13 @@ async fn handle(
             .into_response();
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if method == "getUpdates" {
+        return Json(json!({"ok": true, "result": updates(&shared, &body).await})).into_response();
+    }
+    if method == "answerCallbackQuery" {
+        let _ = shared.seen.send(Sent { token, method, body, at: Instant::now(), limited: false });
+        return Json(json!({"ok": true, "result": true})).into_response();
+    }
     let reply = shared.script.lock().unwrap().pop_front().unwrap_or(Reply::Ok);
     let limited = matches!(reply, Reply::RetryAfter(_));
     let _ = shared.seen.send(Sent { token, method: method.clone(), body: body.clone(), at: Instant::now(), limited });

@@ -67,6 +67,7 @@ async fn a_bad_command_fails_alone() {
             output: "o".into(),
             template: "t".into(),
             expires_at: None,
+            redraws: None,
         }],
     };
     let new = new_event("envybox", "key:alone", Utc::now());

@@ -1,0 +1,203 @@
+//! The desk: the team handles calls from their Telegram cards. A press on a card's action
+//! button («Беру», «Перезвонил», «Не дозвонился») arrives through the bot's updates, read by
+//! long polling ([`crate::outputs::Inbox`]); the desk records it on the card
+//! ([`crate::store::Desk`]), tells the presser what became of it, and has the card redrawn —
+//! a delivery through the queue, so the redraw is paced and retried like any other.
+//!
+//! Beside delivery in the pipeline (… → store → delivery → outputs, and outputs → **desk** →
+//! store): it reads what destinations answer back.
+
+mod answers;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::handling::{Action, Person, parse_button_data};
+use crate::metrics as m;
+use crate::outputs::{DeliveryError, Output, Press, Reason};
+use crate::store::{NewDelivery, NewPress, Store, StoreError};
+
+pub use answers::Answer;
+
+/// How often the set of bots to read is checked against the configuration.
+const RESCAN: Duration = Duration::from_secs(5);
+/// The wait after a failed read, and after one the operator must fix (a refused token).
+const AFTER_FAILURE: Duration = Duration::from_secs(5);
+const AFTER_REFUSAL: Duration = Duration::from_secs(60);
+
+/// Outputs by name.
+pub type Named = Vec<(String, Arc<dyn Output>)>;
+
+/// What the desk reads of the running configuration.
+pub trait DeskConfig: Send + Sync {
+    /// The outputs whose destinations report presses, by name.
+    fn inboxes(&self) -> Named;
+    /// Whether answers are in English (`templates.language = "en"`) rather than Russian.
+    fn english(&self) -> bool;
+}
+
+/// Reads every bot's presses until `shutdown`: one reader per bot, however many outputs share
+/// it, started and stopped as reloads add and remove them.
+pub async fn run<C: DeskConfig + 'static>(store: Arc<dyn Store>, config: Arc<ArcSwap<C>>, shutdown: CancellationToken) {
+    let mut readers: BTreeMap<String, CancellationToken> = BTreeMap::new();
+    loop {
+        let sources = sources(config.load().as_ref());
+        readers.retain(|source, stop| {
+            let keep = sources.contains_key(source);
+            if !keep {
+                stop.cancel();
+            }
+            keep
+        });
+        for source in sources.into_keys() {
+            if readers.contains_key(&source) {
+                continue;
+            }
+            let stop = shutdown.child_token();
+            readers.insert(source.clone(), stop.clone());
+            tracing::info!(message = "Reading presses on cards.", source = %source);
+            tokio::spawn(read(store.clone(), config.clone(), source, stop));
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RESCAN) => {}
+        }
+    }
+}
+
+/// The configuration's outputs with an inbox, grouped by what their presses are read from.
+fn sources(config: &dyn DeskConfig) -> BTreeMap<String, Named> {
+    let mut sources: BTreeMap<String, Named> = BTreeMap::new();
+    for (name, output) in config.inboxes() {
+        if let Some(inbox) = output.inbox() {
+            sources.entry(inbox.source()).or_default().push((name, output.clone()));
+        }
+    }
+    sources
+}
+
+/// Reads one bot's presses until `stop`, handling each.
+async fn read<C: DeskConfig + 'static>(
+    store: Arc<dyn Store>,
+    config: Arc<ArcSwap<C>>,
+    source: String,
+    stop: CancellationToken,
+) {
+    loop {
+        let snapshot = config.load_full();
+        let Some(outputs) = sources(snapshot.as_ref()).remove(&source) else { return };
+        let Some(inbox) = outputs.first().and_then(|(_, output)| output.inbox()) else { return };
+        let presses = tokio::select! {
+            () = stop.cancelled() => return,
+            presses = inbox.presses(crate::outputs::telegram::POLL_WAIT) => presses,
+        };
+        match presses {
+            Ok(presses) => {
+                for press in presses {
+                    let answer = handle(store.as_ref(), &outputs, &press).await;
+                    metrics::counter!(m::DESK_PRESSES, "action" => answer.action(), "outcome" => answer.outcome())
+                        .increment(1);
+                    let text = answer.text(snapshot.english());
+                    if let Err(error) = inbox.answer(&press, &text).await {
+                        tracing::warn!(message = "Could not answer a press.", detail = %error.detail);
+                    }
+                }
+            }
+            Err(error) => {
+                let wait =
+                    if error.action.is_some() || error.reason == Reason::Auth { AFTER_REFUSAL } else { AFTER_FAILURE };
+                log_failure(&source, &error);
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+fn log_failure(source: &str, error: &DeliveryError) {
+    // Another reader of the same bot (a second instance on one database) makes Telegram refuse
+    // one of the two: harmless, each press still reaches one of them.
+    if error.detail.contains("terminated by other getUpdates request") {
+        tracing::debug!(message = "Another reader took this bot's presses.", source, detail = %error.detail);
+    } else {
+        tracing::warn!(message = "Could not read presses on cards; trying again.", source, detail = %error.detail);
+    }
+}
+
+/// Records one press and has its card redrawn; says what to answer the presser.
+async fn handle(store: &dyn Store, outputs: &[(String, Arc<dyn Output>)], press: &Press) -> Answer {
+    let Some((action, event)) = parse_button_data(&press.data) else {
+        return Answer::Unknown;
+    };
+    match record(store, outputs, press, action, event).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::error!(message = "Could not record a press.", %error, event = %event);
+            Answer::Failed(action)
+        }
+    }
+}
+
+async fn record(
+    store: &dyn Store,
+    outputs: &[(String, Arc<dyn Output>)],
+    press: &Press,
+    action: Action,
+    event: crate::event::EventId,
+) -> Result<Answer, StoreError> {
+    let Some(card) = store.card_of(event).await? else {
+        return Ok(Answer::Gone(action));
+    };
+    // The press must be on one of the card's own messages, in a chat an output sends to: only
+    // who is in that chat can see the buttons.
+    let mut pressed_on = None;
+    for (name, output) in outputs {
+        if !output.inbox().is_some_and(|inbox| inbox.owns_chat(press.chat)) {
+            continue;
+        }
+        let state = store.card(event, name).await?;
+        if let Some(delivery) = state.deliveries.iter().rev().find(|d| d.remote_id == press.message) {
+            pressed_on = Some((name.clone(), delivery.clone()));
+            break;
+        }
+    }
+    let Some((output, delivery)) = pressed_on else {
+        return Ok(Answer::NotHere(action));
+    };
+    let by = Person { id: press.by_id, name: press.by_name.clone() };
+    let now = Utc::now();
+    let pressed = store.press(&NewPress { card, event, action, by: by.clone(), at: now }).await?;
+    tracing::info!(
+        message = "A card was pressed.", card = %card, action = action.as_str(), by = %by.name,
+        applied = pressed.applied, status = pressed.handling.status.as_str()
+    );
+    if pressed.applied {
+        if action == Action::Done {
+            if let Some(first) = store.event(card).await? {
+                let took = (now - first.event.received_at).to_std().unwrap_or_default();
+                metrics::histogram!(m::TIME_TO_DONE).record(took.as_secs_f64());
+            }
+        }
+        let redraw = NewDelivery::redraw(
+            now,
+            delivery.route,
+            output,
+            delivery.template,
+            press.message.clone().unwrap_or_default(),
+        );
+        match store.event(delivery.event_id).await? {
+            Some(stored) => store.add_deliveries(stored.event.id, &stored.routes, &[redraw]).await?,
+            None => {
+                tracing::warn!(message = "The pressed card's event is gone; it is not redrawn.", event = %delivery.event_id)
+            }
+        }
+    }
+    Ok(Answer::Pressed { action, applied: pressed.applied, handling: pressed.handling, by })
+}

@@ -1,0 +1,28 @@
+-- The desk: each card's handling (who took the call, who called back) and every press on its
+-- buttons. A card is the event that began its call (events.sequence_start), or the event.
+CREATE TABLE handling (
+    card              TEXT PRIMARY KEY,
+    status            TEXT NOT NULL,
+    taken_by_id       INTEGER,
+    taken_by          TEXT,
+    taken_at          INTEGER,
+    done_by_id        INTEGER,
+    done_by           TEXT,
+    done_at           INTEGER,
+    no_answers        INTEGER NOT NULL DEFAULT 0,
+    last_no_answer_at INTEGER,
+    updated_at        INTEGER NOT NULL
+);
+CREATE TABLE presses (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    card     TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    by_id    INTEGER NOT NULL,
+    by_name  TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    applied  BOOLEAN NOT NULL
+);
+CREATE INDEX presses_by_card ON presses (card, at);
+-- A delivery that redraws a card after a press: the message it edits in place.
+ALTER TABLE deliveries ADD COLUMN redraws TEXT;
