@@ -76,6 +76,23 @@ pub struct RawRoute {
     pub continue_matching: bool,
     /// A delivery not sent within this many seconds of the webhook is expired, not sent late.
     pub ttl_secs: Option<u64>,
+    /// Reminders when nobody handles the card in time.
+    #[serde(default)]
+    pub escalate: Vec<RawEscalation>,
+}
+
+/// `escalate = [{ after = "10m", unless = "taken", to = ["manager_tg"], template = "reminder" }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEscalation {
+    /// `"90s"`, `"10m"`, `"2h"`, `"1d"`.
+    pub after: String,
+    /// `taken` (the default) or `done`.
+    pub unless: Option<crate::event::handling::Status>,
+    /// The outputs; the route's own by default, where the reminder replies to the card.
+    pub to: Option<Vec<String>>,
+    /// `reminder` by default.
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::DeliveryConfig;
-use crate::event::handling::{Action, Handling, button_data};
+use crate::event::handling::{Action, Handling, Status, button_data};
 use crate::outputs::{ActionButton, Continuation, Continues, Output};
 use crate::router::CardMode;
 use crate::store::{CardDelivery, Delivery, DeliveryState, Queue, StoreError};
@@ -23,6 +23,8 @@ const WAIT_FOR_EARLIER: TimeDelta = TimeDelta::seconds(30);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Card {
     Send(Sending),
+    /// An escalation whose card was handled in time: not sent, and why.
+    Cancel(String),
     /// An earlier delivery of the run is on its way: come back when it has its message.
     Wait,
 }
@@ -49,6 +51,12 @@ pub(super) async fn card(
     output: &dyn Output,
     now: DateTime<Utc>,
 ) -> Result<Card, StoreError> {
+    if let Some(unless) = delivery.unless {
+        let state = store.card(delivery.event_id, &delivery.output).await?;
+        if let Some(handling) = state.handling.as_ref().filter(|h| h.status.reached(unless)) {
+            return Ok(Card::Cancel(handled(handling)));
+        }
+    }
     if !output.continues_messages() {
         return Ok(Card::Send(Sending::default()));
     }
@@ -60,6 +68,8 @@ pub(super) async fn card(
         .and_then(|route| route.targets.iter().find(|target| target.output == delivery.output));
     let (mode, buttons) = target.map_or((CardMode::Edit, &[][..]), |t| (t.card, t.buttons.as_slice()));
     let state = store.card(delivery.event_id, &delivery.output).await?;
+    // A reminder replies to the card, so the chat hears it: an edit would be silent.
+    let mode = if delivery.unless.is_some() { CardMode::Reply } else { mode };
     let continues = match (&delivery.redraws, mode) {
         // A redraw after a press edits the message pressed on, whatever the route says now.
         (Some(remote_id), _) => Some(Continues { remote_id: remote_id.clone(), how: Continuation::Edit }),
@@ -82,6 +92,17 @@ pub(super) async fn card(
         })
         .collect();
     Ok(Card::Send(Sending { continues, handling: state.handling, actions }))
+}
+
+/// Why an escalation is not sent: who handled the card, and when.
+fn handled(handling: &Handling) -> String {
+    let (what, by, at) = match handling.status {
+        Status::Done => ("called back", &handling.done_by, handling.done_at),
+        Status::Taken | Status::New => ("taken", &handling.taken_by, handling.taken_at),
+    };
+    let by = by.as_ref().map_or_else(String::new, |p| format!(" by {}", p.name));
+    let at = at.map_or_else(String::new, |at| format!(" at {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
+    format!("cancelled: the call was {what}{by}{at}")
 }
 
 /// What the run's deliveries say of the card.

@@ -27,7 +27,11 @@ pub async fn replay(
     let deliveries: Vec<NewDelivery> = plan
         .deliveries
         .into_iter()
-        .map(|p| NewDelivery::planned_at(at, p.route, p.output, p.template, p.expires_at))
+        .map(|p| NewDelivery {
+            not_before: p.after.and_then(|after| chrono::TimeDelta::from_std(after).ok()).map(|after| at + after),
+            unless: p.unless,
+            ..NewDelivery::planned_at(at, p.route, p.output, p.template, p.expires_at)
+        })
         .collect();
     store.add_deliveries(stored.event.id, &plan.routes, &deliveries).await?;
     Ok(deliveries)
@@ -212,6 +216,10 @@ async fn paced_attempt(
     let sending = match output {
         Some(output) => match cards::card(store, config, &delivery, output.as_ref(), Utc::now()).await {
             Ok(cards::Card::Send(sending)) => sending,
+            Ok(cards::Card::Cancel(why)) => {
+                cancel(store, &delivery, &why).await;
+                return None;
+            }
             Ok(cards::Card::Wait) => {
                 // An earlier event of the same call is on its way to this output: its message
                 // is the card this one continues.
@@ -244,7 +252,7 @@ async fn paced_attempt(
     let health = match next {
         Next::Delivered => recovery::Health::Answered,
         Next::RetryAt(_) if pause.is_none() => recovery::Health::Down,
-        Next::RetryAt(_) | Next::Dead | Next::Expired => recovery::Health::Unknown,
+        Next::RetryAt(_) | Next::Dead | Next::Expired | Next::Cancelled => recovery::Health::Unknown,
     };
     Some((now, health))
 }
@@ -311,6 +319,7 @@ async fn attempt(
         Next::Dead | Next::Expired => tracing::error!(
             message = "Delivery failed for good; dead-lettered.", reason = reason.as_deref().unwrap_or_default(), detail = %detail
         ),
+        Next::Cancelled => tracing::info!(message = "Not sent.", detail = %detail),
     }
     if let Some(action) = &action {
         tracing::warn!(message = "The output needs the operator.", action = %action);
@@ -377,6 +386,14 @@ fn record(
         action: None,
         remote_id: None,
     }
+}
+
+/// An escalation whose card was handled in time: recorded as cancelled, never sent.
+async fn cancel(store: &dyn Queue, delivery: &Delivery, why: &str) {
+    tracing::info!(message = "Escalation cancelled: the card was handled in time.", delivery_id = %delivery.id, detail = why);
+    metrics::counter!(m::DELIVERY_ATTEMPTS, "output" => delivery.output.clone(), "outcome" => "cancelled").increment(1);
+    let record = record(delivery.attempts + 1, Utc::now(), Instant::now(), "cancelled", None, why);
+    finish(store, delivery, record, Next::Cancelled).await;
 }
 
 async fn finish(store: &dyn Queue, delivery: &Delivery, record: AttemptRecord, next: Next) {

@@ -24,6 +24,10 @@ use crate::store::{NewDelivery, NewPress, Store, StoreError};
 
 pub use answers::Answer;
 
+/// How long a press on a message whose id is not recorded yet is looked for: the attempt that
+/// sent it is being recorded.
+const RECORDING_LOOKS: u32 = 5;
+const RECORDING_WAIT: Duration = Duration::from_millis(200);
 /// How often the set of bots to read is checked against the configuration.
 const RESCAN: Duration = Duration::from_secs(5);
 /// The wait after a failed read, and after one the operator must fix (a refused token).
@@ -145,6 +149,37 @@ async fn handle(store: &dyn Store, outputs: &[(String, Arc<dyn Output>)], press:
     }
 }
 
+/// The card's delivery whose message was pressed, and its output. The press must be on one of
+/// the card's own messages, in a chat an output sends to: only who is in that chat sees the
+/// buttons. A message just sent may not have its id recorded yet: looked for a moment longer.
+async fn pressed_on(
+    store: &dyn Store,
+    outputs: &[(String, Arc<dyn Output>)],
+    press: &Press,
+    event: crate::event::EventId,
+) -> Result<Option<(String, crate::store::CardDelivery)>, StoreError> {
+    let owners: Vec<&String> = outputs
+        .iter()
+        .filter(|(_, output)| output.inbox().is_some_and(|inbox| inbox.owns_chat(press.chat)))
+        .map(|(name, _)| name)
+        .collect();
+    for look in 0..RECORDING_LOOKS {
+        if look > 0 {
+            tokio::time::sleep(RECORDING_WAIT).await;
+        }
+        for name in &owners {
+            let state = store.card(event, name).await?;
+            if let Some(delivery) = state.deliveries.iter().rev().find(|d| d.remote_id == press.message) {
+                return Ok(Some(((*name).clone(), delivery.clone())));
+            }
+        }
+        if owners.is_empty() {
+            break;
+        }
+    }
+    Ok(None)
+}
+
 async fn record(
     store: &dyn Store,
     outputs: &[(String, Arc<dyn Output>)],
@@ -155,20 +190,7 @@ async fn record(
     let Some(card) = store.card_of(event).await? else {
         return Ok(Answer::Gone(action));
     };
-    // The press must be on one of the card's own messages, in a chat an output sends to: only
-    // who is in that chat can see the buttons.
-    let mut pressed_on = None;
-    for (name, output) in outputs {
-        if !output.inbox().is_some_and(|inbox| inbox.owns_chat(press.chat)) {
-            continue;
-        }
-        let state = store.card(event, name).await?;
-        if let Some(delivery) = state.deliveries.iter().rev().find(|d| d.remote_id == press.message) {
-            pressed_on = Some((name.clone(), delivery.clone()));
-            break;
-        }
-    }
-    let Some((output, delivery)) = pressed_on else {
+    let Some((output, delivery)) = pressed_on(store, outputs, press, event).await? else {
         return Ok(Answer::NotHere(action));
     };
     let by = Person { id: press.by_id, name: press.by_name.clone() };

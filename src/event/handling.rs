@@ -84,6 +84,16 @@ impl Status {
     pub fn parse(text: &str) -> Option<Self> {
         [Self::New, Self::Taken, Self::Done].into_iter().find(|status| status.as_str() == text)
     }
+
+    /// Whether a card in this status is at least `wanted`: a done card was taken too.
+    pub fn reached(self, wanted: Status) -> bool {
+        let rank = |status| match status {
+            Self::New => 0,
+            Self::Taken => 1,
+            Self::Done => 2,
+        };
+        rank(self) >= rank(wanted)
+    }
 }
 
 /// Who pressed: a Telegram user, as the update named them.

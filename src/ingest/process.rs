@@ -80,7 +80,14 @@ pub(super) async fn store(
     let deliveries: Vec<NewDelivery> = plan
         .deliveries
         .into_iter()
-        .map(|p| NewDelivery::planned_at(planned_at, p.route, p.output, p.template, p.expires_at))
+        .map(|p| NewDelivery {
+            not_before: p
+                .after
+                .and_then(|after| chrono::TimeDelta::from_std(after).ok())
+                .map(|after| planned_at + after),
+            unless: p.unless,
+            ..NewDelivery::planned_at(planned_at, p.route, p.output, p.template, p.expires_at)
+        })
         .collect();
     let deliver = !deliveries.is_empty();
     // The reply depends only on the event: built now, so the event can move into the store.

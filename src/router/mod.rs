@@ -17,7 +17,7 @@ pub use schedule::{Schedule, ScheduleError};
 
 use crate::condition::{Condition, Facts, FieldRef, Glob};
 use crate::event::Event;
-use crate::event::handling::Action;
+use crate::event::handling::{Action, Status};
 
 /// One destination of a route: an output and the template rendered for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,18 @@ pub struct Route {
     pub continue_matching: bool,
     /// Past this age a delivery is expired rather than sent late.
     pub ttl: Option<std::time::Duration>,
+    /// Reminders planned with the event, sent later unless the card is handled by then.
+    pub escalations: Vec<Escalation>,
+}
+
+/// A route's `escalate` entry: `after` the event, unless its card reached `unless`, a reminder
+/// goes to `outputs` (replying to the card where one is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    pub after: std::time::Duration,
+    pub unless: Status,
+    pub outputs: Vec<String>,
+    pub template: String,
 }
 
 /// The routes of one configuration, in order.
@@ -81,6 +93,7 @@ pub struct Decision {
     pub route: String,
     pub targets: Vec<Target>,
     pub ttl: Option<std::time::Duration>,
+    pub escalations: Vec<Escalation>,
 }
 
 /// One delivery a route asks for. Past `expires_at` (the route's ttl, counted from when the plan
@@ -91,6 +104,10 @@ pub struct Planned {
     pub output: String,
     pub template: String,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Due this long after the plan: an escalation.
+    pub after: Option<std::time::Duration>,
+    /// An escalation is not sent if the card reached this status by then.
+    pub unless: Option<Status>,
 }
 
 /// What routing makes of an event: the routes that took it, and the deliveries they ask for.
@@ -143,9 +160,23 @@ impl Routes {
                         output: target.output.clone(),
                         template: target.template.clone(),
                         expires_at,
+                        after: None,
+                        unless: None,
                     });
                 } else {
                     tracing::debug!(message = "Output is switched off; no delivery.", route = %decision.route, output = %target.output);
+                }
+            }
+            for escalation in &decision.escalations {
+                for output in escalation.outputs.iter().filter(|output| sends(output)) {
+                    deliveries.push(Planned {
+                        route: decision.route.clone(),
+                        output: output.clone(),
+                        template: escalation.template.clone(),
+                        expires_at: None,
+                        after: Some(escalation.after),
+                        unless: Some(escalation.unless),
+                    });
                 }
             }
         }
@@ -157,7 +188,12 @@ impl Routes {
         let mut decisions = Vec::new();
         for route in self.0.iter().filter(|r| r.enabled) {
             if route.mismatch(event, &facts, false).is_none() {
-                decisions.push(Decision { route: route.name.clone(), targets: route.targets.clone(), ttl: route.ttl });
+                decisions.push(Decision {
+                    route: route.name.clone(),
+                    targets: route.targets.clone(),
+                    ttl: route.ttl,
+                    escalations: route.escalations.clone(),
+                });
                 if !route.continue_matching {
                     break;
                 }

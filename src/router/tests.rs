@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::config::{Config, ConfigErrors, Source};
+use crate::event::handling::Status;
 use crate::event::{EventId, Fields, Kind};
 
 fn config(routes: &str) -> Result<Config, ConfigErrors> {
@@ -261,6 +262,14 @@ fn route_problems_are_named() {
             "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\ncard = \"edits\"\n",
             "route.card: unknown variant `edits`, expected one of `edit`, `reply`, `new`",
         ),
+        (
+            "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\nescalate = [{ after = \"10 minutes\" }]\n",
+            "route[0].escalate[0].after: (route `r`) `10 minutes` is not a wait such as \"90s\", \"10m\", \"2h\" or \"1d\"",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\nescalate = [{ after = \"10m\", to = [\"boss\"] }]\n",
+            "route[0].escalate[0].to: (route `r`) no output is called `boss`",
+        ),
         ("[outputs.tg]\ntype = \"telegrm\"\n", "outputs.tg.type: unknown output type `telegrm`; expected one of:"),
         ("[outputs.tg]\nchat_id = 1\n", "outputs.tg.type: every output needs a `type`"),
         ("[templates]\nlanguage = \"de\"\n", "templates.language: unknown language `de`; expected one of ru, en"),
@@ -308,4 +317,23 @@ fn a_plan_is_made_at_the_time_given() {
         planned.expires_at,
     );
     assert_eq!(i64::try_from(delivery.id.timestamp_ms()).unwrap(), replayed.timestamp_millis());
+}
+
+#[test]
+fn escalations_are_planned_with_the_event_due_later() {
+    let routes = routes(
+        "[[route]]\nname = \"calls\"\nto = [\"office\"]\ntemplate = \"missed_call\"\n\
+         escalate = [{ after = \"10m\" }, { after = \"1h\", unless = \"done\", to = [\"night\"], template = \"generic\" }]\n",
+    );
+    let plan = routes.plan(&event("jivo", "x", "call.missed", json!({}), monday_noon()), monday_noon(), |_| true);
+    let planned: Vec<_> =
+        plan.deliveries.iter().map(|p| (p.output.as_str(), p.template.as_str(), p.after, p.unless)).collect();
+    assert_eq!(
+        planned,
+        [
+            ("office", "missed_call", None, None),
+            ("office", "reminder", Some(std::time::Duration::from_secs(600)), Some(Status::Taken)),
+            ("night", "generic", Some(std::time::Duration::from_secs(3600)), Some(Status::Done)),
+        ]
+    );
 }

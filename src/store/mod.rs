@@ -186,6 +186,7 @@ fn next_state(attempt: &AttemptRecord, next: Next) -> (DeliveryState, Option<i64
         Next::RetryAt(at) => (DeliveryState::Pending, Some(millis(at))),
         Next::Dead => (DeliveryState::Dead, None),
         Next::Expired => (DeliveryState::Expired, None),
+        Next::Cancelled => (DeliveryState::Cancelled, None),
     };
     let error = (!matches!(next, Next::Delivered)).then(|| attempt.detail.clone());
     (state, next_at, error)

@@ -20,6 +20,7 @@ use super::{
     ReprocessOutcome, SequenceLock, StoreError, StoredEvent, millis, next_state,
 };
 use crate::body::BodyEncoding;
+use crate::event::handling::Status;
 use crate::event::{Event, EventId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/postgres");
@@ -113,7 +114,7 @@ impl Queue for PostgresStore {
                  ORDER BY next_attempt_at LIMIT $3
                  FOR UPDATE SKIP LOCKED)
              RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at,
-                       last_error, interrupted, redraws",
+                       last_error, interrupted, redraws, unless_status",
         )
         .bind(until)
         .bind(now_ms)
@@ -380,8 +381,8 @@ async fn insert_delivery(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at,
-                                 updated_at, redraws)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $6, $6, $8)",
+                                 updated_at, redraws, unless_status)
+         VALUES ($1, $2, $3, $4, $5, 'pending', GREATEST($6, COALESCE($9, $6)), $7, $6, $6, $8, $10)",
     )
     .bind(delivery.id.to_string())
     .bind(event.to_string())
@@ -391,6 +392,8 @@ async fn insert_delivery(
     .bind(now)
     .bind(delivery.expires_at.map(millis))
     .bind(delivery.redraws.as_deref())
+    .bind(delivery.not_before.map(millis))
+    .bind(delivery.unless.map(Status::as_str))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
 use super::StoreError;
+use crate::event::handling::Status;
 use crate::event::{Event, EventId};
 
 /// Deliveries, as the delivery workers claim and settle them.
@@ -63,6 +64,11 @@ pub struct NewDelivery {
     /// The message (a Telegram message id) this delivery redraws in place: a card after a
     /// press on its buttons.
     pub redraws: Option<String>,
+    /// Not due before this: an escalation's reminder, planned with its event.
+    pub not_before: Option<DateTime<Utc>>,
+    /// Cancelled rather than sent if the card has reached this status by then (an escalation
+    /// `unless = "taken"`).
+    pub unless: Option<Status>,
 }
 
 impl NewDelivery {
@@ -74,7 +80,16 @@ impl NewDelivery {
         template: String,
         expires_at: Option<DateTime<Utc>>,
     ) -> Self {
-        Self { id: crate::event::monotonic_ulid(at), route, output, template, expires_at, redraws: None }
+        Self {
+            id: crate::event::monotonic_ulid(at),
+            route,
+            output,
+            template,
+            expires_at,
+            redraws: None,
+            not_before: None,
+            unless: None,
+        }
     }
 
     /// A delivery planned at `at` that redraws message `remote_id` with the event's card as it
@@ -92,6 +107,8 @@ pub enum DeliveryState {
     Delivered,
     Dead,
     Expired,
+    /// An escalation not sent: the card was taken (or done) in time.
+    Cancelled,
 }
 
 impl DeliveryState {
@@ -101,6 +118,7 @@ impl DeliveryState {
             Self::Delivered => "delivered",
             Self::Dead => "dead",
             Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -114,6 +132,7 @@ impl DeliveryState {
             "delivered" => Ok(Self::Delivered),
             "dead" => Ok(Self::Dead),
             "expired" => Ok(Self::Expired),
+            "cancelled" => Ok(Self::Cancelled),
             other => Err(StoreError::Corrupt(format!("delivery state `{other}`"))),
         }
     }
@@ -138,6 +157,8 @@ pub struct Delivery {
     pub interrupted: u32,
     /// [`NewDelivery::redraws`].
     pub redraws: Option<String>,
+    /// [`NewDelivery::unless`].
+    pub unless: Option<Status>,
 }
 
 /// A card at one output, as [`Queue::card`] reads it.
@@ -187,4 +208,6 @@ pub enum Next {
     RetryAt(DateTime<Utc>),
     Dead,
     Expired,
+    /// Not sent: an escalation whose card was handled in time.
+    Cancelled,
 }

@@ -25,7 +25,7 @@ WHERE (CAST($1 AS TEXT) IS NULL OR vendor = $1)
        OR ($8 = 'failed' AND EXISTS (
             SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('dead', 'expired')))
        OR ($8 = 'delivered' AND routes <> '[]' AND NOT EXISTS (
-            SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state <> 'delivered')))
+            SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state NOT IN ('delivered', 'cancelled'))))
 ORDER BY id DESC LIMIT $9";
 
 /// The events of one sequence received since `$3` (whose ids are at least `$2`), newest
@@ -84,13 +84,13 @@ WHERE id = $1";
 /// An event's deliveries, as [`super::rows::delivery`] reads them.
 pub(super) const EVENT_DELIVERIES: &str = r"
 SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-       interrupted, redraws
+       interrupted, redraws, unless_status
 FROM deliveries WHERE event_id = $1 ORDER BY id";
 
 /// Deliveries by state and output, newest first.
 pub(super) const FILTERED_DELIVERIES: &str = r"
 SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-       interrupted, redraws
+       interrupted, redraws, unless_status
 FROM deliveries
 WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) AND (CAST($2 AS TEXT) IS NULL OR output = $2)
 ORDER BY id DESC LIMIT $3";
@@ -313,6 +313,7 @@ macro_rules! shared_reads {
                     crate::store::DeliveryState::Delivered => entry.delivered = n,
                     crate::store::DeliveryState::Dead => entry.dead = n,
                     crate::store::DeliveryState::Expired => entry.expired = n,
+                    crate::store::DeliveryState::Cancelled => entry.cancelled = n,
                 }
             }
             Ok(counts)

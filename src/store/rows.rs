@@ -125,6 +125,10 @@ pub(super) fn delivery(row: &impl Columns) -> Result<Delivery, StoreError> {
         last_error: row.maybe_text("last_error")?,
         interrupted: count(row.int("interrupted")?),
         redraws: row.maybe_text("redraws")?,
+        unless: match row.maybe_text("unless_status")? {
+            Some(text) => Some(Status::parse(&text).ok_or_else(|| corrupt("unless_status", text))?),
+            None => None,
+        },
     })
 }
 

@@ -90,6 +90,8 @@ pub struct DeliveryCounts {
     pub delivered: u32,
     pub dead: u32,
     pub expired: u32,
+    /// Escalations not sent because the card was handled in time: neither failed nor pending.
+    pub cancelled: u32,
 }
 
 impl DeliveryCounts {

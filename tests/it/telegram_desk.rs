@@ -107,6 +107,10 @@ async fn a_take_is_recorded_and_shown_a_second_is_told_who_has_it_and_done_close
     let handling = store.handling(start).await.unwrap().expect("the call's handling");
     assert_eq!(handling.status, Status::Done);
     assert_eq!(handling.taken_by.map(|p| (p.id, p.name)), Some((OLGA.id, "Ольга".to_owned())));
+    let page = daemon.client.get(daemon.admin_url(&format!("/events/{start}"))).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let shown = page.split("id=\"handling\"").nth(1).expect("the event page shows the handling");
+    assert!(shown.contains("done") && shown.contains("Ольга"), "{shown}");
 
     let metrics = daemon.client.get(daemon.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
     // The recorder is the test process's: other tests' presses count too.
@@ -147,5 +151,55 @@ async fn presses_that_cannot_count_are_answered_clearly() {
     let redrawn = fake.next().await;
     assert_eq!(redrawn.method, "editMessageText");
     assert!(text(&redrawn).contains("Взял(а): Иван"), "{}", text(&redrawn));
+    daemon.stop().await;
+}
+
+fn escalating(fake: &FakeTelegram) -> String {
+    config(fake).replace(
+        r#"buttons = ["take", "done", "no_answer"]"#,
+        r#"buttons = ["take", "done", "no_answer"]
+escalate = [{ after = "2s", unless = "taken" }]"#,
+    )
+}
+
+#[tokio::test]
+async fn a_call_nobody_takes_is_escalated_as_a_reply_to_its_card() {
+    let mut fake = FakeTelegram::start(Vec::new()).await;
+    let daemon = Daemon::start(&escalating(&fake)).await;
+    post(&daemon, &call_event(411, "start", 1)).await;
+    let card = fake.next().await;
+    assert_eq!(card.method, "sendMessage");
+    let reminder = fake.next().await;
+    let waited = reminder.at.duration_since(card.at);
+    assert!(waited.as_millis() >= 1900, "sent {waited:?} after the card, not 2 s");
+    assert_eq!(reminder.method, "sendMessage", "a new message, so the chat hears it");
+    assert_eq!(reminder.body["reply_parameters"]["message_id"].as_i64(), Some(101), "replying to the card");
+    assert!(text(&reminder).contains("Напоминание"), "{}", text(&reminder));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_taken_call_is_not_escalated_even_across_a_restart() {
+    let mut fake = FakeTelegram::start(Vec::new()).await;
+    let daemon = Daemon::start(&escalating(&fake)).await;
+    post(&daemon, &call_event(412, "start", 2)).await;
+    let card = fake.next().await;
+    fake.press(CHAT, 101, OLGA, &data_of(&card, "Беру"));
+    assert_eq!(answered(&mut fake).await, "Звонок ваш");
+    assert_eq!(fake.next().await.method, "editMessageText", "the card shows who took it");
+    // The timer is a delivery in the database: a restart neither loses nor fires it.
+    let daemon = daemon.restart().await;
+    let store = daemon.store().await;
+    let query = switchboard::store::EventQuery { limit: 10, ..Default::default() };
+    let event = store.events(&query).await.unwrap()[0].event.id;
+    crate::delivery::eventually("the escalation is cancelled", || async {
+        store.deliveries(event).await.unwrap().iter().any(|d| d.state == switchboard::store::DeliveryState::Cancelled)
+    })
+    .await;
+    let cancelled = store.deliveries(event).await.unwrap().into_iter().find(|d| d.unless.is_some()).unwrap();
+    let attempts = store.attempts(cancelled.id).await.unwrap();
+    assert!(attempts[0].detail.starts_with("cancelled: the call was taken by Ольга"), "{}", attempts[0].detail);
+    let sent = fake.drain();
+    assert!(sent.iter().all(|s| !text(s).contains("Напоминание")), "no reminder: {sent:?}");
     daemon.stop().await;
 }

@@ -24,6 +24,7 @@ const TEMPLATE_KINDS: &[(&str, &[&str])] = &[
     ("call_finished", &["call.finished"]),
     ("callback_requested", &["callback.requested"]),
     ("offline_message", &["message.offline"]),
+    ("reminder", &["call.missed", "callback.requested"]),
     ("chat_finished", &["chat.finished"]),
     ("lead", &["form.submitted"]),
     ("crm_deal", &["crm.deal.created", "crm.deal.updated", "crm.deal.deleted"]),

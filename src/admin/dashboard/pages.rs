@@ -156,6 +156,21 @@ pub(super) async fn event(
     }
     let verdicts = inspect::verdicts(&config, &stored.event);
     let sequence = super::sequence::section(state.store.as_ref(), &config, &stored).await?;
+    let handling = match state.store.card_of(id).await? {
+        Some(card) => state.store.handling(card).await?.map(|h| {
+            json!({
+                "status": h.status.as_str(),
+                "card": (card != id).then(|| card.to_string()),
+                "taken_by": h.taken_by.map(|p| p.name),
+                "taken_at": h.taken_at.map(time),
+                "done_by": h.done_by.map(|p| p.name),
+                "done_at": h.done_at.map(time),
+                "no_answers": h.no_answers,
+                "last_no_answer_at": h.last_no_answer_at.map(time),
+            })
+        }),
+        None => None,
+    };
     let fields: Vec<Value> = stored
         .event
         .fields
@@ -176,6 +191,7 @@ pub(super) async fn event(
         "routes_at_receipt": stored.routes,
         "fields": fields,
         "sequence": sequence,
+        "handling": handling,
         "verdicts": verdicts,
         "deliveries": deliveries,
         "payload": serde_json::to_string_pretty(&stored.event.payload).unwrap_or_default(),

@@ -10,6 +10,7 @@
     ("en", "lead", include_str!("../../../templates/en/lead.hbs")),
     ("en", "missed_call", include_str!("../../../templates/en/missed_call.hbs")),
     ("en", "offline_message", include_str!("../../../templates/en/offline_message.hbs")),
+    ("en", "reminder", include_str!("../../../templates/en/reminder.hbs")),
     ("ru", "call", include_str!("../../../templates/ru/call.hbs")),
     ("ru", "call_finished", include_str!("../../../templates/ru/call_finished.hbs")),
     ("ru", "callback_requested", include_str!("../../../templates/ru/callback_requested.hbs")),
@@ -20,4 +21,5 @@
     ("ru", "lead", include_str!("../../../templates/ru/lead.hbs")),
     ("ru", "missed_call", include_str!("../../../templates/ru/missed_call.hbs")),
     ("ru", "offline_message", include_str!("../../../templates/ru/offline_message.hbs")),
+    ("ru", "reminder", include_str!("../../../templates/ru/reminder.hbs")),
 ]

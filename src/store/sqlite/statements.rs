@@ -10,6 +10,7 @@ use super::dedup::DedupWindow;
 use super::owned_row::OwnedRow;
 use crate::body::BodyEncoding;
 use crate::event::EventId;
+use crate::event::handling::Status;
 use crate::store::rows::{corrupt, to_json};
 use crate::store::{Appended, AttemptRecord, NewDelivery, NewEvent, Next, Rejection, StoreError, millis, next_state};
 
@@ -178,8 +179,8 @@ fn insert_deliveries<'tx>(
         Some(insert) => insert,
         empty => empty.insert(tx.prepare_cached(
             "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at,
-                                     updated_at, redraws)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6, ?8)",
+                                     updated_at, redraws, unless_status)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', MAX(?6, COALESCE(?9, ?6)), ?7, ?6, ?6, ?8, ?10)",
         )?),
     };
     for delivery in deliveries {
@@ -192,6 +193,8 @@ fn insert_deliveries<'tx>(
             now,
             delivery.expires_at.map(millis),
             delivery.redraws,
+            delivery.not_before.map(millis),
+            delivery.unless.map(Status::as_str),
         ])?;
     }
     Ok(())
@@ -276,7 +279,7 @@ pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_until = ?1, updated_
          WHERE state = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
          ORDER BY next_attempt_at LIMIT ?3)
      RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-               interrupted, redraws";
+               interrupted, redraws, unless_status";
 
 /// Leases up to `limit` deliveries due at `now` until `until`. One statement, and no other
 /// command runs in between, so two claimers can never take the same row.

@@ -53,6 +53,8 @@ pub(super) fn with_deliveries(mut new: NewEvent, outputs: &[&str]) -> NewEvent {
             template: "missed_call".into(),
             expires_at: None,
             redraws: None,
+            not_before: None,
+            unless: None,
         })
         .collect();
     new
@@ -151,6 +153,7 @@ contract! {
     queue::operators_can_retry_replay_and_prune: borrowed,
     queue::waiting_deliveries_are_pulled_forward_for_their_output: borrowed,
     queue::a_run_of_a_sequence_reads_back_as_one_card: borrowed,
+    queue::an_escalation_waits_for_its_time_and_a_cancelled_one_is_settled: borrowed,
     views::operator_views_filter_count_and_summarise: borrowed,
     views::an_operator_action_is_shown_until_a_clean_delivery: borrowed,
     desk::presses_apply_in_order_and_the_first_take_wins: borrowed,

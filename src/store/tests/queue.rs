@@ -157,6 +157,8 @@ pub(super) async fn operators_can_retry_replay_and_prune(store: &dyn Store) {
         template: "generic".into(),
         expires_at: None,
         redraws: None,
+        not_before: None,
+        unless: None,
     };
     store.add_deliveries(event, &["replay".into()], std::slice::from_ref(&replayed)).await.unwrap();
     assert_eq!(store.event(event).await.unwrap().unwrap().routes, ["replay"]);
@@ -248,4 +250,38 @@ pub(super) async fn a_run_of_a_sequence_reads_back_as_one_card(store: &dyn Store
     assert_eq!(store.card(ids[0], "tg").await.unwrap().deliveries[1].remote_id.as_deref(), Some("102"));
     let attempts = store.attempts(tg_of(ids[1])).await.unwrap();
     assert_eq!(attempts[0].remote_id.as_deref(), Some("102"), "the attempt keeps the message id");
+}
+
+/// An escalation: due only later, carries its `unless`, and when cancelled counts as neither
+/// failed nor pending.
+pub(super) async fn an_escalation_waits_for_its_time_and_a_cancelled_one_is_settled(store: &dyn Store) {
+    let now = Utc::now();
+    let mut new = with_deliveries(new_event("jivo", "esc:1", now), &["tg", "tg"]);
+    new.deliveries[1].not_before = Some(now + TimeDelta::seconds(600));
+    new.deliveries[1].unless = Some(crate::event::handling::Status::Taken);
+    let event = new.event.id;
+    store.append(new).await.unwrap();
+    let first = store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(first.len(), 1, "the reminder is not due yet");
+    assert_eq!(first[0].0.unless, None);
+    let record = |outcome: &str| AttemptRecord {
+        number: 1,
+        started_at: now,
+        duration: Duration::from_millis(1),
+        outcome: outcome.into(),
+        reason: None,
+        detail: outcome.into(),
+        action: None,
+        remote_id: None,
+    };
+    store.finish_attempt(first[0].0.id, record("delivered"), Next::Delivered).await.unwrap();
+    let later = store.claim_due(now + TimeDelta::seconds(601), 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].0.unless, Some(crate::event::handling::Status::Taken));
+    store.finish_attempt(later[0].0.id, record("cancelled"), Next::Cancelled).await.unwrap();
+    let counts = store.delivery_counts(&[event]).await.unwrap();
+    assert_eq!(counts[&event].cancelled, 1);
+    assert_eq!(counts[&event].status(true), EventStatus::Delivered);
+    let delivered = EventQuery { status: Some(EventStatus::Delivered), limit: 10, ..Default::default() };
+    assert_eq!(store.events(&delivered).await.unwrap().len(), 1, "a cancelled reminder is not a failure");
 }

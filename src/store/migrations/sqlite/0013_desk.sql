@@ -26,3 +26,5 @@ CREATE TABLE presses (
 CREATE INDEX presses_by_card ON presses (card, at);
 -- A delivery that redraws a card after a press: the message it edits in place.
 ALTER TABLE deliveries ADD COLUMN redraws TEXT;
+-- An escalation: a reminder due later, sent unless the card reached this status by then.
+ALTER TABLE deliveries ADD COLUMN unless_status TEXT;

@@ -68,6 +68,8 @@ async fn a_bad_command_fails_alone() {
             template: "t".into(),
             expires_at: None,
             redraws: None,
+            not_before: None,
+            unless: None,
         }],
     };
     let new = new_event("envybox", "key:alone", Utc::now());
