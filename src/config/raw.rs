@@ -79,6 +79,13 @@ pub struct RawRoute {
     /// Reminders when nobody handles the card in time.
     #[serde(default)]
     pub escalate: Vec<RawEscalation>,
+    /// When messages go without a sound, in the syntax of `schedule`.
+    pub silent: Option<RawSchedule>,
+    /// The Telegram forum topic (`message_thread_id`) for this route's messages …
+    pub topic: Option<i32>,
+    /// … or per output: `{ sales_tg = 7 }`.
+    #[serde(default)]
+    pub topics: BTreeMap<String, i32>,
 }
 
 /// `escalate = [{ after = "10m", unless = "taken", to = ["manager_tg"], template = "reminder" }]`.

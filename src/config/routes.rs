@@ -253,6 +253,18 @@ pub(super) fn routes(
     for (index, spanned) in raw.iter().enumerate() {
         let route = spanned.get_ref();
         let key = format!("route[{index}]");
+        let silent = route.silent.as_ref().and_then(|s| {
+            let timezone = s.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
+            Schedule::new(&timezone, &s.days, &s.hours, s.outside)
+                .map_err(|m| {
+                    issues.push(source.issue(
+                        Some(spanned.span()),
+                        format!("{key}.silent"),
+                        format!("(route `{}`) {m}", route.name),
+                    ))
+                })
+                .ok()
+        });
         let mut issue = |what: &str, message: String| {
             let key = if what.is_empty() { key.clone() } else { format!("{key}.{what}") };
             issues.push(source.issue(Some(spanned.span()), key, format!("(route `{}`) {message}", route.name)));
@@ -335,6 +347,11 @@ pub(super) fn routes(
                 issue("templates", format!("`{output}` is not one of this route's outputs ({})", route.to.join(", ")));
             }
         }
+        for output in route.topics.keys() {
+            if !route.to.contains(output) {
+                issue("topics", format!("`{output}` is not one of this route's outputs ({})", route.to.join(", ")));
+            }
+        }
         for output in route.cards.keys() {
             if !route.to.contains(output) {
                 issue("cards", format!("`{output}` is not one of this route's outputs ({})", route.to.join(", ")));
@@ -378,6 +395,7 @@ pub(super) fn routes(
                 template: template.clone(),
                 card,
                 buttons: route.buttons.clone(),
+                topic: route.topics.get(output).copied().or(route.topic),
             });
         }
         compiled.push(Route {
@@ -392,6 +410,7 @@ pub(super) fn routes(
             continue_matching: route.continue_matching,
             ttl: route.ttl_secs.map(std::time::Duration::from_secs),
             escalations: escalations(route, outputs, templates, &mut issue),
+            silent,
         });
     }
     Routes::new(compiled)

@@ -38,6 +38,10 @@ pub(super) struct Sending {
     pub handling: Option<Handling>,
     /// The route's action buttons the card offers in its state.
     pub actions: Vec<ActionButton>,
+    /// Within the route's `silent` schedule: no sound.
+    pub silent: bool,
+    /// The route's forum topic for this output.
+    pub topic: Option<i32>,
 }
 
 /// What `delivery` does about its run's card at `output`.
@@ -51,23 +55,25 @@ pub(super) async fn card(
     output: &dyn Output,
     now: DateTime<Utc>,
 ) -> Result<Card, StoreError> {
+    // A route since deleted still has its cards continued, without buttons.
+    let route = config.routes().iter().find(|route| route.name == delivery.route);
+    let target = route.and_then(|route| route.targets.iter().find(|target| target.output == delivery.output));
+    // Judged when sent: a reminder due at night is silent, though its call came by day.
+    let silent = route.and_then(|route| route.silent.as_ref()).is_some_and(|schedule| schedule.applies(now));
+    let topic = target.and_then(|target| target.topic);
+    if !output.continues_messages() && delivery.unless.is_none() {
+        return Ok(Card::Send(Sending { silent, topic, ..Sending::default() }));
+    }
+    let state = store.card(delivery.event_id, &delivery.output).await?;
     if let Some(unless) = delivery.unless {
-        let state = store.card(delivery.event_id, &delivery.output).await?;
         if let Some(handling) = state.handling.as_ref().filter(|h| h.status.reached(unless)) {
             return Ok(Card::Cancel(handled(handling)));
         }
     }
     if !output.continues_messages() {
-        return Ok(Card::Send(Sending::default()));
+        return Ok(Card::Send(Sending { handling: state.handling, silent, topic, ..Sending::default() }));
     }
-    // A route since deleted still has its cards continued, without buttons.
-    let target = config
-        .routes()
-        .iter()
-        .find(|route| route.name == delivery.route)
-        .and_then(|route| route.targets.iter().find(|target| target.output == delivery.output));
     let (mode, buttons) = target.map_or((CardMode::Edit, &[][..]), |t| (t.card, t.buttons.as_slice()));
-    let state = store.card(delivery.event_id, &delivery.output).await?;
     // A reminder replies to the card, so the chat hears it: an edit would be silent.
     let mode = if delivery.unless.is_some() { CardMode::Reply } else { mode };
     let continues = match (&delivery.redraws, mode) {
@@ -91,7 +97,7 @@ pub(super) async fn card(
             data: button_data(action, delivery.event_id),
         })
         .collect();
-    Ok(Card::Send(Sending { continues, handling: state.handling, actions }))
+    Ok(Card::Send(Sending { continues, handling: state.handling, actions, silent, topic }))
 }
 
 /// Why an escalation is not sent: who handled the card, and when.

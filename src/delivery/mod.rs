@@ -358,7 +358,9 @@ async fn send(
     let message = compose(config.templates(), &delivery.template, output.as_ref(), &context)
         .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?
         .continuing(card.continues)
-        .with_actions(card.actions);
+        .with_actions(card.actions)
+        .quiet(card.silent)
+        .in_topic(card.topic);
     let attempt = Attempt { delivery: delivery.id.to_string(), number };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, output.send(&message, &attempt)).await {
         Ok(result) => result,

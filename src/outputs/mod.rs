@@ -47,6 +47,8 @@ pub struct Message {
     settings: BTreeMap<&'static str, Value>,
     continues: Option<Continues>,
     actions: Vec<ActionButton>,
+    silent: bool,
+    topic: Option<i32>,
 }
 
 /// A button on a message that reports its press back ([`Inbox`]) with `data`.
@@ -113,13 +115,39 @@ impl std::fmt::Debug for Message {
             .field("settings", &self.settings.keys())
             .field("continues", &self.continues)
             .field("actions", &self.actions)
+            .field("silent", &self.silent)
+            .field("topic", &self.topic)
             .finish()
     }
 }
 
 impl Message {
     pub fn new(parts: BTreeMap<Part, String>, settings: BTreeMap<&'static str, Value>) -> Self {
-        Self { parts, settings, continues: None, actions: Vec::new() }
+        Self { parts, settings, continues: None, actions: Vec::new(), silent: false, topic: None }
+    }
+
+    /// The same message, sent without a sound when `silent` (a route's quiet hours).
+    #[must_use]
+    pub fn quiet(mut self, silent: bool) -> Self {
+        self.silent = silent;
+        self
+    }
+
+    /// Whether it goes without a sound.
+    pub fn silent(&self) -> bool {
+        self.silent
+    }
+
+    /// The same message, for a forum topic (a route's `topic`), if given.
+    #[must_use]
+    pub fn in_topic(mut self, topic: Option<i32>) -> Self {
+        self.topic = topic;
+        self
+    }
+
+    /// The forum topic its route chose, in place of the output's own.
+    pub fn topic(&self) -> Option<i32> {
+        self.topic
     }
 
     /// The same message, with action buttons.

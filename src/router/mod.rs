@@ -29,6 +29,8 @@ pub struct Target {
     pub card: CardMode,
     /// The action buttons its cards offer (the route's `buttons`).
     pub buttons: Vec<Action>,
+    /// The forum topic its messages go to, in place of the output's `message_thread_id`.
+    pub topic: Option<i32>,
 }
 
 /// How the events of one sequence share a message at an output that can continue one
@@ -71,6 +73,9 @@ pub struct Route {
     pub ttl: Option<std::time::Duration>,
     /// Reminders planned with the event, sent later unless the card is handled by then.
     pub escalations: Vec<Escalation>,
+    /// While this schedule applies, messages go without a sound (Telegram's
+    /// `disable_notification`): the night, a weekend.
+    pub silent: Option<Schedule>,
 }
 
 /// A route's `escalate` entry: `after` the event, unless its card reached `unless`, a reminder

@@ -196,14 +196,26 @@ fn an_event_no_route_takes_is_unrouted() {
 fn targets_take_the_route_template_and_card_or_their_override() {
     let both = routes(
         "[[route]]\nname = \"r\"\nto = [\"office\", \"night\"]\ntemplate = \"generic\"\ntemplates = { night = \"missed_call\" }\n\
-         card = \"reply\"\ncards = { night = \"new\" }\n",
+         card = \"reply\"\ncards = { night = \"new\" }\ntopic = 7\ntopics = { night = 9 }\n",
     );
     let decisions = both.decide(&event("jivo", "x", "unknown", json!({}), monday_noon()));
     assert_eq!(
         decisions[0].targets,
         [
-            Target { output: "office".into(), template: "generic".into(), card: CardMode::Reply, buttons: Vec::new() },
-            Target { output: "night".into(), template: "missed_call".into(), card: CardMode::New, buttons: Vec::new() }
+            Target {
+                output: "office".into(),
+                template: "generic".into(),
+                card: CardMode::Reply,
+                buttons: Vec::new(),
+                topic: Some(7)
+            },
+            Target {
+                output: "night".into(),
+                template: "missed_call".into(),
+                card: CardMode::New,
+                buttons: Vec::new(),
+                topic: Some(9)
+            }
         ]
     );
     let plain = routes("[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\n");

@@ -146,3 +146,22 @@ fn regex_lite_replace(text: &str, key: &str, with: &str) -> String {
     let end = text[at..].find('&').map_or(text.len(), |e| at + e + 1);
     format!("{}{with}{}", &text[..at], &text[end..])
 }
+
+#[tokio::test]
+async fn a_route_sends_to_its_topic_and_without_a_sound_in_its_quiet_hours() {
+    let mut fake = FakeTelegram::start(Vec::new()).await;
+    let quiet = "topic = 7\nsilent = { timezone = \"Europe/Moscow\", hours = [\"00:00-24:00\"] }";
+    let daemon = Daemon::start(&config(&fake, quiet)).await;
+    post_jivo(&daemon, &call_event(304, "start", 4)).await;
+    let sent = fake.next().await;
+    assert_eq!(sent.body["message_thread_id"].as_i64(), Some(7), "{:?}", sent.body);
+    assert_eq!(sent.body["disable_notification"], true);
+    daemon.stop().await;
+
+    let daemon = Daemon::start(&config(&fake, "")).await;
+    post_jivo(&daemon, &call_event(305, "start", 5)).await;
+    let sent = fake.next().await;
+    assert_eq!(sent.body["message_thread_id"], Value::Null, "no topic unless a route or the output names one");
+    assert_ne!(sent.body["disable_notification"], true, "outside quiet hours, a sound");
+    daemon.stop().await;
+}

@@ -14,7 +14,7 @@ use teloxide::requests::{Request, Requester};
 use teloxide::types::{InlineKeyboardMarkup, MessageId, ParseMode};
 use teloxide::{ApiError, RequestError};
 
-use super::{TelegramOutput, classify, no_link_preview, split};
+use super::{Extras, TelegramOutput, classify, no_link_preview, split};
 use crate::outputs::{Continuation, Continues, DeliveryError, Receipt};
 
 /// The Telegram message an earlier delivery left, and how to continue it; `None` for an id
@@ -30,12 +30,12 @@ pub(super) async fn edit(
     output: &TelegramOutput,
     id: MessageId,
     part: &str,
-    buttons: Option<&InlineKeyboardMarkup>,
+    extras: Extras<'_>,
 ) -> Result<Receipt, DeliveryError> {
     let mut text = Cow::Borrowed(part);
     let mut plain_fallback = false;
     let summary = loop {
-        match edit_one(output, id, &text, !plain_fallback, buttons).await {
+        match edit_one(output, id, &text, !plain_fallback, extras.buttons).await {
             Ok(()) => break format!("message {} edited", id.0),
             Err(RequestError::Api(ApiError::MessageNotModified)) => {
                 break format!("message {} already showed this", id.0);
@@ -56,7 +56,8 @@ pub(super) async fn edit(
                     other => other.to_string(),
                 };
                 tracing::info!(message = "The card cannot be edited; replying to it.", message_id = id.0, %why);
-                let mut receipt = output.send_parts(&[part.to_owned()], Some(id), buttons).await?;
+                let mut receipt =
+                    output.send_parts(&[part.to_owned()], Extras { reply_to: Some(id), ..extras }).await?;
                 receipt.summary.push_str(&format!(": it could not be edited ({why})"));
                 return Ok(receipt);
             }

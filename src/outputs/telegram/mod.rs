@@ -229,8 +229,7 @@ impl TelegramOutput {
     async fn send_part(
         &self,
         part: &str,
-        reply_to: Option<MessageId>,
-        buttons: Option<&InlineKeyboardMarkup>,
+        extras: Extras<'_>,
         plain_fallback: &mut bool,
     ) -> Result<teloxide::types::Message, RequestError> {
         let mut html = true;
@@ -238,7 +237,7 @@ impl TelegramOutput {
         loop {
             let text =
                 if html { std::borrow::Cow::Borrowed(part) } else { std::borrow::Cow::Owned(split::to_plain(part)) };
-            match self.send_one(&text, html, reply_to, buttons).await {
+            match self.send_one(&text, html, extras).await {
                 Err(RequestError::Api(ApiError::CantParseEntities(why))) if html => {
                     // Markup Telegram rejects must not cost the alert: send the words without it.
                     tracing::warn!(message = "Telegram could not parse the HTML; sending as plain text.", detail = %why);
@@ -262,27 +261,43 @@ impl TelegramOutput {
         &self,
         text: &str,
         html: bool,
-        reply_to: Option<MessageId>,
-        buttons: Option<&InlineKeyboardMarkup>,
+        extras: Extras<'_>,
     ) -> Result<teloxide::types::Message, RequestError> {
-        let mut request = self.bot.send_message(self.chat(), text).disable_notification(self.disable_notification);
+        let mut request = self.bot.send_message(self.chat(), text).disable_notification(extras.silent);
         if html {
             request = request.parse_mode(ParseMode::Html);
         }
         if !self.link_preview {
             request = request.link_preview_options(no_link_preview());
         }
-        if let Some(thread) = self.thread {
+        if let Some(thread) = extras.topic {
             request = request.message_thread_id(thread);
         }
-        if let Some(earlier) = reply_to {
+        if let Some(earlier) = extras.reply_to {
             // Sent even if the earlier message is gone: the alert matters more than the thread.
             request = request.reply_parameters(ReplyParameters::new(earlier).allow_sending_without_reply());
         }
-        if let Some(buttons) = buttons {
+        if let Some(buttons) = extras.buttons {
             request = request.reply_markup(buttons.clone());
         }
         request.send().await
+    }
+}
+
+/// What goes with a message's text: the message it replies to and its buttons (the first part
+/// only), whether it makes a sound, and its forum topic.
+#[derive(Debug, Clone, Copy, Default)]
+struct Extras<'m> {
+    reply_to: Option<MessageId>,
+    buttons: Option<&'m InlineKeyboardMarkup>,
+    silent: bool,
+    topic: Option<ThreadId>,
+}
+
+impl Extras<'_> {
+    /// For the parts after the first.
+    fn rest(self) -> Self {
+        Self { reply_to: None, buttons: None, ..self }
     }
 }
 
@@ -343,32 +358,30 @@ impl Output for TelegramOutput {
         let html = message.get(Part::Telegram).or_else(|| message.get(Part::Text)).unwrap_or_default();
         let parts = split::split(html, split::TELEGRAM_LIMIT);
         let buttons = keyboard::keyboard(message);
+        let extras = Extras {
+            reply_to: None,
+            buttons: buttons.as_ref(),
+            silent: self.disable_notification || message.silent(),
+            topic: message.topic().map(|topic| ThreadId(MessageId(topic))).or(self.thread),
+        };
         match message.continues().and_then(card::earlier) {
             // A card that outgrew one message cannot be edited into one: its rest follows as replies.
-            Some((id, Continuation::Edit)) if parts.len() == 1 => {
-                card::edit(self, id, &parts[0], buttons.as_ref()).await
-            }
-            Some((id, _)) => self.send_parts(&parts, Some(id), buttons.as_ref()).await,
-            None => self.send_parts(&parts, None, buttons.as_ref()).await,
+            Some((id, Continuation::Edit)) if parts.len() == 1 => card::edit(self, id, &parts[0], extras).await,
+            Some((id, _)) => self.send_parts(&parts, Extras { reply_to: Some(id), ..extras }).await,
+            None => self.send_parts(&parts, extras).await,
         }
     }
 }
 
 impl TelegramOutput {
-    /// Sends `parts` as new messages, the first replying to `reply_to` when given.
+    /// Sends `parts` as new messages, the first replying to `extras.reply_to` when given.
     /// The buttons go under the first: the card, which later events edit.
-    async fn send_parts(
-        &self,
-        parts: &[String],
-        reply_to: Option<MessageId>,
-        buttons: Option<&InlineKeyboardMarkup>,
-    ) -> Result<Receipt, DeliveryError> {
+    async fn send_parts(&self, parts: &[String], extras: Extras<'_>) -> Result<Receipt, DeliveryError> {
         let mut ids = Vec::with_capacity(parts.len());
         let mut plain_fallback = false;
         for (index, part) in parts.iter().enumerate() {
-            let first = index == 0;
-            let (reply_to, buttons) = (reply_to.filter(|_| first), buttons.filter(|_| first));
-            match self.send_part(part, reply_to, buttons, &mut plain_fallback).await {
+            let extras = if index == 0 { extras } else { extras.rest() };
+            match self.send_part(part, extras, &mut plain_fallback).await {
                 Ok(sent) => ids.push(sent.id.0.to_string()),
                 Err(error) => {
                     let mut error = classify(&error);
@@ -388,7 +401,7 @@ impl TelegramOutput {
         if parts.len() > 1 {
             summary.push_str(&format!(" ({} parts)", parts.len()));
         }
-        if let Some(MessageId(earlier)) = reply_to {
+        if let Some(MessageId(earlier)) = extras.reply_to {
             summary.push_str(&format!(" in reply to message {earlier}"));
         }
         self.receipt(ids.first().cloned(), summary, plain_fallback)
