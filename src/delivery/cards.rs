@@ -11,7 +11,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::DeliveryConfig;
-use crate::event::handling::{Action, Handling, Status, button_data};
+use crate::event::handling::{Action, CardEvent, Handling, Status, button_data};
 use crate::outputs::{ActionButton, Continuation, Continues, Output};
 use crate::router::CardMode;
 use crate::store::{CardDelivery, Delivery, DeliveryState, Queue, StoreError};
@@ -36,6 +36,8 @@ pub(super) struct Sending {
     pub continues: Option<Continues>,
     /// Who took the call: templates show it on the card.
     pub handling: Option<Handling>,
+    /// The call so far, for templates.
+    pub events: Vec<CardEvent>,
     /// The route's action buttons the card offers in its state.
     pub actions: Vec<ActionButton>,
     /// Within the route's `silent` schedule: no sound.
@@ -71,7 +73,13 @@ pub(super) async fn card(
         }
     }
     if !output.continues_messages() {
-        return Ok(Card::Send(Sending { handling: state.handling, silent, topic, ..Sending::default() }));
+        return Ok(Card::Send(Sending {
+            handling: state.handling,
+            events: state.events,
+            silent,
+            topic,
+            ..Sending::default()
+        }));
     }
     let (mode, buttons) = target.map_or((CardMode::Edit, &[][..]), |t| (t.card, t.buttons.as_slice()));
     // A reminder replies to the card, so the chat hears it: an edit would be silent.
@@ -97,7 +105,7 @@ pub(super) async fn card(
             data: button_data(action, delivery.event_id),
         })
         .collect();
-    Ok(Card::Send(Sending { continues, handling: state.handling, actions, silent, topic }))
+    Ok(Card::Send(Sending { continues, handling: state.handling, events: state.events, actions, silent, topic }))
 }
 
 /// Why an escalation is not sent: who handled the card, and when.

@@ -354,7 +354,7 @@ async fn send(
     let output = entry.output.as_ref().ok_or_else(|| {
         DeliveryError::permanent(Reason::Config, format!("output `{}` is switched off", delivery.output))
     })?;
-    let context = RenderContext::of_card(event, card.handling.as_ref());
+    let context = RenderContext::of_card(event, card.handling.as_ref(), &card.events);
     let message = compose(config.templates(), &delivery.template, output.as_ref(), &context)
         .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?
         .continuing(card.continues)

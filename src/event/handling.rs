@@ -104,6 +104,16 @@ pub struct Person {
     pub name: String,
 }
 
+/// An event of a card's call, as templates see it in `card.events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardEvent {
+    pub id: EventId,
+    /// The vendor's name for it (`call_event`) and its kind (`call.missed`).
+    pub event: String,
+    pub kind: String,
+    pub received_at: DateTime<Utc>,
+}
+
 /// A card's handling, as templates and the dashboard see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handling {

@@ -169,6 +169,9 @@ pub struct CardState {
     /// one another's messages.
     pub in_sequence: bool,
     pub handling: Option<crate::event::handling::Handling>,
+    /// The card's events up to this one, oldest first (the event alone when it belongs to no
+    /// sequence).
+    pub events: Vec<crate::event::handling::CardEvent>,
 }
 
 /// A delivery of one run of a sequence to one output ([`Queue::card`]).

@@ -153,6 +153,13 @@ SELECT CAST(CASE WHEN e.sequence_key IS NULL THEN 0 ELSE 1 END AS BIGINT) AS in_
 FROM events e LEFT JOIN handling h ON h.card = COALESCE(e.sequence_start, e.id)
 WHERE e.id = $1";
 
+/// The events of `$1`'s card up to `$1`, oldest first: its run of a sequence, or itself.
+pub(super) const CARD_EVENTS: &str = r"
+SELECT id, event, kind, received_at FROM events
+WHERE sequence_start = (SELECT COALESCE(me.sequence_start, me.id) FROM events me WHERE me.id = $1) AND id <= $1
+UNION SELECT id, event, kind, received_at FROM events WHERE id = $1
+ORDER BY id LIMIT 50";
+
 /// One event with its request.
 pub(super) const EVENT: &str = r"
 SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
@@ -404,7 +411,21 @@ macro_rules! shared_reads {
                     })
                 })
                 .collect::<Result<_, StoreError>>()?;
-            Ok(crate::store::CardState { deliveries, handling, in_sequence })
+            let events = sqlx::query(reads::CARD_EVENTS)
+                .bind(event.to_string())
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(crate::event::handling::CardEvent {
+                        id: rows::event_id(&row.text("id")?)?,
+                        event: row.text("event")?,
+                        kind: row.text("kind")?,
+                        received_at: crate::store::from_millis(row.int("received_at")?),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            Ok(crate::store::CardState { deliveries, handling, in_sequence, events })
         }
 
         pub(super) async fn next_due(pool: &$pool, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {

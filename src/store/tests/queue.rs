@@ -237,6 +237,8 @@ pub(super) async fn a_run_of_a_sequence_reads_back_as_one_card(store: &dyn Store
     };
     store.finish_attempt(tg_of(ids[0]), record(Some("101")), Next::Delivered).await.unwrap();
 
+    let events: Vec<_> = store.card(ids[1], "tg").await.unwrap().events.iter().map(|e| e.id).collect();
+    assert_eq!(events, [ids[0], ids[1]], "the call so far, oldest first");
     let card = store.card(ids[1], "tg").await.unwrap().deliveries;
     assert_eq!(card.iter().map(|d| d.id).collect::<Vec<_>>(), [tg_of(ids[0]), tg_of(ids[1])], "this call's, in order");
     assert_eq!(card[0].remote_id.as_deref(), Some("101"));
