@@ -6,7 +6,8 @@
 
 use super::EventQuery;
 
-/// Events matching an [`EventQuery`], newest first. `$6`/`$7` are LIKE patterns (the search as
+/// Events matching an [`EventQuery`], newest first; `$9` is the handling of their card (`new`
+/// for a routed event nobody pressed on). `$6`/`$7` are LIKE patterns (the search as
 /// typed, and its digits alone for a phone number written with separators).
 pub(super) const FILTERED_EVENTS: &str = r"
 SELECT id, received_at, vendor, event, kind, fields, payload, body_encoding, dedup_key, duplicates, request,
@@ -26,7 +27,10 @@ WHERE (CAST($1 AS TEXT) IS NULL OR vendor = $1)
             SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('dead', 'expired')))
        OR ($8 = 'delivered' AND routes <> '[]' AND NOT EXISTS (
             SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state NOT IN ('delivered', 'cancelled'))))
-ORDER BY id DESC LIMIT $9";
+  AND (CAST($9 AS TEXT) IS NULL
+       OR COALESCE((SELECT h.status FROM handling h WHERE h.card = COALESCE(events.sequence_start, events.id)),
+                   CASE WHEN routes <> '[]' THEN 'new' END) = $9)
+ORDER BY id DESC LIMIT $10";
 
 /// The events of one sequence received since `$3` (whose ids are at least `$2`), newest
 /// first: a range of the partial index `events_by_sequence`.
@@ -274,6 +278,7 @@ macro_rules! shared_reads {
                 .bind(search)
                 .bind(digits)
                 .bind(query.status.map(crate::store::EventStatus::as_str))
+                .bind(query.handling.map(crate::event::handling::Status::as_str))
                 .bind(i64::from(query.limit))
                 .fetch_all(pool)
                 .await?;

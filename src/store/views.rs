@@ -49,6 +49,8 @@ pub struct EventQuery {
     /// email address, a name.
     pub search: Option<String>,
     pub status: Option<EventStatus>,
+    /// The handling of their card: new (routed, nobody pressed), taken or done.
+    pub handling: Option<crate::event::handling::Status>,
     pub limit: u32,
 }
 

@@ -111,6 +111,10 @@ async fn a_take_is_recorded_and_shown_a_second_is_told_who_has_it_and_done_close
     let page = page.text().await.unwrap();
     let shown = page.split("id=\"handling\"").nth(1).expect("the event page shows the handling");
     assert!(shown.contains("done") && shown.contains("Ольга"), "{shown}");
+    let listed = daemon.client.get(daemon.admin_url("/?handling=done")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(listed.matches("class=\"event-row\"").count(), 2, "the call's two events, filtered by their card");
+    let none = daemon.client.get(daemon.admin_url("/?handling=taken")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(none.matches("class=\"event-row\"").count(), 0);
 
     let metrics = daemon.client.get(daemon.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
     // The recorder is the test process's: other tests' presses count too.

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::view::render_page;
 use super::{PageError, url_encode};
 use crate::admin::{AdminState, hook_base};
+use crate::event::handling::Status as HandlingStatus;
 use crate::event::{CANONICAL_KINDS, EventId};
 use crate::inspect;
 use crate::store::{DeliveryQuery, DeliveryState, EventQuery, EventStatus, RequestRecord, StoredEvent};
@@ -38,6 +39,8 @@ pub(super) struct EventFilters {
     #[serde(default)]
     status: String,
     #[serde(default)]
+    handling: String,
+    #[serde(default)]
     since: String,
     #[serde(default)]
     until: String,
@@ -55,6 +58,7 @@ pub(super) async fn events(State(state): State<AdminState>, Query(filters): Quer
         vendor: nonempty(&filters.vendor),
         kind: nonempty(&filters.kind),
         status: EventStatus::parse(filters.status.trim()),
+        handling: HandlingStatus::parse(filters.handling.trim()),
         since: parse_local_time(&filters.since),
         until: parse_local_time(&filters.until),
         search: nonempty(&filters.q),
@@ -64,9 +68,22 @@ pub(super) async fn events(State(state): State<AdminState>, Query(filters): Quer
     let events = state.store.events(&query).await?;
     let ids: Vec<EventId> = events.iter().map(|e| e.event.id).collect();
     let counts = state.store.delivery_counts(&ids).await?;
+    // Cards someone pressed on: a page holds a few dozen, each two point reads.
+    let mut handled = HashMap::new();
+    for id in &ids {
+        if let Some(card) = state.store.card_of(*id).await? {
+            if let Some(handling) = state.store.handling(card).await? {
+                handled.insert(*id, handling);
+            }
+        }
+    }
     let rows: Vec<Value> = events
         .iter()
         .map(|stored| {
+            let handling = handled.get(&stored.event.id).map(|h| {
+                let by = h.done_by.as_ref().or(h.taken_by.as_ref()).map(|p| p.name.clone());
+                json!({"status": h.status.as_str(), "by": by})
+            });
             let counts = counts.get(&stored.event.id).copied().unwrap_or_default();
             let status = counts.status(!stored.routes.is_empty());
             json!({
@@ -79,6 +96,7 @@ pub(super) async fn events(State(state): State<AdminState>, Query(filters): Quer
                 "routes": stored.routes.join(", "),
                 "status": status.as_str(),
                 "counts": counts,
+                "handling": handling,
                 "duplicates": stored.duplicates,
             })
         })
@@ -90,6 +108,7 @@ pub(super) async fn events(State(state): State<AdminState>, Query(filters): Quer
             ("vendor", &filters.vendor),
             ("kind", &filters.kind),
             ("status", &filters.status),
+            ("handling", &filters.handling),
             ("since", &filters.since),
             ("until", &filters.until),
             ("q", &filters.q),
@@ -98,16 +117,21 @@ pub(super) async fn events(State(state): State<AdminState>, Query(filters): Quer
         link.push_str(&format!("before={last}"));
         format!("/?{link}")
     });
+    let handlings: Vec<Value> = [HandlingStatus::New, HandlingStatus::Taken, HandlingStatus::Done]
+        .iter()
+        .map(|s| json!({"name": s.as_str(), "selected": s.as_str() == filters.handling}))
+        .collect();
     let data = json!({
         "rows": rows,
         "older": older,
         "filters": {
-            "vendor": filters.vendor, "kind": filters.kind, "status": filters.status,
+            "vendor": filters.vendor, "kind": filters.kind, "status": filters.status, "handling": filters.handling,
             "since": filters.since, "until": filters.until, "q": filters.q,
             "paged": !filters.before.is_empty(),
         },
         "vendors": config.vendors().iter().map(|v| json!({"name": v.name(), "selected": v.name() == filters.vendor})).collect::<Vec<_>>(),
         "statuses": EventStatus::ALL.iter().map(|s| json!({"name": s.as_str(), "selected": s.as_str() == filters.status})).collect::<Vec<_>>(),
+        "handlings": handlings,
         "kinds": CANONICAL_KINDS,
         "notice": filters.notice,
     });

@@ -55,4 +55,12 @@ pub(super) async fn presses_apply_in_order_and_the_first_take_wins(store: &dyn S
         .await
         .unwrap();
     assert_eq!((done.handling.taken_by.as_ref(), done.handling.done_by.as_ref()), (Some(&ivan), Some(&ivan)));
+
+    let by_handling = |status| {
+        let query = crate::store::EventQuery { handling: Some(status), limit: 10, ..Default::default() };
+        async move { store.events(&query).await.unwrap().iter().map(|s| s.event.id).collect::<Vec<_>>() }
+    };
+    assert_eq!(by_handling(Status::Done).await, [other_card, end_id, card], "a call's events share its card");
+    assert!(by_handling(Status::Taken).await.is_empty());
+    assert!(by_handling(Status::New).await.is_empty(), "every routed event here was pressed on");
 }
