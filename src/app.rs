@@ -108,9 +108,10 @@ pub async fn run(
     }
     tokio::spawn(prune_periodically(store.clone(), config.clone(), shutdown.clone()));
     tokio::spawn(desk::run(store.clone(), config.clone(), shutdown.clone()));
-    let workers = tokio::spawn(delivery::run(store.clone(), config, wake, shutdown.clone()));
+    let workers = tokio::spawn(delivery::run(store.clone(), config.clone(), wake, shutdown.clone()));
     let malformed = ingest::malformed_reporter(store.clone());
-    server::serve(listeners.hooks, ingest::router(state), limits, "webhooks", Some(malformed), shutdown.clone()).await;
+    let hooks = ingest::router(state).merge(desk::router(store.clone(), config.clone()));
+    server::serve(listeners.hooks, hooks, limits, "webhooks", Some(malformed), shutdown.clone()).await;
     // Ingest has stopped; let attempts in flight finish before the store closes.
     shutdown.cancel();
     if let Err(error) = workers.await {

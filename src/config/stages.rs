@@ -67,6 +67,10 @@ impl DeskConfig for Config {
     fn english(&self) -> bool {
         self.templates.english()
     }
+
+    fn public_url(&self) -> Option<&str> {
+        self.server.public_url.as_deref()
+    }
 }
 
 impl DeliveryConfig for Config {

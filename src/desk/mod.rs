@@ -8,31 +8,28 @@
 //! store): it reads what destinations answer back.
 
 mod answers;
+mod pushes;
+mod readers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use chrono::Utc;
-use tokio_util::sync::CancellationToken;
 
 use crate::event::handling::{Action, Person, parse_button_data};
 use crate::metrics as m;
-use crate::outputs::{DeliveryError, Output, Press, Reason};
+use crate::outputs::{Output, Press};
 use crate::store::{NewDelivery, NewPress, Store, StoreError};
 
 pub use answers::Answer;
+pub use pushes::router;
+pub use readers::run;
 
 /// How long a press on a message whose id is not recorded yet is looked for: the attempt that
 /// sent it is being recorded.
 const RECORDING_LOOKS: u32 = 5;
 const RECORDING_WAIT: Duration = Duration::from_millis(200);
-/// How often the set of bots to read is checked against the configuration.
-const RESCAN: Duration = Duration::from_secs(5);
-/// The wait after a failed read, and after one the operator must fix (a refused token).
-const AFTER_FAILURE: Duration = Duration::from_secs(5);
-const AFTER_REFUSAL: Duration = Duration::from_secs(60);
 
 /// Outputs by name.
 pub type Named = Vec<(String, Arc<dyn Output>)>;
@@ -43,34 +40,18 @@ pub trait DeskConfig: Send + Sync {
     fn inboxes(&self) -> Named;
     /// Whether answers are in English (`templates.language = "en"`) rather than Russian.
     fn english(&self) -> bool;
+    /// `server.public_url`: when set, Telegram pushes presses to the webhook listener instead
+    /// of having them read.
+    fn public_url(&self) -> Option<&str>;
 }
 
-/// Reads every bot's presses until `shutdown`: one reader per bot, however many outputs share
-/// it, started and stopped as reloads add and remove them.
-pub async fn run<C: DeskConfig + 'static>(store: Arc<dyn Store>, config: Arc<ArcSwap<C>>, shutdown: CancellationToken) {
-    let mut readers: BTreeMap<String, CancellationToken> = BTreeMap::new();
-    loop {
-        let sources = sources(config.load().as_ref());
-        readers.retain(|source, stop| {
-            let keep = sources.contains_key(source);
-            if !keep {
-                stop.cancel();
-            }
-            keep
-        });
-        for source in sources.into_keys() {
-            if readers.contains_key(&source) {
-                continue;
-            }
-            let stop = shutdown.child_token();
-            readers.insert(source.clone(), stop.clone());
-            tracing::info!(message = "Reading presses on cards.", source = %source);
-            tokio::spawn(read(store.clone(), config.clone(), source, stop));
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(RESCAN) => {}
-        }
+/// Handles one press: recorded, counted, and answered.
+async fn take(store: &dyn Store, outputs: &[(String, Arc<dyn Output>)], press: &Press, english: bool) {
+    let answer = handle(store, outputs, press).await;
+    metrics::counter!(m::DESK_PRESSES, "action" => answer.action(), "outcome" => answer.outcome()).increment(1);
+    let Some(inbox) = outputs.first().and_then(|(_, output)| output.inbox()) else { return };
+    if let Err(error) = inbox.answer(press, &answer.text(english)).await {
+        tracing::warn!(message = "Could not answer a press.", detail = %error.detail);
     }
 }
 
@@ -83,56 +64,6 @@ fn sources(config: &dyn DeskConfig) -> BTreeMap<String, Named> {
         }
     }
     sources
-}
-
-/// Reads one bot's presses until `stop`, handling each.
-async fn read<C: DeskConfig + 'static>(
-    store: Arc<dyn Store>,
-    config: Arc<ArcSwap<C>>,
-    source: String,
-    stop: CancellationToken,
-) {
-    loop {
-        let snapshot = config.load_full();
-        let Some(outputs) = sources(snapshot.as_ref()).remove(&source) else { return };
-        let Some(inbox) = outputs.first().and_then(|(_, output)| output.inbox()) else { return };
-        let presses = tokio::select! {
-            () = stop.cancelled() => return,
-            presses = inbox.presses(crate::outputs::telegram::POLL_WAIT) => presses,
-        };
-        match presses {
-            Ok(presses) => {
-                for press in presses {
-                    let answer = handle(store.as_ref(), &outputs, &press).await;
-                    metrics::counter!(m::DESK_PRESSES, "action" => answer.action(), "outcome" => answer.outcome())
-                        .increment(1);
-                    let text = answer.text(snapshot.english());
-                    if let Err(error) = inbox.answer(&press, &text).await {
-                        tracing::warn!(message = "Could not answer a press.", detail = %error.detail);
-                    }
-                }
-            }
-            Err(error) => {
-                let wait =
-                    if error.action.is_some() || error.reason == Reason::Auth { AFTER_REFUSAL } else { AFTER_FAILURE };
-                log_failure(&source, &error);
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
-    }
-}
-
-fn log_failure(source: &str, error: &DeliveryError) {
-    // Another reader of the same bot (a second instance on one database) makes Telegram refuse
-    // one of the two: harmless, each press still reaches one of them.
-    if error.detail.contains("terminated by other getUpdates request") {
-        tracing::debug!(message = "Another reader took this bot's presses.", source, detail = %error.detail);
-    } else {
-        tracing::warn!(message = "Could not read presses on cards; trying again.", source, detail = %error.detail);
-    }
 }
 
 /// Records one press and has its card redrawn; says what to answer the presser.

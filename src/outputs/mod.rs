@@ -84,6 +84,18 @@ pub trait Inbox: Send + Sync {
     fn owns_chat(&self, chat: i64) -> bool;
     /// The presses that arrive within `wait`; each is returned once.
     async fn presses(&self, wait: Duration) -> Result<Vec<Press>, DeliveryError>;
+    /// Where on the webhook listener the destination posts presses when asked to push them
+    /// (`telegram/<bot id>`), and the secret its posts carry.
+    fn push_path(&self) -> String;
+    fn push_secret(&self) -> crate::secret::Secret;
+    /// Asks the destination to post presses to `url` (a Telegram webhook), or, with `None`, to
+    /// keep them to be read.
+    async fn push_to(&self, url: Option<&str>) -> Result<(), DeliveryError>;
+    /// The presses in a body the destination posted.
+    ///
+    /// # Errors
+    /// The body is not one of the destination's updates.
+    fn pushed(&self, body: &[u8]) -> Result<Vec<Press>, String>;
     /// Tells the presser what became of the press (a notice over the chat, in Telegram).
     async fn answer(&self, press: &Press, text: &str) -> Result<(), DeliveryError>;
 }

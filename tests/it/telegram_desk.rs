@@ -207,3 +207,34 @@ async fn a_taken_call_is_not_escalated_even_across_a_restart() {
     assert!(sent.iter().all(|s| !text(s).contains("Напоминание")), "no reminder: {sent:?}");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn with_a_public_url_telegram_pushes_presses_to_the_listener() {
+    let mut fake = FakeTelegram::start(Vec::new()).await;
+    let pushed = format!("[server]\npublic_url = \"https://hooks.example.com/\"\n{}", config(&fake));
+    let daemon = Daemon::start(&pushed).await;
+    post(&daemon, &call_event(421, "start", 1)).await;
+    let card = fake.next().await;
+    crate::delivery::eventually("the bot's webhook is set", || async { !fake.webhook().is_null() }).await;
+    let webhook = fake.webhook();
+    assert_eq!(webhook["url"], "https://hooks.example.com/telegram/123456", "{webhook}");
+    assert_eq!(webhook["allowed_updates"], serde_json::json!(["callback_query"]));
+    let secret = webhook["secret_token"].as_str().unwrap().to_owned();
+    assert!(!secret.contains("desk-test-token"), "the token never leaves in the secret");
+
+    let update = fake.update(CHAT, 101, OLGA, &data_of(&card, "Беру"));
+    let post_update = |secret: &str| {
+        daemon
+            .client
+            .post(daemon.url("/telegram/123456"))
+            .header("x-telegram-bot-api-secret-token", secret)
+            .json(&update)
+            .send()
+    };
+    assert_eq!(post_update("guess").await.unwrap().status(), 401, "only Telegram knows the secret");
+    assert_eq!(post_update(&secret).await.unwrap().status(), 200);
+    assert_eq!(answered(&mut fake).await, "Звонок ваш");
+    let redrawn = fake.next().await;
+    assert!(text(&redrawn).contains("Взял(а): Ольга"), "{}", text(&redrawn));
+    daemon.stop().await;
+}

@@ -83,6 +83,10 @@ pub struct TelegramOutput {
     source: String,
     /// The next update to ask for: every one before it was read.
     offset: Mutex<i32>,
+    /// The token's public half, which names the bot in the push path.
+    bot_id: String,
+    /// For the push secret derived from it.
+    token: Secret,
     chat: Recipient,
     /// Where the configured group went when it became a supergroup, once Telegram said so.
     moved_to: Mutex<Option<ChatId>>,
@@ -204,6 +208,8 @@ impl OutputSettings for Settings {
         let bot_id = self.token.expose().split(':').next().unwrap_or_default().to_owned();
         Ok(Arc::new(TelegramOutput {
             source: format!("telegram {} bot {bot_id}", bot.api_url()),
+            bot_id,
+            token: self.token,
             bot,
             poll_bot,
             offset: Mutex::new(0),

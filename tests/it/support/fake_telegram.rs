@@ -57,6 +57,8 @@ struct Shared {
     updates: Arc<Mutex<Vec<Value>>>,
     next_update: Arc<Mutex<i64>>,
     arrived: Arc<tokio::sync::Notify>,
+    /// The last `setWebhook` body; `Null` after a `deleteWebhook`.
+    webhook: Arc<Mutex<Value>>,
 }
 
 pub struct FakeTelegram {
@@ -82,6 +84,7 @@ impl FakeTelegram {
             updates: Arc::default(),
             next_update: Arc::new(Mutex::new(1)),
             arrived: Arc::default(),
+            webhook: Arc::default(),
         };
         let app = Router::new().route("/{bot}/{method}", axum::routing::post(handle)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -93,12 +96,24 @@ impl FakeTelegram {
     /// `user` presses the button with `data` under message `message` in `chat`: a
     /// `callback_query` update for the bot's next `getUpdates`.
     pub fn press(&self, chat: i64, message: i64, user: User, data: &str) {
+        let update = self.update(chat, message, user, data);
+        self.shared.updates.lock().unwrap().push(update);
+        self.shared.arrived.notify_waiters();
+    }
+
+    /// The webhook the bot was last given (`setWebhook`'s body), if any.
+    pub fn webhook(&self) -> Value {
+        self.shared.webhook.lock().unwrap().clone()
+    }
+
+    /// The update Telegram would send for such a press.
+    pub fn update(&self, chat: i64, message: i64, user: User, data: &str) -> Value {
         let id = {
             let mut next = self.shared.next_update.lock().unwrap();
             *next += 1;
             *next
         };
-        self.shared.updates.lock().unwrap().push(json!({
+        json!({
             "update_id": id,
             "callback_query": {
                 "id": format!("query-{id}"),
@@ -113,8 +128,7 @@ impl FakeTelegram {
                     "text": "card",
                 },
             },
-        }));
-        self.shared.arrived.notify_waiters();
+        })
     }
 
     pub fn api_url(&self) -> String {
@@ -144,6 +158,21 @@ fn error(code: u16, description: &str, parameters: Option<Value>) -> Response {
         body["parameters"] = parameters;
     }
     (StatusCode::from_u16(code).unwrap(), Json(body)).into_response()
+}
+
+/// A multipart body's text fields as a JSON object (fields that hold JSON, parsed).
+fn multipart_fields(body: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(body);
+    let Some(boundary) = text.lines().next().map(str::trim) else { return Value::Null };
+    let mut fields = serde_json::Map::new();
+    for part in text.split(boundary) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else { continue };
+        let Some(name) = head.split("name=\"").nth(1).and_then(|rest| rest.split('"').next()) else { continue };
+        let value = value.trim_end_matches("\r\n").trim_end_matches("--").trim_end_matches("\r\n");
+        let parsed = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        fields.insert(name.to_owned(), parsed);
+    }
+    Value::Object(fields)
 }
 
 /// The updates from `offset` on, waiting up to the request's `timeout` for one to arrive;
@@ -181,9 +210,14 @@ async fn handle(
         return Json(json!({"ok": true, "result": {"id": 1, "is_bot": true, "first_name": "Switchboard", "username": "switchboard_bot"}}))
             .into_response();
     }
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // Most methods come as JSON; those that may carry a file (setWebhook) as multipart.
+    let body: Value = serde_json::from_slice(&body).unwrap_or_else(|_| multipart_fields(&body));
     if method == "getUpdates" {
         return Json(json!({"ok": true, "result": updates(&shared, &body).await})).into_response();
+    }
+    if method == "setWebhook" || method == "deleteWebhook" {
+        *shared.webhook.lock().unwrap() = if method == "setWebhook" { body } else { Value::Null };
+        return Json(json!({"ok": true, "result": true})).into_response();
     }
     if method == "answerCallbackQuery" {
         let _ = shared.seen.send(Sent { token, method, body, at: Instant::now(), limited: false });
