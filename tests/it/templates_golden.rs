@@ -194,3 +194,71 @@ fn compare(path: &Path, rendered: &str, update: bool, failures: &mut Vec<String>
         Err(_) => failures.push(format!("{}: no golden file (run with UPDATE_GOLDEN=1)", path.display())),
     }
 }
+
+/// A card as the team moves it along: taken, tried, called back. Rendered from the envybox
+/// missed-call fixture with the handling the desk records; docs/telegram.md shows these.
+#[test]
+fn cards_show_who_took_the_call_and_who_called_back() {
+    use switchboard::event::handling::{CardEvent, Handling, Person, Status};
+    let (_, event) = fixture_events()
+        .into_iter()
+        .find(|(label, _)| label == "envybox/call_info_missed_client_2.form")
+        .expect("the fixture");
+    let started = event.received_at - chrono::TimeDelta::minutes(2);
+    let first = CardEvent {
+        id: EventId::new(started),
+        event: "callback_ordered".into(),
+        kind: "callback.requested".into(),
+        received_at: started,
+    };
+    let this = CardEvent {
+        id: event.id,
+        event: event.event.clone(),
+        kind: event.kind.to_string(),
+        received_at: event.received_at,
+    };
+    let olga = Person { id: 1, name: "Ольга".into() };
+    let at = |minutes| Some(event.received_at + chrono::TimeDelta::minutes(minutes));
+    let taken = Handling {
+        card: first.id,
+        status: Status::Taken,
+        taken_by: Some(olga.clone()),
+        taken_at: at(3),
+        done_by: None,
+        done_at: None,
+        no_answers: 1,
+        last_no_answer_at: at(5),
+    };
+    let done = Handling { status: Status::Done, done_by: Some(olga), done_at: at(9), ..taken.clone() };
+    for (language, taken_line, tried_line, done_line, started_line) in [
+        (
+            "ru",
+            "🙋 <b>Взял(а): Ольга</b>, 12:18",
+            "📵 Не дозвонились: 1, последний раз в 12:20",
+            "☑️ <b>Перезвонил(а): Ольга</b>, 12:24",
+            "🕒 23.11.2026 12:13",
+        ),
+        (
+            "en",
+            "🙋 <b>Taken by Ольга</b>, 12:18",
+            "📵 No answer: 1, last at 12:20",
+            "☑️ <b>Called back by Ольга</b>, 12:24",
+            "🕒 23.11.2026 12:13",
+        ),
+    ] {
+        let helpers = HelperSettings { timezone: chrono_tz::Europe::Moscow, english: language == "en" };
+        let set = TemplateSet::load(&TemplateSource { dir: None, language: language.into(), helpers }).unwrap();
+        let render = |handling: &Handling| {
+            let context = switchboard::render::RenderContext::of_card(
+                event.clone(),
+                Some(handling),
+                &[first.clone(), this.clone()],
+            );
+            set.render("call", Part::Telegram, Escape::TelegramHtml, &context).unwrap()
+        };
+        let (on_taken, on_done) = (render(&taken), render(&done));
+        assert!(on_taken.contains(taken_line) && on_taken.contains(tried_line), "{language}:\n{on_taken}");
+        assert!(on_taken.contains(started_line), "dated from the call's start: {language}:\n{on_taken}");
+        assert!(on_done.contains(done_line) && !on_done.contains(taken_line), "{language}:\n{on_done}");
+    }
+}
