@@ -122,6 +122,18 @@ fn check(args: &ConfigArgs) -> ExitCode {
     for warning in config.warnings() {
         println!("  warning: {warning}");
     }
+    // What outputs said the operator must change, as the database remembers it: read from a
+    // local file only, never by connecting (a PostgreSQL store's are on the Status page).
+    if let switchboard::store::StorageUrl::Sqlite(path) = &config.storage().url {
+        match switchboard::store::sqlite::operator_actions(path) {
+            Ok(actions) => {
+                for (output, action) in actions {
+                    println!("  output {output} needs you: {action}");
+                }
+            }
+            Err(error) => println!("  note: could not read what outputs asked of you from {}: {error}", path.display()),
+        }
+    }
     ExitCode::SUCCESS
 }
 

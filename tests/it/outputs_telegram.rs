@@ -375,6 +375,9 @@ template = "offline_message"
     let banner = status.split("id=\"needs-operator\"").nth(1).expect("a banner on the Status page");
     assert!(banner.contains("sales_tg") && banner.contains("add it back"), "{banner}");
     assert!(read("/metrics").await.lines().any(|line| line == format!("{gauge} 1")));
+    let (code, checked) = crate::support::switchboard_cli(&daemon.config_path(), &["check"]).await;
+    assert_eq!(code, Some(0), "{checked}");
+    assert!(checked.contains("output sales_tg needs you: the bot cannot post to this chat"), "{checked}");
 
     let response = daemon.client.post(daemon.url("/hooks/jivo")).body(offline(2)).send().await.unwrap();
     let event = daemon.stored(&response).await.event.id;
@@ -382,6 +385,8 @@ template = "offline_message"
     eventually("delivered", || async { store.deliveries(event).await.unwrap()[0].state == DeliveryState::Delivered })
         .await;
     assert!(!read("/status").await.contains("needs-operator"), "cleared by a clean delivery");
+    let (_, checked) = crate::support::switchboard_cli(&daemon.config_path(), &["check"]).await;
+    assert!(!checked.contains("needs you"), "{checked}");
     assert!(read("/metrics").await.lines().any(|line| line == format!("{gauge} 0")));
     daemon.stop().await;
 }

@@ -7,12 +7,14 @@
 //! housekeeping (hand retries, pruning, recovery at start) use a sqlx pool, and SQLite's single
 //! writer lock serialises those with the writer thread.
 
+mod actions;
 mod checkpoint;
 mod dedup;
 mod owned_row;
 mod statements;
 mod writer;
 
+pub use actions::operator_actions;
 use std::path::Path;
 use std::time::Duration;
 
