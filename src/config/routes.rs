@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::raw::{RawRoute, RawTemplates};
+use super::raw::{RawRoute, RawSchedule, RawTemplates};
 use super::{ConfigIssue, Env, ExpandError, Source, expand};
 use crate::condition::{Condition, Glob, Scope};
 use crate::event::Kind;
@@ -253,18 +253,6 @@ pub(super) fn routes(
     for (index, spanned) in raw.iter().enumerate() {
         let route = spanned.get_ref();
         let key = format!("route[{index}]");
-        let silent = route.silent.as_ref().and_then(|s| {
-            let timezone = s.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
-            Schedule::new(&timezone, &s.days, &s.hours, s.outside)
-                .map_err(|m| {
-                    issues.push(source.issue(
-                        Some(spanned.span()),
-                        format!("{key}.silent"),
-                        format!("(route `{}`) {m}", route.name),
-                    ))
-                })
-                .ok()
-        });
         let mut issue = |what: &str, message: String| {
             let key = if what.is_empty() { key.clone() } else { format!("{key}.{what}") };
             issues.push(source.issue(Some(spanned.span()), key, format!("(route `{}`) {message}", route.name)));
@@ -316,19 +304,6 @@ pub(super) fn routes(
                 None
             }
         };
-        let schedule = route.schedule.as_ref().and_then(|s| {
-            let timezone = s.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
-            Schedule::new(&timezone, &s.days, &s.hours, s.outside)
-                .map_err(|m| {
-                    issues.push(source.issue(
-                        Some(spanned.span()),
-                        format!("{key}.schedule"),
-                        format!("(route `{}`) {m}", route.name),
-                    ))
-                })
-                .ok()
-        });
-
         let mut issue = |what: &str, message: String| {
             issues.push(source.issue(
                 Some(spanned.span()),
@@ -336,6 +311,15 @@ pub(super) fn routes(
                 format!("(route `{}`) {message}", route.name),
             ));
         };
+        // `schedule` decides whether the route takes an event; `silent` whether its messages
+        // make a sound. One syntax for both.
+        let mut schedule_of = |what: &str, raw: Option<&RawSchedule>| {
+            let raw = raw?;
+            let timezone = raw.timezone.as_deref().unwrap_or("UTC");
+            Schedule::new(timezone, &raw.days, &raw.hours, raw.outside).map_err(|m| issue(what, m.to_string())).ok()
+        };
+        let schedule = schedule_of("schedule", route.schedule.as_ref());
+        let silent = schedule_of("silent", route.silent.as_ref());
         if route.ttl_secs == Some(0) {
             issue("ttl_secs", "must be greater than 0; leave it out for no limit".to_owned());
         }
