@@ -103,7 +103,8 @@ pub struct DeliveriesArgs {
 }
 
 fn parse_state(text: &str) -> Result<crate::store::DeliveryState, String> {
-    crate::store::DeliveryState::parse(text).map_err(|_| "expected pending, delivered, dead or expired".to_owned())
+    crate::store::DeliveryState::parse(text)
+        .map_err(|_| "expected pending, delivered, dead, expired or cancelled".to_owned())
 }
 
 #[derive(Debug, Args)]

@@ -415,6 +415,9 @@ fn globs(value: Option<&toml::Value>) -> Result<Vec<Glob>, ValueError> {
     }
 }
 
+/// The longest an escalation may wait: a reminder is about a call, not a calendar.
+const LONGEST_ESCALATION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 /// The template reminders use unless an `escalate` entry names one.
 const REMINDER_TEMPLATE: &str = "reminder";
 
@@ -451,7 +454,11 @@ fn escalations(
             let names = templates.names().collect::<Vec<_>>().join(", ");
             issue(&format!("{key}.template"), format!("no template is called `{template}`; templates: {names}"));
         }
-        compiled.push(Escalation { after, unless: raw.unless.unwrap_or(Status::Taken), outputs: to, template });
+        let unless = raw.unless.unwrap_or(Status::Taken);
+        if unless == Status::New {
+            issue(&format!("{key}.unless"), "must be `taken` or `done`: every card starts `new`".to_owned());
+        }
+        compiled.push(Escalation { after, unless, outputs: to, template });
     }
     compiled
 }
@@ -468,8 +475,9 @@ fn parse_after(text: &str) -> Result<std::time::Duration, String> {
         "d" => 86_400,
         _ => 0,
     };
-    match number.parse::<u64>() {
-        Ok(n) if n > 0 && seconds > 0 => Ok(std::time::Duration::from_secs(n * seconds)),
-        _ => Err(format!("`{text}` is not a wait such as \"90s\", \"10m\", \"2h\" or \"1d\"")),
+    match number.parse::<u64>().ok().filter(|n| *n > 0 && seconds > 0).and_then(|n| n.checked_mul(seconds)) {
+        Some(total) if total <= LONGEST_ESCALATION.as_secs() => Ok(std::time::Duration::from_secs(total)),
+        Some(_) => Err(format!("`{text}` is longer than the 30 days a reminder can wait")),
+        None => Err(format!("`{text}` is not a wait such as \"90s\", \"10m\", \"2h\" or \"1d\"")),
     }
 }

@@ -53,7 +53,9 @@ impl DeskConfig for Config {
         // Only where a route puts buttons: reading a bot's updates takes them from any other
         // program that reads them.
         let offers_buttons = |name: &str| {
-            self.routes.iter().any(|route| route.targets.iter().any(|t| t.output == name && !t.buttons.is_empty()))
+            self.routes
+                .iter()
+                .any(|route| route.enabled && route.targets.iter().any(|t| t.output == name && !t.buttons.is_empty()))
         };
         self.outputs
             .iter()

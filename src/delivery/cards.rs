@@ -11,6 +11,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::DeliveryConfig;
+use crate::event::EventId;
 use crate::event::handling::{Action, CardEvent, Handling, Status, button_data};
 use crate::outputs::{ActionButton, Continuation, Continues, Output};
 use crate::router::CardMode;
@@ -71,6 +72,23 @@ pub(super) async fn card(
         if let Some(handling) = state.handling.as_ref().filter(|h| h.status.reached(unless)) {
             return Ok(Card::Cancel(handled(handling)));
         }
+        // Each event of a call the route takes plans its reminders: the call's first stands.
+        let covered = state.deliveries.iter().any(|d| {
+            d.reminder
+                && d.id < delivery.id
+                && (d.route.as_str(), d.template.as_str()) == (delivery.route.as_str(), delivery.template.as_str())
+                && matches!(d.state, DeliveryState::Pending | DeliveryState::Delivered)
+        });
+        if covered {
+            return Ok(Card::Cancel("cancelled: an earlier reminder of this call stands for it".to_owned()));
+        }
+    }
+    // A redraw after a press shows the event pressed on; a later event of the call already on
+    // the card was drawn with the press, so the redraw would turn the card back.
+    if delivery.redraws.is_some()
+        && state.deliveries.iter().any(|d| !d.reminder && d.remote_id.is_some() && d.event_id > delivery.event_id)
+    {
+        return Ok(Card::Cancel("not needed: the card already shows a later event of the call".to_owned()));
     }
     if !output.continues_messages() {
         return Ok(Card::Send(Sending {
@@ -90,11 +108,13 @@ pub(super) async fn card(
         (None, CardMode::New) => None,
         // An offline message or a form is a card of its own: a replay, or a second route to the
         // same chat, sends another message.
-        (None, _) if !state.in_sequence => None,
-        (None, CardMode::Edit | CardMode::Reply) => match decide(&state.deliveries, delivery.id, mode, now) {
-            Decision::Wait => return Ok(Card::Wait),
-            Decision::Continue(continues) => continues,
-        },
+        (None, _) if !state.in_sequence && delivery.unless.is_none() => None,
+        (None, CardMode::Edit | CardMode::Reply) => {
+            match decide(&state.deliveries, (delivery.id, delivery.event_id), mode, now) {
+                Decision::Wait => return Ok(Card::Wait),
+                Decision::Continue(continues) => continues,
+            }
+        }
     };
     let offered = state.handling.as_ref().map_or_else(|| buttons.to_vec(), |h| h.offers(buttons));
     let english = config.templates().english();
@@ -127,9 +147,15 @@ enum Decision {
     Wait,
 }
 
-/// The decision, from the run's deliveries to the output (oldest first, `own` among them).
-fn decide(run: &[CardDelivery], own: ulid::Ulid, mode: CardMode, now: DateTime<Utc>) -> Decision {
-    let others = || run.iter().filter(|d| d.id != own);
+/// The decision, from the card's deliveries to the output (oldest first, `own` among them).
+/// Reminders are messages beside the card: never edited, replied to or waited for.
+fn decide(
+    run: &[CardDelivery],
+    (own, own_event): (ulid::Ulid, EventId),
+    mode: CardMode,
+    now: DateTime<Utc>,
+) -> Decision {
+    let others = || run.iter().filter(|d| d.id != own && !d.reminder);
     if others().any(|d| d.id < own && d.state == DeliveryState::Pending && d.next_attempt_at <= now + WAIT_FOR_EARLIER)
     {
         return Decision::Wait;
@@ -138,9 +164,9 @@ fn decide(run: &[CardDelivery], own: ulid::Ulid, mode: CardMode, now: DateTime<U
     let (Some(first), Some(latest)) = (sent.first(), sent.last()) else {
         return Decision::Continue(None);
     };
-    // A later event already shows on the card (this one waited out a retry): editing would
-    // turn it back, so this one replies to it instead.
-    let outdated = latest.id > own;
+    // A later event already shows on the card (this one waited out a retry, or is a replay):
+    // editing would turn it back, so this one replies to it instead.
+    let outdated = sent.iter().any(|d| d.event_id > own_event);
     let (earlier, how) = match mode {
         CardMode::Edit if !outdated => (latest, Continuation::Edit),
         CardMode::Edit => (latest, Continuation::Reply),
@@ -153,15 +179,21 @@ fn decide(run: &[CardDelivery], own: ulid::Ulid, mode: CardMode, now: DateTime<U
 mod tests {
     use super::*;
 
+    /// The delivery of event `n` (its id orders as `n` does).
+    fn event(n: u64) -> EventId {
+        ulid::Ulid::from_parts(n, 0).to_string().parse().unwrap()
+    }
+
     fn delivery(n: u64, state: DeliveryState, remote_id: Option<&str>, due_in: i64) -> CardDelivery {
         CardDelivery {
             id: ulid::Ulid::from_parts(n, 0),
             state,
             remote_id: remote_id.map(str::to_owned),
             next_attempt_at: Utc::now() + TimeDelta::seconds(due_in),
-            event_id: crate::event::EventId::new(Utc::now()),
+            event_id: event(n),
             route: "calls".into(),
             template: "call".into(),
+            reminder: false,
         }
     }
 
@@ -213,9 +245,36 @@ mod tests {
                 continues("20", Continuation::Reply),
                 "a later event already on the card is not edited back",
             ),
+            (
+                vec![
+                    delivery(1, Delivered, Some("10"), 0),
+                    CardDelivery { event_id: event(1), ..delivery(10, Delivered, Some("20"), 0) },
+                    CardDelivery { event_id: event(1), ..me.clone() },
+                ],
+                CardMode::Edit,
+                continues("20", Continuation::Edit),
+                "a replay of the first event, once nothing later is on the card, edits it",
+            ),
+            (
+                vec![delivery(5, Delivered, Some("10"), 0), CardDelivery { event_id: event(3), ..me.clone() }],
+                CardMode::Edit,
+                continues("10", Continuation::Reply),
+                "a replay of an event older than the card's replies rather than turn it back",
+            ),
+            (
+                vec![
+                    delivery(1, Delivered, Some("10"), 0),
+                    CardDelivery { reminder: true, ..delivery(2, Delivered, Some("11"), 5) },
+                    me.clone(),
+                ],
+                CardMode::Edit,
+                continues("10", Continuation::Edit),
+                "a reminder beside the card is neither edited nor waited for",
+            ),
         ];
         for (run, mode, expected, why) in cases {
-            assert_eq!(decide(&run, own, mode, now), expected, "{why}");
+            let mine = run.iter().find(|d| d.id == own).map_or(event(9), |d| d.event_id);
+            assert_eq!(decide(&run, (own, mine), mode, now), expected, "{why}");
         }
     }
 }

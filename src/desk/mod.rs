@@ -91,7 +91,7 @@ async fn pressed_on(
 ) -> Result<Option<(String, crate::store::CardDelivery)>, StoreError> {
     let owners: Vec<&String> = outputs
         .iter()
-        .filter(|(_, output)| output.inbox().is_some_and(|inbox| inbox.owns_chat(press.chat)))
+        .filter(|(_, output)| press.message.is_some() && output.inbox().is_some_and(|inbox| inbox.owns_chat(press)))
         .map(|(name, _)| name)
         .collect();
     for look in 0..RECORDING_LOOKS {
@@ -126,7 +126,11 @@ async fn record(
     };
     let by = Person { id: press.by_id, name: press.by_name.clone() };
     let now = Utc::now();
-    let pressed = store.press(&NewPress { card, event, action, by: by.clone(), at: now }).await?;
+    let pressed =
+        store.press(&NewPress { query_id: press.id.clone(), card, event, action, by: by.clone(), at: now }).await?;
+    if pressed.repeated {
+        tracing::info!(message = "A press arrived again; it was taken the first time.", card = %card);
+    }
     tracing::info!(
         message = "A card was pressed.", card = %card, action = action.as_str(), by = %by.name,
         applied = pressed.applied, status = pressed.handling.status.as_str()

@@ -131,6 +131,20 @@ pub struct Handling {
 }
 
 impl Handling {
+    /// A card nobody pressed on.
+    pub fn unpressed(card: EventId) -> Self {
+        Self {
+            card,
+            status: Status::New,
+            taken_by: None,
+            taken_at: None,
+            done_by: None,
+            done_at: None,
+            no_answers: 0,
+            last_no_answer_at: None,
+        }
+    }
+
     /// The buttons a card in this state offers: none once it is done.
     pub fn offers(&self, buttons: &[Action]) -> Vec<Action> {
         if self.status == Status::Done { Vec::new() } else { buttons.to_vec() }

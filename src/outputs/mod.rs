@@ -63,8 +63,10 @@ pub struct ActionButton {
 pub struct Press {
     /// The destination's id for the press, to answer it.
     pub id: String,
-    /// The chat the message with the button is in.
+    /// The chat the message with the button is in, and its public name (`@channel`) if it has
+    /// one; 0 when the update did not say (a message too old for Telegram to include).
     pub chat: i64,
+    pub chat_name: Option<String>,
     /// The destination's id for that message ([`Receipt::remote_id`]).
     pub message: Option<String>,
     /// Who pressed: the destination's id for the person, and their name.
@@ -80,9 +82,10 @@ pub struct Press {
 pub trait Inbox: Send + Sync {
     /// What the presses are read from (one bot): outputs that share it are read once.
     fn source(&self) -> String;
-    /// Whether a message in `chat` is one of this output's.
-    fn owns_chat(&self, chat: i64) -> bool;
-    /// The presses that arrive within `wait`; each is returned once.
+    /// Whether the press was in one of this output's chats.
+    fn owns_chat(&self, press: &Press) -> bool;
+    /// The presses that arrive within `wait`. One may come again (read before a restart, posted
+    /// again): [`Press::id`] tells.
     async fn presses(&self, wait: Duration) -> Result<Vec<Press>, DeliveryError>;
     /// Where on the webhook listener the destination posts presses when asked to push them
     /// (`telegram/<bot id>`), and the secret its posts carry.

@@ -279,6 +279,14 @@ fn route_problems_are_named() {
             "route[0].escalate[0].after: (route `r`) `10 minutes` is not a wait such as \"90s\", \"10m\", \"2h\" or \"1d\"",
         ),
         (
+            "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\nescalate = [{ after = \"31d\" }]\n",
+            "route[0].escalate[0].after: (route `r`) `31d` is longer than the 30 days",
+        ),
+        (
+            "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\nescalate = [{ after = \"1m\", unless = \"new\" }]\n",
+            "route[0].escalate[0].unless: (route `r`) must be `taken` or `done`",
+        ),
+        (
             "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\nescalate = [{ after = \"10m\", to = [\"boss\"] }]\n",
             "route[0].escalate[0].to: (route `r`) no output is called `boss`",
         ),

@@ -25,6 +25,8 @@ pub trait Desk: Send + Sync + 'static {
 /// A press to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPress {
+    /// The destination's id for the press: the same press arriving twice is taken once.
+    pub query_id: String,
     pub card: EventId,
     pub event: EventId,
     pub action: Action,
@@ -37,6 +39,8 @@ pub struct NewPress {
 pub struct Pressed {
     /// Whether it changed the card: false for a second «Беру», or anything on a done card.
     pub applied: bool,
+    /// The same press arrived before: nothing was done again.
+    pub repeated: bool,
     /// The card's handling after it.
     pub handling: Handling,
 }
@@ -74,8 +78,13 @@ pub(super) fn apply(action: Action) -> &'static str {
     }
 }
 
+/// Claims the press by its id before it is applied: 0 rows when it was seen before.
 pub(super) const LOG_PRESS: &str = "
-INSERT INTO presses (card, event_id, action, by_id, by_name, at, applied) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+INSERT INTO presses (card, event_id, action, by_id, by_name, at, applied, query_id)
+VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7)
+ON CONFLICT (query_id) DO NOTHING";
+
+pub(super) const PRESS_APPLIED: &str = "UPDATE presses SET applied = TRUE WHERE query_id = $1";
 
 pub(super) const HANDLING: &str = "
 SELECT card, status, taken_by_id, taken_by, taken_at, done_by_id, done_by, done_at, no_answers, last_no_answer_at
@@ -103,6 +112,23 @@ macro_rules! shared_desk {
                 press: &crate::store::NewPress,
             ) -> Result<crate::store::Pressed, crate::store::StoreError> {
                 let at = crate::store::millis(press.at);
+                let claimed = sqlx::query(crate::store::desk::LOG_PRESS)
+                    .bind(press.card.to_string())
+                    .bind(press.event.to_string())
+                    .bind(press.action.as_str())
+                    .bind(press.by.id)
+                    .bind(&press.by.name)
+                    .bind(at)
+                    .bind(&press.query_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                if !claimed {
+                    let handling = crate::store::Desk::handling(self, press.card).await?;
+                    let handling = handling.unwrap_or_else(|| crate::event::handling::Handling::unpressed(press.card));
+                    return Ok(crate::store::Pressed { applied: false, repeated: true, handling });
+                }
                 let applied = sqlx::query(crate::store::desk::apply(press.action))
                     .bind(press.card.to_string())
                     .bind(press.by.id)
@@ -112,20 +138,13 @@ macro_rules! shared_desk {
                     .await?
                     .rows_affected()
                     > 0;
-                sqlx::query(crate::store::desk::LOG_PRESS)
-                    .bind(press.card.to_string())
-                    .bind(press.event.to_string())
-                    .bind(press.action.as_str())
-                    .bind(press.by.id)
-                    .bind(&press.by.name)
-                    .bind(at)
-                    .bind(applied)
-                    .execute(&self.pool)
-                    .await?;
+                if applied {
+                    sqlx::query(crate::store::desk::PRESS_APPLIED).bind(&press.query_id).execute(&self.pool).await?;
+                }
                 let handling = crate::store::Desk::handling(self, press.card)
                     .await?
                     .ok_or_else(|| crate::store::StoreError::Corrupt("a pressed card has no handling".into()))?;
-                Ok(crate::store::Pressed { applied, handling })
+                Ok(crate::store::Pressed { applied, repeated: false, handling })
             }
 
             async fn handling(

@@ -382,7 +382,8 @@ async fn insert_delivery(
     sqlx::query(
         "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at,
                                  updated_at, redraws, unless_status)
-         VALUES ($1, $2, $3, $4, $5, 'pending', GREATEST($6, COALESCE($9, $6)), $7, $6, $6, $8, $10)",
+         VALUES ($1, $2, $3, $4, $5, 'pending', GREATEST($6, COALESCE($9, $6)), $7, GREATEST($6, COALESCE($9, $6)), $6,
+                 $8, $10)",
     )
     .bind(delivery.id.to_string())
     .bind(event.to_string())

@@ -64,7 +64,8 @@ pub struct NewDelivery {
     /// The message (a Telegram message id) this delivery redraws in place: a card after a
     /// press on its buttons.
     pub redraws: Option<String>,
-    /// Not due before this: an escalation's reminder, planned with its event.
+    /// Not due before this: an escalation's reminder, planned with its event. Its age (the
+    /// queue's oldest, `max_age`) counts from here, not from when it was planned.
     pub not_before: Option<DateTime<Utc>>,
     /// Cancelled rather than sent if the card has reached this status by then (an escalation
     /// `unless = "taken"`).
@@ -185,6 +186,8 @@ pub struct CardDelivery {
     pub event_id: EventId,
     pub route: String,
     pub template: String,
+    /// An escalation's reminder: a message beside the card, never the card itself.
+    pub reminder: bool,
 }
 
 /// One attempt, as recorded.

@@ -44,7 +44,7 @@ ORDER BY id DESC LIMIT $4";
 pub(super) const OUTPUT_LAST_ATTEMPTS: &str = r"
 SELECT d.output AS output,
        MAX(CASE WHEN a.outcome = 'delivered' THEN a.started_at END) AS last_success,
-       MAX(CASE WHEN a.outcome <> 'delivered' THEN a.started_at END) AS last_failure,
+       MAX(CASE WHEN a.outcome NOT IN ('delivered', 'cancelled') THEN a.started_at END) AS last_failure,
        MAX(CASE WHEN a.outcome = 'delivered' AND a.action IS NULL THEN a.started_at END) AS last_clean,
        MAX(CASE WHEN a.action IS NOT NULL THEN a.started_at END) AS last_action
 FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
@@ -53,7 +53,7 @@ GROUP BY d.output ORDER BY d.output";
 pub(super) const OUTPUT_LAST_FAILURE: &str = r"
 SELECT a.detail AS detail
 FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-WHERE d.output = $1 AND a.outcome <> 'delivered'
+WHERE d.output = $1 AND a.outcome NOT IN ('delivered', 'cancelled')
 ORDER BY a.started_at DESC LIMIT 1";
 
 /// What an output's latest attempt that carried one asked the operator to change.
@@ -138,7 +138,7 @@ WHERE output = $2 AND state = 'pending' AND attempts > 0 AND next_attempt_at > $
 /// partial index `events_by_sequence_start`, or `$1` alone — oldest first.
 pub(super) const CARD: &str = r"
 SELECT d.id AS id, d.state AS state, d.remote_id AS remote_id, d.next_attempt_at AS next_attempt_at,
-       d.event_id AS event_id, d.route AS route, d.template AS template
+       d.event_id AS event_id, d.route AS route, d.template AS template, d.unless_status AS unless_status
 FROM deliveries d
 WHERE d.event_id IN (
         SELECT e.id FROM events e
@@ -157,12 +157,13 @@ SELECT CAST(CASE WHEN e.sequence_key IS NULL THEN 0 ELSE 1 END AS BIGINT) AS in_
 FROM events e LEFT JOIN handling h ON h.card = COALESCE(e.sequence_start, e.id)
 WHERE e.id = $1";
 
-/// The events of `$1`'s card up to `$1`, oldest first: its run of a sequence, or itself.
+/// The events of `$1`'s card up to `$1`, newest first (the latest 50): its run of a sequence,
+/// or itself.
 pub(super) const CARD_EVENTS: &str = r"
 SELECT id, event, kind, received_at FROM events
 WHERE sequence_start = (SELECT COALESCE(me.sequence_start, me.id) FROM events me WHERE me.id = $1) AND id <= $1
 UNION SELECT id, event, kind, received_at FROM events WHERE id = $1
-ORDER BY id LIMIT 50";
+ORDER BY id DESC LIMIT 50";
 
 /// One event with its request.
 pub(super) const EVENT: &str = r"
@@ -413,6 +414,7 @@ macro_rules! shared_reads {
                         event_id: rows::event_id(&row.text("event_id")?)?,
                         route: row.text("route")?,
                         template: row.text("template")?,
+                        reminder: row.maybe_text("unless_status")?.is_some(),
                     })
                 })
                 .collect::<Result<_, StoreError>>()?;
@@ -429,7 +431,8 @@ macro_rules! shared_reads {
                         received_at: crate::store::from_millis(row.int("received_at")?),
                     })
                 })
-                .collect::<Result<_, StoreError>>()?;
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let events = events.into_iter().rev().collect();
             Ok(crate::store::CardState { deliveries, handling, in_sequence, events })
         }
 

@@ -238,3 +238,36 @@ async fn with_a_public_url_telegram_pushes_presses_to_the_listener() {
     assert!(text(&redrawn).contains("Взял(а): Ольга"), "{}", text(&redrawn));
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_call_of_several_events_is_reminded_once_and_its_card_is_not_taken_for_the_reminder() {
+    let mut fake = FakeTelegram::start(Vec::new()).await;
+    let daemon = Daemon::start(&escalating(&fake)).await;
+    post(&daemon, &call_event(431, "start", 1)).await;
+    post(&daemon, &call_event(431, "end", 1)).await;
+    let (card, missed) = (fake.next().await, fake.next().await);
+    assert_eq!((card.method.as_str(), missed.method.as_str()), ("sendMessage", "editMessageText"));
+    let reminder = fake.next().await;
+    assert!(text(&reminder).contains("Напоминание"), "{}", text(&reminder));
+    let store = daemon.store().await;
+    let query = switchboard::store::EventQuery { limit: 10, ..Default::default() };
+    let events: Vec<_> = store.events(&query).await.unwrap().iter().map(|e| e.event.id).collect();
+    crate::delivery::eventually("the second event's reminder is settled", || async {
+        let mut states = Vec::new();
+        for event in &events {
+            for delivery in store.deliveries(*event).await.unwrap() {
+                if delivery.unless.is_some() {
+                    states.push(delivery.state);
+                }
+            }
+        }
+        states.len() == 2 && !states.contains(&switchboard::store::DeliveryState::Pending)
+    })
+    .await;
+    // The card is still the card: a later event edits it, not the reminder.
+    post(&daemon, &call_event(431, "agent_connected", 1)).await;
+    let later = fake.next().await;
+    assert_eq!((later.method.as_str(), later.body["message_id"].as_i64()), ("editMessageText", Some(101)), "{later:?}");
+    assert!(fake.drain().iter().all(|s| !text(s).contains("Напоминание")), "one reminder per call");
+    daemon.stop().await;
+}

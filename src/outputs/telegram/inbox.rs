@@ -1,7 +1,7 @@
 //! Presses on a card's action buttons, read from the bot's updates by long polling
 //! (`getUpdates`): Switchboard needs no public address for them. Only callback queries are
-//! asked for, and each batch is confirmed by the next request's `offset`, so a press is
-//! returned once even across a restart.
+//! asked for, and each batch is confirmed by the next request's `offset`. A batch read just
+//! before a reload or a restart comes again: the desk takes each press once, by its id.
 //!
 //! With `server.public_url` set, Telegram pushes them instead: the bot's webhook points at
 //! the listener's `/telegram/<bot id>`, and each post carries a secret derived from the token
@@ -28,11 +28,13 @@ use crate::secret::Secret;
 /// A press, from one of the bot's updates; `None` for any other update.
 fn press_of(update: Update) -> Option<Press> {
     let UpdateKind::CallbackQuery(query) = update.kind else { return None };
-    let message = query.message.as_ref()?;
+    // Without its message (too old for Telegram to include) the press is still answered.
+    let message = query.message.as_ref();
     Some(Press {
         id: query.id.0.clone(),
-        chat: message.chat().id.0,
-        message: Some(message.id().0.to_string()),
+        chat: message.map_or(0, |m| m.chat().id.0),
+        chat_name: message.and_then(|m| m.chat().username()).map(str::to_owned),
+        message: message.map(|m| m.id().0.to_string()),
         by_id: i64::try_from(query.from.id.0).unwrap_or_default(),
         by_name: query.from.full_name(),
         data: query.data.clone().unwrap_or_default(),
@@ -45,9 +47,17 @@ impl Inbox for TelegramOutput {
         self.source.clone()
     }
 
-    fn owns_chat(&self, chat: i64) -> bool {
+    fn owns_chat(&self, press: &Press) -> bool {
         let moved = *self.moved_to.lock().unwrap_or_else(PoisonError::into_inner);
-        moved.is_some_and(|moved| moved.0 == chat) || matches!(&self.chat, Recipient::Id(id) if id.0 == chat)
+        let chat = press.chat;
+        moved.is_some_and(|moved| moved.0 == chat)
+            || match &self.chat {
+                Recipient::Id(id) => id.0 == chat,
+                Recipient::ChannelUsername(name) => press
+                    .chat_name
+                    .as_deref()
+                    .is_some_and(|pressed| name.trim_start_matches('@').eq_ignore_ascii_case(pressed)),
+            }
     }
 
     async fn presses(&self, wait: Duration) -> Result<Vec<Press>, DeliveryError> {

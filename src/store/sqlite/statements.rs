@@ -180,7 +180,8 @@ fn insert_deliveries<'tx>(
         empty => empty.insert(tx.prepare_cached(
             "INSERT INTO deliveries (id, event_id, route, output, template, state, next_attempt_at, expires_at, created_at,
                                      updated_at, redraws, unless_status)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', MAX(?6, COALESCE(?9, ?6)), ?7, ?6, ?6, ?8, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', MAX(?6, COALESCE(?9, ?6)), ?7, MAX(?6, COALESCE(?9, ?6)), ?6, ?8,
+                     ?10)",
         )?),
     };
     for delivery in deliveries {

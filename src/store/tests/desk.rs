@@ -23,6 +23,7 @@ pub(super) async fn presses_apply_in_order_and_the_first_take_wins(store: &dyn S
     let olga = Person { id: 7, name: "Ольга".into() };
     let ivan = Person { id: 8, name: "Иван".into() };
     let press = |action, by: &Person, after: i64| NewPress {
+        query_id: format!("query-{after}"),
         card,
         event: end_id,
         action,
@@ -38,6 +39,9 @@ pub(super) async fn presses_apply_in_order_and_the_first_take_wins(store: &dyn S
     let tried = store.press(&press(Action::NoAnswer, &ivan, 3)).await.unwrap();
     assert!(tried.applied);
     assert_eq!((tried.handling.no_answers, tried.handling.taken_by.as_ref()), (1, Some(&olga)));
+    let again = store.press(&press(Action::NoAnswer, &ivan, 3)).await.unwrap();
+    assert!(again.repeated && !again.applied, "the same press read twice counts once");
+    assert_eq!(again.handling.no_answers, 1);
     let done = store.press(&press(Action::Done, &olga, 4)).await.unwrap();
     assert!(done.applied);
     assert_eq!(done.handling.status, Status::Done);
@@ -51,7 +55,14 @@ pub(super) async fn presses_apply_in_order_and_the_first_take_wins(store: &dyn S
     let other_card = other.event.id;
     store.append(other).await.unwrap();
     let done = store
-        .press(&NewPress { card: other_card, event: other_card, action: Action::Done, by: ivan.clone(), at: now })
+        .press(&NewPress {
+            query_id: "other".into(),
+            card: other_card,
+            event: other_card,
+            action: Action::Done,
+            by: ivan.clone(),
+            at: now,
+        })
         .await
         .unwrap();
     assert_eq!((done.handling.taken_by.as_ref(), done.handling.done_by.as_ref()), (Some(&ivan), Some(&ivan)));

@@ -21,7 +21,10 @@ CREATE TABLE presses (
     by_id    BIGINT NOT NULL,
     by_name  TEXT NOT NULL,
     at       BIGINT NOT NULL,
-    applied  BOOLEAN NOT NULL
+    applied  BOOLEAN NOT NULL,
+    -- Telegram's id for the press: a press read twice (a reload before its batch was
+    -- confirmed, a webhook post sent again) is recorded and applied once.
+    query_id TEXT NOT NULL UNIQUE
 );
 CREATE INDEX presses_by_card ON presses (card, at);
 -- A delivery that redraws a card after a press: the message it edits in place.
