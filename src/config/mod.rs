@@ -7,6 +7,7 @@
 //! `Config` in place.
 
 mod env;
+mod escalations;
 mod raw;
 mod routes;
 mod stages;

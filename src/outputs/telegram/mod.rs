@@ -13,25 +13,24 @@
 //! Bot API errors: <https://core.telegram.org/bots/api#responseparameters>.
 
 mod card;
+mod classify;
 mod inbox;
 mod keyboard;
+mod send;
 pub mod split;
 
-use std::sync::{Arc, Mutex, PoisonError};
+pub use classify::classify;
+use send::{Extras, no_link_preview};
+
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use teloxide::payloads::SendMessageSetters;
-use teloxide::requests::{Request, Requester};
-use teloxide::types::{
-    ChatId, InlineKeyboardMarkup, LinkPreviewOptions, MessageId, ParseMode, Recipient, ReplyParameters, ThreadId,
-};
-use teloxide::{ApiError, Bot, RequestError};
+use teloxide::Bot;
+use teloxide::types::{ChatId, MessageId, Recipient, ThreadId};
 
-use super::{
-    Attempt, Continuation, DeliveryError, Message, Need, Output, OutputSettings, Reason, Receipt, SettingsError,
-};
+use super::{Attempt, Continuation, DeliveryError, Message, Need, Output, OutputSettings, Receipt, SettingsError};
 use crate::outputs::Pace;
 use crate::render::{Escape, Part};
 use crate::secret::Secret;
@@ -223,100 +222,6 @@ impl OutputSettings for Settings {
     }
 }
 
-impl TelegramOutput {
-    /// The chat to send to: the configured one, or where it moved.
-    fn chat(&self) -> Recipient {
-        let moved = *self.moved_to.lock().unwrap_or_else(PoisonError::into_inner);
-        moved.map_or_else(|| self.chat.clone(), Recipient::Id)
-    }
-
-    /// One part, following a group's move to a supergroup once, and falling back to plain
-    /// text when Telegram cannot parse the markup.
-    async fn send_part(
-        &self,
-        part: &str,
-        extras: Extras<'_>,
-        plain_fallback: &mut bool,
-    ) -> Result<teloxide::types::Message, RequestError> {
-        let mut html = true;
-        let mut followed = false;
-        loop {
-            let text =
-                if html { std::borrow::Cow::Borrowed(part) } else { std::borrow::Cow::Owned(split::to_plain(part)) };
-            match self.send_one(&text, html, extras).await {
-                Err(RequestError::Api(ApiError::CantParseEntities(why))) if html => {
-                    // Markup Telegram rejects must not cost the alert: send the words without it.
-                    tracing::warn!(message = "Telegram could not parse the HTML; sending as plain text.", detail = %why);
-                    *plain_fallback = true;
-                    html = false;
-                }
-                Err(RequestError::MigrateToChatId(new)) if !followed => {
-                    tracing::warn!(
-                        message = "The group became a supergroup; sending to its new id. Set chat_id in the config.",
-                        chat_id = new.0
-                    );
-                    *self.moved_to.lock().unwrap_or_else(PoisonError::into_inner) = Some(new);
-                    followed = true;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn send_one(
-        &self,
-        text: &str,
-        html: bool,
-        extras: Extras<'_>,
-    ) -> Result<teloxide::types::Message, RequestError> {
-        let mut request = self.bot.send_message(self.chat(), text).disable_notification(extras.silent);
-        if html {
-            request = request.parse_mode(ParseMode::Html);
-        }
-        if !self.link_preview {
-            request = request.link_preview_options(no_link_preview());
-        }
-        if let Some(thread) = extras.topic {
-            request = request.message_thread_id(thread);
-        }
-        if let Some(earlier) = extras.reply_to {
-            // Sent even if the earlier message is gone: the alert matters more than the thread.
-            request = request.reply_parameters(ReplyParameters::new(earlier).allow_sending_without_reply());
-        }
-        if let Some(buttons) = extras.buttons {
-            request = request.reply_markup(buttons.clone());
-        }
-        request.send().await
-    }
-}
-
-/// What goes with a message's text: the message it replies to and its buttons (the first part
-/// only), whether it makes a sound, and its forum topic.
-#[derive(Debug, Clone, Copy, Default)]
-struct Extras<'m> {
-    reply_to: Option<MessageId>,
-    buttons: Option<&'m InlineKeyboardMarkup>,
-    silent: bool,
-    topic: Option<ThreadId>,
-}
-
-impl Extras<'_> {
-    /// For the parts after the first.
-    fn rest(self) -> Self {
-        Self { reply_to: None, buttons: None, ..self }
-    }
-}
-
-fn no_link_preview() -> LinkPreviewOptions {
-    LinkPreviewOptions {
-        is_disabled: true,
-        url: None,
-        prefer_small_media: false,
-        prefer_large_media: false,
-        show_above_text: false,
-    }
-}
-
 fn parse_chat(value: &toml::Value) -> Result<Recipient, SettingsError> {
     let invalid = || {
         SettingsError::at(
@@ -379,131 +284,12 @@ impl Output for TelegramOutput {
     }
 }
 
-impl TelegramOutput {
-    /// Sends `parts` as new messages, the first replying to `extras.reply_to` when given.
-    /// The buttons go under the first: the card, which later events edit.
-    async fn send_parts(&self, parts: &[String], extras: Extras<'_>) -> Result<Receipt, DeliveryError> {
-        let mut ids = Vec::with_capacity(parts.len());
-        let mut plain_fallback = false;
-        for (index, part) in parts.iter().enumerate() {
-            let extras = if index == 0 { extras } else { extras.rest() };
-            match self.send_part(part, extras, &mut plain_fallback).await {
-                Ok(sent) => ids.push(sent.id.0.to_string()),
-                Err(error) => {
-                    let mut error = classify(&error);
-                    if index > 0 {
-                        error.detail = format!(
-                            "{} (part {} of {}; earlier parts were sent)",
-                            error.detail,
-                            index + 1,
-                            parts.len()
-                        );
-                    }
-                    return Err(error);
-                }
-            }
-        }
-        let mut summary = format!("message {} sent", ids.join(", "));
-        if parts.len() > 1 {
-            summary.push_str(&format!(" ({} parts)", parts.len()));
-        }
-        if let Some(MessageId(earlier)) = extras.reply_to {
-            summary.push_str(&format!(" in reply to message {earlier}"));
-        }
-        self.receipt(ids.first().cloned(), summary, plain_fallback)
-    }
-
-    /// What an attempt that went through leaves: the message's id, what happened, and the
-    /// operator's part when the group has moved.
-    fn receipt(
-        &self,
-        remote_id: Option<String>,
-        mut summary: String,
-        plain_fallback: bool,
-    ) -> Result<Receipt, DeliveryError> {
-        if plain_fallback {
-            summary.push_str(" as plain text: Telegram could not parse the HTML");
-        }
-        let moved = *self.moved_to.lock().unwrap_or_else(PoisonError::into_inner);
-        let action = moved.map(|ChatId(new)| {
-            summary.push_str(&format!(" to chat {new}, where the group moved"));
-            format!("the group became a supergroup: set chat_id = {new} for this output (sent there meanwhile)")
-        });
-        Ok(Receipt { remote_id, summary, action })
-    }
-}
-
-/// What a Bot API error means for the delivery.
-pub fn classify(error: &RequestError) -> DeliveryError {
-    match error {
-        RequestError::RetryAfter(seconds) => DeliveryError::retry_after(
-            Reason::RateLimited,
-            seconds.duration(),
-            format!("Telegram flood control: retry after {} s", seconds.seconds()),
-        ),
-        // Only when the new chat moved again: the first move is followed by `send_part`.
-        RequestError::MigrateToChatId(new_id) => DeliveryError::permanent(
-            Reason::ClientError,
-            format!("the group was upgraded to a supergroup: set chat_id = {new_id} for this output"),
-        )
-        .needs_operator(format!("the group became a supergroup: set chat_id = {new_id} for this output")),
-        RequestError::Network(error) if error.is_timeout() => {
-            DeliveryError::retry(Reason::Timeout, "no answer from the Bot API in time")
-        }
-        RequestError::Network(error) => DeliveryError::retry(Reason::Network, network_detail(error)),
-        RequestError::Io(error) => DeliveryError::retry(Reason::Network, error.to_string()),
-        // A Bot API that answers with something other than its JSON (a proxy's 502 page).
-        RequestError::InvalidJson { raw, .. } => DeliveryError::retry(
-            Reason::ServerError,
-            format!("the Bot API answered with something that is not its JSON: {raw}"),
-        ),
-        RequestError::Api(api) => classify_api(api),
-    }
-}
-
-fn classify_api(error: &ApiError) -> DeliveryError {
-    let detail = format!("Telegram: {error}");
-    match error {
-        ApiError::InvalidToken
-        | ApiError::BotBlocked
-        | ApiError::BotKicked
-        | ApiError::BotKickedFromSupergroup
-        | ApiError::BotKickedFromChannel
-        | ApiError::UserDeactivated
-        | ApiError::NotEnoughRightsToPostMessages => {
-            DeliveryError::permanent(Reason::Auth, detail).needs_operator(if matches!(error, ApiError::InvalidToken) {
-                "Telegram refuses the bot token: take a current one from @BotFather"
-            } else {
-                "the bot cannot post to this chat (blocked, removed, or without the right to post): add it back, \
-                 then retry the dead letters; every alert to this chat fails until then"
-            })
-        }
-        ApiError::Unknown(text) if is_server_side(text) => DeliveryError::retry(Reason::ServerError, detail),
-        _ => DeliveryError::permanent(Reason::ClientError, detail),
-    }
-}
-
-/// Bot API descriptions of its own failures (HTTP 5xx): worth another try.
-fn is_server_side(description: &str) -> bool {
-    ["Internal Server Error", "Bad Gateway", "Gateway Timeout", "Service Unavailable"]
-        .iter()
-        .any(|marker| description.contains(marker))
-}
-
-fn network_detail(error: &reqwest::Error) -> String {
-    // The request URL holds the bot token, and reqwest's own message includes it: only the
-    // causes below it are kept.
-    match std::error::Error::source(error) {
-        Some(cause) => format!("network error talking to the Bot API: {}", super::error_chain(cause)),
-        None => "network error talking to the Bot API".to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use teloxide::types::Seconds;
+    use teloxide::{ApiError, RequestError};
 
     use super::*;
 
