@@ -30,10 +30,14 @@ def cpu_ticks(pid):
     """User + system ticks of each thread of `pid`, summed by thread name."""
     ticks = Counter()
     for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        with open(f"/proc/{pid}/task/{task}/comm") as comm:
-            ticks[comm.read().strip()] += int(fields[11]) + int(fields[12])
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/task/{task}/comm") as comm:
+                ticks[comm.read().strip()] += int(fields[11]) + int(fields[12])
+        except (FileNotFoundError, ProcessLookupError):
+            # A short-lived thread (a blocking-pool worker) ended between listing and reading.
+            continue
     return ticks
 
 
