@@ -12,6 +12,9 @@ WORKDIR /src
 # target/, data and the fuzz corpus. The cache mounts keep the registry and the build between
 # builds, so a source change does not rebuild the dependencies.
 COPY . .
+# The revision `switchboard_build_info` reports: docker build --build-arg REVISION=$(git rev-parse --short HEAD)
+ARG REVISION=unknown
+ENV SWITCHBOARD_REVISION=$REVISION
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin switchboard \

@@ -55,12 +55,37 @@ pub const STORE_COMMIT_DURATION: &str = "switchboard_store_commit_duration_secon
 pub const CONFIG_RELOADS: &str = "switchboard_config_reloads_total";
 /// 1 when the last reload attempt succeeded, 0 when the running config is older than the files.
 pub const CONFIG_LAST_RELOAD_OK: &str = "switchboard_config_last_reload_successful";
+/// When the configuration serving now was loaded (Unix seconds): at start-up or by a reload.
+pub const CONFIG_LAST_RELOAD_SUCCESS: &str = "switchboard_config_last_reload_success_timestamp_seconds";
+/// Always 1, labelled with the build: `version` and `revision` (`SWITCHBOARD_REVISION` at build
+/// time, as the Dockerfile and release builds set it; `unknown` otherwise).
+pub const BUILD_INFO: &str = "switchboard_build_info";
 
 /// One commit of `writes` writes that took `took`; recorded by both stores' writers.
 pub fn record_commit(writes: usize, took: std::time::Duration) {
     #[allow(clippy::cast_precision_loss)] // at most 512
     metrics::histogram!(STORE_COMMIT_WRITES).record(writes as f64);
     metrics::histogram!(STORE_COMMIT_DURATION).record(took.as_secs_f64());
+}
+
+/// Puts every series an alert may look for on `/metrics` at zero, for each vendor and output
+/// the configuration knows: `rate()` and absence alerts then work before the first webhook.
+/// Called at start-up and after each reload; a series already counting keeps its count.
+pub fn known<'a>(vendors: impl Iterator<Item = &'a str>, outputs: impl Iterator<Item = &'a str>) {
+    for vendor in vendors {
+        metrics::counter!(WEBHOOKS_RECEIVED, "vendor" => vendor.to_owned(), "outcome" => "stored").increment(0);
+    }
+    for output in outputs {
+        for outcome in ["delivered", "retry", "dead"] {
+            metrics::counter!(DELIVERY_ATTEMPTS, "output" => output.to_owned(), "outcome" => outcome).increment(0);
+        }
+    }
+}
+
+/// The configuration serving now was loaded at `at`.
+pub fn loaded(at: chrono::DateTime<chrono::Utc>) {
+    #[allow(clippy::cast_precision_loss)] // Unix seconds fit an f64's mantissa for ages to come
+    metrics::gauge!(CONFIG_LAST_RELOAD_SUCCESS).set(at.timestamp_millis() as f64 / 1000.0);
 }
 
 /// The process-wide recorder's handle, installed on first use (several daemons in one test
@@ -115,4 +140,12 @@ fn describe() {
     );
     metrics::describe_counter!(CONFIG_RELOADS, "Configuration reloads, by result.");
     metrics::describe_gauge!(CONFIG_LAST_RELOAD_OK, "Whether the last configuration reload succeeded.");
+    metrics::describe_gauge!(
+        CONFIG_LAST_RELOAD_SUCCESS,
+        metrics::Unit::Seconds,
+        "When the serving configuration was loaded."
+    );
+    metrics::describe_gauge!(BUILD_INFO, "The build: version and revision labels; always 1.");
+    let revision = option_env!("SWITCHBOARD_REVISION").unwrap_or("unknown");
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "revision" => revision).set(1.0);
 }

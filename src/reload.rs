@@ -57,6 +57,8 @@ impl Reloader {
             reloads_failed: 0,
         };
         ::metrics::gauge!(metrics::CONFIG_LAST_RELOAD_OK).set(1.0);
+        metrics::loaded(status.loaded_at);
+        announce(&live.load());
         Self { path, live, status: Arc::new(Mutex::new(status)), gate: Arc::default() }
     }
 
@@ -104,6 +106,8 @@ impl Reloader {
                         tracing::warn!(message = "A changed setting takes effect only after a restart.", key);
                     }
                 }
+                announce(&config);
+                metrics::loaded(now);
                 self.live.store(Arc::new(config));
                 status.loaded_at = now;
                 status.last_error.clear();
@@ -226,4 +230,9 @@ fn relevant(path: &Path, watched: &Watched) -> bool {
     path.file_name() == watched.config_file.file_name() && path.parent() == watched.config_file.parent()
         || watched.plugins.as_ref().is_some_and(|dir| path.starts_with(dir) && has("toml"))
         || watched.templates.as_ref().is_some_and(|dir| path.starts_with(dir) && has("hbs"))
+}
+
+/// The configuration's vendors and outputs on `/metrics` at zero.
+fn announce(config: &Config) {
+    metrics::known(config.vendors().iter().map(|vendor| vendor.name()), config.outputs().keys().map(String::as_str));
 }

@@ -47,6 +47,20 @@ template = "generic"
     let metrics =
         || async { daemon.client.get(daemon.admin_url("/metrics")).send().await.unwrap().text().await.unwrap() };
     let before = metrics().await;
+    // Before any traffic: the series alerts look for are there, at zero, for this daemon's
+    // output; the build and when its configuration was loaded.
+    for outcome in ["delivered", "retry", "dead"] {
+        let series = format!(r#"switchboard_delivery_attempts_total{{output="metrics_probe",outcome="{outcome}"}}"#);
+        assert_eq!(sample(&before, &series), Some(0.0), "{series} in\n{before}");
+    }
+    assert!(
+        sample(&before, r#"switchboard_webhooks_received_total{vendor="calltracking",outcome="stored"}"#).is_some()
+    );
+    let build = format!(r#"switchboard_build_info{{version="{}",revision="#, env!("CARGO_PKG_VERSION"));
+    assert!(before.lines().any(|line| line.starts_with(&build) && line.ends_with(" 1")), "{before}");
+    let loaded = sample(&before, "switchboard_config_last_reload_success_timestamp_seconds").unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - loaded).abs() < 120.0, "loaded {loaded}, now {now}");
     let stored = |text: &str| sample(text, r#"switchboard_webhooks_received_total{vendor="envybox",outcome="stored"}"#);
 
     let first = fixture("envybox/callback_ordered_1.form");
