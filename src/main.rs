@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use switchboard::app::{self, Listeners};
-use switchboard::cli::{Cli, Command, ConfigArgs, ops, send, test};
+use switchboard::cli::{Cli, Command, ConfigArgs, health, ops, send, test};
 use switchboard::config::Config;
 use switchboard::store::EventQuery;
 use switchboard::telemetry;
@@ -92,6 +92,19 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         Command::Rejected(args) => {
             let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
             print_or_fail(runtime.block_on(ops::rejected(&storage, args.limit)))
+        }
+        Command::Health(args) => {
+            let Some(config) = args.config.validate().map_err(|errors| eprint!("{errors}")).ok() else {
+                return ExitCode::from(2);
+            };
+            let server = &config.server();
+            let Some(url) = args.url.clone().or_else(|| health::readiness_url(server)) else {
+                eprintln!("error: the admin listener is off (admin_listen = \"\"); give --url");
+                return ExitCode::from(2);
+            };
+            let (ready, said) = runtime.block_on(health::probe(&url, server));
+            println!("{said}");
+            if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Command::Reprocess(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };

@@ -55,7 +55,8 @@ pub fn router(state: AdminState) -> Router {
 
 async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
     let config = state.reloader.live().load();
-    if let Some(token) = &config.server().admin_token {
+    let open_probe = config.server().open_probes && matches!(request.uri().path(), "/healthz" | "/readyz");
+    if let Some(token) = config.server().admin_token.as_ref().filter(|_| !open_probe) {
         let presented =
             request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(presented_token);
         if !presented.is_some_and(|p| token.matches(&p)) {

@@ -1,6 +1,7 @@
 //! The command line: `switchboard run | check | test | send`, and the operator's commands on
 //! the store ([`ops`]).
 
+pub mod health;
 pub mod ops;
 pub mod send;
 pub mod test;
@@ -49,6 +50,18 @@ pub enum Command {
     /// Process a refused request again through today's plugins and routes, once what refused
     /// it is fixed; exits 1 if it is refused again (the new reason is kept on it).
     Reprocess(ReprocessArgs),
+    /// Ask the running daemon's `/readyz` whether it is ready: exits 0 if so, 1 if not or if
+    /// nothing answers (a container's health check).
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The readiness URL; by default the configured admin listener's `/readyz`.
+    #[arg(long)]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -97,6 +97,8 @@ pub struct ServerSettings {
     pub admin_listen: Option<SocketAddr>,
     /// Required (as `Authorization: Bearer …`) on the admin listener when set.
     pub admin_token: Option<Secret>,
+    /// `/healthz` and `/readyz` answer without `admin_token`.
+    pub open_probes: bool,
     /// Where vendors reach the webhook listener from outside (no trailing `/`), for the hook URLs
     /// the dashboard shows; `None`: `http://<listen>`.
     pub public_url: Option<String>,
@@ -234,6 +236,7 @@ impl Config {
         let server = ServerSettings {
             admin_listen,
             admin_token,
+            open_probes: raw.server.open_probes,
             public_url,
             trusted_proxies,
             listen: socket_addr(source, env, raw.server.listen.as_ref(), "server.listen", DEFAULT_LISTEN, &mut issues),

@@ -121,6 +121,9 @@ pub struct RawServer {
     /// Dashboard, `/metrics`, health and reload; `""` turns it off.
     pub admin_listen: Option<Spanned<String>>,
     pub admin_token: Option<Spanned<String>>,
+    /// `/healthz` and `/readyz` answer without the token: Docker and Kubernetes probes carry none.
+    #[serde(default)]
+    pub open_probes: bool,
     /// How vendors reach this daemon (`https://hooks.example.com`), for the hook URLs shown.
     pub public_url: Option<Spanned<String>>,
     /// Reverse proxies whose `X-Forwarded-For` names the real sender (for `allow_from`).

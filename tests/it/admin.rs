@@ -359,3 +359,36 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Container and Kubernetes probes carry no token: with `open_probes` they are answered, and
+/// nothing else is. `switchboard health` is the probe a distroless image can run.
+#[tokio::test]
+async fn probes_can_be_left_open_and_health_says_whether_the_daemon_is_ready() {
+    let daemon = Daemon::start("[server]\nadmin_token = \"let-me-in\"\nopen_probes = true\n").await;
+    for open in ["/healthz", "/readyz"] {
+        assert_eq!(daemon.client.get(daemon.admin_url(open)).send().await.unwrap().status(), 200, "{open}");
+    }
+    for closed in ["/metrics", "/status", "/-/status"] {
+        assert_eq!(daemon.client.get(daemon.admin_url(closed)).send().await.unwrap().status(), 401, "{closed}");
+    }
+    let url = daemon.admin_url("/readyz");
+    let (code, said) = crate::support::switchboard_cli(&daemon.config_path(), &["health", "--url", &url]).await;
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("200"), "{said}");
+    // The daemon's folder goes with it: the check runs on a copy of its configuration.
+    let kept = tempfile::tempdir().unwrap();
+    let config = kept.path().join("config.toml");
+    std::fs::copy(daemon.config_path(), &config).unwrap();
+    daemon.stop().await;
+    let (code, said) = crate::support::switchboard_cli(&config, &["health", "--url", &url]).await;
+    assert_eq!(code, Some(1), "nothing answers: unhealthy: {said}");
+    assert!(said.contains("no answer"), "{said}");
+
+    // Without open probes the token is sent for them.
+    let daemon = Daemon::start("[server]\nadmin_token = \"let-me-in\"\n").await;
+    assert_eq!(daemon.client.get(daemon.admin_url("/readyz")).send().await.unwrap().status(), 401);
+    let url = daemon.admin_url("/readyz");
+    let (code, said) = crate::support::switchboard_cli(&daemon.config_path(), &["health", "--url", &url]).await;
+    assert_eq!(code, Some(0), "the configured token is used: {said}");
+    daemon.stop().await;
+}
