@@ -147,19 +147,36 @@ impl Target {
 )]
 async fn receive(state: &IngestState, target: Target, request: Request) -> Response {
     let received_at = Utc::now();
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
-    match accept(state, &target, &parts, body, received_at).await {
+    let config = state.config.current();
+    let path_has_secret =
+        target.secret_and_event(config.as_ref()).map_or(!target.segments.is_empty(), |(secret, _)| secret.is_some());
+    let response = match accept(state, &target, &parts, body, received_at).await {
         Ok(response) => response,
         Err(Refused { error, body, proven }) => {
-            let config = state.config.current();
-            let path_has_secret = target
-                .secret_and_event(config.as_ref())
-                .map_or(!target.segments.is_empty(), |(secret, _)| secret.is_some());
             let record = request_record(&parts, path_has_secret);
             keep_rejection(state.store.as_ref(), &target, &error, record, body, proven, received_at).await;
             error.into_response()
         }
+    };
+    // One line a webhook, its own target so it can be turned down alone
+    // (`RUST_LOG=switchboard::access=warn`); the secret in the path is masked.
+    if tracing::enabled!(target: "switchboard::access", tracing::Level::INFO) {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        let remote = source::sender(peer, &parts.headers, config.trusted_proxies());
+        tracing::info!(
+            target: "switchboard::access",
+            message = "webhook",
+            method = %parts.method,
+            path = %rejection::masked_path(parts.uri.path(), path_has_secret),
+            vendor = %target.vendor,
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            remote = remote.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+        );
     }
+    response
 }
 
 /// A refused request: why, what of its body was read, and whether its sender had proved to be

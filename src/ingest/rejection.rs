@@ -18,22 +18,23 @@ fn is_sensitive_header(name: &str) -> bool {
         || ["token", "secret", "signature", "key", "password", "auth"].iter().any(|word| name.contains(word))
 }
 
+/// The request's path with the secret's segment (`/hooks/<vendor>/<secret>/…`) as `***`.
+pub(super) fn masked_path(path: &str, has_secret: bool) -> String {
+    if !has_secret {
+        return path.to_owned();
+    }
+    path.split('/')
+        .enumerate()
+        .map(|(at, segment)| if at == SECRET_SEGMENT { "***" } else { segment })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The request as it is kept: the path's secret, the `token` parameter and credential headers
 /// masked. The secret is masked by its place (`/hooks/<vendor>/<secret>/…`), not by its value:
 /// a client may percent-encode it, and another segment may happen to equal it.
 pub(super) fn request_record(parts: &Parts, path_has_secret: bool) -> RequestRecord {
-    let path = if path_has_secret {
-        parts
-            .uri
-            .path()
-            .split('/')
-            .enumerate()
-            .map(|(at, segment)| if at == SECRET_SEGMENT { "***" } else { segment })
-            .collect::<Vec<_>>()
-            .join("/")
-    } else {
-        parts.uri.path().to_owned()
-    };
+    let path = masked_path(parts.uri.path(), path_has_secret);
     let query = parts
         .uri
         .query()

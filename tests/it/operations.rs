@@ -177,3 +177,48 @@ async fn after_an_outage_everything_arrives_and_retries_follow_the_schedule_unti
     }
     daemon.stop().await;
 }
+
+/// One access line a webhook at the default level, the secret in its path masked; and a
+/// `RUST_LOG=debug` that lifts Switchboard's own lines leaves the SQL driver's per-query lines
+/// out.
+#[tokio::test]
+async fn each_webhook_gets_an_access_line_without_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"\"\n[paths]\nplugins = \"{}\"\n\
+             [vendors.jivo]\nsecret = \"s3cret-in-path\"\n",
+            repo().join("plugins").display()
+        ),
+    )
+    .unwrap();
+    for rust_log in [None, Some("debug")] {
+        let log = dir.path().join("stderr.log");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command.args(["run", "--config"]).arg(dir.path().join("config.toml")).env_remove("RUST_LOG");
+        if let Some(level) = rust_log {
+            command.env("RUST_LOG", level);
+        }
+        let child =
+            command.stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+        let _daemon = crate::support::KillOnDrop(child);
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/hooks/jivo/s3cret-in-path");
+        let body = r#"{"event_name":"offline_message","offline_message_id":77,"message":"hi"}"#;
+        eventually("the daemon answers", || async {
+            client.post(&url).body(body).send().await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        eventually("the access line is written", || async {
+            std::fs::read_to_string(&log).is_ok_and(|text| text.contains("/hooks/jivo/***"))
+        })
+        .await;
+        let text = std::fs::read_to_string(&log).unwrap();
+        let line = text.lines().find(|line| line.contains("/hooks/jivo/***")).unwrap();
+        assert!(line.contains("status=200") && line.contains("vendor=jivo") && line.contains("POST"), "{line}");
+        assert!(!text.contains("s3cret-in-path"), "the secret never reaches the log:\n{text}");
+        assert!(!text.contains("sqlx::query"), "no per-query lines with RUST_LOG={rust_log:?}:\n{text}");
+    }
+}
