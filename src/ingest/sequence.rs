@@ -83,7 +83,7 @@ pub(super) async fn recall<'t>(
     // Only what came before it: a refused request processed again keeps its old arrival time.
     earlier.retain(|stored| stored.event.id < normalized.event.id);
     let keyed: Vec<_> = earlier.iter().map(|stored| (&stored.event, stored.dedup_key.as_str())).collect();
-    let repeat = vendor.repeat(normalized.event.received_at, &normalized.dedup_key, &keyed);
+    let repeat = vendor.repeat(sequence, normalized.event.received_at, &normalized.dedup_key, &keyed);
     let seen = vendor.recall(sequence, earlier.iter().map(|stored| &stored.event));
     vendor.reclassify(&mut normalized.event, &seen);
     let own = normalized.event.id;

@@ -120,9 +120,15 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
         mapped_fields.push((canonical, paths));
     }
 
-    let sequence =
-        spec.sequence.as_ref().and_then(|seq| super::sequence::compile(seq.get_ref(), seq.span(), &mut issue));
-    let seen_names: Vec<&str> = sequence.iter().flat_map(super::sequence::Sequence::seen_names).collect();
+    let name_of_vendor = name.clone();
+    let unnamed = spec.sequence.as_ref().map(|seq| (None, seq));
+    let named = spec.sequences.iter().map(|(name, seq)| (Some(name.as_str()), seq));
+    let sequences: Vec<_> = unnamed
+        .into_iter()
+        .chain(named)
+        .filter_map(|(name, seq)| super::sequence::compile(&name_of_vendor, name, seq.get_ref(), seq.span(), &mut issue))
+        .collect();
+    let seen_names: Vec<&str> = sequences.iter().flat_map(super::sequence::Sequence::seen_names).collect();
 
     let mut classify = Vec::with_capacity(spec.classify.len());
     for (index, rule) in spec.classify.iter().enumerate() {
@@ -137,7 +143,7 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
         for field in when.fields() {
             if let FieldRef::Seen(name) = field {
                 if !seen_names.contains(&name.as_str()) {
-                    let message = if spec.sequence.is_none() {
+                    let message = if spec.sequence.is_none() && spec.sequences.is_empty() {
                         format!("`seen.{name}` needs a `[sequence]` with `seen.{name}` in this plugin")
                     } else {
                         format!("`seen.{name}` is not one of `[sequence.seen]`: {}", seen_names.join(", "))
@@ -236,7 +242,7 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
         aliases,
         events,
         fields: mapped_fields,
-        sequence,
+        sequences,
         classify,
         legacy_paths,
         samples,

@@ -57,7 +57,7 @@ pub struct Vendor {
     aliases: Vec<(Path, Vec<Path>)>,
     events: HashMap<String, EventDef>,
     fields: Vec<(&'static str, Vec<Path>)>,
-    sequence: Option<sequence::Sequence>,
+    sequences: Vec<sequence::Sequence>,
     classify: Vec<Rule>,
     legacy_paths: Vec<LegacyPath>,
     samples: Vec<Sample>,

@@ -44,6 +44,10 @@ pub struct VendorSpec {
     /// How events that belong together are recognised, so that `[[classify]]` can ask what
     /// came before (`seen.<name>`): a Jivo call's `end` whose call no agent answered.
     pub sequence: Option<Spanned<SequenceSpec>>,
+    /// Further kinds of sequence, by name (`[sequences.chat]`): a vendor whose calls and chats
+    /// both belong together, each by its own key.
+    #[serde(default)]
+    pub sequences: BTreeMap<String, Spanned<SequenceSpec>>,
     #[serde(default)]
     pub classify: Vec<Spanned<ClassifySpec>>,
     /// Extra paths that accept this vendor's webhooks, for senders configured before `/hooks/`.
@@ -104,7 +108,7 @@ fn default_status() -> u16 {
     200
 }
 
-/// The `[sequence]` table.
+/// A `[sequence]` or `[sequences.<name>]` table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SequenceSpec {

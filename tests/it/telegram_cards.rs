@@ -104,6 +104,44 @@ async fn an_envybox_call_back_request_that_is_then_missed_is_one_card() {
 }
 
 #[tokio::test]
+async fn a_jivo_chat_is_one_card_from_its_acceptance_to_its_end() {
+    let mut fake = FakeTelegram::start(Vec::new()).await;
+    let routes = r#"
+[[route]]
+name = "chats"
+kind = "chat.*"
+to = ["desk"]
+template = "chat"
+"#;
+    let config = config(&fake, "").replace("[[route]]\nname = \"calls\"", &format!("{routes}\n[[route]]\nname = \"calls\""));
+    let daemon = Daemon::start(&config).await;
+    let fixture = |name: &str, chat: u64| {
+        let text = std::fs::read_to_string(repo().join("tests/fixtures/jivo").join(name)).unwrap();
+        let mut body: Value = serde_json::from_str(&text).unwrap();
+        body["chat_id"] = chat.into();
+        body
+    };
+    post_jivo(&daemon, &fixture("chat_accepted.json", 8801)).await;
+    let first = fake.next().await;
+    assert_eq!(first.method, "sendMessage");
+    assert!(text(&first).contains("Идёт чат"), "{}", text(&first));
+    // A call in the same chat is a card of its own, not an edit of the chat's.
+    post_jivo(&daemon, &call_event(8801, "start", 1)).await;
+    let call = fake.next().await;
+    assert_eq!(call.method, "sendMessage", "{call:?}");
+    let updated = post_jivo(&daemon, &fixture("chat_updated.json", 8801)).await;
+    let edit = fake.next().await;
+    assert_eq!((edit.method.as_str(), edit.body["message_id"].as_i64()), ("editMessageText", Some(101)));
+    assert!(text(&edit).contains("посетитель оставил данные"), "{}", text(&edit));
+    assert_eq!(delivered(&daemon, updated).await, "message 101 edited");
+    post_jivo(&daemon, &fixture("chat_finished.json", 8801)).await;
+    let finished = fake.next().await;
+    assert_eq!((finished.method.as_str(), finished.body["message_id"].as_i64()), ("editMessageText", Some(101)));
+    assert!(text(&finished).contains("Чат завершён") && text(&finished).contains("Сообщений: 2"), "{}", text(&finished));
+    daemon.stop().await;
+}
+
+#[tokio::test]
 async fn a_card_that_cannot_be_edited_is_continued_by_a_reply() {
     let mut fake = FakeTelegram::start(vec![Reply::Ok, Reply::EditNotFound]).await;
     let daemon = Daemon::start(&config(&fake, "")).await;

@@ -25,6 +25,7 @@ const TEMPLATE_KINDS: &[(&str, &[&str])] = &[
     ("callback_requested", &["callback.requested"]),
     ("offline_message", &["message.offline"]),
     ("reminder", &["call.missed", "callback.requested"]),
+    ("chat", &["chat.accepted", "chat.updated", "chat.finished"]),
     ("chat_finished", &["chat.finished"]),
     ("lead", &["form.submitted"]),
     ("crm_deal", &["crm.deal.created", "crm.deal.updated", "crm.deal.deleted"]),

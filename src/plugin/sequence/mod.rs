@@ -34,9 +34,13 @@ pub const DEFAULT_WITHIN: Duration = Duration::from_secs(24 * 60 * 60);
 /// matches more has lost its beginning long ago, and reading further would not find it cheaply.
 pub const RECALL_LIMIT: u32 = 100;
 
-/// A plugin's compiled `[sequence]`.
+/// A plugin's compiled `[sequence]` or one of its `[sequences.<name>]`.
 #[derive(Debug)]
 pub(super) struct Sequence {
+    /// What the store finds its events by, before the key's values: the vendor's name for
+    /// `[sequence]`, `<vendor>/<name>` for a named one, so that a chat and a call of the same
+    /// chat id are two sequences.
+    prefix: String,
     when: Condition,
     key: Vec<Path>,
     begins: Condition,
@@ -64,8 +68,11 @@ pub enum Repeat {
 /// The sequence an event belongs to, and what ingest must read to classify it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SequenceRef {
-    /// The vendor and the key's values: what the store finds the sequence's events by.
+    /// The vendor (and the sequence's name) and the key's values: what the store finds the
+    /// sequence's events by.
     pub key: String,
+    /// Which of the plugin's sequences.
+    which: usize,
     /// The event starts a sequence: nothing before it belongs to it, so nothing is read.
     pub begins: bool,
     /// Earlier events received before this are not looked for.
@@ -99,14 +106,11 @@ impl Sequence {
 }
 
 impl Vendor {
-    /// The sequence an event belongs to, if the plugin has one, the event is of it, and the
-    /// payload holds every value of its key.
+    /// The sequence an event belongs to: the first of the plugin's (`[sequence]`, then
+    /// `[sequences.*]` by name) that the event is of, if the payload holds every value of its key.
     pub(super) fn sequence_of(&self, draft: &Draft<'_>, received_at: DateTime<Utc>) -> Option<SequenceRef> {
-        let sequence = self.sequence.as_ref()?;
-        if !sequence.when.matches(draft) {
-            return None;
-        }
-        let mut key = self.name.clone();
+        let (which, sequence) = self.sequences.iter().enumerate().find(|(_, s)| s.when.matches(draft))?;
+        let mut key = sequence.prefix.clone();
         for path in &sequence.key {
             let value = path.get(draft.payload).and_then(as_text).filter(|v| !v.trim().is_empty())?;
             key.push('\u{1f}');
@@ -115,6 +119,7 @@ impl Vendor {
         let within = chrono::TimeDelta::from_std(sequence.within).unwrap_or(chrono::TimeDelta::MAX);
         Some(SequenceRef {
             key,
+            which,
             begins: sequence.begins.matches(draft),
             since: received_at.checked_sub_signed(within).unwrap_or(DateTime::<Utc>::MIN_UTC),
         })
@@ -130,7 +135,7 @@ impl Vendor {
     /// newest first; the walk stops at the event that began it. Without that event what was
     /// seen is [`Seen::Unknown`]: the sequence may have begun before Switchboard heard of it.
     pub fn recall<'e>(&self, sequence: &SequenceRef, earlier: impl IntoIterator<Item = &'e Event>) -> Seen {
-        let Some(spec) = self.sequence.as_ref() else {
+        let Some(spec) = self.sequences.get(sequence.which) else {
             return Seen::Unknown;
         };
         let mut flags: BTreeMap<String, bool> = spec.seen.iter().map(|(name, _)| (name.clone(), false)).collect();
@@ -157,8 +162,14 @@ impl Vendor {
     /// dedup keys, newest first. A repeat is a resend when it comes within the plugin's
     /// `resends_within_secs` of that event, or when nothing since has begun or ended the
     /// sequence; otherwise the sequence has moved on and the repeat is new.
-    pub fn repeat(&self, received_at: DateTime<Utc>, dedup_key: &str, earlier: &[(&Event, &str)]) -> Repeat {
-        let Some(spec) = self.sequence.as_ref() else {
+    pub fn repeat(
+        &self,
+        sequence: &SequenceRef,
+        received_at: DateTime<Utc>,
+        dedup_key: &str,
+        earlier: &[(&Event, &str)],
+    ) -> Repeat {
+        let Some(spec) = self.sequences.get(sequence.which) else {
             return Repeat::Unseen;
         };
         let Some(at) = earlier.iter().position(|(_, key)| *key == dedup_key) else {
@@ -189,9 +200,26 @@ impl Vendor {
     }
 }
 
-/// Compiles `[sequence]`, reporting every problem in it.
-pub(super) fn compile(spec: &SequenceSpec, span: Range<usize>, issue: &mut IssueSink<'_>) -> Option<Sequence> {
+/// Compiles `[sequence]` (`name` none) or `[sequences.<name>]` of the plugin `vendor`,
+/// reporting every problem in it.
+pub(super) fn compile(
+    vendor: &str,
+    name: Option<&str>,
+    spec: &SequenceSpec,
+    span: Range<usize>,
+    issue: &mut IssueSink<'_>,
+) -> Option<Sequence> {
     let mut ok = true;
+    let table = name.map_or_else(|| "sequence".to_owned(), |name| format!("sequences.{name}"));
+    let prefix = match name {
+        None => vendor.to_owned(),
+        Some(name) if is_sequence_name(name) => format!("{vendor}/{name}"),
+        Some(_) => {
+            issue(span.clone(), table.clone(), "a sequence's name is lowercase letters, digits and `_`".into());
+            ok = false;
+            String::new()
+        }
+    };
     let condition = |value: &toml::Value, key: &str, issue: &mut IssueSink<'_>| {
         let parsed = Condition::parse(value, Scope::Plugin, key).map_err(|e| issue(span.clone(), e.key, e.message));
         let parsed = parsed.ok()?;
@@ -201,19 +229,19 @@ pub(super) fn compile(spec: &SequenceSpec, span: Range<usize>, issue: &mut Issue
         }
         Some(parsed)
     };
-    let when = condition(&spec.when, "sequence.when", issue);
-    let begins = condition(&spec.begins, "sequence.begins", issue);
+    let when = condition(&spec.when, &format!("{table}.when"), issue);
+    let begins = condition(&spec.begins, &format!("{table}.begins"), issue);
     let ends = match &spec.ends {
         None => None,
         Some(value) => {
-            let parsed = condition(value, "sequence.ends", issue);
+            let parsed = condition(value, &format!("{table}.ends"), issue);
             ok &= parsed.is_some();
             parsed
         }
     };
     let mut seen = Vec::with_capacity(spec.seen.len());
     for (name, value) in &spec.seen {
-        let key = format!("sequence.seen.{name}");
+        let key = format!("{table}.seen.{name}");
         if let Err(message) = check_seen_name(name) {
             issue(span.clone(), key, message.to_string());
             ok = false;
@@ -224,17 +252,17 @@ pub(super) fn compile(spec: &SequenceSpec, span: Range<usize>, issue: &mut Issue
         }
     }
     if spec.key.is_empty() {
-        issue(span.clone(), "sequence.key".into(), "name at least one payload path that identifies a sequence".into());
+        issue(span.clone(), format!("{table}.key"), "name at least one payload path that identifies a sequence".into());
         ok = false;
     }
     let key: Vec<Path> =
-        spec.key.iter().filter_map(|p| super::compile::path(p, span.clone(), "sequence.key", issue)).collect();
+        spec.key.iter().filter_map(|p| super::compile::path(p, span.clone(), &format!("{table}.key"), issue)).collect();
     if key.len() != spec.key.len() {
         ok = false;
     }
     let within = match spec.within_secs {
         Some(0) => {
-            issue(span, "sequence.within_secs".into(), "must be greater than 0".into());
+            issue(span, format!("{table}.within_secs"), "must be greater than 0".into());
             ok = false;
             DEFAULT_WITHIN
         }
@@ -243,9 +271,16 @@ pub(super) fn compile(spec: &SequenceSpec, span: Range<usize>, issue: &mut Issue
     };
     let resends_within = Duration::from_secs(spec.resends_within_secs.unwrap_or(0));
     match (when, begins) {
-        (Some(when), Some(begins)) if ok => Some(Sequence { when, key, begins, ends, resends_within, within, seen }),
+        (Some(when), Some(begins)) if ok => {
+            Some(Sequence { prefix, when, key, begins, ends, resends_within, within, seen })
+        }
         _ => None,
     }
+}
+
+/// A name that can stand in a stored key and a TOML table header without quoting.
+fn is_sequence_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[cfg(test)]

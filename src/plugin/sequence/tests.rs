@@ -74,6 +74,28 @@ fn a_sequence_is_keyed_by_vendor_widget_and_chat_whatever_their_type() {
     assert!(jivo.interpret(offline, None, b"{}", EventId::new(now), now).unwrap().sequence.is_none());
 }
 
+/// A Jivo chat event of chat `chat`.
+fn chat(jivo: &Vendor, event: &str, chat: u64) -> Normalized {
+    let payload = json!({"event_name": event, "widget_id": "2853", "chat_id": chat, "visitor": {"name": "Анна"}});
+    let now = Utc::now();
+    jivo.interpret(payload, None, b"{}", EventId::new(now), now).unwrap()
+}
+
+#[test]
+fn a_chat_is_a_sequence_of_its_own_beside_the_calls_of_the_same_chat() {
+    let jivo = jivo();
+    let accepted = chat(&jivo, "chat_accepted", 4398).sequence.expect("a chat is a sequence");
+    assert_eq!(accepted.key, "jivo/chat\u{1f}2853\u{1f}4398");
+    assert!(accepted.begins);
+    let finished = chat(&jivo, "chat_finished", 4398).sequence.unwrap();
+    assert_eq!(finished.key, accepted.key);
+    assert!(!finished.begins);
+    let call = call(&jivo, json!(4398), "start", 0).sequence.unwrap();
+    assert_ne!(call.key, accepted.key, "a call in a chat is not the chat");
+    // What a chat saw is its own: no call flag is known to it.
+    assert_eq!(jivo.recall(&accepted, &[]), Seen::Known(BTreeMap::new()));
+}
+
 #[test]
 fn a_start_knows_it_has_seen_nothing_yet() {
     let jivo = jivo();
@@ -96,7 +118,8 @@ fn repeat_of(jivo: &Vendor, history: &[&str], index: usize, minutes_later: i64) 
     let keyed: Vec<(&Event, &str)> =
         events.iter().zip(history).rev().map(|(n, status)| (&n.event, key_of(status))).collect();
     let at = Utc::now() + TimeDelta::minutes(minutes_later);
-    jivo.repeat(at, "key:repeated", &keyed)
+    let sequence = events[0].sequence.as_ref().unwrap();
+    jivo.repeat(sequence, at, "key:repeated", &keyed)
 }
 
 #[test]
@@ -119,8 +142,9 @@ fn a_repeat_is_a_new_event_once_its_call_has_ended_or_another_begun() {
 fn an_event_whose_key_the_sequence_has_not_seen_is_left_to_the_store() {
     let jivo = jivo();
     let start = call(&jivo, json!(7), "start", 1);
-    assert_eq!(jivo.repeat(Utc::now(), "key:new", &[(&start.event, "key:start")]), Repeat::Unseen);
-    assert_eq!(jivo.repeat(Utc::now(), "key:new", &[]), Repeat::Unseen);
+    let sequence = start.sequence.as_ref().unwrap();
+    assert_eq!(jivo.repeat(sequence, Utc::now(), "key:new", &[(&start.event, "key:start")]), Repeat::Unseen);
+    assert_eq!(jivo.repeat(sequence, Utc::now(), "key:new", &[]), Repeat::Unseen);
 }
 
 fn compile_errors(sequence: &str, classify_when: &str) -> String {
@@ -161,9 +185,32 @@ fn a_broken_sequence_is_reported_with_its_line_and_key() {
         ),
         (&good.replace("begins", "starts"), "{}", "unknown field `starts`"),
         (&format!("{good}ends = {{ status = {{ nope = 1 }} }}\n"), "{}", ":7 sequence.ends"),
+        (&good.replace("[sequence]", "[sequences.Chat]"), "{}", ":7 sequences.Chat: a sequence's name is lowercase"),
+        (
+            &good.replace("[sequence]", "[sequences.chat]").replace("[\"chat\"]", "[]"),
+            "{}",
+            ":7 sequences.chat.key: name at least one payload path",
+        ),
     ];
     for (sequence, when, expected) in cases {
         let shown = compile_errors(sequence, when);
         assert!(shown.contains(expected), "expected `{expected}` in:\n{shown}");
     }
+}
+
+#[test]
+fn a_named_sequence_lends_its_seen_flags_to_classify() {
+    let text = "event = { field = \"event_name\" }\n\n[[classify]]\nwhen = { \"seen.answered\" = false }\nkind = \"call.missed\"\n\n\
+                [sequences.call]\nwhen = { event = \"call\" }\nkey = [\"chat\"]\nbegins = { status = \"start\" }\nseen = { answered = { status = \"up\" } }\n";
+    let source = Source::embedded("plugins/calls.toml", text);
+    let vendor = super::super::compile::compile(&source).expect("a named sequence is a sequence");
+    let now = Utc::now();
+    let start = json!({"event_name": "call", "chat": 5, "status": "start"});
+    let start = vendor.interpret(start, None, b"{}", EventId::new(now), now).unwrap();
+    assert_eq!(start.sequence.as_ref().unwrap().key, "calls/call\u{1f}5");
+    let end = json!({"event_name": "call", "chat": 5, "status": "end"});
+    let mut end = vendor.interpret(end, None, b"{}", EventId::new(now), now).unwrap();
+    let seen = vendor.recall(end.sequence.as_ref().unwrap(), [&start.event]);
+    vendor.reclassify(&mut end.event, &seen);
+    assert_eq!(end.event.kind.to_string(), "call.missed");
 }
