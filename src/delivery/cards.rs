@@ -23,7 +23,7 @@ const WAIT_FOR_EARLIER: TimeDelta = TimeDelta::seconds(30);
 /// What an attempt does about the run's card.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Card {
-    Send(Sending),
+    Send(Box<Sending>),
     /// An escalation whose card was handled in time: not sent, and why.
     Cancel(String),
     /// An earlier delivery of the run is on its way: come back when it has its message.
@@ -65,7 +65,7 @@ pub(super) async fn card(
     let silent = route.and_then(|route| route.silent.as_ref()).is_some_and(|schedule| schedule.applies(now));
     let topic = target.and_then(|target| target.topic);
     if !output.continues_messages() && delivery.unless.is_none() {
-        return Ok(Card::Send(Sending { silent, topic, ..Sending::default() }));
+        return Ok(Card::Send(Box::new(Sending { silent, topic, ..Sending::default() })));
     }
     let state = store.card(delivery.event_id, &delivery.output).await?;
     if let Some(unless) = delivery.unless {
@@ -91,20 +91,22 @@ pub(super) async fn card(
         return Ok(Card::Cancel("not needed: the card already shows a later event of the call".to_owned()));
     }
     if !output.continues_messages() {
-        return Ok(Card::Send(Sending {
+        return Ok(Card::Send(Box::new(Sending {
             handling: state.handling,
             events: state.events,
             silent,
             topic,
             ..Sending::default()
-        }));
+        })));
     }
     let (mode, buttons) = target.map_or((CardMode::Edit, &[][..]), |t| (t.card, t.buttons.as_slice()));
     // A reminder replies to the card, so the chat hears it: an edit would be silent.
     let mode = if delivery.unless.is_some() { CardMode::Reply } else { mode };
     let continues = match (&delivery.redraws, mode) {
         // A redraw after a press edits the message pressed on, whatever the route says now.
-        (Some(remote_id), _) => Some(Continues { remote_id: remote_id.clone(), how: Continuation::Edit }),
+        (Some(remote_id), _) => {
+            Some(Continues { remote_id: remote_id.clone(), how: Continuation::Edit, supersedes: None })
+        }
         (None, CardMode::New) => None,
         // An offline message or a form is a card of its own: a replay, or a second route to the
         // same chat, sends another message.
@@ -112,6 +114,10 @@ pub(super) async fn card(
         (None, CardMode::Edit | CardMode::Reply) => {
             match decide(&state.deliveries, (delivery.id, delivery.event_id), mode, now) {
                 Decision::Wait => return Ok(Card::Wait),
+                // A reminder is a message beside the card: the card keeps its buttons.
+                Decision::Continue(Some(continues)) if delivery.unless.is_some() => {
+                    Some(Continues { supersedes: None, ..continues })
+                }
                 Decision::Continue(continues) => continues,
             }
         }
@@ -125,7 +131,14 @@ pub(super) async fn card(
             data: button_data(action, delivery.event_id),
         })
         .collect();
-    Ok(Card::Send(Sending { continues, handling: state.handling, events: state.events, actions, silent, topic }))
+    Ok(Card::Send(Box::new(Sending {
+        continues,
+        handling: state.handling,
+        events: state.events,
+        actions,
+        silent,
+        topic,
+    })))
 }
 
 /// Why an escalation is not sent: who handled the card, and when.
@@ -172,7 +185,9 @@ fn decide(
         CardMode::Edit => (latest, Continuation::Reply),
         CardMode::Reply | CardMode::New => (first, Continuation::Reply),
     };
-    Decision::Continue(earlier.remote_id.clone().map(|remote_id| Continues { remote_id, how }))
+    // A new message of the card takes the buttons over from the one that has them: the latest.
+    let supersedes = latest.remote_id.clone();
+    Decision::Continue(earlier.remote_id.clone().map(|remote_id| Continues { remote_id, how, supersedes }))
 }
 
 #[cfg(test)]
@@ -197,8 +212,13 @@ mod tests {
         }
     }
 
-    fn continues(remote_id: &str, how: Continuation) -> Decision {
-        Decision::Continue(Some(Continues { remote_id: remote_id.to_owned(), how }))
+    /// Continues `remote_id`; a new message of the card takes the buttons from `latest`.
+    fn continues(remote_id: &str, how: Continuation, latest: &str) -> Decision {
+        Decision::Continue(Some(Continues {
+            remote_id: remote_id.to_owned(),
+            how,
+            supersedes: Some(latest.to_owned()),
+        }))
     }
 
     #[test]
@@ -212,13 +232,13 @@ mod tests {
             (
                 vec![delivery(1, Delivered, Some("10"), 0), delivery(2, Delivered, Some("11"), 0), me.clone()],
                 CardMode::Edit,
-                continues("11", Continuation::Edit),
+                continues("11", Continuation::Edit, "11"),
                 "the card as it is now",
             ),
             (
                 vec![delivery(1, Delivered, Some("10"), 0), delivery(2, Delivered, Some("11"), 0), me.clone()],
                 CardMode::Reply,
-                continues("10", Continuation::Reply),
+                continues("10", Continuation::Reply, "11"),
                 "a reply to the first",
             ),
             (
@@ -230,7 +250,7 @@ mod tests {
             (
                 vec![delivery(1, Delivered, Some("10"), 0), delivery(2, Pending, None, 600), me.clone()],
                 CardMode::Edit,
-                continues("10", Continuation::Edit),
+                continues("10", Continuation::Edit, "10"),
                 "not one that waits out a long retry step",
             ),
             (
@@ -242,7 +262,7 @@ mod tests {
             (
                 vec![me.clone(), delivery(12, Delivered, Some("20"), 0)],
                 CardMode::Edit,
-                continues("20", Continuation::Reply),
+                continues("20", Continuation::Reply, "20"),
                 "a later event already on the card is not edited back",
             ),
             (
@@ -252,13 +272,13 @@ mod tests {
                     CardDelivery { event_id: event(1), ..me.clone() },
                 ],
                 CardMode::Edit,
-                continues("20", Continuation::Edit),
+                continues("20", Continuation::Edit, "20"),
                 "a replay of the first event, once nothing later is on the card, edits it",
             ),
             (
                 vec![delivery(5, Delivered, Some("10"), 0), CardDelivery { event_id: event(3), ..me.clone() }],
                 CardMode::Edit,
-                continues("10", Continuation::Reply),
+                continues("10", Continuation::Reply, "10"),
                 "a replay of an event older than the card's replies rather than turn it back",
             ),
             (
@@ -268,7 +288,7 @@ mod tests {
                     me.clone(),
                 ],
                 CardMode::Edit,
-                continues("10", Continuation::Edit),
+                continues("10", Continuation::Edit, "10"),
                 "a reminder beside the card is neither edited nor waited for",
             ),
         ];

@@ -215,7 +215,7 @@ async fn paced_attempt(
     let output = entry.and_then(|e| e.output.as_ref());
     let sending = match output {
         Some(output) => match cards::card(store, config, &delivery, output.as_ref(), Utc::now()).await {
-            Ok(cards::Card::Send(sending)) => sending,
+            Ok(cards::Card::Send(sending)) => *sending,
             Ok(cards::Card::Cancel(why)) => {
                 cancel(store, &delivery, &why).await;
                 return None;

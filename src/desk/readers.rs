@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use super::{DeskConfig, sources, take};
-use crate::outputs::{DeliveryError, Reason};
+use crate::outputs::{DeliveryError, Output, Reason};
 use crate::store::Store;
 
 /// How often the set of bots is checked against the configuration.
@@ -21,31 +21,60 @@ const AFTER_REFUSAL: Duration = Duration::from_secs(60);
 
 /// Keeps a reader per bot until `shutdown`.
 pub async fn run<C: DeskConfig + 'static>(store: Arc<dyn Store>, config: Arc<ArcSwap<C>>, shutdown: CancellationToken) {
-    let mut readers: BTreeMap<(String, Option<String>), CancellationToken> = BTreeMap::new();
+    let mut readers: BTreeMap<ReaderKey, Reader> = BTreeMap::new();
     loop {
         let snapshot = config.load_full();
         let public_url = snapshot.public_url().map(str::to_owned);
-        let wanted: Vec<(String, Option<String>)> =
-            sources(snapshot.as_ref()).into_keys().map(|source| (source, public_url.clone())).collect();
-        readers.retain(|key, stop| {
-            let keep = wanted.contains(key);
+        let wanted: Vec<(ReaderKey, Arc<dyn Output>)> = sources(snapshot.as_ref())
+            .into_iter()
+            .filter_map(|(source, outputs)| Some(((source, public_url.clone()), outputs.first()?.1.clone())))
+            .collect();
+        readers.retain(|key, reader| {
+            let keep = wanted.iter().any(|(wanted, _)| wanted == key);
             if !keep {
-                stop.cancel();
+                reader.stop.cancel();
+                let (source, pushed) = key;
+                // A bot no route puts buttons on any more: Telegram stops pushing to the
+                // listener. (One that is still wanted has its next reader say where presses go.)
+                if pushed.is_some() && !wanted.iter().any(|((other, _), _)| other == source) {
+                    tokio::spawn(unhook(source.clone(), reader.output.clone()));
+                }
             }
             keep
         });
-        for key in wanted {
+        for (key, output) in wanted {
             if readers.contains_key(&key) {
                 continue;
             }
             let stop = shutdown.child_token();
-            readers.insert(key.clone(), stop.clone());
+            readers.insert(key.clone(), Reader { stop: stop.clone(), output });
             tokio::spawn(read(store.clone(), config.clone(), key, stop));
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(RESCAN) => {}
         }
+    }
+}
+
+/// What a reader reads (the inbox's source) and where its presses are pushed, if they are.
+type ReaderKey = (String, Option<String>);
+
+/// A running reader, and the output whose bot it reads.
+struct Reader {
+    stop: CancellationToken,
+    output: Arc<dyn Output>,
+}
+
+/// Removes the bot's webhook, once: a failure only leaves Telegram posting presses that the
+/// listener refuses (404), and Telegram gives those up by itself.
+async fn unhook(source: String, output: Arc<dyn Output>) {
+    let Some(inbox) = output.inbox() else { return };
+    match inbox.push_to(None).await {
+        Ok(()) => {
+            tracing::info!(message = "No route puts buttons on this bot's cards now; its webhook is removed.", source = %source)
+        }
+        Err(error) => log_failure(&source, &error),
     }
 }
 

@@ -110,6 +110,9 @@ pub struct Continues {
     /// The destination's id for it, as its [`Receipt::remote_id`] said.
     pub remote_id: String,
     pub how: Continuation,
+    /// The card's message that holds its buttons now, when this one is sent as a new message:
+    /// the destination takes them off it, so that a card has one set of live buttons.
+    pub supersedes: Option<String>,
 }
 
 /// How a message continues an earlier one.

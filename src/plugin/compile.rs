@@ -126,7 +126,9 @@ pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
     let sequences: Vec<_> = unnamed
         .into_iter()
         .chain(named)
-        .filter_map(|(name, seq)| super::sequence::compile(&name_of_vendor, name, seq.get_ref(), seq.span(), &mut issue))
+        .filter_map(|(name, seq)| {
+            super::sequence::compile(&name_of_vendor, name, seq.get_ref(), seq.span(), &mut issue)
+        })
         .collect();
     let seen_names: Vec<&str> = sequences.iter().flat_map(super::sequence::Sequence::seen_names).collect();
 

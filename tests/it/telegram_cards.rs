@@ -113,7 +113,8 @@ kind = "chat.*"
 to = ["desk"]
 template = "chat"
 "#;
-    let config = config(&fake, "").replace("[[route]]\nname = \"calls\"", &format!("{routes}\n[[route]]\nname = \"calls\""));
+    let config =
+        config(&fake, "").replace("[[route]]\nname = \"calls\"", &format!("{routes}\n[[route]]\nname = \"calls\""));
     let daemon = Daemon::start(&config).await;
     let fixture = |name: &str, chat: u64| {
         let text = std::fs::read_to_string(repo().join("tests/fixtures/jivo").join(name)).unwrap();
@@ -137,7 +138,11 @@ template = "chat"
     post_jivo(&daemon, &fixture("chat_finished.json", 8801)).await;
     let finished = fake.next().await;
     assert_eq!((finished.method.as_str(), finished.body["message_id"].as_i64()), ("editMessageText", Some(101)));
-    assert!(text(&finished).contains("Чат завершён") && text(&finished).contains("Сообщений: 2"), "{}", text(&finished));
+    assert!(
+        text(&finished).contains("Чат завершён") && text(&finished).contains("Сообщений: 2"),
+        "{}",
+        text(&finished)
+    );
     daemon.stop().await;
 }
 
@@ -176,6 +181,30 @@ async fn a_route_that_wants_a_message_per_event_or_replies_gets_them() {
         assert_eq!(second.body["reply_parameters"]["message_id"].as_i64(), expected, "{card}");
         daemon.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_card_that_goes_on_in_replies_keeps_one_set_of_live_buttons() {
+    let mut fake = FakeTelegram::start(Vec::new()).await;
+    let daemon = Daemon::start(&config(&fake, "card = \"reply\"\nbuttons = [\"take\", \"done\"]")).await;
+    // Rows: the page link, and the actions.
+    let keys = |sent: &Sent| sent.body["reply_markup"]["inline_keyboard"].as_array().map_or(0, Vec::len);
+    post_jivo(&daemon, &call_event(306, "start", 6)).await;
+    let first = fake.next().await;
+    assert_eq!((first.method.as_str(), keys(&first)), ("sendMessage", 2), "{:?}", first.body);
+    for (status, replied, had_them) in [("agent_connected", 101, 101), ("end", 101, 102)] {
+        post_jivo(&daemon, &call_event(306, status, 6)).await;
+        let reply = fake.next().await;
+        assert_eq!((reply.method.as_str(), keys(&reply)), ("sendMessage", 2), "{:?}", reply.body);
+        assert_eq!(reply.body["reply_parameters"]["message_id"].as_i64(), Some(replied));
+        // The message that had the buttons loses them: pressing a stale «Беру» is not possible.
+        let retired = fake.next().await;
+        assert_eq!(retired.method, "editMessageReplyMarkup", "{retired:?}");
+        assert_eq!(retired.body["message_id"].as_i64(), Some(had_them));
+        assert_eq!(retired.body["chat_id"].as_i64(), Some(-1001234567890));
+        assert_eq!(keys(&retired), 0, "{:?}", retired.body);
+    }
+    daemon.stop().await;
 }
 
 /// `text` with the value after `key` (up to the next `&`) replaced by `with`.

@@ -236,6 +236,11 @@ async fn with_a_public_url_telegram_pushes_presses_to_the_listener() {
     assert_eq!(answered(&mut fake).await, "Звонок ваш");
     let redrawn = fake.next().await;
     assert!(text(&redrawn).contains("Взял(а): Ольга"), "{}", text(&redrawn));
+
+    // No route puts buttons on the bot's cards any more: Telegram is told to stop pushing.
+    let without_buttons = pushed.replace("buttons = [\"take\", \"done\", \"no_answer\"]", "");
+    std::fs::write(daemon.config_path(), format!("{}{without_buttons}", Daemon::config_prelude())).unwrap();
+    crate::delivery::eventually("the bot's webhook is removed", || async { fake.webhook().is_null() }).await;
     daemon.stop().await;
 }
 

@@ -5,7 +5,12 @@
 //! ("message can't be edited"), left behind in a group that moved — is not lost: the event goes
 //! as a new message replying to it, and that message is the card from then on.
 //!
-//! Bot API: <https://core.telegram.org/bots/api#editmessagetext>.
+//! A card that goes on in a new message (a route's `card = "reply"`, a card too long to edit)
+//! has one set of live buttons: the new message takes them, and the message that had them loses
+//! them (`editMessageReplyMarkup`), so nobody presses «Беру» on a stale copy.
+//!
+//! Bot API: <https://core.telegram.org/bots/api#editmessagetext>,
+//! <https://core.telegram.org/bots/api#editmessagereplymarkup>.
 
 use std::borrow::Cow;
 
@@ -20,9 +25,13 @@ use crate::outputs::{Continuation, Continues, DeliveryError, Receipt};
 /// The Telegram message an earlier delivery left, and how to continue it; `None` for an id
 /// that is not a Telegram message id.
 pub(super) fn earlier(continues: &Continues) -> Option<(MessageId, Continuation)> {
-    // Receipts before cards listed every part's id: the first is the card.
-    let first = continues.remote_id.split(',').next()?;
-    Some((MessageId(first.trim().parse().ok()?), continues.how))
+    Some((message_id(&continues.remote_id)?, continues.how))
+}
+
+/// The card's message in a receipt's id. Receipts before cards listed every part's id: the
+/// first is the card.
+fn message_id(remote_id: &str) -> Option<MessageId> {
+    Some(MessageId(remote_id.split(',').next()?.trim().parse().ok()?))
 }
 
 /// Edits message `id` to show `part`; sends `part` as a reply to it when it cannot be edited.
@@ -65,6 +74,25 @@ pub(super) async fn edit(
         }
     };
     output.receipt(Some(id.0.to_string()), summary, plain_fallback)
+}
+
+/// Takes the buttons off the card's message that had them, now that `sent` (a new message of
+/// the card) has them. A message that can no longer be changed keeps them: pressing one there
+/// still finds the card.
+pub(super) async fn retire(output: &TelegramOutput, continues: Option<&Continues>, sent: Option<&str>) {
+    let Some(id) = continues.and_then(|c| c.supersedes.as_deref()).and_then(message_id) else {
+        return;
+    };
+    if sent.and_then(message_id) == Some(id) {
+        return;
+    }
+    // Without a markup the message is left with no buttons.
+    match output.bot.edit_message_reply_markup(output.chat(), id).send().await {
+        Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {}
+        Err(error) => {
+            tracing::info!(message = "The card's earlier message keeps its buttons.", message_id = id.0, %error);
+        }
+    }
 }
 
 async fn edit_one(

@@ -278,7 +278,13 @@ impl Output for TelegramOutput {
         match message.continues().and_then(card::earlier) {
             // A card that outgrew one message cannot be edited into one: its rest follows as replies.
             Some((id, Continuation::Edit)) if parts.len() == 1 => card::edit(self, id, &parts[0], extras).await,
-            Some((id, _)) => self.send_parts(&parts, Extras { reply_to: Some(id), ..extras }).await,
+            Some((id, _)) => {
+                let receipt = self.send_parts(&parts, Extras { reply_to: Some(id), ..extras }).await?;
+                if extras.buttons.is_some() {
+                    card::retire(self, message.continues(), receipt.remote_id.as_deref()).await;
+                }
+                Ok(receipt)
+            }
             None => self.send_parts(&parts, extras).await,
         }
     }

@@ -1,5 +1,5 @@
 //! `FakeTelegram`: a Bot API server on 127.0.0.1 answering `sendMessage`, `editMessageText`,
-//! `answerCallbackQuery` (and `getMe`) with Telegram's real response and error shapes, scripted
+//! `editMessageReplyMarkup`, `answerCallbackQuery` (and `getMe`) with Telegram's real response and error shapes, scripted
 //! per test; `getUpdates` long-polls the presses a test injects with [`FakeTelegram::press`]. The bot is pointed at it
 //! through the output's `api_url`.
 
@@ -227,7 +227,7 @@ async fn handle(
     let limited = matches!(reply, Reply::RetryAfter(_));
     let _ = shared.seen.send(Sent { token, method: method.clone(), body: body.clone(), at: Instant::now(), limited });
     match reply {
-        Reply::Ok if method == "editMessageText" => {
+        Reply::Ok if method == "editMessageText" || method == "editMessageReplyMarkup" => {
             let chat_id = body["chat_id"].as_i64().unwrap_or(-100);
             Json(json!({
                 "ok": true,
