@@ -87,6 +87,14 @@ impl Source {
         &self.name
     }
 
+    /// A fingerprint of the text (the first 48 bits of its SHA-256): what
+    /// `switchboard_config_hash` shows, so an operator sees which instances run the same file.
+    pub fn fingerprint(&self) -> u64 {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.text.as_bytes());
+        digest[..6].iter().fold(0, |hash, byte| (hash << 8) | u64::from(*byte))
+    }
+
     /// The path on disk (for embedded sources, the name it would have).
     pub fn path(&self) -> &Path {
         &self.path

@@ -12,19 +12,28 @@ const COMMIT_WRITES_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 
 /// A call back comes minutes to hours after the call: 1 min … 1 day.
 const TIME_TO_DONE_BUCKETS: [f64; 10] = [60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0];
 
+/// A webhook is answered once its event is committed: well under a millisecond to seconds on a
+/// disk that struggles.
+const INGEST_SECONDS_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 /// A commit takes a fraction of a millisecond on a local disk; the default buckets start at 5 ms.
 const COMMIT_SECONDS_BUCKETS: [f64; 12] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 
 /// Webhooks received, by vendor and outcome (`stored`, `duplicate`, or the refusal's code).
 pub const WEBHOOKS_RECEIVED: &str = "switchboard_webhooks_received_total";
+/// From a webhook's arrival to its answer, by vendor (`unknown` for a path no plugin serves)
+/// and HTTP status.
+pub const INGEST_DURATION: &str = "switchboard_ingest_request_duration_seconds";
 /// Events stored, by vendor and kind.
 pub const EVENTS_STORED: &str = "switchboard_events_stored_total";
 /// Routes that took an event, by route (`unrouted` when none did).
 pub const ROUTES_MATCHED: &str = "switchboard_routes_matched_total";
-/// Delivery attempts, by output and outcome (`delivered`, `retry`, `dead`, `expired`).
+/// Delivery attempts, by output, its type (`output_type`: `telegram`, `email`, `http`, `log`)
+/// and outcome (`delivered`, `retry`, `dead`, `expired`, `cancelled`).
 pub const DELIVERY_ATTEMPTS: &str = "switchboard_delivery_attempts_total";
-/// Failed attempts by output and reason (`network`, `rate_limited`, …).
+/// Failed attempts by output, its type and reason (`network`, `rate_limited`, …).
 pub const DELIVERY_FAILURES: &str = "switchboard_delivery_failures_total";
 /// 1 while an output's last word was that the operator must change something (the bot was
 /// removed from the chat, a password is refused): every later alert to it will fail too.
@@ -57,6 +66,9 @@ pub const CONFIG_RELOADS: &str = "switchboard_config_reloads_total";
 pub const CONFIG_LAST_RELOAD_OK: &str = "switchboard_config_last_reload_successful";
 /// When the configuration serving now was loaded (Unix seconds): at start-up or by a reload.
 pub const CONFIG_LAST_RELOAD_SUCCESS: &str = "switchboard_config_last_reload_success_timestamp_seconds";
+/// The first 48 bits of the SHA-256 of the configuration file serving now: instances that
+/// show the same value run the same file.
+pub const CONFIG_HASH: &str = "switchboard_config_hash";
 /// Always 1, labelled with the build: `version` and `revision` (`SWITCHBOARD_REVISION` at build
 /// time, as the Dockerfile and release builds set it; `unknown` otherwise).
 pub const BUILD_INFO: &str = "switchboard_build_info";
@@ -69,17 +81,40 @@ pub fn record_commit(writes: usize, took: std::time::Duration) {
 }
 
 /// Puts every series an alert may look for on `/metrics` at zero, for each vendor and output
-/// the configuration knows: `rate()` and absence alerts then work before the first webhook.
-/// Called at start-up and after each reload; a series already counting keeps its count.
-pub fn known<'a>(vendors: impl Iterator<Item = &'a str>, outputs: impl Iterator<Item = &'a str>) {
+/// (name, type) the configuration knows: `rate()` and absence alerts then work before the
+/// first webhook. Called at start-up and after each reload; a series already counting keeps
+/// its count.
+pub fn known<'a>(vendors: impl Iterator<Item = &'a str>, outputs: impl Iterator<Item = (&'a str, &'a str)>) {
     for vendor in vendors {
         metrics::counter!(WEBHOOKS_RECEIVED, "vendor" => vendor.to_owned(), "outcome" => "stored").increment(0);
     }
-    for output in outputs {
+    for (output, kind) in outputs {
         for outcome in ["delivered", "retry", "dead"] {
-            metrics::counter!(DELIVERY_ATTEMPTS, "output" => output.to_owned(), "outcome" => outcome).increment(0);
+            metrics::counter!(
+                DELIVERY_ATTEMPTS, "output" => output.to_owned(), "output_type" => kind.to_owned(), "outcome" => outcome
+            )
+            .increment(0);
         }
     }
+}
+
+/// The configuration serving now has this [`crate::diagnostics::Source::fingerprint`].
+pub fn fingerprint(hash: u64) {
+    #[allow(clippy::cast_precision_loss)] // 48 bits: exact in an f64
+    metrics::gauge!(CONFIG_HASH).set(hash as f64);
+}
+
+/// The process's CPU time, memory and file descriptors (`process_*`, as every Prometheus
+/// client library names them), read at each scrape.
+pub fn collect_process() {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR
+        .get_or_init(|| {
+            let collector = metrics_process::Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
 }
 
 /// The configuration serving now was loaded at `at`.
@@ -100,6 +135,7 @@ pub fn handle() -> &'static PrometheusHandle {
                 b.set_buckets_for_metric(Matcher::Full(STORE_COMMIT_DURATION.into()), &COMMIT_SECONDS_BUCKETS)
             })
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full(TIME_TO_DONE.into()), &TIME_TO_DONE_BUCKETS))
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(INGEST_DURATION.into()), &INGEST_SECONDS_BUCKETS))
             .expect("the bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -113,6 +149,11 @@ pub fn handle() -> &'static PrometheusHandle {
 
 fn describe() {
     metrics::describe_counter!(WEBHOOKS_RECEIVED, "Webhooks received, by vendor and outcome.");
+    metrics::describe_histogram!(
+        INGEST_DURATION,
+        metrics::Unit::Seconds,
+        "From a webhook's arrival to its answer, by vendor and HTTP status."
+    );
     metrics::describe_counter!(EVENTS_STORED, "Events stored, by vendor and canonical kind.");
     metrics::describe_counter!(ROUTES_MATCHED, "Routes that took an event.");
     metrics::describe_counter!(DELIVERY_ATTEMPTS, "Delivery attempts, by output and outcome.");
@@ -145,6 +186,7 @@ fn describe() {
         metrics::Unit::Seconds,
         "When the serving configuration was loaded."
     );
+    metrics::describe_gauge!(CONFIG_HASH, "A fingerprint of the configuration file serving now.");
     metrics::describe_gauge!(BUILD_INFO, "The build: version and revision labels; always 1.");
     let revision = option_env!("SWITCHBOARD_REVISION").unwrap_or("unknown");
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "revision" => revision).set(1.0);

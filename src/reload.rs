@@ -232,7 +232,11 @@ fn relevant(path: &Path, watched: &Watched) -> bool {
         || watched.templates.as_ref().is_some_and(|dir| path.starts_with(dir) && has("hbs"))
 }
 
-/// The configuration's vendors and outputs on `/metrics` at zero.
+/// The configuration's vendors and outputs on `/metrics` at zero, and its fingerprint.
 fn announce(config: &Config) {
-    metrics::known(config.vendors().iter().map(|vendor| vendor.name()), config.outputs().keys().map(String::as_str));
+    metrics::known(
+        config.vendors().iter().map(|vendor| vendor.name()),
+        config.outputs().iter().map(|(name, entry)| (name.as_str(), entry.kind.as_str())),
+    );
+    metrics::fingerprint(config.fingerprint());
 }

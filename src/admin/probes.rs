@@ -91,5 +91,6 @@ pub(super) async fn metrics(State(state): State<AdminState>) -> Response {
         }
         Err(error) => tracing::warn!(message = "Could not read the queue for /metrics.", %error),
     }
+    m::collect_process();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::handle().render()).into_response()
 }

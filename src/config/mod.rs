@@ -70,6 +70,8 @@ pub const DEFAULT_REJECTED_KEEP: u32 = 1000;
 pub struct Config<Outputs = OutputEntry> {
     /// Where it came from, for logs and the status page.
     origin: String,
+    /// [`Source::fingerprint`] of the configuration file.
+    fingerprint: u64,
     server: ServerSettings,
     storage: StorageSettings,
     vendors: VendorRegistry,
@@ -349,6 +351,7 @@ impl Config {
         match templates {
             Some((templates, helpers, templates_dir)) if issues.is_empty() => Ok(Config {
                 origin: source.name().to_owned(),
+                fingerprint: source.fingerprint(),
                 server,
                 storage,
                 vendors,
@@ -389,6 +392,7 @@ impl Validated {
         }
         Ok(Config {
             origin: self.origin,
+            fingerprint: self.fingerprint,
             server: self.server,
             storage: self.storage,
             vendors: self.vendors,
@@ -409,6 +413,11 @@ impl<Outputs> Config<Outputs> {
     /// Where it came from, for logs and the status page.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// A fingerprint of the configuration file's text ([`Source::fingerprint`]).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// `[server]`.

@@ -217,7 +217,7 @@ async fn paced_attempt(
         Some(output) => match cards::card(store, config, &delivery, output.as_ref(), Utc::now()).await {
             Ok(cards::Card::Send(sending)) => *sending,
             Ok(cards::Card::Cancel(why)) => {
-                cancel(store, &delivery, &why).await;
+                cancel(store, config, &delivery, &why).await;
                 return None;
             }
             Ok(cards::Card::Wait) => {
@@ -331,10 +331,13 @@ async fn attempt(
         (None, Next::Delivered) => metrics::gauge!(m::OUTPUT_NEEDS_OPERATOR, "output" => output.clone()).set(0.0),
         (None, _) => {}
     }
-    metrics::counter!(m::DELIVERY_ATTEMPTS, "output" => output.clone(), "outcome" => outcome).increment(1);
+    let kind = output_type(config, &output);
+    metrics::counter!(m::DELIVERY_ATTEMPTS, "output" => output.clone(), "output_type" => kind.clone(), "outcome" => outcome)
+        .increment(1);
     metrics::histogram!(m::DELIVERY_DURATION, "output" => output.clone()).record(clock.elapsed().as_secs_f64());
     if let Some(reason) = &reason {
-        metrics::counter!(m::DELIVERY_FAILURES, "output" => output, "reason" => reason.clone()).increment(1);
+        metrics::counter!(m::DELIVERY_FAILURES, "output" => output, "output_type" => kind, "reason" => reason.clone())
+            .increment(1);
     }
     let record = AttemptRecord { action, remote_id, ..record(number, started, clock, outcome, reason, &detail) };
     finish(store, &delivery, record, next).await;
@@ -390,10 +393,19 @@ fn record(
     }
 }
 
+/// The output's type, for metrics (`unknown` once it is no longer configured).
+fn output_type(config: &dyn DeliveryConfig, output: &str) -> String {
+    config.output(output).map_or_else(|| "unknown".to_owned(), |entry| entry.kind.clone())
+}
+
 /// An escalation whose card was handled in time: recorded as cancelled, never sent.
-async fn cancel(store: &dyn Queue, delivery: &Delivery, why: &str) {
+async fn cancel(store: &dyn Queue, config: &dyn DeliveryConfig, delivery: &Delivery, why: &str) {
     tracing::info!(message = "Escalation cancelled: the card was handled in time.", delivery_id = %delivery.id, detail = why);
-    metrics::counter!(m::DELIVERY_ATTEMPTS, "output" => delivery.output.clone(), "outcome" => "cancelled").increment(1);
+    let kind = output_type(config, &delivery.output);
+    metrics::counter!(
+        m::DELIVERY_ATTEMPTS, "output" => delivery.output.clone(), "output_type" => kind, "outcome" => "cancelled"
+    )
+    .increment(1);
     let record = record(delivery.attempts + 1, Utc::now(), Instant::now(), "cancelled", None, why);
     finish(store, delivery, record, Next::Cancelled).await;
 }

@@ -160,6 +160,10 @@ async fn receive(state: &IngestState, target: Target, request: Request) -> Respo
             error.into_response()
         }
     };
+    // Labels from closed sets only: a path no plugin serves is `unknown`, not its own series.
+    let vendor = if config.vendors().get(&target.vendor).is_some() { target.vendor.clone() } else { "unknown".into() };
+    metrics::histogram!(crate::metrics::INGEST_DURATION, "vendor" => vendor, "status" => status_label(response.status()))
+        .record(started.elapsed().as_secs_f64());
     // One line a webhook, its own target so it can be turned down alone
     // (`RUST_LOG=switchboard::access=warn`); the secret in the path is masked.
     if tracing::enabled!(target: "switchboard::access", tracing::Level::INFO) {
@@ -177,6 +181,30 @@ async fn receive(state: &IngestState, target: Target, request: Request) -> Respo
         );
     }
     response
+}
+
+/// An HTTP status as a label value, without allocating for the ones a webhook gets.
+fn status_label(status: axum::http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "200",
+        202 => "202",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        code if code < 300 => "2xx",
+        code if code < 400 => "3xx",
+        code if code < 500 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// A refused request: why, what of its body was read, and whether its sender had proved to be

@@ -50,7 +50,7 @@ template = "generic"
     // Before any traffic: the series alerts look for are there, at zero, for this daemon's
     // output; the build and when its configuration was loaded.
     for outcome in ["delivered", "retry", "dead"] {
-        let series = format!(r#"switchboard_delivery_attempts_total{{output="metrics_probe",outcome="{outcome}"}}"#);
+        let series = format!(r#"switchboard_delivery_attempts_total{{output="metrics_probe",output_type="http",outcome="{outcome}"}}"#);
         assert_eq!(sample(&before, &series), Some(0.0), "{series} in\n{before}");
     }
     assert!(
@@ -61,7 +61,15 @@ template = "generic"
     let loaded = sample(&before, "switchboard_config_last_reload_success_timestamp_seconds").unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     assert!((now - loaded).abs() < 120.0, "loaded {loaded}, now {now}");
+    assert!(sample(&before, "switchboard_config_hash").is_some_and(|hash| hash > 0.0), "{before}");
+    // The process, as every Prometheus client names it.
+    assert!(sample(&before, "process_resident_memory_bytes").is_some_and(|rss| rss > 1e6), "{before}");
+    assert!(sample(&before, "process_open_fds").is_some_and(|fds| fds > 0.0), "{before}");
     let stored = |text: &str| sample(text, r#"switchboard_webhooks_received_total{vendor="envybox",outcome="stored"}"#);
+    let answered = |text: &str, status: &str| {
+        let series = format!(r#"switchboard_ingest_request_duration_seconds_count{{vendor="envybox",status="{status}"}}"#);
+        sample(text, &series).unwrap_or(0.0)
+    };
 
     let first = fixture("envybox/callback_ordered_1.form");
     let second = fixture("envybox/call_info_missed_client_2.form");
@@ -70,11 +78,13 @@ template = "generic"
     daemon.post_form("envybox", &second).await;
     let refused = daemon.post_form("envybox", "").await;
     assert_eq!(refused.status(), 400);
+    let stray = daemon.client.post(daemon.url("/hooks/no-such-vendor-x1")).body("a=1").send().await.unwrap();
+    assert_eq!(stray.status(), 404);
 
     eventually("both deliveries attempted", || async {
         let text = metrics().await;
-        sample(&text, r#"switchboard_delivery_attempts_total{output="metrics_probe",outcome="delivered"}"#) == Some(1.0)
-            && sample(&text, r#"switchboard_delivery_attempts_total{output="metrics_probe",outcome="dead"}"#)
+        sample(&text, r#"switchboard_delivery_attempts_total{output="metrics_probe",output_type="http",outcome="delivered"}"#) == Some(1.0)
+            && sample(&text, r#"switchboard_delivery_attempts_total{output="metrics_probe",output_type="http",outcome="dead"}"#)
                 == Some(1.0)
     })
     .await;
@@ -85,11 +95,18 @@ template = "generic"
     assert!(after.contains(r#"switchboard_events_stored_total{vendor="envybox",kind="call.missed"}"#));
     assert_eq!(sample(&after, r#"switchboard_routes_matched_total{route="metrics probe"}"#), Some(2.0), "{after}");
     assert_eq!(
-        sample(&after, r#"switchboard_delivery_failures_total{output="metrics_probe",reason="client_error"}"#),
+        sample(&after, r#"switchboard_delivery_failures_total{output="metrics_probe",output_type="http",reason="client_error"}"#),
         Some(1.0),
         "{after}"
     );
     assert_eq!(sample(&after, r#"switchboard_delivery_duration_seconds_count{output="metrics_probe"}"#), Some(2.0));
+    // How long webhooks took to answer, by vendor and status: three 200s and a 400 here.
+    assert!(answered(&after, "200") - answered(&before, "200") >= 3.0, "{after}");
+    assert!(answered(&after, "400") - answered(&before, "400") >= 1.0, "{after}");
+    assert!(after.contains(r#"switchboard_ingest_request_duration_seconds_bucket{vendor="envybox",status="200",le="0.0005"}"#));
+    // A path no plugin serves is not a series of its own.
+    assert!(!after.contains("no-such-vendor-x1"), "{after}");
+    assert!(after.contains(r#"switchboard_ingest_request_duration_seconds_count{vendor="unknown",status="404"}"#));
     assert!(after.contains("# TYPE switchboard_delivery_duration_seconds histogram"));
     // The store's commits: each of this daemon's four webhooks (two events, a repeat, a refusal)
     // was answered after its commit and before the next was sent, so they took four commits at
@@ -320,7 +337,7 @@ template = "generic"
             client.get(format!("{admin_url}/metrics")).bearer_auth(SECRETS[3]).send().await.unwrap().text().await;
         text.unwrap()
             .lines()
-            .any(|l| l.starts_with("switchboard_delivery_attempts_total{output=\"tg\",outcome=\"dead\"}"))
+            .any(|l| l.starts_with("switchboard_delivery_attempts_total{output=\"tg\",output_type=\"telegram\",outcome=\"dead\"}"))
     };
     eventually("Telegram's second answer dead-letters it", dead).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
