@@ -89,6 +89,17 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
             let retried = ops::retry(&storage, args.delivery_id.as_deref(), args.output.as_deref());
             print_or_fail(runtime.block_on(retried))
         }
+        Command::Dismiss(args) => {
+            let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
+            let by = args.by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".to_owned());
+            let by = switchboard::store::Dismissal { by, at: chrono::Utc::now(), note: args.note };
+            print_or_fail(runtime.block_on(ops::dismiss(
+                &storage,
+                args.delivery_id.as_deref(),
+                args.output.as_deref(),
+                by,
+            )))
+        }
         Command::Rejected(args) => {
             let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
             print_or_fail(runtime.block_on(ops::rejected(&storage, args.limit)))

@@ -43,8 +43,11 @@ pub enum Command {
     Deliveries(DeliveriesArgs),
     /// Run a stored event through today's routes again.
     Replay(ReplayArgs),
-    /// Requeue a dead (or expired) delivery, or every dead one with `--dead`.
+    /// Requeue a dead (or expired, or dismissed) delivery, or every dead one with `--dead`.
     Retry(RetryArgs),
+    /// Dismiss a dead (or expired) delivery, or every one with `--dead`: seen, and nothing is
+    /// to be sent. It leaves `switchboard_dead_letters` and stays listed as dismissed.
+    Dismiss(DismissArgs),
     /// List refused requests, newest first, with whether each can be processed again.
     Rejected(RejectedArgs),
     /// Process a refused request again through today's plugins and routes, once what refused
@@ -117,7 +120,7 @@ pub struct DeliveriesArgs {
 
 fn parse_state(text: &str) -> Result<crate::store::DeliveryState, String> {
     crate::store::DeliveryState::parse(text)
-        .map_err(|_| "expected pending, delivered, dead, expired or cancelled".to_owned())
+        .map_err(|_| "expected pending, delivered, dead, expired, cancelled or dismissed".to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +128,27 @@ pub struct ReplayArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     pub event_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DismissArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The delivery to dismiss.
+    #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+    pub delivery_id: Option<String>,
+    /// Dismiss every dead or expired delivery.
+    #[arg(long)]
+    pub dead: bool,
+    /// With `--dead`: only this output's.
+    #[arg(long, requires = "dead")]
+    pub output: Option<String>,
+    /// Who dismisses it (default: `$USER`).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// Why nothing is to be sent.
+    #[arg(long)]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -67,14 +67,23 @@ pub async fn deliveries(
     for d in &deliveries {
         writeln!(
             out,
-            "{}  event {}  {:<10} {:<14} {:<24} attempts {}{}",
+            "{}  event {}  {:<10} {:<14} {:<24} attempts {}{}{}",
             d.id,
             d.event_id,
             d.state.as_str(),
             d.output,
             d.route,
             d.attempts,
-            d.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default()
+            d.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default(),
+            d.dismissal
+                .as_ref()
+                .map(|x| format!(
+                    "  dismissed by {} at {}{}",
+                    x.by,
+                    x.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    x.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+                ))
+                .unwrap_or_default()
         )?;
     }
     if deliveries.is_empty() {
@@ -116,6 +125,28 @@ pub async fn retry(storage: &StorageSettings, id: Option<&str>, output: Option<&
         (Some(id), 0) => bail!("delivery {id} is not dead or expired (or does not exist); nothing to retry"),
         (Some(id), _) => Ok(format!("delivery {id} requeued\n")),
         (None, count) => Ok(format!("{count} dead deliveries requeued\n")),
+    }
+}
+
+/// `switchboard dismiss <delivery-id>` or `switchboard dismiss --dead [--output X]`.
+///
+/// # Errors
+/// A malformed id, nothing to dismiss for a named delivery, or the store cannot be written.
+pub async fn dismiss(
+    storage: &StorageSettings,
+    id: Option<&str>,
+    output: Option<&str>,
+    by: crate::store::Dismissal,
+) -> anyhow::Result<String> {
+    let id: Option<Ulid> =
+        id.map(|id| id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not a delivery id"))).transpose()?;
+    let store = open(storage).await?;
+    let count = store.dismiss(id, output, &by).await?;
+    store.close().await;
+    match (id, count) {
+        (Some(id), 0) => bail!("delivery {id} is not dead or expired (or does not exist); nothing to dismiss"),
+        (Some(id), _) => Ok(format!("delivery {id} dismissed by {}\n", by.by)),
+        (None, count) => Ok(format!("{count} dead deliveries dismissed by {}\n", by.by)),
     }
 }
 

@@ -114,7 +114,7 @@ impl Queue for PostgresStore {
                  ORDER BY next_attempt_at LIMIT $3
                  FOR UPDATE SKIP LOCKED)
              RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at,
-                       last_error, interrupted, redraws, unless_status",
+                       last_error, interrupted, redraws, unless_status, dismissed_at, dismissed_by, dismiss_note",
         )
         .bind(until)
         .bind(now_ms)
@@ -222,20 +222,16 @@ impl Queue for PostgresStore {
     }
 
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError> {
-        let now = millis(Utc::now());
-        // A hand retry starts a fresh life: created_at moves to now, so max_age counts from here.
-        let done = sqlx::query(
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, lease_until = NULL, expires_at = NULL,
-                 created_at = $1, updated_at = $1
-             WHERE state IN ('dead', 'expired') AND ($2::TEXT IS NULL OR id = $2) AND ($3::TEXT IS NULL OR output = $3)
-                 AND ($2::TEXT IS NOT NULL OR state = 'dead')",
-        )
-        .bind(now)
-        .bind(delivery.map(|id| id.to_string()))
-        .bind(output)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        reads::retry(&self.pool, delivery, output).await
+    }
+
+    async fn dismiss(
+        &self,
+        delivery: Option<Ulid>,
+        output: Option<&str>,
+        by: &super::Dismissal,
+    ) -> Result<u64, StoreError> {
+        reads::dismiss(&self.pool, delivery, output, by).await
     }
 }
 

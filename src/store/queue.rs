@@ -50,6 +50,18 @@ pub trait Queue: Send + Sync + 'static {
     /// Makes dead or expired deliveries pending again, due now. `Some(id)` retries one;
     /// otherwise every dead one (of `output`, if given). Returns how many were requeued.
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError>;
+    /// Dismisses dead or expired deliveries: the operator has seen them and nothing is to be
+    /// sent (they leave `switchboard_dead_letters`, and stay listed as dismissed). `Some(id)`
+    /// dismisses one; otherwise every one (of `output`, if given). Returns how many.
+    async fn dismiss(&self, delivery: Option<Ulid>, output: Option<&str>, by: &Dismissal) -> Result<u64, StoreError>;
+}
+
+/// Who dismissed a dead letter, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dismissal {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub note: Option<String>,
 }
 
 /// One (route, output) an event must reach.
@@ -110,6 +122,8 @@ pub enum DeliveryState {
     Expired,
     /// An escalation not sent: the card was taken (or done) in time.
     Cancelled,
+    /// A dead or expired delivery the operator dismissed: nothing is to be sent.
+    Dismissed,
 }
 
 impl DeliveryState {
@@ -120,13 +134,14 @@ impl DeliveryState {
             Self::Dead => "dead",
             Self::Expired => "expired",
             Self::Cancelled => "cancelled",
+            Self::Dismissed => "dismissed",
         }
     }
 
     /// Reads a state's name.
     ///
     /// # Errors
-    /// Anything but `pending`, `delivered`, `dead` or `expired`.
+    /// Anything but `pending`, `delivered`, `dead`, `expired`, `cancelled` or `dismissed`.
     pub fn parse(text: &str) -> Result<Self, StoreError> {
         match text {
             "pending" => Ok(Self::Pending),
@@ -134,6 +149,7 @@ impl DeliveryState {
             "dead" => Ok(Self::Dead),
             "expired" => Ok(Self::Expired),
             "cancelled" => Ok(Self::Cancelled),
+            "dismissed" => Ok(Self::Dismissed),
             other => Err(StoreError::Corrupt(format!("delivery state `{other}`"))),
         }
     }
@@ -160,6 +176,8 @@ pub struct Delivery {
     pub redraws: Option<String>,
     /// [`NewDelivery::unless`].
     pub unless: Option<Status>,
+    /// Set while the delivery is dismissed.
+    pub dismissal: Option<Dismissal>,
 }
 
 /// A card at one output, as [`Queue::card`] reads it.

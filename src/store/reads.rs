@@ -24,7 +24,7 @@ WHERE (CAST($1 AS TEXT) IS NULL OR vendor = $1)
        OR ($8 = 'pending' AND EXISTS (
             SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending'))
        OR ($8 = 'failed' AND EXISTS (
-            SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('dead', 'expired')))
+            SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('dead', 'expired', 'dismissed')))
        OR ($8 = 'delivered' AND routes <> '[]' AND NOT EXISTS (
             SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state NOT IN ('delivered', 'cancelled'))))
   AND (CAST($9 AS TEXT) IS NULL
@@ -85,16 +85,32 @@ SET reprocessed_at = $2, reprocessed_event = $3,
     status = COALESCE($4, status), reason = COALESCE($5, reason), message = COALESCE($6, message)
 WHERE id = $1";
 
+/// Makes dead, expired or dismissed deliveries pending again, due now (`$1`): one by id (`$2`),
+/// or every dead one (of output `$3`). A hand retry starts a fresh life: created_at moves to
+/// now, so max_age counts from here; a dismissal is forgotten.
+pub(super) const RETRY: &str = r"
+UPDATE deliveries SET state = 'pending', next_attempt_at = $1, lease_until = NULL, expires_at = NULL,
+       created_at = $1, updated_at = $1, dismissed_at = NULL, dismissed_by = NULL, dismiss_note = NULL
+WHERE state IN ('dead', 'expired', 'dismissed') AND (CAST($2 AS TEXT) IS NULL OR id = $2)
+  AND (CAST($3 AS TEXT) IS NULL OR output = $3) AND (CAST($2 AS TEXT) IS NOT NULL OR state = 'dead')";
+
+/// Dismisses dead or expired deliveries at `$1`, by `$2`, with note `$3`: one by id (`$4`), or
+/// every one (of output `$5`). (Parameters first appear in their order: SQLite numbers named
+/// ones so.)
+pub(super) const DISMISS: &str = r"
+UPDATE deliveries SET state = 'dismissed', updated_at = $1, dismissed_at = $1, dismissed_by = $2, dismiss_note = $3
+WHERE state IN ('dead', 'expired') AND (CAST($4 AS TEXT) IS NULL OR id = $4) AND (CAST($5 AS TEXT) IS NULL OR output = $5)";
+
 /// An event's deliveries, as [`super::rows::delivery`] reads them.
 pub(super) const EVENT_DELIVERIES: &str = r"
 SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-       interrupted, redraws, unless_status
+       interrupted, redraws, unless_status, dismissed_at, dismissed_by, dismiss_note
 FROM deliveries WHERE event_id = $1 ORDER BY id";
 
 /// Deliveries by state and output, newest first.
 pub(super) const FILTERED_DELIVERIES: &str = r"
 SELECT id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-       interrupted, redraws, unless_status
+       interrupted, redraws, unless_status, dismissed_at, dismissed_by, dismiss_note
 FROM deliveries
 WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) AND (CAST($2 AS TEXT) IS NULL OR output = $2)
 ORDER BY id DESC LIMIT $3";
@@ -268,6 +284,37 @@ macro_rules! shared_reads {
             Ok(())
         }
 
+        pub(super) async fn retry(
+            pool: &$pool,
+            delivery: Option<ulid::Ulid>,
+            output: Option<&str>,
+        ) -> Result<u64, StoreError> {
+            let done = sqlx::query(reads::RETRY)
+                .bind(crate::store::millis(chrono::Utc::now()))
+                .bind(delivery.map(|id| id.to_string()))
+                .bind(output)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        }
+
+        pub(super) async fn dismiss(
+            pool: &$pool,
+            delivery: Option<ulid::Ulid>,
+            output: Option<&str>,
+            by: &crate::store::Dismissal,
+        ) -> Result<u64, StoreError> {
+            let done = sqlx::query(reads::DISMISS)
+                .bind(crate::store::millis(by.at))
+                .bind(&by.by)
+                .bind(by.note.as_deref())
+                .bind(delivery.map(|id| id.to_string()))
+                .bind(output)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        }
+
         pub(super) async fn events(pool: &$pool, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
             let (search, digits) = reads::search_patterns(query);
             let rows = sqlx::query(reads::FILTERED_EVENTS)
@@ -327,6 +374,7 @@ macro_rules! shared_reads {
                     crate::store::DeliveryState::Dead => entry.dead = n,
                     crate::store::DeliveryState::Expired => entry.expired = n,
                     crate::store::DeliveryState::Cancelled => entry.cancelled = n,
+                    crate::store::DeliveryState::Dismissed => entry.dismissed = n,
                 }
             }
             Ok(counts)

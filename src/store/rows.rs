@@ -6,7 +6,9 @@ use std::collections::hash_map::Entry;
 use sqlx::Row;
 use ulid::Ulid;
 
-use super::{AttemptRecord, Delivery, DeliveryState, Rejection, Reprocessed, StoreError, StoredEvent, from_millis};
+use super::{
+    AttemptRecord, Delivery, DeliveryState, Dismissal, Rejection, Reprocessed, StoreError, StoredEvent, from_millis,
+};
 use crate::body::BodyEncoding;
 use crate::event::handling::{Handling, Person, Status};
 use crate::event::{Event, Kind};
@@ -128,6 +130,10 @@ pub(super) fn delivery(row: &impl Columns) -> Result<Delivery, StoreError> {
         unless: match row.maybe_text("unless_status")? {
             Some(text) => Some(Status::parse(&text).ok_or_else(|| corrupt("unless_status", text))?),
             None => None,
+        },
+        dismissal: match (row.maybe_int("dismissed_at")?, row.maybe_text("dismissed_by")?) {
+            (Some(at), Some(by)) => Some(Dismissal { by, at: from_millis(at), note: row.maybe_text("dismiss_note")? }),
+            _ => None,
         },
     })
 }

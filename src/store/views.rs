@@ -64,7 +64,7 @@ pub enum EventStatus {
     Pending,
     /// Every delivery arrived.
     Delivered,
-    /// Some delivery is dead or expired.
+    /// Some delivery is dead or expired (or was, and was dismissed).
     Failed,
 }
 
@@ -94,12 +94,14 @@ pub struct DeliveryCounts {
     pub expired: u32,
     /// Escalations not sent because the card was handled in time: neither failed nor pending.
     pub cancelled: u32,
+    /// Failed deliveries the operator dismissed: still failures, no longer waiting for anyone.
+    pub dismissed: u32,
 }
 
 impl DeliveryCounts {
     /// The event's status, given whether any route took it.
     pub fn status(&self, routed: bool) -> EventStatus {
-        if self.dead + self.expired > 0 {
+        if self.dead + self.expired + self.dismissed > 0 {
             EventStatus::Failed
         } else if self.pending > 0 {
             EventStatus::Pending

@@ -50,7 +50,9 @@ template = "generic"
     // Before any traffic: the series alerts look for are there, at zero, for this daemon's
     // output; the build and when its configuration was loaded.
     for outcome in ["delivered", "retry", "dead"] {
-        let series = format!(r#"switchboard_delivery_attempts_total{{output="metrics_probe",output_type="http",outcome="{outcome}"}}"#);
+        let series = format!(
+            r#"switchboard_delivery_attempts_total{{output="metrics_probe",output_type="http",outcome="{outcome}"}}"#
+        );
         assert_eq!(sample(&before, &series), Some(0.0), "{series} in\n{before}");
     }
     assert!(
@@ -67,7 +69,8 @@ template = "generic"
     assert!(sample(&before, "process_open_fds").is_some_and(|fds| fds > 0.0), "{before}");
     let stored = |text: &str| sample(text, r#"switchboard_webhooks_received_total{vendor="envybox",outcome="stored"}"#);
     let answered = |text: &str, status: &str| {
-        let series = format!(r#"switchboard_ingest_request_duration_seconds_count{{vendor="envybox",status="{status}"}}"#);
+        let series =
+            format!(r#"switchboard_ingest_request_duration_seconds_count{{vendor="envybox",status="{status}"}}"#);
         sample(text, &series).unwrap_or(0.0)
     };
 
@@ -83,9 +86,14 @@ template = "generic"
 
     eventually("both deliveries attempted", || async {
         let text = metrics().await;
-        sample(&text, r#"switchboard_delivery_attempts_total{output="metrics_probe",output_type="http",outcome="delivered"}"#) == Some(1.0)
-            && sample(&text, r#"switchboard_delivery_attempts_total{output="metrics_probe",output_type="http",outcome="dead"}"#)
-                == Some(1.0)
+        sample(
+            &text,
+            r#"switchboard_delivery_attempts_total{output="metrics_probe",output_type="http",outcome="delivered"}"#,
+        ) == Some(1.0)
+            && sample(
+                &text,
+                r#"switchboard_delivery_attempts_total{output="metrics_probe",output_type="http",outcome="dead"}"#,
+            ) == Some(1.0)
     })
     .await;
     let after = metrics().await;
@@ -95,7 +103,10 @@ template = "generic"
     assert!(after.contains(r#"switchboard_events_stored_total{vendor="envybox",kind="call.missed"}"#));
     assert_eq!(sample(&after, r#"switchboard_routes_matched_total{route="metrics probe"}"#), Some(2.0), "{after}");
     assert_eq!(
-        sample(&after, r#"switchboard_delivery_failures_total{output="metrics_probe",output_type="http",reason="client_error"}"#),
+        sample(
+            &after,
+            r#"switchboard_delivery_failures_total{output="metrics_probe",output_type="http",reason="client_error"}"#
+        ),
         Some(1.0),
         "{after}"
     );
@@ -103,7 +114,11 @@ template = "generic"
     // How long webhooks took to answer, by vendor and status: three 200s and a 400 here.
     assert!(answered(&after, "200") - answered(&before, "200") >= 3.0, "{after}");
     assert!(answered(&after, "400") - answered(&before, "400") >= 1.0, "{after}");
-    assert!(after.contains(r#"switchboard_ingest_request_duration_seconds_bucket{vendor="envybox",status="200",le="0.0005"}"#));
+    assert!(
+        after.contains(
+            r#"switchboard_ingest_request_duration_seconds_bucket{vendor="envybox",status="200",le="0.0005"}"#
+        )
+    );
     // A path no plugin serves is not a series of its own.
     assert!(!after.contains("no-such-vendor-x1"), "{after}");
     assert!(after.contains(r#"switchboard_ingest_request_duration_seconds_count{vendor="unknown",status="404"}"#));
@@ -335,9 +350,11 @@ template = "generic"
     let dead = || async {
         let text =
             client.get(format!("{admin_url}/metrics")).bearer_auth(SECRETS[3]).send().await.unwrap().text().await;
-        text.unwrap()
-            .lines()
-            .any(|l| l.starts_with("switchboard_delivery_attempts_total{output=\"tg\",output_type=\"telegram\",outcome=\"dead\"}"))
+        text.unwrap().lines().any(|l| {
+            l.starts_with(
+                "switchboard_delivery_attempts_total{output=\"tg\",output_type=\"telegram\",outcome=\"dead\"}",
+            )
+        })
     };
     eventually("Telegram's second answer dead-letters it", dead).await;
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -152,3 +152,88 @@ async fn an_operator_finds_an_event_retries_its_dead_letter_and_replays_it() {
     browser.close().await;
     daemon.stop().await;
 }
+
+/// How wide the page is against the window, and the right edges of the elements `css` finds.
+async fn widths(browser: &Browser, css: &str) -> (f64, f64, Vec<f64>) {
+    let script = "const edges = [...document.querySelectorAll(arguments[0])].map(e => e.getBoundingClientRect().right);
+                  return [document.documentElement.scrollWidth, window.innerWidth, edges];";
+    let found = browser.client.execute(script, vec![serde_json::json!(css)]).await.unwrap();
+    let number = |v: &serde_json::Value| v.as_f64().unwrap();
+    (number(&found[0]), number(&found[1]), found[2].as_array().unwrap().iter().map(number).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_every_page_fits_and_a_dead_letter_is_dismissed_with_who_and_why() {
+    let Some(browser) = Browser::start().await else { return };
+    browser.client.set_window_size(400, 860).await.unwrap();
+    let refusal = Answer(422, None, "{\"error\":\"phone is required\"}");
+    let mut crm = HttpSink::start(vec![refusal.clone(), refusal]).await;
+    let daemon = Daemon::start(&config(&crm.url("/leads"))).await;
+    let mut leads = Vec::new();
+    for phone in ["79161234567", "79161234568"] {
+        let lead = fixture("envybox/quiz_form_19.form").replace("phone=79998887766", &format!("phone={phone}"));
+        leads.push(daemon.stored(&daemon.post_form("envybox", &lead).await).await.event.id);
+        crm.next().await;
+    }
+    let store = daemon.store().await;
+    for lead in &leads {
+        eventually("the lead is dead-lettered", || async {
+            store.deliveries(*lead).await.unwrap()[0].state == DeliveryState::Dead
+        })
+        .await;
+    }
+    let rejected =
+        daemon.client.post(daemon.url("/hooks/jivo")).header("content-type", "application/json").body("{").send();
+    assert_eq!(rejected.await.unwrap().status(), 400);
+
+    // No page scrolls sideways at 400 px.
+    for page in ["/".to_owned(), format!("/events/{}", leads[0]), "/dead".into(), "/rejected".into(), "/status".into()]
+    {
+        browser.goto(&daemon.admin_url(&page)).await;
+        let (page_width, window, _) = widths(&browser, "body").await;
+        assert!(window <= 400.0, "the window is a phone's: {window}");
+        if page_width > window {
+            let script = "return [...document.querySelectorAll('main *')]
+                .filter(e => e.getBoundingClientRect().right > window.innerWidth)
+                .slice(-5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));";
+            let wide = browser.client.execute(script, vec![]).await.unwrap();
+            panic!("{page} is {page_width} px wide in a {window} px window; too wide: {wide}");
+        }
+    }
+    // Every dead letter's buttons are within reach.
+    browser.goto(&daemon.admin_url("/dead")).await;
+    let (_, window, edges) = widths(&browser, "tr.dead-row button").await;
+    assert_eq!(edges.len(), 4, "Retry and Dismiss for each of the two");
+    assert!(edges.iter().all(|right| *right <= window), "buttons at {edges:?} in a {window} px window");
+    screenshot(&browser, "dead-letters-phone").await;
+
+    // Dismissed with a name and a note: it leaves the dead letters (and the metric) and is
+    // listed as dismissed, with who and why.
+    browser.client.find(Locator::Css("input[name=by]")).await.unwrap().send_keys("Ольга").await.unwrap();
+    browser.client.find(Locator::Css("input[name=note]")).await.unwrap().send_keys("a test lead").await.unwrap();
+    browser.click("tr.dead-row button.dismiss").await;
+    wait_for_text(&browser, "#notice", "dismissed by Ольга").await;
+    assert_eq!(browser.client.find_all(Locator::Css("tr.dead-row")).await.unwrap().len(), 1);
+    let metrics =
+        || async { daemon.client.get(daemon.admin_url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    eventually("one dead letter is left", || async {
+        metrics().await.lines().any(|line| line == "switchboard_dead_letters 1")
+    })
+    .await;
+    browser.goto(&daemon.admin_url("/dead?show=dismissed")).await;
+    let dismissed = browser.text("#dead").await;
+    assert!(dismissed.contains("Ольга") && dismissed.contains("a test lead"), "{dismissed}");
+
+    // The rest at once; then one is retried after all, and the CRM (answering 200 now) gets it.
+    browser.goto(&daemon.admin_url("/dead")).await;
+    browser.click(".title-row button.dismiss").await;
+    wait_for_text(&browser, "#notice", "1 dead deliveries dismissed by dashboard").await;
+    assert!(browser.text("main").await.contains("No dead letters"));
+    browser.goto(&daemon.admin_url("/dead?show=dismissed")).await;
+    assert_eq!(browser.client.find_all(Locator::Css("tr.dead-row")).await.unwrap().len(), 2);
+    browser.click("tr.dead-row button.retry").await;
+    wait_for_text(&browser, "#notice", "requeued").await;
+    crm.next().await;
+    browser.close().await;
+    daemon.stop().await;
+}

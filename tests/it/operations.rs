@@ -76,6 +76,31 @@ async fn a_dead_letter_is_retried_by_hand_from_the_cli() {
 }
 
 #[tokio::test]
+async fn a_dead_letter_is_dismissed_from_the_cli_with_who_and_why() {
+    let mut sink = HttpSink::start(vec![Answer(422, None, "phone is required")]).await;
+    let daemon = Daemon::start(&http_route(&sink.url("/leads"), "")).await;
+    let event = post_lead(&daemon, 2).await;
+    sink.next().await;
+    let store = daemon.store().await;
+    eventually("dead-lettered", || async { store.deliveries(event).await.unwrap()[0].state == DeliveryState::Dead })
+        .await;
+    let id = store.deliveries(event).await.unwrap()[0].id.to_string();
+
+    let (ok, text) = switchboard(&daemon, &["dismiss", &id, "--by", "Ольга", "--note", "a test lead"]);
+    assert!(ok && text.contains("dismissed by Ольга"), "{text}");
+    let (ok, text) = switchboard(&daemon, &["dismiss", &id]);
+    assert!(!ok && text.contains("nothing to dismiss"), "{text}");
+    let (ok, listed) = switchboard(&daemon, &["deliveries", "--state", "dismissed"]);
+    assert!(
+        ok && listed.contains(&id) && listed.contains("dismissed by Ольга") && listed.contains("a test lead"),
+        "{listed}"
+    );
+    let (ok, text) = switchboard(&daemon, &["dismiss", "--dead"]);
+    assert!(ok && text.contains("0 dead deliveries dismissed"), "{text}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
 async fn a_stored_event_is_replayed_through_todays_routes() {
     let daemon = Daemon::start("[outputs.log]\ntype = \"log\"\nfile = \"alerts.log\"\n").await;
     let response = daemon

@@ -1,5 +1,5 @@
-//! The dashboard's actions: replay an event, retry dead letters, process a refused request
-//! again, send a test event. Each
+//! The dashboard's actions: replay an event, retry or dismiss dead letters, process a refused
+//! request again, send a test event. Each
 //! changes the store (or posts through the pipeline), wakes the delivery workers and redirects
 //! back with a notice.
 
@@ -77,6 +77,66 @@ pub(super) async fn retry_dead(State(state): State<AdminState>, Form(back): Form
         output = output.as_deref().unwrap_or("any")
     );
     Ok(redirect_with_notice(&back.target("/dead"), &format!("{count} dead deliveries requeued.")))
+}
+
+/// Who dismisses dead letters and why, from the Dead letters page.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct DismissForm {
+    #[serde(default)]
+    by: String,
+    #[serde(default)]
+    note: String,
+    #[serde(flatten)]
+    back: Back,
+}
+
+impl DismissForm {
+    /// The dashboard has no accounts: the name typed in, or "dashboard".
+    fn dismissal(&self) -> crate::store::Dismissal {
+        let by: String = self.by.trim().chars().take(80).collect();
+        let note: String = self.note.trim().chars().take(500).collect();
+        crate::store::Dismissal {
+            by: if by.is_empty() { "dashboard".to_owned() } else { by },
+            at: chrono::Utc::now(),
+            note: Some(note).filter(|n| !n.is_empty()),
+        }
+    }
+}
+
+pub(super) async fn dismiss(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    Form(form): Form<DismissForm>,
+) -> Result<Response, PageError> {
+    let id: Ulid =
+        id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not a delivery id")))?;
+    let dismissal = form.dismissal();
+    let notice = if state.store.dismiss(Some(id), None, &dismissal).await? == 0 {
+        format!("Delivery {id} is not dead or expired any more; nothing to dismiss.")
+    } else {
+        tracing::info!(message = "Dead letter dismissed from the dashboard.", delivery_id = %id, by = %dismissal.by);
+        format!("Delivery {id} dismissed by {}.", dismissal.by)
+    };
+    Ok(redirect_with_notice(&form.back.target("/dead"), &notice))
+}
+
+pub(super) async fn dismiss_dead(
+    State(state): State<AdminState>,
+    Form(form): Form<DismissForm>,
+) -> Result<Response, PageError> {
+    let output = form.back.output.clone().filter(|o| !o.is_empty());
+    let dismissal = form.dismissal();
+    let count = state.store.dismiss(None, output.as_deref(), &dismissal).await?;
+    tracing::info!(
+        message = "Dead letters dismissed from the dashboard.",
+        count,
+        output = output.as_deref().unwrap_or("any"),
+        by = %dismissal.by
+    );
+    Ok(redirect_with_notice(
+        &form.back.target("/dead"),
+        &format!("{count} dead deliveries dismissed by {}.", dismissal.by),
+    ))
 }
 
 /// Sends a refused request through today's plugins and routes; to its event when it becomes

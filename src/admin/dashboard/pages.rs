@@ -170,7 +170,8 @@ pub(super) async fn event(
             "output_type": rendered.output_type,
             "template": delivery.template,
             "state": delivery.state.as_str(),
-            "retryable": matches!(delivery.state, DeliveryState::Dead | DeliveryState::Expired),
+            "retryable": matches!(delivery.state, DeliveryState::Dead | DeliveryState::Expired | DeliveryState::Dismissed),
+            "dismissal": delivery.dismissal.as_ref().map(|d| json!({"by": d.by, "at": time(d.at), "note": d.note})),
             "next_attempt": (delivery.state == DeliveryState::Pending).then(|| time(delivery.next_attempt_at)),
             "last_error": delivery.last_error,
             "interrupted": delivery.interrupted,
@@ -231,12 +232,17 @@ pub(super) async fn event(
 pub(super) struct DeadFilters {
     #[serde(default)]
     output: String,
+    /// `dismissed` lists the dismissed ones instead.
+    #[serde(default)]
+    show: String,
     notice: Option<String>,
 }
 
 pub(super) async fn dead(State(state): State<AdminState>, Query(filters): Query<DeadFilters>) -> Page {
     let output = Some(filters.output.clone()).filter(|o| !o.is_empty());
-    let query = DeliveryQuery { state: Some(DeliveryState::Dead), output: output.clone(), limit: 200 };
+    let dismissed = filters.show == "dismissed";
+    let shown = if dismissed { DeliveryState::Dismissed } else { DeliveryState::Dead };
+    let query = DeliveryQuery { state: Some(shown), output: output.clone(), limit: 200 };
     let deliveries = state.store.list_deliveries(&query).await?;
     let mut events: HashMap<EventId, Option<StoredEvent>> = HashMap::new();
     let mut rows = Vec::with_capacity(deliveries.len());
@@ -254,12 +260,15 @@ pub(super) async fn dead(State(state): State<AdminState>, Query(filters): Query<
             "output": delivery.output,
             "attempts": delivery.attempts,
             "last_error": delivery.last_error,
+            "dismissal": delivery.dismissal.as_ref().map(|d| json!({"by": d.by, "at": time(d.at), "note": d.note})),
         }));
     }
     let config = state.reloader.live().load_full();
     let outputs: Vec<Value> =
         config.outputs().keys().map(|name| json!({"name": name, "selected": Some(name) == output.as_ref()})).collect();
-    let data = json!({ "rows": rows, "outputs": outputs, "output": filters.output, "notice": filters.notice });
+    let data = json!({
+        "rows": rows, "outputs": outputs, "output": filters.output, "notice": filters.notice, "dismissed": dismissed,
+    });
     Ok(Html(render_page("dead", "Dead letters", "dead", &data)))
 }
 

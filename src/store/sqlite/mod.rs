@@ -139,20 +139,16 @@ impl Queue for SqliteStore {
     }
 
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError> {
-        let now = millis(Utc::now());
-        // A hand retry starts a fresh life: created_at moves to now, so max_age counts from here.
-        let done = sqlx::query(
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL, expires_at = NULL,
-                 created_at = ?1, updated_at = ?1
-             WHERE state IN ('dead', 'expired') AND (?2 IS NULL OR id = ?2) AND (?3 IS NULL OR output = ?3)
-                 AND (?2 IS NOT NULL OR state = 'dead')",
-        )
-        .bind(now)
-        .bind(delivery.map(|id| id.to_string()))
-        .bind(output)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        reads::retry(&self.pool, delivery, output).await
+    }
+
+    async fn dismiss(
+        &self,
+        delivery: Option<Ulid>,
+        output: Option<&str>,
+        by: &super::Dismissal,
+    ) -> Result<u64, StoreError> {
+        reads::dismiss(&self.pool, delivery, output, by).await
     }
 }
 

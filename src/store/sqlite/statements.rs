@@ -280,7 +280,7 @@ pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_until = ?1, updated_
          WHERE state = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
          ORDER BY next_attempt_at LIMIT ?3)
      RETURNING id, event_id, route, output, template, state, attempts, next_attempt_at, expires_at, created_at, last_error,
-               interrupted, redraws, unless_status";
+               interrupted, redraws, unless_status, dismissed_at, dismissed_by, dismiss_note";
 
 /// Leases up to `limit` deliveries due at `now` until `until`. One statement, and no other
 /// command runs in between, so two claimers can never take the same row.

@@ -151,6 +151,7 @@ contract! {
     queue::an_expired_lease_is_taken_over: borrowed,
     queue::concurrent_claimers_never_share_a_delivery: shared,
     queue::operators_can_retry_replay_and_prune: borrowed,
+    queue::a_dismissed_dead_letter_is_kept_with_who_and_why_until_retried: borrowed,
     queue::waiting_deliveries_are_pulled_forward_for_their_output: borrowed,
     queue::a_run_of_a_sequence_reads_back_as_one_card: borrowed,
     queue::an_escalation_waits_for_its_time_and_a_cancelled_one_is_settled: borrowed,

@@ -287,3 +287,53 @@ pub(super) async fn an_escalation_waits_for_its_time_and_a_cancelled_one_is_sett
     let delivered = EventQuery { status: Some(EventStatus::Delivered), limit: 10, ..Default::default() };
     assert_eq!(store.events(&delivered).await.unwrap().len(), 1, "a cancelled reminder is not a failure");
 }
+
+pub(super) async fn a_dismissed_dead_letter_is_kept_with_who_and_why_until_retried(store: &dyn Store) {
+    let new = with_deliveries(new_event("envybox", "key:dismiss", Utc::now()), &["tg", "mail", "crm"]);
+    let event = new.event.id;
+    store.append(new).await.unwrap();
+    let claimed = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
+    let id_of = |output: &str| claimed.iter().find(|(d, _)| d.output == output).unwrap().0.id;
+    let (tg, mail, crm) = (id_of("tg"), id_of("mail"), id_of("crm"));
+    let record = |outcome: &str| AttemptRecord {
+        number: 1,
+        started_at: Utc::now(),
+        duration: Duration::ZERO,
+        outcome: outcome.into(),
+        reason: None,
+        detail: outcome.into(),
+        action: None,
+        remote_id: None,
+    };
+    store.finish_attempt(tg, record("dead"), Next::Dead).await.unwrap();
+    store.finish_attempt(mail, record("dead"), Next::Dead).await.unwrap();
+    store.finish_attempt(crm, record("delivered"), Next::Delivered).await.unwrap();
+    assert_eq!(store.queue_stats(Utc::now()).await.unwrap().dead, 2);
+
+    let olga = Dismissal { by: "Ольга".into(), at: Utc::now(), note: Some("the chat was deleted".into()) };
+    assert_eq!(store.dismiss(Some(crm), None, &olga).await.unwrap(), 0, "a delivered one is not dismissed");
+    assert_eq!(store.dismiss(Some(tg), None, &olga).await.unwrap(), 1);
+    assert_eq!(store.dismiss(Some(tg), None, &olga).await.unwrap(), 0, "once");
+    assert_eq!(store.queue_stats(Utc::now()).await.unwrap().dead, 1, "a dismissed one waits for nobody");
+    let listed = store
+        .list_deliveries(&DeliveryQuery { state: Some(DeliveryState::Dismissed), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), [tg]);
+    let dismissal = listed[0].dismissal.clone().expect("who dismissed it is kept");
+    assert_eq!((dismissal.by.as_str(), dismissal.note.as_deref()), ("Ольга", Some("the chat was deleted")));
+    assert!((dismissal.at - olga.at).num_milliseconds().abs() <= 1);
+    let counts = store.delivery_counts(&[event]).await.unwrap()[&event];
+    assert_eq!((counts.dead, counts.dismissed, counts.status(true)), (1, 1, EventStatus::Failed));
+
+    // Every one of an output at once, with no note; the other output's stays.
+    let all = Dismissal { by: "ops".into(), at: Utc::now(), note: None };
+    assert_eq!(store.dismiss(None, Some("crm"), &all).await.unwrap(), 0);
+    assert_eq!(store.dismiss(None, Some("mail"), &all).await.unwrap(), 1);
+    assert_eq!(store.queue_stats(Utc::now()).await.unwrap().dead, 0);
+    // A bulk retry is for dead letters; a dismissed one is retried by its id, and forgets it was.
+    assert_eq!(store.retry(None, None).await.unwrap(), 0);
+    assert_eq!(store.retry(Some(tg), None).await.unwrap(), 1);
+    let retried = store.deliveries(event).await.unwrap().into_iter().find(|d| d.id == tg).unwrap();
+    assert_eq!((retried.state, retried.dismissal), (DeliveryState::Pending, None));
+}
