@@ -74,11 +74,12 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
                     limit: args.limit,
                     ..Default::default()
                 },
+                args.format,
             )))
         }
         Command::Deliveries(args) => {
             let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime.block_on(ops::deliveries(&storage, args.state, args.output, args.limit)))
+            print_or_fail(runtime.block_on(ops::deliveries(&storage, args.state, args.output, args.limit, args.format)))
         }
         Command::Replay(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
@@ -102,7 +103,7 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         }
         Command::Rejected(args) => {
             let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime.block_on(ops::rejected(&storage, args.limit)))
+            print_or_fail(runtime.block_on(ops::rejected(&storage, args.limit, args.format)))
         }
         Command::Health(args) => {
             let Some(config) = args.config.validate().map_err(|errors| eprint!("{errors}")).ok() else {
@@ -181,9 +182,12 @@ fn print_or_fail(result: anyhow::Result<String>) -> ExitCode {
     }
 }
 
+/// Exits 1 when the command found the thing it was asked about not as asked (nothing to retry,
+/// a request refused again), 2 when it could not run (a usage mistake, no database, a store or
+/// a network failing).
 fn fail(error: &anyhow::Error) -> ExitCode {
     eprintln!("error: {error:#}");
-    ExitCode::FAILURE
+    if error.downcast_ref::<switchboard::cli::Verdict>().is_some() { ExitCode::FAILURE } else { ExitCode::from(2) }
 }
 
 async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {

@@ -67,10 +67,28 @@ pub struct HealthArgs {
     pub url: Option<String>,
 }
 
+/// How a listing prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns under a header row.
+    #[default]
+    Table,
+    /// One JSON array, for scripts (`jq`).
+    Json,
+}
+
+/// What a command found that is not as asked — nothing to retry, a request refused again —
+/// rather than a failure to run: the binary exits 1 for it, 2 for everything else.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Verdict(pub String);
+
 #[derive(Debug, Args)]
 pub struct RejectedArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub format: Format,
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
 }
@@ -97,6 +115,8 @@ pub struct EventsArgs {
     /// A phone number, email address or name the event's fields contain.
     #[arg(long)]
     pub search: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub format: Format,
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
 }
@@ -109,11 +129,13 @@ fn parse_event_status(text: &str) -> Result<crate::store::EventStatus, String> {
 pub struct DeliveriesArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// pending, delivered, dead or expired.
+    /// pending, delivered, dead, expired, cancelled or dismissed.
     #[arg(long, value_parser = parse_state)]
     pub state: Option<crate::store::DeliveryState>,
     #[arg(long)]
     pub output: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub format: Format,
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
 }

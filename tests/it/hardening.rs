@@ -142,6 +142,15 @@ async fn reading_the_store_needs_no_output_secrets() {
         "[outputs.sales_tg]\ntype = \"telegram\"\ntoken = \"${SWITCHBOARD_TEST_UNSET_TOKEN}\"\nchat_id = \"-100\"\n",
     )
     .unwrap();
+    // No database yet: an error, never an empty one made on the spot.
+    let (code, text) = switchboard_cli(&config, &["events"]).await;
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("no database at") && text.contains("switchboard.db"), "{text}");
+    assert!(!dir.path().join("data/switchboard.db").exists(), "nothing was created");
+    let database = dir.path().join("data/switchboard.db");
+    std::fs::create_dir_all(database.parent().unwrap()).unwrap();
+    let store = switchboard::store::sqlite::SqliteStore::open(&database, 10).await.unwrap();
+    switchboard::store::Lifecycle::close(&store).await;
     for args in [&["events"][..], &["deliveries", "--state", "dead"], &["rejected"], &["retry", "--dead"]] {
         let (code, text) = switchboard_cli(&config, args).await;
         assert_eq!(code, Some(0), "{args:?}: {text}");

@@ -250,7 +250,8 @@ async fn the_command_line_lists_and_processes_refused_requests_again() {
     let (code, listed) = switchboard_cli(&config, &["rejected"]).await;
     assert_eq!(code, Some(0), "{listed}");
     assert!(listed.contains("unknown_vendor") && listed.contains("switchboard reprocess can retry it"), "{listed}");
-    let id = listed.split_whitespace().next().unwrap().to_owned();
+    // Under the header row, the newest first.
+    let id = listed.lines().nth(1).and_then(|line| line.split_whitespace().next()).unwrap().to_owned();
     let (code, done) = switchboard_cli(&config, &["reprocess", &id]).await;
     assert_eq!(code, Some(0), "{done}");
     assert!(done.contains(&format!("request {id} processed again: event ")), "{done}");

@@ -11,6 +11,12 @@ use crate::support::http_sink::{Answer, HttpSink};
 use crate::support::{Daemon, repo};
 
 fn switchboard(daemon: &Daemon, args: &[&str]) -> (bool, String) {
+    let (code, text) = switchboard_exit(daemon, args);
+    (code == Some(0), text)
+}
+
+/// The command's exit code and what it printed.
+fn switchboard_exit(daemon: &Daemon, args: &[&str]) -> (Option<i32>, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(args)
         .arg("--config")
@@ -18,7 +24,7 @@ fn switchboard(daemon: &Daemon, args: &[&str]) -> (bool, String) {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    (output.status.success(), text)
+    (output.status.code(), text)
 }
 
 fn http_route(url: &str, extra: &str) -> String {
@@ -60,7 +66,16 @@ async fn a_dead_letter_is_retried_by_hand_from_the_cli() {
     let id = store.deliveries(event).await.unwrap()[0].id.to_string();
 
     let (ok, listed) = switchboard(&daemon, &["deliveries", "--state", "dead"]);
-    assert!(ok && listed.contains(&id) && listed.contains("last error: HTTP 422: phone is required"), "{listed}");
+    assert!(ok && listed.contains(&id) && listed.contains("HTTP 422: phone is required"), "{listed}");
+    let header = listed.lines().next().unwrap();
+    assert!(header.starts_with("ID") && header.contains("STATE") && header.contains("LAST ANSWER"), "{listed}");
+    // For scripts: one JSON array.
+    let (ok, json) = switchboard(&daemon, &["deliveries", "--state", "dead", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert!(ok && json[0]["id"] == id.as_str() && json[0]["last_error"] == "HTTP 422: phone is required", "{json}");
+    let (ok, json) = switchboard(&daemon, &["events", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert!(ok && json[0]["id"] == event.to_string().as_str() && json[0]["kind"] == "form.submitted", "{json}");
     let (ok, text) = switchboard(&daemon, &["retry", &id]);
     assert!(ok && text.contains("requeued"), "{text}");
     sink.next().await;
@@ -68,8 +83,13 @@ async fn a_dead_letter_is_retried_by_hand_from_the_cli() {
         store.deliveries(event).await.unwrap()[0].state == DeliveryState::Delivered
     })
     .await;
-    let (ok, text) = switchboard(&daemon, &["retry", &id]);
-    assert!(!ok && text.contains("not dead or expired"), "{text}");
+    // Exit codes: 1 for what was asked about not being as asked, 2 for a command that cannot run.
+    let (code, text) = switchboard_exit(&daemon, &["retry", &id]);
+    assert!(code == Some(1) && text.contains("not dead or expired"), "{code:?} {text}");
+    let (code, text) = switchboard_exit(&daemon, &["retry", "not-an-id"]);
+    assert!(code == Some(2) && text.contains("is not a delivery id"), "{code:?} {text}");
+    let (code, text) = switchboard_exit(&daemon, &["retry", "--output", "crm"]);
+    assert_eq!(code, Some(2), "a usage mistake: {text}");
     let (ok, text) = switchboard(&daemon, &["retry", "--dead", "--output", "crm"]);
     assert!(ok && text.contains("0 dead deliveries requeued"), "{text}");
     daemon.stop().await;
