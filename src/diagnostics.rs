@@ -18,6 +18,15 @@ pub struct ConfigIssue {
     pub message: String,
 }
 
+impl ConfigIssue {
+    /// Whether `other` is about the same key of the same file, or a key within it.
+    pub fn same_key(&self, other: &Self) -> bool {
+        self.file == other.file
+            && !self.key.is_empty()
+            && (other.key == self.key || other.key.starts_with(&format!("{}.", self.key)))
+    }
+}
+
 impl fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.file)?;
@@ -43,6 +52,89 @@ impl fmt::Display for ConfigErrors {
             writeln!(f, "  {issue}")?;
         }
         Ok(())
+    }
+}
+
+/// The most problems one parse reports: past this, the file is likely not a configuration.
+pub const MAX_PROBLEMS: usize = 20;
+
+/// A file's text with the parse's recoveries applied. Every edit overwrites bytes in place
+/// (never inserts or removes one), so an offset into it — a span of the recovered parse,
+/// which validation turns into lines — is the same offset in the file.
+struct Edited {
+    text: String,
+}
+
+impl Edited {
+    fn new(text: &str) -> Self {
+        Self { text: text.to_owned() }
+    }
+
+    /// `text` with `range` overwritten by `with`: the blanks before the range may be taken
+    /// (`key = 5` becomes `key =""`), the rest is padded with spaces, and line breaks stay
+    /// where they are. `None` when `with` does not fit on the range's first line.
+    fn overwritten(&self, range: Range<usize>, with: &str) -> Option<String> {
+        let bytes = self.text.as_bytes();
+        let mut start = range.start;
+        while start > 0 && matches!(bytes[start - 1], b' ' | b'\t') && (range.end - start) < with.len() {
+            start -= 1;
+        }
+        let first_line = self.text[start..range.end].split('\n').next().unwrap_or_default().len();
+        if first_line < with.len() {
+            return None;
+        }
+        let mut edited = String::with_capacity(self.text.len());
+        edited.push_str(&self.text[..start]);
+        edited.push_str(with);
+        // Line breaks stay; a multi-byte character becomes as many spaces as it had bytes.
+        for c in self.text[start + with.len()..range.end].chars() {
+            if c == '\n' {
+                edited.push('\n');
+            } else {
+                edited.extend(std::iter::repeat_n(' ', c.len_utf8()));
+            }
+        }
+        edited.push_str(&self.text[range.end..]);
+        debug_assert_eq!(edited.len(), self.text.len());
+        Some(edited)
+    }
+
+    /// Sets the problem of `error` aside so the next parse can go past it; false when it
+    /// cannot be.
+    fn recover<T: DeserializeOwned>(&mut self, error: &toml::de::Error) -> bool {
+        let Some(span) = error.span() else { return false };
+        let message = error.message();
+        if message.starts_with("unknown field") {
+            // The key's line becomes a comment, unless its value runs on past it.
+            let start = self.text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+            let end = self.text[span.start..].find('\n').map_or(self.text.len(), |i| span.start + i);
+            let line = &self.text[start..end];
+            let value = line.split_once('=').map_or("", |(_, value)| value.trim());
+            let opens = |open: char, close: char| value.matches(open).count() != value.matches(close).count();
+            if !line.contains('=') || opens('[', ']') || opens('{', '}') || value.starts_with("\"\"\"") {
+                return false;
+            }
+            let key = start + (line.len() - line.trim_start().len());
+            self.text.replace_range(key..=key, "#");
+            return true;
+        }
+        if message.starts_with("invalid type") || message.starts_with("invalid value") || message.contains("expected") {
+            // Whichever value of another type takes the parse past this one.
+            for stand_in in ["\"\"", "0", "false", "[]", "{}"] {
+                let Some(tried) = self.overwritten(span.clone(), stand_in) else { continue };
+                // Keys are visited in their table's order, not the file's: the next problem
+                // may lie above this one. Anywhere but on the stand-in will do.
+                let moved_on = match toml::from_str::<T>(&tried) {
+                    Ok(_) => true,
+                    Err(next) => next.span().is_none_or(|next| next.end < span.start || next.start >= span.end),
+                };
+                if moved_on {
+                    self.text = tried;
+                    return true;
+                }
+            }
+        }
+        false
     }
 }
 
@@ -100,27 +192,85 @@ impl Source {
         &self.path
     }
 
-    /// Parses the whole file into `T`.
+    /// Parses the whole file into `T`, reporting every problem rather than the first.
+    ///
+    /// serde stops at the first type error or unknown key. To find the rest, the parse recovers
+    /// as a compiler does: the value that failed is swapped for one of another type, or the
+    /// line with an unknown key is set aside, and the text parsed again — up to
+    /// [`MAX_PROBLEMS`] times. A syntax error, a missing key or a line that cannot be set aside
+    /// alone (a value that runs over several lines) ends the search.
     ///
     /// # Errors
-    /// A syntax or type error, placed on its line and key.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigIssue> {
-        toml::from_str(&self.text).map_err(|error| {
+    /// Every syntax or type error found, each placed on its line and key.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Vec<ConfigIssue>> {
+        match self.parse_recovering() {
+            (Some(value), issues) if issues.is_empty() => Ok(value),
+            (_, issues) => Err(issues),
+        }
+    }
+
+    /// [`Source::parse`], keeping what the text read as once its problems were set aside (when
+    /// every one could be), so that validation can look for the problems beyond them in the
+    /// same pass. A value set aside is a stand-in: a later problem of the same key repeats the
+    /// first, and [`ConfigIssue::same_key`] finds it.
+    pub fn parse_recovering<T: DeserializeOwned>(&self) -> (Option<T>, Vec<ConfigIssue>) {
+        let mut edited = Edited::new(&self.text);
+        let mut issues: Vec<ConfigIssue> = Vec::new();
+        let in_file_order = |mut issues: Vec<ConfigIssue>| {
+            issues.sort_by_key(|issue| issue.line);
+            issues
+        };
+        loop {
+            let error = match toml::from_str::<T>(&edited.text) {
+                Ok(value) => return (Some(value), in_file_order(issues)),
+                Err(error) => error,
+            };
             let span = error.span();
             let key = span.as_ref().map(|s| self.key_at(s.start)).unwrap_or_default();
-            self.issue(span, key, error.message().trim().to_owned())
-        })
+            let issue = self.issue(span, key, error.message().trim());
+            // A recovery that lands on the same problem again has not moved on.
+            if issues.last() == Some(&issue) || issues.len() >= MAX_PROBLEMS {
+                return (None, in_file_order(issues));
+            }
+            issues.push(issue);
+            if !edited.recover::<T>(&error) {
+                return (None, in_file_order(issues));
+            }
+        }
     }
 
     /// An issue at `span` (a byte range from `toml::Spanned`); `message` is a sentence or an
     /// error that says what is wrong.
     pub fn issue(&self, span: Option<Range<usize>>, key: impl Into<String>, message: impl fmt::Display) -> ConfigIssue {
-        ConfigIssue {
-            file: self.name.clone(),
-            line: span.map(|s| self.line_of(s.start)),
-            key: key.into(),
-            message: message.to_string(),
+        let key = key.into();
+        let line = span.map(|span| self.line_of(self.key_line(span, &key)));
+        ConfigIssue { file: self.name.clone(), line, key, message: suggest(&message.to_string()) }
+    }
+
+    /// Where the key itself is written within `span` (a table's span covers its header and
+    /// every key): the line of `name =` for the key's last part, else the span's start.
+    fn key_line(&self, span: Range<usize>, key: &str) -> usize {
+        let name = key.rsplit('.').next().unwrap_or_default().trim_matches('"');
+        let start = span.start.min(self.text.len());
+        // A `[table]` is spanned by its header alone: its keys run to the next header.
+        let end = if self.text[start..].starts_with('[') {
+            self.text[start..].find("\n[").map_or(self.text.len(), |next| start + next)
+        } else {
+            span.end.min(self.text.len())
+        };
+        let within = self.text.get(start..end).unwrap_or_default();
+        if name.is_empty() || !within.contains('\n') {
+            return span.start;
         }
+        let mut offset = span.start;
+        for line in within.split_inclusive('\n') {
+            let written = line.trim_start().split_once('=').map(|(k, _)| k.trim().trim_matches(['"', '\'']));
+            if written == Some(name) {
+                return offset;
+            }
+            offset += line.len();
+        }
+        span.start
     }
 
     fn line_of(&self, offset: usize) -> usize {
@@ -139,17 +289,38 @@ impl Source {
             .map(|(key, _)| key.trim().trim_matches(['"', '\'']).to_owned())
             .filter(|key| !key.starts_with('['))
             .unwrap_or_default();
+        // `[outputs.sales_tg]   # a comment`: the name is what the brackets hold.
         let header = self.text[..line_start]
             .lines()
             .rev()
             .map(str::trim)
             .find(|l| l.starts_with('['))
-            .map(|l| l.trim_matches(['[', ']']).trim().to_owned());
+            .map(|l| l.trim_start_matches('[').split(']').next().unwrap_or_default().trim().to_owned());
         match (header, key.is_empty()) {
             (Some(header), false) => format!("{header}.{key}"),
             (Some(header), true) => header,
             (None, _) => key,
         }
+    }
+}
+
+/// A message about an unknown key or value that lists the expected ones (serde's "unknown
+/// field `lisen`, expected one of `listen`, …"), with the nearest of them suggested.
+fn suggest(message: &str) -> String {
+    let Some((head, expected)) = message.split_once(", expected one of ").or_else(|| message.split_once(", expected "))
+    else {
+        return message.to_owned();
+    };
+    let Some(given) = head.split('`').nth(1) else { return message.to_owned() };
+    let nearest = expected
+        .split(',')
+        .filter_map(|candidate| candidate.trim().split('`').nth(1))
+        .map(|candidate| (strsim::jaro_winkler(given, candidate), candidate))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match nearest {
+        Some((_, candidate)) if !message.contains("did you mean") => format!("{message} — did you mean `{candidate}`?"),
+        _ => message.to_owned(),
     }
 }
 
@@ -175,18 +346,47 @@ mod tests {
     fn type_errors_name_file_line_and_key() {
         let source =
             Source::embedded("config.toml", "# comment\n[server]\nlisten = \"x\"\nbody_limit_bytes = \"big\"\n");
-        let issue = source.parse::<File>().unwrap_err();
-        assert_eq!(issue.file, "<embedded config.toml>");
-        assert_eq!(issue.line, Some(4));
-        assert_eq!(issue.key, "server.body_limit_bytes");
-        assert!(issue.message.contains("invalid type"), "{}", issue.message);
+        let issues = source.parse::<File>().unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].file, "<embedded config.toml>");
+        assert_eq!(issues[0].line, Some(4));
+        assert_eq!(issues[0].key, "server.body_limit_bytes");
+        assert!(issues[0].message.contains("invalid type"), "{}", issues[0].message);
     }
 
     #[test]
-    fn unknown_keys_are_named() {
+    fn unknown_keys_are_named_with_the_nearest_known_one() {
         let source = Source::embedded("c.toml", "[server]\nlisten = \"x\"\nbody_limit_bytes = 1\nlisen = 3\n");
-        let issue = source.parse::<File>().unwrap_err();
-        assert_eq!((issue.line, issue.key.as_str()), (Some(4), "server.lisen"));
-        assert!(issue.message.contains("unknown field `lisen`"), "{}", issue.message);
+        let issues = source.parse::<File>().unwrap_err();
+        assert_eq!((issues[0].line, issues[0].key.as_str()), (Some(4), "server.lisen"));
+        assert!(issues[0].message.contains("unknown field `lisen`"), "{}", issues[0].message);
+        assert!(issues[0].message.ends_with("did you mean `listen`?"), "{}", issues[0].message);
+        let far = suggest("unknown field `colour`, expected one of `listen`, `body_limit_bytes`");
+        assert!(!far.contains("did you mean"), "only a near one is suggested: {far}");
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_in_one_pass_on_its_own_line() {
+        let text = "[server]   # the listener\nlisen = \"x\"\nlisten = 5\nbody_limit_bytes = \"big\"\n";
+        let issues = Source::embedded("c.toml", text).parse::<File>().unwrap_err();
+        let found: Vec<(Option<usize>, &str)> = issues.iter().map(|i| (i.line, i.key.as_str())).collect();
+        assert_eq!(
+            found,
+            [(Some(2), "server.lisen"), (Some(3), "server.listen"), (Some(4), "server.body_limit_bytes")],
+            "{issues:#?}"
+        );
+        // A syntax error still ends the search at once.
+        let broken = Source::embedded("c.toml", "[server\nlisten = 5\n").parse::<File>().unwrap_err();
+        assert_eq!(broken.len(), 1, "{broken:?}");
+    }
+
+    #[test]
+    fn a_problem_found_on_a_table_is_placed_on_its_key() {
+        let source =
+            Source::embedded("c.toml", "[outputs.tg]   # Telegram: set chat_id\ntype = \"telegram\"\nchat_id = 5\n");
+        let table = 0..source.text.len();
+        let issue = source.issue(Some(table), "outputs.tg.chat_id", "must be text");
+        assert_eq!(issue.line, Some(3));
+        assert_eq!(source.key_at(source.text.find("chat_id = 5").unwrap()), "outputs.tg.chat_id");
     }
 }

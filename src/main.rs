@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use switchboard::app::{self, Listeners};
-use switchboard::cli::{Cli, Command, ConfigArgs, health, ops, send, test};
+use switchboard::cli::{CheckArgs, Cli, Command, ConfigArgs, health, ops, send, test};
 use switchboard::config::Config;
 use switchboard::store::EventQuery;
 use switchboard::telemetry;
@@ -133,8 +133,10 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
 }
 
 /// `switchboard check`: the configuration validated, and what it sets up.
-fn check(args: &ConfigArgs) -> ExitCode {
-    let Some(config) = args.validate().map_err(|errors| eprint!("{errors}")).ok() else { return ExitCode::FAILURE };
+fn check(args: &CheckArgs) -> ExitCode {
+    let Some(config) = args.config.validate().map_err(|errors| eprint!("{errors}")).ok() else {
+        return ExitCode::FAILURE;
+    };
     println!("{}: OK", config.origin());
     for vendor in config.vendors().iter() {
         println!("  vendor {:<12} /hooks/{}", vendor.name(), vendor.name());
@@ -146,6 +148,10 @@ fn check(args: &ConfigArgs) -> ExitCode {
     println!("  routes {}, templates {}", config.routes().iter().count(), config.templates().names().count());
     for warning in config.warnings() {
         println!("  warning: {warning}");
+    }
+    if args.strict && !config.warnings().is_empty() {
+        eprintln!("error: {} warning(s), and --strict makes them fatal", config.warnings().len());
+        return ExitCode::FAILURE;
     }
     // What outputs said the operator must change, as the database remembers it: read from a
     // local file only, never by connecting (a PostgreSQL store's are on the Status page).

@@ -31,7 +31,7 @@ pub enum Command {
     /// Run the daemon.
     Run(ConfigArgs),
     /// Validate the configuration and plugins, listing every problem; exits 1 if there are any.
-    Check(ConfigArgs),
+    Check(CheckArgs),
     /// Show what a webhook would become: the event, each route's verdict and the rendered
     /// messages. Nothing is stored or sent.
     Test(TestArgs),
@@ -56,6 +56,15 @@ pub enum Command {
     /// Ask the running daemon's `/readyz` whether it is ready: exits 0 if so, 1 if not or if
     /// nothing answers (a container's health check).
     Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Warnings (a vendor without a secret, an open endpoint) fail the check too: exit 1.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

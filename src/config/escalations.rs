@@ -17,7 +17,7 @@ const REMINDER_TEMPLATE: &str = "reminder";
 /// A route's `escalate` entries, compiled; each problem is reported under its index.
 pub(super) fn escalations(
     route: &RawRoute,
-    outputs: &BTreeMap<String, ValidatedOutput>,
+    (outputs, broken): (&BTreeMap<String, ValidatedOutput>, &[&str]),
     templates: Option<&TemplateSet>,
     issue: &mut impl FnMut(&str, String),
 ) -> Vec<Escalation> {
@@ -35,7 +35,7 @@ pub(super) fn escalations(
         if to.is_empty() {
             issue(&format!("{key}.to"), "an escalation needs at least one output".to_owned());
         }
-        for output in to.iter().filter(|output| !outputs.contains_key(*output)) {
+        for output in to.iter().filter(|output| !outputs.contains_key(*output) && !broken.contains(&output.as_str())) {
             let known: Vec<&str> = outputs.keys().map(String::as_str).collect();
             issue(
                 &format!("{key}.to"),

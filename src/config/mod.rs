@@ -188,7 +188,26 @@ impl Config {
     /// # Errors
     /// Every problem found, each with file, line and key.
     pub fn validate_source_with_env(source: &Source, base: &Path, env: &Env<'_>) -> Result<Validated, ConfigErrors> {
-        let raw: raw::RawConfig = source.parse().map_err(|issue| ConfigErrors(vec![issue]))?;
+        // Past a problem serde meets, the rest of the file is still validated: every problem
+        // in one pass, but not twice for a key whose value was set aside.
+        let (raw, parsed_issues) = source.parse_recovering::<raw::RawConfig>();
+        let Some(raw) = raw else { return Err(ConfigErrors(parsed_issues)) };
+        match Self::validate_raw(source, base, env, &raw) {
+            Ok(validated) if parsed_issues.is_empty() => Ok(validated),
+            Ok(_) => Err(ConfigErrors(parsed_issues)),
+            Err(ConfigErrors(more)) => {
+                let more = more.into_iter().filter(|issue| !parsed_issues.iter().any(|first| first.same_key(issue)));
+                Err(ConfigErrors(parsed_issues.iter().cloned().chain(more).collect()))
+            }
+        }
+    }
+
+    fn validate_raw(
+        source: &Source,
+        base: &Path,
+        env: &Env<'_>,
+        raw: &raw::RawConfig,
+    ) -> Result<Validated, ConfigErrors> {
         let mut issues = Vec::new();
         let mut warnings = Vec::new();
 
@@ -335,8 +354,19 @@ impl Config {
         }
         let delivery = delivery_settings(source, &raw.delivery, &mut issues);
         let outputs = routes::outputs(source, env, &raw.outputs, base, helpers, &mut issues, &mut warnings);
-        let routes =
-            routes::routes(source, env, &raw.route, &vendors, &outputs, templates.as_ref().map(|t| &t.0), &mut issues);
+        // Outputs written but refused: their own problems are reported; a route naming one is
+        // not also told that no such output exists.
+        let broken: Vec<&str> =
+            raw.outputs.keys().map(String::as_str).filter(|name| !outputs.contains_key(*name)).collect();
+        let routes = routes::routes(
+            source,
+            env,
+            &raw.route,
+            &vendors,
+            (&outputs, &broken),
+            templates.as_ref().map(|t| &t.0),
+            &mut issues,
+        );
 
         for vendor in vendors.iter() {
             if vendor_settings.get(vendor.name()).is_none_or(|s| s.secret.is_none()) {

@@ -243,7 +243,7 @@ pub(super) fn routes(
     env: &Env<'_>,
     raw: &[Spanned<RawRoute>],
     vendors: &VendorRegistry,
-    outputs: &BTreeMap<String, ValidatedOutput>,
+    (outputs, broken): (&BTreeMap<String, ValidatedOutput>, &[&str]),
     templates: Option<&TemplateSet>,
     issues: &mut Vec<ConfigIssue>,
 ) -> Routes {
@@ -343,8 +343,10 @@ pub(super) fn routes(
         let mut targets = Vec::with_capacity(route.to.len());
         for output in &route.to {
             let Some(entry) = outputs.get(output) else {
-                let known: Vec<&str> = outputs.keys().map(String::as_str).collect();
-                issue("to", format!("no output is called `{output}`; configured outputs: {}", known.join(", ")));
+                if !broken.contains(&output.as_str()) {
+                    let known: Vec<&str> = outputs.keys().map(String::as_str).collect();
+                    issue("to", format!("no output is called `{output}`; configured outputs: {}", known.join(", ")));
+                }
                 continue;
             };
             let Some(template) = route.templates.get(output).or(route.template.as_ref()) else {
@@ -392,7 +394,7 @@ pub(super) fn routes(
             targets,
             continue_matching: route.continue_matching,
             ttl: route.ttl_secs.map(std::time::Duration::from_secs),
-            escalations: super::escalations::escalations(route, outputs, templates, &mut issue),
+            escalations: super::escalations::escalations(route, (outputs, broken), templates, &mut issue),
             silent,
         });
     }

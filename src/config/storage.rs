@@ -36,7 +36,7 @@ impl StorageSettings {
             ),
             None => (Source::embedded("config.toml", EMBEDDED_CONFIG), PathBuf::from(".")),
         };
-        let raw: raw::RawConfig = source.parse().map_err(|issue| ConfigErrors(vec![issue]))?;
+        let raw: raw::RawConfig = source.parse().map_err(ConfigErrors)?;
         let mut issues = Vec::new();
         let settings = Self::from_raw(&source, &process_env, &raw.storage, &base, &mut issues);
         if issues.is_empty() { Ok(settings) } else { Err(ConfigErrors(issues)) }

@@ -65,7 +65,7 @@ fn problems_name_file_line_and_key() {
         ),
         (
             "[[vendors.jivo.reply]]\nevents = [\"chat_acepted\"]\njson.crm_link = \"x\"\n",
-            "<embedded config.toml>:1 vendors.jivo.reply[0].events: `chat_acepted` is not an event of plugin `jivo`",
+            "<embedded config.toml>:2 vendors.jivo.reply[0].events: `chat_acepted` is not an event of plugin `jivo`",
         ),
         (
             "[[vendors.jivo.reply]]\njson.crm_link = \"{{#if}}\"\n",
@@ -73,11 +73,11 @@ fn problems_name_file_line_and_key() {
         ),
         (
             "\n[outputs.crm]\ntype = \"http\"\nurl = \"ftp://crm.example.com\"\n",
-            "<embedded config.toml>:2 outputs.crm.url: url must start with http:// or https://",
+            "<embedded config.toml>:4 outputs.crm.url: url must start with http:// or https://",
         ),
         (
             "[outputs.sales]\ntype = \"telegram\"\ntoken = \"123:abc\"\nchat_id = \"sales\"\n",
-            "<embedded config.toml>:1 outputs.sales.chat_id: chat_id must be a number",
+            "<embedded config.toml>:4 outputs.sales.chat_id: chat_id must be a number",
         ),
         (
             "[outputs.mail]\ntype = \"email\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n",

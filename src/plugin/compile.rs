@@ -15,7 +15,7 @@ use crate::event::{Kind, Path, fields};
 
 /// Compiles one plugin file, reporting every problem in it.
 pub(super) fn compile(source: &Source) -> Result<Vendor, Vec<ConfigIssue>> {
-    let spec: VendorSpec = source.parse().map_err(|issue| vec![issue])?;
+    let spec: VendorSpec = source.parse()?;
     let mut issues = Vec::new();
     let mut issue = |span: Range<usize>, key: String, message: String| {
         issues.push(source.issue(Some(span), key, message));

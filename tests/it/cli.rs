@@ -48,6 +48,57 @@ fn check_lists_every_problem_with_file_line_and_key() {
 }
 
 #[test]
+fn check_reports_every_problem_of_a_file_at_once_each_on_its_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let text = "\
+[server]
+listen = \"127.0.0.1:0\"
+body_limit_bytes = \"big\"
+admin_lisen = \"127.0.0.1:0\"
+
+[outputs.sales_tg]   # Telegram: the bot and its chat
+type = \"telegram\"
+token = \"123:abc\"
+chat_id = \"\"
+
+[[route]]
+name = \"calls\"
+to = [\"sales_tg\"]
+template = \"call\"
+";
+    std::fs::write(&config, text).unwrap();
+    let output = switchboard().args(["check", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let config = config.display();
+    for expected in [
+        format!("{config}:3 server.body_limit_bytes: invalid type"),
+        format!("{config}:4 server.admin_lisen: unknown field `admin_lisen`"),
+        "did you mean `admin_listen`?".to_owned(),
+        format!("{config}:9 outputs.sales_tg.chat_id:"),
+    ] {
+        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("no output is called"), "no cascade from the refused output:\n{stderr}");
+    assert!(!stderr.contains("sales_tg]"), "a header's comment is not part of its key:\n{stderr}");
+}
+
+#[test]
+fn check_strict_makes_warnings_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    // A vendor without a secret is a warning.
+    std::fs::write(&config, "[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let plain = switchboard().args(["check", "--config"]).arg(&config).output().unwrap();
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stdout));
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("warning: vendor"));
+    let strict = switchboard().args(["check", "--strict", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("--strict makes them fatal"));
+}
+
+#[test]
 fn run_serves_webhooks_on_the_embedded_default() {
     // An empty working directory: no config.toml, no plugins/ — the binary's own defaults serve.
     let dir = tempfile::tempdir().unwrap();

@@ -170,13 +170,13 @@ fn a_broken_sequence_is_reported_with_its_line_and_key() {
             r#"{ "seen.transferred" = true }"#,
             ":3 classify[0].when.seen.transferred: `seen.transferred` is not one of `[sequence.seen]`: answered",
         ),
-        (&good.replace("[\"chat\"]", "[]"), "{}", ":7 sequence.key: name at least one payload path"),
-        (&good.replace("[\"chat\"]", "[\"a..b\"]"), "{}", ":7 sequence.key:"),
-        (&format!("{good}within_secs = 0\n"), "{}", ":7 sequence.within_secs: must be greater than 0"),
+        (&good.replace("[\"chat\"]", "[]"), "{}", ":9 sequence.key: name at least one payload path"),
+        (&good.replace("[\"chat\"]", "[\"a..b\"]"), "{}", ":9 sequence.key:"),
+        (&format!("{good}within_secs = 0\n"), "{}", ":12 sequence.within_secs: must be greater than 0"),
         (
             &good.replace("status = \"start\"", "\"seen.answered\" = true"),
             "{}",
-            ":7 sequence.begins: a sequence's own conditions cannot test `seen`",
+            ":10 sequence.begins: a sequence's own conditions cannot test `seen`",
         ),
         (
             &good.replace("answered =", "Answered ="),
@@ -189,7 +189,7 @@ fn a_broken_sequence_is_reported_with_its_line_and_key() {
         (
             &good.replace("[sequence]", "[sequences.chat]").replace("[\"chat\"]", "[]"),
             "{}",
-            ":7 sequences.chat.key: name at least one payload path",
+            ":9 sequences.chat.key: name at least one payload path",
         ),
     ];
     for (sequence, when, expected) in cases {
