@@ -277,7 +277,14 @@ impl Settings {
                 let pem = std::fs::read(&path).map_err(|e| unreadable(&e))?;
                 Some(Certificate::from_pem(&pem).map_err(|e| unreadable(&e))?)
             }
-            _ => None,
+            // Never silently ignored: without TLS there is no certificate to check.
+            Some(_) => {
+                return Err(SettingsError::at(
+                    "ca_file",
+                    "ca_file has no effect without TLS (`security = \"none\"`, `?tls=none`): remove it, or use TLS",
+                ));
+            }
+            None => None,
         };
         let tls = match server.security {
             Security::None => Tls::None,

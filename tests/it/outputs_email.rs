@@ -114,6 +114,14 @@ fn bad_settings_are_refused_at_load() {
             "say the port and `?tls=` in it",
         ),
         ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"smtp://h\"\nca_file = \"/nope.pem\"", "ca_file `/nope.pem`"),
+        (
+            "from = \"a@b.c\"\nto = [\"a@b.c\"]\nsmtp = \"smtp://h?tls=none\"\nca_file = \"/any.pem\"",
+            "ca_file has no effect without TLS",
+        ),
+        (
+            "from = \"a@b.c\"\nto = [\"a@b.c\"]\nhost = \"h\"\nsecurity = \"none\"\nca_file = \"/any.pem\"",
+            "ca_file has no effect without TLS",
+        ),
         ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nhost = \"not a host\"", "`not a host` is not a host name"),
         ("from = \"a@b.c\"\nto = [\"a@b.c\"]\nhost = \"smtp.example.com:587\"", "is not a host name"),
     ];
