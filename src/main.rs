@@ -103,7 +103,9 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         }
         Command::Rejected(args) => {
             let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime.block_on(ops::rejected(&storage, args.limit, args.format)))
+            let query =
+                switchboard::store::RejectionQuery { vendor: args.vendor, reason: args.reason, limit: args.limit };
+            print_or_fail(runtime.block_on(ops::rejected(&storage, query, args.format)))
         }
         Command::Health(args) => {
             let Some(config) = args.config.validate().map_err(|errors| eprint!("{errors}")).ok() else {

@@ -96,6 +96,12 @@ pub struct Verdict(pub String);
 pub struct RejectedArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Only those addressed to this vendor.
+    #[arg(long)]
+    pub vendor: Option<String>,
+    /// Only those refused for this reason (`bad_secret`, `invalid_json`, …).
+    #[arg(long)]
+    pub reason: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub format: Format,
     #[arg(long, default_value_t = 50)]

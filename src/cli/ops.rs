@@ -17,7 +17,7 @@ use super::{Format, Verdict};
 use crate::config::{Config, StorageSettings};
 use crate::event::EventId;
 use crate::ingest::IngestState;
-use crate::store::{self, Appended, DeliveryQuery, DeliveryState, EventQuery, Reprocessed, Store};
+use crate::store::{self, Appended, DeliveryQuery, DeliveryState, EventQuery, RejectionQuery, Reprocessed, Store};
 
 /// Opens the daemon's store. An SQLite file that is not there is an error: a command that
 /// created an empty database would answer "no events" about the wrong file.
@@ -215,9 +215,9 @@ pub async fn dismiss(
 ///
 /// # Errors
 /// The store cannot be read.
-pub async fn rejected(storage: &StorageSettings, limit: u32, format: Format) -> anyhow::Result<String> {
+pub async fn rejected(storage: &StorageSettings, query: RejectionQuery, format: Format) -> anyhow::Result<String> {
     let store = open(storage).await?;
-    let rejections = store.rejections(limit).await?;
+    let rejections = store.rejections(&query).await?;
     store.close().await;
     let rows: Vec<(Vec<String>, Value)> = rejections
         .iter()

@@ -62,6 +62,7 @@ impl IngestError {
     }
 
     /// A stable, low-cardinality code: the `error` field of the answer, and a metric label.
+    /// Every one is in [`REASONS`].
     pub fn code(&self) -> &'static str {
         match self {
             Self::UnknownVendor(_) => "unknown_vendor",
@@ -81,6 +82,28 @@ impl IngestError {
         }
     }
 }
+
+/// Every code [`IngestError::code`] gives: what the Rejected page filters on.
+pub const REASONS: &[&str] = &[
+    "bad_secret",
+    "body_read_failed",
+    "body_too_large",
+    "empty_body",
+    "event_not_in_path",
+    "headers_too_large",
+    "invalid_event",
+    "invalid_form",
+    "invalid_json",
+    "method_not_allowed",
+    "missing_event",
+    "missing_secret",
+    "read_timeout",
+    "source_not_allowed",
+    "storage_failed",
+    "storage_unavailable",
+    "unknown_vendor",
+    "uri_too_long",
+];
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {

@@ -32,7 +32,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 
-pub use error::IngestError;
+pub use error::{IngestError, REASONS};
 pub use reprocess::{ReprocessError, not_reprocessable, reprocess};
 pub use sequence::SequenceTurns;
 pub use settings::{IngestConfig, LiveConfig};

@@ -23,7 +23,9 @@ pub use desk::{Desk, NewPress, Pressed};
 pub use log::{Appended, EventLog, NewEvent, RequestRecord, SequenceLock, StoredEvent};
 pub use queue::{AttemptRecord, CardDelivery, CardState, Delivery, DeliveryState, Dismissal, NewDelivery, Next, Queue};
 pub use rejection::{REJECTED_BODY_KEEP, Rejection, ReprocessOutcome, Reprocessed};
-pub use views::{DeliveryCounts, DeliveryQuery, EventQuery, EventStatus, OutputHealth, QueueStats, Views};
+pub use views::{
+    DeliveryCounts, DeliveryQuery, EventQuery, EventStatus, OutputHealth, QueueStats, RejectionQuery, Views,
+};
 pub use wake::Wake;
 
 use std::sync::Arc;

@@ -84,7 +84,7 @@ impl EventLog for PostgresStore {
     }
 
     async fn rejection(&self, id: Ulid) -> Result<Option<Rejection>, StoreError> {
-        Ok(reads::rejections(&self.pool, 1, Some(id)).await?.pop())
+        Ok(reads::rejections(&self.pool, &crate::store::RejectionQuery::latest(1), Some(id)).await?.pop())
     }
 
     async fn reprocessed(&self, id: Ulid, at: DateTime<Utc>, outcome: ReprocessOutcome) -> Result<(), StoreError> {

@@ -70,11 +70,14 @@ SELECT COUNT(CASE WHEN state = 'pending' THEN 1 END) AS pending,
        COUNT(CASE WHEN state = 'dead' THEN 1 END) AS dead
 FROM deliveries WHERE state IN ('pending', 'dead')";
 
-/// Refused requests, newest first (`$1`: how many), or the one whose id is `$2`.
+/// Refused requests, newest first (`$1`: how many), or the one whose id is `$2`; of vendor `$3`
+/// and reason `$4` when given.
 pub(super) const REJECTIONS: &str = r"
 SELECT id, received_at, vendor, status, reason, message, request, raw_body, body_size, reprocessed_at,
        reprocessed_event
-FROM rejected_requests WHERE (CAST($2 AS TEXT) IS NULL OR id = $2)
+FROM rejected_requests
+WHERE (CAST($2 AS TEXT) IS NULL OR id = $2) AND (CAST($3 AS TEXT) IS NULL OR vendor = $3)
+  AND (CAST($4 AS TEXT) IS NULL OR reason = $4)
 ORDER BY id DESC LIMIT $1";
 
 /// What processing a refused request again came to: the event it became (`$3`), or the new
@@ -203,8 +206,8 @@ macro_rules! shared_reads {
                 events(&self.pool, query).await
             }
 
-            async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError> {
-                rejections(&self.pool, limit, None).await
+            async fn rejections(&self, query: &crate::store::RejectionQuery) -> Result<Vec<Rejection>, StoreError> {
+                rejections(&self.pool, query, None).await
             }
 
             async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError> {
@@ -249,12 +252,14 @@ macro_rules! shared_reads {
 
         pub(super) async fn rejections(
             pool: &$pool,
-            limit: u32,
+            query: &crate::store::RejectionQuery,
             id: Option<ulid::Ulid>,
         ) -> Result<Vec<Rejection>, StoreError> {
             let rows = sqlx::query(reads::REJECTIONS)
-                .bind(i64::from(limit))
+                .bind(i64::from(query.limit))
                 .bind(id.map(|id| id.to_string()))
+                .bind(query.vendor.as_deref())
+                .bind(query.reason.as_deref())
                 .fetch_all(pool)
                 .await?;
             rows.iter().map(rows::rejection).collect()

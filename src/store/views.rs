@@ -19,7 +19,7 @@ pub trait Views: Send + Sync + 'static {
     /// Events, newest first.
     async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     /// Refused requests, newest first.
-    async fn rejections(&self, limit: u32) -> Result<Vec<Rejection>, StoreError>;
+    async fn rejections(&self, query: &RejectionQuery) -> Result<Vec<Rejection>, StoreError>;
     /// The deliveries of one event.
     async fn deliveries(&self, event: EventId) -> Result<Vec<Delivery>, StoreError>;
     /// The attempts of one delivery, in order.
@@ -136,6 +136,23 @@ pub struct QueueStats {
     /// When the oldest pending delivery was created.
     pub oldest_pending_at: Option<DateTime<Utc>>,
     pub dead: u64,
+}
+
+/// Filters for [`Views::rejections`]; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct RejectionQuery {
+    /// The vendor the request was addressed to.
+    pub vendor: Option<String>,
+    /// Why it was refused (`bad_secret`, `invalid_json`, …).
+    pub reason: Option<String>,
+    pub limit: u32,
+}
+
+impl RejectionQuery {
+    /// The newest `limit`, whatever they are.
+    pub fn latest(limit: u32) -> Self {
+        Self { limit, ..Self::default() }
+    }
 }
 
 /// Filters for [`Store::list_deliveries`]; `None` means any.

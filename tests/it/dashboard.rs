@@ -137,6 +137,12 @@ async fn an_operator_finds_an_event_retries_its_dead_letter_and_replays_it() {
     browser.goto(&daemon.admin_url("/rejected")).await;
     let rejected = browser.text("#rejected").await;
     assert!(rejected.contains("invalid_json") && rejected.contains("400"), "{rejected}");
+    // Filtered by its reason (a click on it), and by a reason it was not refused for.
+    browser.click("tr.rejected-row td[data-label=Reason] a").await;
+    wait_for_text(&browser, "#rejected", "invalid_json").await;
+    assert_eq!(browser.client.find_all(Locator::Css("tr.rejected-row")).await.unwrap().len(), 1);
+    browser.goto(&daemon.admin_url("/rejected?reason=bad_secret")).await;
+    assert!(browser.text("main").await.contains("No refused request matches these filters"));
 
     // Status: hook URLs to paste, and a test event through the real pipeline.
     browser.goto(&daemon.admin_url("/status")).await;

@@ -254,10 +254,10 @@ async fn refusals_of_the_request_line_and_headers_say_why_and_are_kept() {
 
     let store = daemon.store().await;
     crate::delivery::eventually("the four refusals are kept", || async {
-        store.rejections(10).await.unwrap().len() == 4
+        store.rejections(&switchboard::store::RejectionQuery::latest(10)).await.unwrap().len() == 4
     })
     .await;
-    let kept = store.rejections(10).await.unwrap();
+    let kept = store.rejections(&switchboard::store::RejectionQuery::latest(10)).await.unwrap();
     let large = kept.iter().find(|r| r.reason == "headers_too_large").unwrap();
     let shown = large.request.headers.iter().find(|(name, _)| name == "x-large").map(|(_, v)| v.as_str());
     assert_eq!(shown, Some("(40000 bytes)"), "the oversized head is not kept whole");

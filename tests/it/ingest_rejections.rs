@@ -46,7 +46,7 @@ async fn malformed_bodies_get_400_naming_the_problem_and_are_kept() {
         assert_eq!(json["error"], *code);
         assert!(json["message"].as_str().unwrap().starts_with(message), "{code}: {json}");
     }
-    let kept = daemon.store().await.rejections(100).await.unwrap();
+    let kept = daemon.store().await.rejections(&switchboard::store::RejectionQuery::latest(100)).await.unwrap();
     assert_eq!(kept.len(), cases.len());
     let newest = &kept[0];
     assert_eq!((newest.status, newest.reason.as_str()), (400, "invalid_form"));
@@ -73,7 +73,7 @@ async fn bodies_over_the_limit_get_413_declared_or_streamed() {
     let (status, json) = answer(response).await;
     assert_eq!((status, json["error"].as_str()), (413, Some("body_too_large")));
 
-    let kept = daemon.store().await.rejections(10).await.unwrap();
+    let kept = daemon.store().await.rejections(&switchboard::store::RejectionQuery::latest(10)).await.unwrap();
     assert_eq!(kept.iter().filter(|r| r.reason == "body_too_large").count(), 2);
     daemon.stop().await;
 }
@@ -120,7 +120,7 @@ async fn secrets_are_required_when_configured_and_never_kept() {
         daemon.client.post(daemon.url("/hooks/jivo")).body(r#"{"event_name":"chat_updated"}"#).send().await.unwrap();
     assert_eq!(open.status(), 200);
 
-    let kept = daemon.store().await.rejections(10).await.unwrap();
+    let kept = daemon.store().await.rejections(&switchboard::store::RejectionQuery::latest(10)).await.unwrap();
     assert_eq!(kept.len(), 3);
     let text = format!("{kept:?}");
     assert!(
@@ -142,7 +142,7 @@ async fn unknown_vendors_methods_and_paths_are_refused() {
     assert_eq!((status, json["error"].as_str()), (405, Some("method_not_allowed")));
     let (status, json) = answer(daemon.client.post(daemon.url("/wp-login.php")).send().await.unwrap()).await;
     assert_eq!((status, json["error"].as_str()), (404, Some("not_found")));
-    let kept = daemon.store().await.rejections(10).await.unwrap();
+    let kept = daemon.store().await.rejections(&switchboard::store::RejectionQuery::latest(10)).await.unwrap();
     let reasons: Vec<&str> = kept.iter().map(|r| r.reason.as_str()).collect();
     assert_eq!(reasons, ["method_not_allowed", "unknown_vendor"], "paths outside /hooks are not logged as rejections");
     daemon.stop().await;
@@ -172,7 +172,7 @@ async fn slow_clients_time_out_with_408() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("read_timeout"), "{text}");
-    let kept = daemon.store().await.rejections(10).await.unwrap();
+    let kept = daemon.store().await.rejections(&switchboard::store::RejectionQuery::latest(10)).await.unwrap();
     assert_eq!(kept[0].raw_body.as_ref(), b"{\"event_name\":", "what arrived is kept");
     daemon.stop().await;
 }
@@ -240,7 +240,7 @@ async fn senders_outside_allow_from_get_403_and_are_kept() {
     let (status, json) = answer(post(Some("185.22.65.10")).await.unwrap()).await;
     assert_eq!((status, json["error"].as_str()), (403, Some("source_not_allowed")), "{json}");
     assert!(json["message"].as_str().unwrap().ends_with("this one came from 127.0.0.1"), "{json}");
-    let kept = daemon.store().await.rejections(10).await.unwrap();
+    let kept = daemon.store().await.rejections(&switchboard::store::RejectionQuery::latest(10)).await.unwrap();
     assert_eq!(
         (kept[0].status, kept[0].reason.as_str(), kept[0].vendor.as_deref()),
         (403, "source_not_allowed", Some("jivo"))

@@ -138,7 +138,10 @@ async fn a_webhook_that_names_no_event_is_stored_as_unknown_and_routed() {
     // A body that does not decode at all is still refused, and kept.
     let broken = daemon.client.post(daemon.url("/hooks/jivo")).body("{\"chat_id\": ").send().await.unwrap();
     assert_eq!(broken.status(), 400);
-    assert_eq!(daemon.store().await.rejections(10).await.unwrap().len(), 1);
+    assert_eq!(
+        daemon.store().await.rejections(&switchboard::store::RejectionQuery::latest(10)).await.unwrap().len(),
+        1
+    );
     daemon.stop().await;
 }
 
@@ -190,7 +193,7 @@ async fn a_refused_request_is_processed_again_once_its_cause_is_fixed() {
     let bad_secret = daemon.client.post(daemon.url("/hooks/calltracking/wrong/end")).body(lead).send().await.unwrap();
     assert_eq!(bad_secret.status(), 401);
     let store = daemon.store().await;
-    let kept = store.rejections(10).await.unwrap();
+    let kept = store.rejections(&switchboard::store::RejectionQuery::latest(10)).await.unwrap();
     let (secret_refusal, acme) = (&kept[0], &kept[1]);
     assert_eq!((acme.reason.as_str(), acme.raw_body.as_ref()), ("unknown_vendor", lead.as_bytes()));
 
@@ -295,7 +298,7 @@ async fn a_request_the_plugin_could_not_read_is_processed_again_after_the_fix() 
     assert_eq!(extra.status(), 404);
     assert_eq!(extra.json::<Value>().await.unwrap()["error"], "event_not_in_path");
     let store = daemon.store().await;
-    let kept = store.rejections(10).await.unwrap();
+    let kept = store.rejections(&switchboard::store::RejectionQuery::latest(10)).await.unwrap();
     let unreadable = kept.iter().find(|r| r.vendor.as_deref() == Some("acme")).unwrap();
     assert_eq!(unreadable.request.path, "/hooks/acme/***");
     assert_eq!(unreadable.raw_body.len(), form.len(), "a proven sender's body is kept whole");

@@ -16,7 +16,7 @@ use crate::admin::{AdminState, hook_base};
 use crate::event::handling::Status as HandlingStatus;
 use crate::event::{CANONICAL_KINDS, EventId};
 use crate::inspect;
-use crate::store::{DeliveryQuery, DeliveryState, EventQuery, EventStatus, RequestRecord, StoredEvent};
+use crate::store::{DeliveryQuery, DeliveryState, EventQuery, EventStatus, RejectionQuery, RequestRecord, StoredEvent};
 
 /// Rows on one page of a list.
 const PAGE_SIZE: u32 = 50;
@@ -272,13 +272,25 @@ pub(super) async fn dead(State(state): State<AdminState>, Query(filters): Query<
     Ok(Html(render_page("dead", "Dead letters", "dead", &data)))
 }
 
-pub(super) async fn rejected(State(state): State<AdminState>, Query(notice): Query<Notice>) -> Page {
+/// The Rejected page's filters (empty means any).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RejectedFilters {
+    #[serde(default)]
+    vendor: String,
+    #[serde(default)]
+    reason: String,
+    notice: Option<String>,
+}
+
+pub(super) async fn rejected(State(state): State<AdminState>, Query(filters): Query<RejectedFilters>) -> Page {
     /// How much of a kept body the list shows: a page of 200 refusals stays small.
     const SHOWN: usize = 4096;
     let config = state.reloader.live().load_full();
+    let given = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
+    let query = RejectionQuery { vendor: given(&filters.vendor), reason: given(&filters.reason), limit: 200 };
     let rows: Vec<Value> = state
         .store
-        .rejections(200)
+        .rejections(&query)
         .await?
         .iter()
         .map(|r| {
@@ -298,7 +310,15 @@ pub(super) async fn rejected(State(state): State<AdminState>, Query(notice): Que
             })
         })
         .collect();
-    let data = json!({ "rows": rows, "notice": notice.notice });
+    let vendors: Vec<Value> = config
+        .vendors()
+        .iter()
+        .map(|v| json!({"name": v.name(), "selected": query.vendor.as_deref() == Some(v.name())}))
+        .collect();
+    let data = json!({
+        "rows": rows, "notice": filters.notice, "vendors": vendors, "reason": filters.reason,
+        "reasons": crate::ingest::REASONS, "filtered": query.vendor.is_some() || query.reason.is_some(),
+    });
     Ok(Html(render_page("rejected", "Rejected requests", "rejected", &data)))
 }
 

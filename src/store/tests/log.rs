@@ -169,7 +169,7 @@ pub(super) async fn rejections_are_kept_up_to_the_bound(store: &dyn Store) {
             .await
             .unwrap();
     }
-    let kept = store.rejections(100).await.unwrap();
+    let kept = store.rejections(&RejectionQuery::latest(100)).await.unwrap();
     assert_eq!(kept.iter().map(|r| r.status).collect::<Vec<_>>(), [404, 403, 402], "newest three kept");
     assert_eq!(kept[0].raw_body.len(), REJECTED_BODY_KEEP);
     assert!(!kept[0].body_is_whole(), "the body was cut: {} of {} bytes", REJECTED_BODY_KEEP, kept[0].body_size);
@@ -181,6 +181,16 @@ pub(super) async fn rejections_are_kept_up_to_the_bound(store: &dyn Store) {
     store.reprocessed(id, at, refused).await.unwrap();
     let again = store.rejection(id).await.unwrap().unwrap();
     assert_eq!((again.status, again.reason.as_str(), again.message.as_str()), (404, "unknown_vendor", "no"));
+    // Filtered by reason and vendor, as the Rejected page and `switchboard rejected` ask.
+    let by = |vendor: Option<&str>, reason: Option<&str>| RejectionQuery {
+        vendor: vendor.map(str::to_owned),
+        reason: reason.map(str::to_owned),
+        limit: 100,
+    };
+    let unknown = store.rejections(&by(None, Some("unknown_vendor"))).await.unwrap();
+    assert_eq!(unknown.iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(store.rejections(&by(Some("jivo"), Some("invalid_json"))).await.unwrap().len(), 2);
+    assert!(store.rejections(&by(Some("envybox"), None)).await.unwrap().is_empty());
     assert_eq!(again.reprocessed.map(|r| (r.at.timestamp_millis(), r.event)), Some((at.timestamp_millis(), None)));
     let event = EventId::new(at);
     store.reprocessed(id, at, ReprocessOutcome::Accepted(event)).await.unwrap();
