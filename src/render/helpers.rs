@@ -159,6 +159,12 @@ pub fn normalise_phone(raw: &str) -> Option<String> {
     Some(format!("+{digits}"))
 }
 
+/// A phone number as people write it (`+7 916 123-45-67`), or `None` when the text is not one:
+/// what the dashboard shows beside the value the vendor sent.
+pub fn readable_phone(raw: &str) -> Option<String> {
+    normalise_phone(raw).map(|e164| format_phone(&e164, "international"))
+}
+
 fn format_phone(e164: &str, style: &str) -> String {
     let digits = &e164[1..];
     match (style, digits.len(), digits.as_bytes().first()) {

@@ -61,7 +61,8 @@ async fn screenshot(browser: &Browser, name: &str) {
 async fn an_operator_finds_an_event_retries_its_dead_letter_and_replays_it() {
     let Some(browser) = Browser::start().await else { return };
     let mut crm = HttpSink::start(vec![Answer(422, None, "{\"error\":\"phone is required\"}")]).await;
-    let daemon = Daemon::start(&config(&crm.url("/leads"))).await;
+    let zone = "[templates]\ntimezone = \"Europe/Moscow\"\n";
+    let daemon = Daemon::start(&format!("{zone}{}", config(&crm.url("/leads")))).await;
 
     let lead = fixture("envybox/quiz_form_19.form").replace("phone=79998887766", "phone=79161234567");
     let lead = daemon.stored(&daemon.post_form("envybox", &lead).await).await.event.id;
@@ -103,7 +104,15 @@ async fn an_operator_finds_an_event_retries_its_dead_letter_and_replays_it() {
     let delivery = browser.text("section.delivery").await;
     assert!(delivery.contains("dead") && delivery.contains("phone is required"), "{delivery}");
     assert!(browser.text("#raw-body").await.contains("webhooktype=19"));
-    assert!(browser.text("table.kv").await.contains("79161234567"));
+    // The phone as sent and as people read it; the form decoded; times in the alerts' zone.
+    let fields = browser.text("table.kv").await;
+    assert!(fields.contains("79161234567") && fields.contains("+7 916 123-45-67"), "{fields}");
+    assert!(browser.text("#form-body").await.contains("Мария"));
+    assert!(browser.text("header.top").await.contains("times in Europe/Moscow"));
+    let received = browser.text("dl.facts").await;
+    let stored = store.event(lead).await.unwrap().unwrap().event.received_at;
+    let moscow = stored.with_timezone(&chrono_tz::Europe::Moscow).format("%Y-%m-%d %H:%M:%S").to_string();
+    assert!(received.contains(&moscow), "received at {moscow} Moscow time: {received}");
 
     // Dead letters: Retry, and the CRM (answering 200 now) gets it.
     browser.goto(&daemon.admin_url("/dead")).await;

@@ -8,6 +8,7 @@
 //! another site is refused before it gets here (`admin::guard`).
 
 mod actions;
+mod clock;
 mod pages;
 mod sequence;
 mod view;

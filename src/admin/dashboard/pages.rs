@@ -6,16 +6,18 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Html;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::clock::Clock;
 use super::view::render_page;
 use super::{PageError, url_encode};
 use crate::admin::{AdminState, hook_base};
 use crate::event::handling::Status as HandlingStatus;
 use crate::event::{CANONICAL_KINDS, EventId};
 use crate::inspect;
+use crate::render::helpers::readable_phone;
 use crate::store::{DeliveryQuery, DeliveryState, EventQuery, EventStatus, RejectionQuery, RequestRecord, StoredEvent};
 
 /// Rows on one page of a list.
@@ -53,14 +55,15 @@ pub(super) struct EventFilters {
 
 pub(super) async fn events(State(state): State<AdminState>, Query(filters): Query<EventFilters>) -> Page {
     let config = state.reloader.live().load_full();
+    let clock = Clock::of(&config);
     let nonempty = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
     let query = EventQuery {
         vendor: nonempty(&filters.vendor),
         kind: nonempty(&filters.kind),
         status: EventStatus::parse(filters.status.trim()),
         handling: HandlingStatus::parse(filters.handling.trim()),
-        since: parse_local_time(&filters.since),
-        until: parse_local_time(&filters.until),
+        since: clock.parse(&filters.since),
+        until: clock.parse(&filters.until),
         search: nonempty(&filters.q),
         before: filters.before.trim().parse().ok(),
         limit: PAGE_SIZE,
@@ -88,7 +91,7 @@ pub(super) async fn events(State(state): State<AdminState>, Query(filters): Quer
             let status = counts.status(!stored.routes.is_empty());
             json!({
                 "id": stored.event.id.to_string(),
-                "time": time(stored.event.received_at),
+                "time": clock.time(stored.event.received_at),
                 "vendor": stored.event.vendor,
                 "event": stored.event.event,
                 "kind": stored.event.kind.as_str(),
@@ -122,6 +125,7 @@ pub(super) async fn events(State(state): State<AdminState>, Query(filters): Quer
         .map(|s| json!({"name": s.as_str(), "selected": s.as_str() == filters.handling}))
         .collect();
     let data = json!({
+        "zone": clock.zone(),
         "rows": rows,
         "older": older,
         "filters": {
@@ -147,6 +151,7 @@ pub(super) async fn event(
         id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not an event id")))?;
     let Some(stored) = state.store.event(id).await? else { return Err(PageError::not_found(format!("event {id}"))) };
     let config = state.reloader.live().load_full();
+    let clock = Clock::of(&config);
     let context = crate::render::RenderContext::of_event(&stored.event);
     let mut deliveries = Vec::new();
     for delivery in state.store.deliveries(id).await? {
@@ -157,7 +162,7 @@ pub(super) async fn event(
             .iter()
             .map(|a| {
                 json!({
-                    "number": a.number, "time": time(a.started_at), "duration_ms": a.duration.as_millis(),
+                    "number": a.number, "time": clock.time(a.started_at), "duration_ms": a.duration.as_millis(),
                     "outcome": a.outcome, "reason": a.reason, "detail": a.detail, "action": a.action,
                 })
             })
@@ -171,8 +176,8 @@ pub(super) async fn event(
             "template": delivery.template,
             "state": delivery.state.as_str(),
             "retryable": matches!(delivery.state, DeliveryState::Dead | DeliveryState::Expired | DeliveryState::Dismissed),
-            "dismissal": delivery.dismissal.as_ref().map(|d| json!({"by": d.by, "at": time(d.at), "note": d.note})),
-            "next_attempt": (delivery.state == DeliveryState::Pending).then(|| time(delivery.next_attempt_at)),
+            "dismissal": delivery.dismissal.as_ref().map(|d| json!({"by": d.by, "at": clock.time(d.at), "note": d.note})),
+            "next_attempt": (delivery.state == DeliveryState::Pending).then(|| clock.time(delivery.next_attempt_at)),
             "last_error": delivery.last_error,
             "interrupted": delivery.interrupted,
             "attempts": attempts,
@@ -180,18 +185,18 @@ pub(super) async fn event(
         }));
     }
     let verdicts = inspect::verdicts(&config, &stored.event);
-    let sequence = super::sequence::section(state.store.as_ref(), &config, &stored).await?;
+    let sequence = super::sequence::section(state.store.as_ref(), &config, &stored, clock).await?;
     let handling = match state.store.card_of(id).await? {
         Some(card) => state.store.handling(card).await?.map(|h| {
             json!({
                 "status": h.status.as_str(),
                 "card": (card != id).then(|| card.to_string()),
                 "taken_by": h.taken_by.map(|p| p.name),
-                "taken_at": h.taken_at.map(time),
+                "taken_at": h.taken_at.map(|at| clock.time(at)),
                 "done_by": h.done_by.map(|p| p.name),
-                "done_at": h.done_at.map(time),
+                "done_at": h.done_at.map(|at| clock.time(at)),
                 "no_answers": h.no_answers,
-                "last_no_answer_at": h.last_no_answer_at.map(time),
+                "last_no_answer_at": h.last_no_answer_at.map(|at| clock.time(at)),
             })
         }),
         None => None,
@@ -200,18 +205,25 @@ pub(super) async fn event(
         .event
         .fields
         .iter()
-        .map(|(name, value)| json!({"name": name, "value": value.as_str().map_or_else(|| value.to_string(), str::to_owned)}))
+        .map(|(name, value)| {
+            let text = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+            // A phone as the vendor sent it, and as people read it.
+            let readable = name.ends_with("phone").then(|| readable_phone(&text)).flatten().filter(|r| *r != text);
+            json!({"name": name, "value": text, "readable": readable})
+        })
         .collect();
     let unknown_reason =
         config.vendors().get(&stored.event.vendor).and_then(|vendor| vendor.unknown_reason(&stored.event));
     let data = json!({
+        "zone": clock.zone(),
         "id": id.to_string(),
-        "time": time(stored.event.received_at),
+        "time": clock.time(stored.event.received_at),
         "vendor": stored.event.vendor,
         "event": stored.event.event,
         "kind": stored.event.kind.as_str(),
         "unknown_reason": unknown_reason,
-        "dedup_key": stored.dedup_key,
+        // Its parts are joined by control characters, which a page shows as nothing.
+        "dedup_key": stored.dedup_key.replace(char::is_control, " · "),
         "duplicates": stored.duplicates,
         "routes_at_receipt": stored.routes,
         "fields": fields,
@@ -222,6 +234,7 @@ pub(super) async fn event(
         "payload": serde_json::to_string_pretty(&stored.event.payload).unwrap_or_default(),
         "request": request_view(&stored.request),
         "raw_body": String::from_utf8_lossy(&stored.raw_body),
+        "form_body": form_pairs(&stored.request, &stored.raw_body),
         "notice": notice.notice,
     });
     let title = format!("{} {}", stored.event.vendor, stored.event.event);
@@ -239,6 +252,7 @@ pub(super) struct DeadFilters {
 }
 
 pub(super) async fn dead(State(state): State<AdminState>, Query(filters): Query<DeadFilters>) -> Page {
+    let clock = Clock::of(&state.reloader.live().load_full());
     let output = Some(filters.output.clone()).filter(|o| !o.is_empty());
     let dismissed = filters.show == "dismissed";
     let shown = if dismissed { DeliveryState::Dismissed } else { DeliveryState::Dead };
@@ -255,18 +269,19 @@ pub(super) async fn dead(State(state): State<AdminState>, Query(filters): Query<
             "id": delivery.id.to_string(),
             "event_id": delivery.event_id.to_string(),
             "summary": event.map(|e| format!("{} {} · {}", e.event.vendor, e.event.event, contact(e))),
-            "created": time(delivery.created_at),
+            "created": clock.time(delivery.created_at),
             "route": delivery.route,
             "output": delivery.output,
             "attempts": delivery.attempts,
             "last_error": delivery.last_error,
-            "dismissal": delivery.dismissal.as_ref().map(|d| json!({"by": d.by, "at": time(d.at), "note": d.note})),
+            "dismissal": delivery.dismissal.as_ref().map(|d| json!({"by": d.by, "at": clock.time(d.at), "note": d.note})),
         }));
     }
     let config = state.reloader.live().load_full();
     let outputs: Vec<Value> =
         config.outputs().keys().map(|name| json!({"name": name, "selected": Some(name) == output.as_ref()})).collect();
     let data = json!({
+        "zone": clock.zone(),
         "rows": rows, "outputs": outputs, "output": filters.output, "notice": filters.notice, "dismissed": dismissed,
     });
     Ok(Html(render_page("dead", "Dead letters", "dead", &data)))
@@ -286,6 +301,7 @@ pub(super) async fn rejected(State(state): State<AdminState>, Query(filters): Qu
     /// How much of a kept body the list shows: a page of 200 refusals stays small.
     const SHOWN: usize = 4096;
     let config = state.reloader.live().load_full();
+    let clock = Clock::of(&config);
     let given = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
     let query = RejectionQuery { vendor: given(&filters.vendor), reason: given(&filters.reason), limit: 200 };
     let rows: Vec<Value> = state
@@ -296,7 +312,7 @@ pub(super) async fn rejected(State(state): State<AdminState>, Query(filters): Qu
         .map(|r| {
             json!({
                 "id": r.id.to_string(),
-                "time": time(r.received_at),
+                "time": clock.time(r.received_at),
                 "vendor": r.vendor,
                 "status": r.status,
                 "reason": r.reason,
@@ -304,7 +320,7 @@ pub(super) async fn rejected(State(state): State<AdminState>, Query(filters): Qu
                 "request": request_view(&r.request),
                 "raw_body": String::from_utf8_lossy(&r.raw_body[..r.raw_body.len().min(SHOWN)]),
                 "body_cut": (r.raw_body.len() > SHOWN).then(|| format!("… the first {SHOWN} of {} bytes", r.body_size)),
-                "reprocessed_at": r.reprocessed.map(|p| time(p.at)),
+                "reprocessed_at": r.reprocessed.map(|p| clock.time(p.at)),
                 "reprocessed_event": r.reprocessed.and_then(|p| p.event).map(|id| id.to_string()),
                 "not_reprocessable": crate::ingest::not_reprocessable(r, Some(config.as_ref())),
             })
@@ -316,6 +332,7 @@ pub(super) async fn rejected(State(state): State<AdminState>, Query(filters): Qu
         .map(|v| json!({"name": v.name(), "selected": query.vendor.as_deref() == Some(v.name())}))
         .collect();
     let data = json!({
+        "zone": clock.zone(),
         "rows": rows, "notice": filters.notice, "vendors": vendors, "reason": filters.reason,
         "reasons": crate::ingest::REASONS, "filtered": query.vendor.is_some() || query.reason.is_some(),
     });
@@ -328,6 +345,7 @@ pub(super) async fn status(
     headers: axum::http::HeaderMap,
 ) -> Page {
     let config = state.reloader.live().load_full();
+    let clock = Clock::of(&config);
     let reload = state.reloader.status();
     let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
     let base = hook_base(&config, state.hooks_addr, host);
@@ -359,8 +377,8 @@ pub(super) async fn status(
                 "name": name,
                 "type": entry.kind,
                 "enabled": entry.output.is_some(),
-                "last_success": seen.and_then(|h| h.last_success_at).map(time),
-                "last_failure": seen.and_then(|h| h.last_failure_at).map(time),
+                "last_success": seen.and_then(|h| h.last_success_at).map(|at| clock.time(at)),
+                "last_failure": seen.and_then(|h| h.last_failure_at).map(|at| clock.time(at)),
                 "last_failure_detail": seen.and_then(|h| h.last_failure.clone()),
                 "failing": seen.is_some_and(|h| h.last_failure_at > h.last_success_at),
                 "action": seen.and_then(|h| h.action.clone()),
@@ -384,9 +402,10 @@ pub(super) async fn status(
     let now = Utc::now();
     let queue = state.store.queue_stats(now).await?;
     let data = json!({
+        "zone": clock.zone(),
         "origin": config.origin().to_string(),
-        "loaded_at": time(reload.loaded_at),
-        "last_attempt_at": reload.last_attempt_at.map(time),
+        "loaded_at": clock.time(reload.loaded_at),
+        "last_attempt_at": reload.last_attempt_at.map(|at| clock.time(at)),
         "last_trigger": reload.last_trigger,
         "last_error": reload.last_error,
         "public_url_set": config.server().public_url.is_some(),
@@ -405,10 +424,6 @@ pub(super) async fn status(
     Ok(Html(render_page("status", "Status", "status", &data)))
 }
 
-pub(super) fn time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S").to_string()
-}
-
 fn human_age(age: chrono::TimeDelta) -> String {
     let secs = age.num_seconds().max(0);
     match secs {
@@ -418,24 +433,28 @@ fn human_age(age: chrono::TimeDelta) -> String {
     }
 }
 
-/// `2026-11-21T14:05` (a `datetime-local` input) or `2026-11-21`, read as UTC.
-fn parse_local_time(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .or_else(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
-        .map(|naive| naive.and_utc())
+/// A form body's fields, decoded (`%D0%98…` as `И…`), when the request says it is a form.
+fn form_pairs(request: &RequestRecord, body: &[u8]) -> Option<Vec<Value>> {
+    let is_form = request.headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("content-type") && value.contains("application/x-www-form-urlencoded")
+    });
+    let text = std::str::from_utf8(body).ok().filter(|_| is_form)?;
+    Some(
+        crate::body::query_pairs(text.trim())
+            .into_iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect(),
+    )
 }
 
 /// Who the event is about, in a few characters: phone, email or name.
 fn contact(stored: &StoredEvent) -> String {
     let fields = &stored.event.fields;
-    ["contact.phone", "contact.email", "contact.name"]
-        .iter()
-        .find_map(|name| fields.get(name).and_then(Value::as_str).filter(|v| !v.is_empty()))
-        .unwrap_or_default()
-        .to_owned()
+    let field = |name: &str| fields.get(name).and_then(Value::as_str).filter(|v| !v.is_empty());
+    match field("contact.phone") {
+        Some(phone) => readable_phone(phone).unwrap_or_else(|| phone.to_owned()),
+        None => field("contact.email").or_else(|| field("contact.name")).unwrap_or_default().to_owned(),
+    }
 }
 
 fn request_view(request: &RequestRecord) -> Value {
@@ -453,18 +472,5 @@ fn message_parts(message: &Value) -> Value {
     match message.as_object() {
         Some(parts) => Value::Array(parts.iter().map(|(part, text)| json!({"part": part, "text": text.as_str().map_or_else(|| text.to_string(), str::to_owned)})).collect()),
         None => Value::Array(Vec::new()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filter_times_are_read_as_utc() {
-        let at = parse_local_time("2026-11-21T14:05").unwrap();
-        assert_eq!(at.to_rfc3339(), "2026-11-21T14:05:00+00:00");
-        assert_eq!(parse_local_time("2026-11-21").unwrap().to_rfc3339(), "2026-11-21T00:00:00+00:00");
-        assert_eq!(parse_local_time("yesterday"), None);
     }
 }

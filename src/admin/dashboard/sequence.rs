@@ -4,13 +4,18 @@
 
 use serde_json::{Value, json};
 
-use super::pages::time;
+use super::clock::Clock;
 use crate::config::Config;
 use crate::plugin::{RECALL_LIMIT, Seen};
 use crate::store::{Store, StoreError, StoredEvent};
 
 /// The section's data, or `null` for an event in no sequence.
-pub(super) async fn section(store: &dyn Store, config: &Config, stored: &StoredEvent) -> Result<Value, StoreError> {
+pub(super) async fn section(
+    store: &dyn Store,
+    config: &Config,
+    stored: &StoredEvent,
+    clock: Clock,
+) -> Result<Value, StoreError> {
     let Some(key) = &stored.sequence_key else {
         return Ok(Value::Null);
     };
@@ -35,7 +40,7 @@ pub(super) async fn section(store: &dyn Store, config: &Config, stored: &StoredE
         .rev()
         .map(|e| {
             json!({
-                "id": e.id.to_string(), "time": time(e.received_at), "event": e.event, "kind": e.kind.as_str(),
+                "id": e.id.to_string(), "time": clock.time(e.received_at), "event": e.event, "kind": e.kind.as_str(),
                 "current": e.id == event.id,
             })
         })

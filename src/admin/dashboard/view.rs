@@ -39,7 +39,11 @@ pub(super) fn render_page(page: &str, title: &str, active: &str, data: &Value) -
         format!("<p class=\"error\">This page failed to render: {}</p>", html_escape(&error.to_string()))
     });
     let notice = data.get("notice").cloned().unwrap_or(Value::Null);
-    let layout = json!({ "title": title, "active": active, "body": body, "notice": notice, "version": env!("CARGO_PKG_VERSION") });
+    let zone = data.get("zone").and_then(Value::as_str).unwrap_or("UTC");
+    let layout = json!({
+        "title": title, "active": active, "body": body, "notice": notice, "version": env!("CARGO_PKG_VERSION"),
+        "zone": zone,
+    });
     registry.render("layout", &layout).unwrap_or(body)
 }
 
