@@ -56,6 +56,11 @@ pub struct LogOutput {
     file: Option<PathBuf>,
 }
 
+/// The message's non-empty lines, joined by ` | `.
+fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|line| !line.is_empty()).collect::<Vec<_>>().join(" | ")
+}
+
 #[async_trait]
 impl Output for LogOutput {
     fn kind(&self) -> &'static str {
@@ -70,7 +75,9 @@ impl Output for LogOutput {
         let text = message.get(Part::Text).unwrap_or_default();
         match &self.file {
             None => {
-                tracing::info!(message = "Alert.", output = %self.name, delivery_id = %attempt.delivery, text = %text);
+                // One log line per alert, in text and JSON logs alike: a message's own line
+                // breaks would split it into lines a log shipper reads as several records.
+                tracing::info!(message = "Alert.", output = %self.name, delivery_id = %attempt.delivery, text = %one_line(text));
             }
             Some(path) => {
                 let line = format!("--- {} {}\n{text}\n", chrono::Utc::now().to_rfc3339(), attempt.delivery);
@@ -86,5 +93,16 @@ impl Output for LogOutput {
             }
         }
         Ok(Receipt { remote_id: None, summary: format!("{} characters logged", text.chars().count()), action: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_is_one_log_line() {
+        let text = "Пропущенный звонок\n\nТелефон: +7 916 123-45-67  \r\nИмя: Анна\n";
+        assert_eq!(one_line(text), "Пропущенный звонок | Телефон: +7 916 123-45-67 | Имя: Анна");
     }
 }

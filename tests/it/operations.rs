@@ -234,12 +234,13 @@ async fn each_webhook_gets_an_access_line_without_its_secret() {
         dir.path().join("config.toml"),
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"\"\n[paths]\nplugins = \"{}\"\n\
-             [vendors.jivo]\nsecret = \"s3cret-in-path\"\n",
+             [vendors.jivo]\nsecret = \"s3cret-in-path\"\n[outputs.log]\ntype = \"log\"\n\
+             [[route]]\nname = \"all\"\nto = [\"log\"]\ntemplate = \"offline_message\"\n",
             repo().join("plugins").display()
         ),
     )
     .unwrap();
-    for rust_log in [None, Some("debug")] {
+    for (run, rust_log) in [None, Some("debug")].into_iter().enumerate() {
         let log = dir.path().join("stderr.log");
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
         command.args(["run", "--config"]).arg(dir.path().join("config.toml")).env_remove("RUST_LOG");
@@ -251,9 +252,10 @@ async fn each_webhook_gets_an_access_line_without_its_secret() {
         let _daemon = crate::support::KillOnDrop(child);
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/hooks/jivo/s3cret-in-path");
-        let body = r#"{"event_name":"offline_message","offline_message_id":77,"message":"hi"}"#;
+        // A new message each run: the same one again would be a duplicate, and not sent.
+        let body = format!(r#"{{"event_name":"offline_message","offline_message_id":{run},"message":"hi"}}"#);
         eventually("the daemon answers", || async {
-            client.post(&url).body(body).send().await.is_ok_and(|r| r.status() == 200)
+            client.post(&url).body(body.clone()).send().await.is_ok_and(|r| r.status() == 200)
         })
         .await;
         eventually("the access line is written", || async {
@@ -265,5 +267,13 @@ async fn each_webhook_gets_an_access_line_without_its_secret() {
         assert!(line.contains("status=200") && line.contains("vendor=jivo") && line.contains("POST"), "{line}");
         assert!(!text.contains("s3cret-in-path"), "the secret never reaches the log:\n{text}");
         assert!(!text.contains("sqlx::query"), "no per-query lines with RUST_LOG={rust_log:?}:\n{text}");
+        // The log output: the alert, several lines long, is one log line.
+        eventually("the alert is logged", || async {
+            std::fs::read_to_string(&log).is_ok_and(|text| text.contains("Alert."))
+        })
+        .await;
+        let text = std::fs::read_to_string(&log).unwrap();
+        let alert = text.lines().find(|line| line.contains("Alert.")).unwrap();
+        assert!(alert.contains(" | ") && alert.contains("hi"), "{alert}");
     }
 }
