@@ -83,7 +83,7 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         }
         Command::Replay(args) => {
             let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime.block_on(ops::replay(&config, &args.event_id)))
+            print_or_fail(runtime.block_on(ops::replay(&config, &args.event_id, &args.to())))
         }
         Command::Retry(args) => {
             let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };

@@ -165,6 +165,24 @@ pub struct ReplayArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     pub event_id: String,
+    /// Send it again to every output today's routes give it, even where it arrived.
+    #[arg(long, conflicts_with = "output")]
+    pub all: bool,
+    /// Send it again to this output only (repeatable). Without `--all` or `--output`, it goes
+    /// only where it has not arrived.
+    #[arg(long)]
+    pub output: Vec<String>,
+}
+
+impl ReplayArgs {
+    /// Where the replay goes.
+    pub fn to(&self) -> crate::delivery::ReplayTo {
+        match (self.all, self.output.is_empty()) {
+            (true, _) => crate::delivery::ReplayTo::All,
+            (false, false) => crate::delivery::ReplayTo::Outputs(self.output.clone()),
+            (false, true) => crate::delivery::ReplayTo::NotReached,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

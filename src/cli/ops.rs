@@ -154,14 +154,19 @@ pub async fn deliveries(
 ///
 /// # Errors
 /// An unknown event, or the store cannot be written.
-pub async fn replay(config: &Config, id: &str) -> anyhow::Result<String> {
+pub async fn replay(config: &Config, id: &str, to: &crate::delivery::ReplayTo) -> anyhow::Result<String> {
     let id: EventId = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not an event id"))?;
     let store = open(config.storage()).await?;
     let Some(stored) = store.event(id).await? else { return Err(Verdict(format!("no event {id}")).into()) };
-    let deliveries = crate::delivery::replay(store.as_ref(), config, &stored).await?;
+    let earlier = store.deliveries(id).await?;
+    let deliveries = crate::delivery::replay(store.as_ref(), config, &stored, &earlier, to).await?;
     store.close().await;
-    Ok(if deliveries.is_empty() {
-        format!("event {id}: no route takes it today; nothing to send\n")
+    Ok(if deliveries.is_empty() && *to == crate::delivery::ReplayTo::NotReached {
+        format!(
+            "event {id}: it has arrived, or is on its way, wherever today's routes send it; nothing to send (--all or --output to send it again)\n"
+        )
+    } else if deliveries.is_empty() {
+        format!("event {id}: no route takes it to those outputs today; nothing to send\n")
     } else {
         let targets: Vec<String> = deliveries.iter().map(|d| format!("{} → {}", d.route, d.output)).collect();
         format!("event {id}: {} new deliveries ({})\n", deliveries.len(), targets.join(", "))

@@ -11,31 +11,7 @@ mod compose;
 pub mod pacing;
 pub mod policy;
 mod recovery;
-
-/// Sends a stored event through today's routes again, as new deliveries beside its old ones.
-/// A route's ttl counts from the replay, not from the original. Returns the new deliveries.
-///
-/// # Errors
-/// The store cannot be written.
-pub async fn replay(
-    store: &dyn Queue,
-    config: &dyn DeliveryConfig,
-    stored: &crate::store::StoredEvent,
-) -> Result<Vec<NewDelivery>, crate::store::StoreError> {
-    let at = Utc::now();
-    let plan = config.routes().plan(&stored.event, at, |output| config.sends_to(output));
-    let deliveries: Vec<NewDelivery> = plan
-        .deliveries
-        .into_iter()
-        .map(|p| NewDelivery {
-            not_before: p.after.and_then(|after| chrono::TimeDelta::from_std(after).ok()).map(|after| at + after),
-            unless: p.unless,
-            ..NewDelivery::planned_at(at, p.route, p.output, p.template, p.expires_at)
-        })
-        .collect();
-    store.add_deliveries(stored.event.id, &plan.routes, &deliveries).await?;
-    Ok(deliveries)
-}
+mod replay;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,13 +24,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use compose::compose;
 pub use policy::RetryPolicy;
+pub use replay::{ReplayTo, replay};
 
 use crate::event::Event;
 use crate::metrics as m;
 use crate::outputs::{self, Attempt, DeliveryError, Disposition, OutputEntry, Reason};
 use crate::render::{RenderContext, TemplateSet};
 use crate::router::Routes;
-use crate::store::{AttemptRecord, Delivery, NewDelivery, Next, Queue, Wake};
+use crate::store::{AttemptRecord, Delivery, Next, Queue, Wake};
 
 /// Default for `delivery.lease_secs`: how long a worker holds a claimed delivery before another
 /// may take it over (on PostgreSQL, when its instance died). Longer than an attempt may take

@@ -135,6 +135,11 @@ async fn an_operator_finds_an_event_retries_its_dead_letter_and_replays_it() {
     screenshot(&browser, "event").await;
 
     // Replay: a new delivery through today's routes, sent at once.
+    // It has arrived at the CRM, so by default a replay sends nothing; chosen, it goes again.
+    browser.click("#replay").await;
+    wait_for_text(&browser, "#notice", "Nothing replayed: the event has arrived").await;
+    assert_eq!(store.deliveries(lead).await.unwrap().len(), 1);
+    browser.client.find(Locator::Css("form.replay select")).await.unwrap().select_by_value("crm").await.unwrap();
     browser.click("#replay").await;
     let notice = wait_for_text(&browser, "#notice", "Replayed").await;
     assert!(notice.contains("1 new deliveries (leads → crm)"), "{notice}");

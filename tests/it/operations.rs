@@ -148,6 +148,15 @@ async fn a_stored_event_is_replayed_through_todays_routes() {
     })
     .await;
     assert_eq!(daemon.store().await.event(event.id).await.unwrap().unwrap().routes, ["chats"]);
+    // Again: it has arrived, so nothing goes unless asked for.
+    eventually("the replay is delivered", || async {
+        daemon.store().await.deliveries(event.id).await.unwrap()[0].state == DeliveryState::Delivered
+    })
+    .await;
+    let (ok, text) = switchboard(&daemon, &["replay", &event.id.to_string()]);
+    assert!(ok && text.contains("nothing to send"), "{text}");
+    let (ok, text) = switchboard(&daemon, &["replay", &event.id.to_string(), "--output", "log"]);
+    assert!(ok && text.contains("1 new deliveries (chats → log)"), "{text}");
     daemon.stop().await;
 }
 

@@ -15,19 +15,42 @@ use ulid::Ulid;
 
 use super::{PageError, redirect_with_notice};
 use crate::admin::AdminState;
+use crate::delivery::ReplayTo;
 use crate::event::EventId;
 use crate::secret::Secret;
 
-pub(super) async fn replay(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
+/// Where a replay goes: `""` where the event has not arrived, `"*"` every output, or one
+/// output's name.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ReplayForm {
+    #[serde(default)]
+    to: String,
+}
+
+pub(super) async fn replay(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    Form(form): Form<ReplayForm>,
+) -> Result<Response, PageError> {
     let id: EventId =
         id.parse().map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("`{id}` is not an event id")))?;
     let Some(stored) = state.store.event(id).await? else { return Err(PageError::not_found(format!("event {id}"))) };
     let config = state.reloader.live().load_full();
-    let deliveries = crate::delivery::replay(state.store.as_ref(), config.as_ref(), &stored).await?;
+    let to = match form.to.as_str() {
+        "" => ReplayTo::NotReached,
+        "*" => ReplayTo::All,
+        output => ReplayTo::Outputs(vec![output.to_owned()]),
+    };
+    let earlier = state.store.deliveries(id).await?;
+    let deliveries = crate::delivery::replay(state.store.as_ref(), config.as_ref(), &stored, &earlier, &to).await?;
     state.ingest.wake.notify();
     tracing::info!(message = "Event replayed from the dashboard.", event_id = %id, deliveries = deliveries.len());
-    let notice = if deliveries.is_empty() {
-        "Replayed: no route takes this event today, so nothing new was sent.".to_owned()
+    let notice = if deliveries.is_empty() && to == ReplayTo::NotReached {
+        "Nothing replayed: the event has arrived, or is on its way, wherever today's routes send it. Choose an \
+         output to send it there again."
+            .to_owned()
+    } else if deliveries.is_empty() {
+        "Replayed: no route takes this event to that output today, so nothing new was sent.".to_owned()
     } else {
         let targets: Vec<String> = deliveries.iter().map(|d| format!("{} → {}", d.route, d.output)).collect();
         format!("Replayed: {} new deliveries ({}).", deliveries.len(), targets.join(", "))

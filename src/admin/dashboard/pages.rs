@@ -230,6 +230,7 @@ pub(super) async fn event(
         "sequence": sequence,
         "handling": handling,
         "verdicts": verdicts,
+        "outputs": config.outputs().keys().collect::<Vec<_>>(),
         "deliveries": deliveries,
         "payload": serde_json::to_string_pretty(&stored.event.payload).unwrap_or_default(),
         "request": request_view(&stored.request),
