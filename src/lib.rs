@@ -33,7 +33,7 @@
 //! - [`admin`]: probes, `/metrics` and the dashboard; [`inspect`]: what the pipeline makes of
 //!   an event, for the dashboard and `switchboard test`.
 //! - [`app`]: wiring and graceful shutdown; [`server`]: the listeners' accept loop;
-//!   [`cli`]: the command line.
+//!   [`systemd`]: readiness and the watchdog for the service manager; [`cli`]: the command line.
 
 pub mod admin;
 pub mod app;
@@ -56,4 +56,5 @@ pub mod router;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;

@@ -25,7 +25,7 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 ///
 /// 1. The data model and leaves that know nothing of ours: `event`, `diagnostics` (file:line
 ///    issues), `body` (request bodies as JSON), `secret`, `metrics`, `telemetry`, `server` (the
-///    accept loop).
+///    accept loop), `systemd` (the service manager's notifications).
 /// 2. Pure stages: `condition` (a rule's tests), `render` (templates), `router` (which routes take
 ///    an event), `plugin` (a vendor's plugin: request → event; its replies are templates).
 /// 3. `store` (events and the delivery queue, durable) and `outputs` (a rendered message → a
@@ -45,6 +45,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &[]),
     ("telemetry", &[]),
     ("server", &[]),
+    ("systemd", &[]),
     ("condition", &["event"]),
     ("render", &["diagnostics", "event"]),
     ("router", &["condition", "event"]),
@@ -81,7 +82,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("cli", &["body", "config", "delivery", "event", "ingest", "inspect", "outputs", "render", "store", "telemetry"]),
-    ("app", &["admin", "config", "delivery", "desk", "ingest", "metrics", "reload", "server", "store"]),
+    ("app", &["admin", "config", "delivery", "desk", "ingest", "metrics", "reload", "server", "store", "systemd"]),
 ];
 
 /// Where one module uses another.

@@ -286,3 +286,65 @@ async fn each_webhook_gets_an_access_line_without_its_secret() {
         assert!(alert.contains(" | ") && alert.contains("hi"), "{alert}");
     }
 }
+
+/// Under systemd with `Type=notify`: the daemon says it is ready once it serves, beats the
+/// watchdog while its store answers, and says it is stopping on SIGTERM — over the datagram
+/// socket systemd names in `NOTIFY_SOCKET`, here one the test listens on.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_service_manager_hears_ready_heartbeats_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"\"\n[paths]\nplugins = \"{}\"\n",
+            repo().join("plugins").display()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["run", "--config"])
+        .arg(dir.path().join("config.toml"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env_remove("WATCHDOG_PID")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let _daemon = crate::support::KillOnDrop(child);
+    let next = || async {
+        let mut buffer = vec![0u8; 4096];
+        let len = tokio::time::timeout(Duration::from_secs(15), socket.recv(&mut buffer))
+            .await
+            .expect("the daemon tells the service manager within 15 s")
+            .unwrap();
+        String::from_utf8_lossy(&buffer[..len]).into_owned()
+    };
+    let mut said = Vec::new();
+    while !said.iter().any(|m: &String| m.contains("READY=1")) {
+        said.push(next().await);
+    }
+    let ready = said.iter().find(|m| m.contains("READY=1")).unwrap();
+    assert!(ready.contains(&format!("STATUS=serving webhooks on 127.0.0.1:{port}")), "{ready}");
+    // It serves by then.
+    let answer = reqwest::get(format!("http://127.0.0.1:{port}/hooks/jivo")).await.unwrap();
+    assert_eq!(answer.status(), 405, "a GET to a POST hook: the listener answers");
+    // Heartbeats at half the 400 ms interval.
+    let mut beats = 0;
+    while beats < 2 {
+        if next().await.contains("WATCHDOG=1") {
+            beats += 1;
+        }
+    }
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    loop {
+        if next().await.contains("STOPPING=1") {
+            break;
+        }
+    }
+}
