@@ -77,8 +77,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "admin",
         &[
-            "config", "delivery", "event", "ingest", "inspect", "metrics", "plugin", "reload", "render", "secret",
-            "store",
+            "body", "config", "delivery", "event", "ingest", "inspect", "metrics", "plugin", "reload", "render",
+            "secret", "store",
         ],
     ),
     ("cli", &["body", "config", "delivery", "event", "ingest", "inspect", "outputs", "render", "store", "telemetry"]),
