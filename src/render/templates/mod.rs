@@ -144,11 +144,18 @@ impl TemplateSet {
                 }
             };
             let mut compiled_parts = Vec::with_capacity(parts.len());
-            for (part, body) in parts {
+            for (part, body, first_line) in parts {
                 let compiled = match Template::compile(&body) {
                     Ok(compiled) => compiled,
                     Err(error) => {
-                        issues.push(issue(origin, format!("part `{part}`: {error}")));
+                        // Placed on the file's own line, not the part's.
+                        let line = error.pos().map(|(line, _)| first_line + line.saturating_sub(1));
+                        let at = error.pos().map_or_else(String::new, |(_, column)| format!(" (column {column})"));
+                        issues.push(ConfigIssue {
+                            line,
+                            key: format!("part {part}"),
+                            ..issue(origin, format!("{}{at}", error.reason()))
+                        });
                         continue;
                     }
                 };
@@ -262,12 +269,13 @@ enum PartsError {
     Twice(String),
 }
 
-/// Splits a file at `{{!-- part: <name> --}}` lines.
-fn split_parts(text: &str) -> Result<Vec<(Part, String)>, PartsError> {
-    let mut parts: Vec<(Part, String)> = Vec::new();
-    let mut current: Option<(Part, String)> = None;
+/// Splits a file at `{{!-- part: <name> --}}` lines: each part, its text, and the file's line
+/// its text begins on.
+fn split_parts(text: &str) -> Result<Vec<(Part, String, usize)>, PartsError> {
+    let mut parts: Vec<(Part, String, usize)> = Vec::new();
+    let mut current: Option<(Part, String, usize)> = None;
     let mut preamble = String::new();
-    for line in text.lines() {
+    for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         let marker = trimmed
             .strip_prefix("{{!--")
@@ -277,12 +285,12 @@ fn split_parts(text: &str) -> Result<Vec<(Part, String)>, PartsError> {
             .map(str::trim);
         if let Some(name) = marker {
             let part = Part::parse(name).ok_or_else(|| PartsError::Unknown(name.to_owned()))?;
-            if parts.iter().any(|(p, _)| *p == part) || current.as_ref().is_some_and(|(p, _)| *p == part) {
+            if parts.iter().any(|(p, ..)| *p == part) || current.as_ref().is_some_and(|(p, ..)| *p == part) {
                 return Err(PartsError::Twice(name.to_owned()));
             }
             parts.extend(current.take());
-            current = Some((part, String::new()));
-        } else if let Some((_, body)) = current.as_mut() {
+            current = Some((part, String::new(), index + 2));
+        } else if let Some((_, body, _)) = current.as_mut() {
             body.push_str(line);
             body.push('\n');
         } else {
@@ -292,7 +300,7 @@ fn split_parts(text: &str) -> Result<Vec<(Part, String)>, PartsError> {
     }
     parts.extend(current);
     if parts.is_empty() {
-        parts.push((Part::Text, preamble));
+        parts.push((Part::Text, preamble, 1));
     }
     Ok(parts)
 }

@@ -50,8 +50,8 @@ fn both_shipped_sets_compile_with_the_same_templates_and_parts() {
 fn parts_split_at_markers_and_a_plain_file_is_text() {
     let parts =
         split_parts("{{!-- about --}}\n{{!-- part: telegram --}}\n<b>hi</b>\n{{!--part:subject--}}\nSubj\n").unwrap();
-    assert_eq!(parts, vec![(Part::Telegram, "<b>hi</b>\n".to_owned()), (Part::Subject, "Subj\n".to_owned())]);
-    assert_eq!(split_parts("just {{text}}\n").unwrap(), vec![(Part::Text, "just {{text}}\n".to_owned())]);
+    assert_eq!(parts, vec![(Part::Telegram, "<b>hi</b>\n".to_owned(), 3), (Part::Subject, "Subj\n".to_owned(), 5)]);
+    assert_eq!(split_parts("just {{text}}\n").unwrap(), vec![(Part::Text, "just {{text}}\n".to_owned(), 1)]);
     assert_eq!(
         split_parts("{{!-- part: sms --}}\n").unwrap_err().to_string(),
         "unknown part `sms`; expected one of telegram, subject, text, html, body, buttons"
@@ -77,13 +77,15 @@ fn user_templates_override_and_add_and_problems_are_reported() {
     assert_eq!(set.render("signed", Part::Text, Escape::Plain, &context).unwrap(), "hello — jivo");
     assert!(set.contains("lead"), "shipped templates stay available");
 
-    std::fs::write(dir.path().join("broken.hbs"), "{{#if x}}unclosed").unwrap();
+    std::fs::write(dir.path().join("broken.hbs"), "{{!-- part: text --}}\nfine\n{{/if}} stray\n").unwrap();
     std::fs::write(dir.path().join("helpless.hbs"), "{{fancy contact.phone}} {{#each (sorted list)}}{{/each}}")
         .unwrap();
     let issues = load_dir(Some(dir.path()), "ru").unwrap_err();
     let messages: Vec<String> = issues.iter().map(ToString::to_string).collect();
     let helpless = dir.path().join("helpless.hbs").display().to_string();
-    assert!(messages.iter().any(|m| m.contains("broken.hbs") && m.contains("part `text`")), "{messages:#?}");
+    // On the file's own line: the part begins on line 2, the stray closing tag is on line 3.
+    let broken = dir.path().join("broken.hbs").display().to_string();
+    assert!(messages.iter().any(|m| m.starts_with(&format!("{broken}:3 part text: "))), "{messages:#?}");
     assert!(
         messages.iter().any(|m| m.starts_with(&helpless) && m.contains("helper `fancy`, which does not exist")),
         "{messages:#?}"
