@@ -31,7 +31,7 @@ use crate::metrics as m;
 use crate::outputs::{self, Attempt, DeliveryError, Disposition, OutputEntry, Reason};
 use crate::render::{RenderContext, TemplateSet};
 use crate::router::Routes;
-use crate::store::{AttemptRecord, Delivery, Next, Queue, Wake};
+use crate::store::{AttemptRecord, Delivery, Next, Queue, SENT_PART_KEEP, Wake};
 
 /// Default for `delivery.lease_secs`: how long a worker holds a claimed delivery before another
 /// may take it over (on PostgreSQL, when its instance died). Longer than an attempt may take
@@ -253,7 +253,7 @@ async fn attempt(
         tracing::warn!(message = "Delivery expired: too late to be useful.");
         return (Next::Expired, None);
     }
-    let result = send(config, &delivery, event, number, card).await;
+    let (sent, result) = send(config, &delivery, event, number, card).await;
     let slow_down = match &result {
         Err(DeliveryError { reason: Reason::RateLimited, disposition: Disposition::Retry { after }, .. }) => {
             Some(after.unwrap_or(Duration::from_secs(1)))
@@ -316,38 +316,62 @@ async fn attempt(
         metrics::counter!(m::DELIVERY_FAILURES, "output" => output, "output_type" => kind, "reason" => reason.clone())
             .increment(1);
     }
-    let record = AttemptRecord { action, remote_id, ..record(number, started, clock, outcome, reason, &detail) };
+    let record = AttemptRecord { action, remote_id, sent, ..record(number, started, clock, outcome, reason, &detail) };
     finish(store, &delivery, record, next).await;
     (next, slow_down)
 }
 
+/// Renders the delivery's message and sends it. Returns the message as rendered (to keep with
+/// the attempt), once it could be, and what the output answered.
 async fn send(
     config: &dyn DeliveryConfig,
     delivery: &Delivery,
     event: Event,
     number: u32,
     card: cards::Sending,
-) -> Result<outputs::Receipt, DeliveryError> {
+) -> (Option<String>, Result<outputs::Receipt, DeliveryError>) {
     let entry = config.output(&delivery.output).ok_or_else(|| {
         DeliveryError::permanent(Reason::Config, format!("output `{}` is no longer configured", delivery.output))
-    })?;
-    let output = entry.output.as_ref().ok_or_else(|| {
-        DeliveryError::permanent(Reason::Config, format!("output `{}` is switched off", delivery.output))
-    })?;
+    });
+    let output = match entry.and_then(|entry| {
+        entry.output.as_ref().ok_or_else(|| {
+            DeliveryError::permanent(Reason::Config, format!("output `{}` is switched off", delivery.output))
+        })
+    }) {
+        Ok(output) => output,
+        Err(error) => return (None, Err(error)),
+    };
     let context = RenderContext::of_card(event, card.handling.as_ref(), &card.events);
-    let message = compose(config.templates(), &delivery.template, output.as_ref(), &context)
-        .map_err(|e| DeliveryError::permanent(Reason::Template, e.to_string()))?
-        .continuing(card.continues)
-        .with_actions(card.actions)
-        .quiet(card.silent)
-        .in_topic(card.topic);
+    let message = match compose(config.templates(), &delivery.template, output.as_ref(), &context) {
+        Ok(message) => message,
+        Err(error) => return (None, Err(DeliveryError::permanent(Reason::Template, error.to_string()))),
+    };
+    let message = message.continuing(card.continues).with_actions(card.actions).quiet(card.silent).in_topic(card.topic);
+    let sent = as_sent(&message);
     let attempt = Attempt { delivery: delivery.id.to_string(), number };
-    match tokio::time::timeout(ATTEMPT_TIMEOUT, output.send(&message, &attempt)).await {
+    let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, output.send(&message, &attempt)).await {
         Ok(result) => result,
         Err(_) => {
             Err(DeliveryError::retry(Reason::Timeout, format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())))
         }
-    }
+    };
+    (Some(sent), result)
+}
+
+/// The message's parts as a JSON object, each cut at [`SENT_PART_KEEP`] bytes — its settings
+/// (an HTTP header made from a secret) left out.
+fn as_sent(message: &outputs::Message) -> String {
+    let parts: serde_json::Map<String, serde_json::Value> = message
+        .parts()
+        .map(|(part, text)| {
+            let mut end = text.len().min(SENT_PART_KEEP);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            (part.name().to_owned(), serde_json::Value::String(text[..end].to_owned()))
+        })
+        .collect();
+    serde_json::Value::Object(parts).to_string()
 }
 
 fn record(
@@ -367,6 +391,7 @@ fn record(
         detail: detail.to_owned(),
         action: None,
         remote_id: None,
+        sent: None,
     }
 }
 

@@ -21,7 +21,10 @@ mod writer;
 
 pub use desk::{Desk, NewPress, Pressed};
 pub use log::{Appended, EventLog, NewEvent, RequestRecord, SequenceLock, StoredEvent};
-pub use queue::{AttemptRecord, CardDelivery, CardState, Delivery, DeliveryState, Dismissal, NewDelivery, Next, Queue};
+pub use queue::{
+    AttemptRecord, CardDelivery, CardState, Delivery, DeliveryState, Dismissal, NewDelivery, Next, Queue,
+    SENT_PART_KEEP,
+};
 pub use rejection::{REJECTED_BODY_KEEP, Rejection, ReprocessOutcome, Reprocessed};
 pub use views::{
     DeliveryCounts, DeliveryQuery, EventQuery, EventStatus, OutputHealth, QueueStats, RejectionQuery, Views,

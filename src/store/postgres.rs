@@ -140,8 +140,8 @@ impl Queue for PostgresStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail, action,
-                                   remote_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                   remote_id, message)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (delivery_id, number) DO NOTHING",
         )
         .bind(id.to_string())
@@ -153,6 +153,7 @@ impl Queue for PostgresStore {
         .bind(&attempt.detail)
         .bind(attempt.action.as_deref())
         .bind(attempt.remote_id.as_deref())
+        .bind(attempt.sent.as_deref())
         .execute(&mut *tx)
         .await?;
         sqlx::query(

@@ -214,7 +214,7 @@ pub struct AttemptRecord {
     pub number: u32,
     pub started_at: DateTime<Utc>,
     pub duration: Duration,
-    /// `delivered`, `retry`, `dead` or `expired`.
+    /// `delivered`, `retry`, `dead`, `expired` or `cancelled`.
     pub outcome: String,
     pub reason: Option<String>,
     pub detail: String,
@@ -223,7 +223,15 @@ pub struct AttemptRecord {
     pub action: Option<String>,
     /// The destination's id of the message this attempt sent or edited (a Telegram message id).
     pub remote_id: Option<String>,
+    /// The message as this attempt rendered and sent it: a JSON object of its parts
+    /// (`{"telegram": "…", "subject": "…"}`), each cut at [`SENT_PART_KEEP`] bytes. `None` for
+    /// an attempt that rendered nothing (an expired or cancelled delivery, a template error).
+    pub sent: Option<String>,
 }
+
+/// How much of each part of a sent message an attempt keeps: a Telegram message is at most
+/// 4,096 characters, an email's text rarely more.
+pub const SENT_PART_KEEP: usize = 16 * 1024;
 
 /// What happens to a delivery after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -119,7 +119,7 @@ WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) AND (CAST($2 AS TEXT) IS NULL OR 
 ORDER BY id DESC LIMIT $3";
 
 pub(super) const DELIVERY_ATTEMPTS: &str = r"
-SELECT number, started_at, duration_ms, outcome, reason, detail, action, remote_id FROM attempts
+SELECT number, started_at, duration_ms, outcome, reason, detail, action, remote_id, message FROM attempts
 WHERE delivery_id = $1
 ORDER BY number";
 

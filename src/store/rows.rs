@@ -204,6 +204,7 @@ pub(super) fn attempt(row: &impl Columns) -> Result<AttemptRecord, StoreError> {
         detail: row.text("detail")?,
         action: row.maybe_text("action")?,
         remote_id: row.maybe_text("remote_id")?,
+        sent: row.maybe_text("message")?,
     })
 }
 

@@ -128,6 +128,9 @@ async fn an_operator_finds_an_event_retries_its_dead_letter_and_replays_it() {
     browser.goto(&daemon.admin_url(&format!("/events/{lead}"))).await;
     let delivery = browser.text("section.delivery").await;
     assert!(delivery.contains("delivered"), "{delivery}");
+    // The message as the delivering attempt sent it, kept with the attempt.
+    let sent = browser.text("section.delivery details.sent").await;
+    assert!(sent.contains("as attempt 2 sent it") && sent.contains("79161234567"), "{sent}");
     assert_eq!(
         browser.client.find_all(Locator::Css("section.delivery table.attempts tbody tr")).await.unwrap().len(),
         2

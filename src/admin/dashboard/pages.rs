@@ -155,10 +155,13 @@ pub(super) async fn event(
     let context = crate::render::RenderContext::of_event(&stored.event);
     let mut deliveries = Vec::new();
     for delivery in state.store.deliveries(id).await? {
-        let attempts: Vec<Value> = state
-            .store
-            .attempts(delivery.id)
-            .await?
+        let records = state.store.attempts(delivery.id).await?;
+        // What went out, as the latest attempt that rendered it kept it.
+        let sent = records.iter().rev().find_map(|a| {
+            let parts = serde_json::from_str::<Value>(a.sent.as_deref()?).ok()?;
+            Some(json!({"number": a.number, "time": clock.time(a.started_at), "parts": message_parts(&parts)}))
+        });
+        let attempts: Vec<Value> = records
             .iter()
             .map(|a| {
                 json!({
@@ -182,6 +185,7 @@ pub(super) async fn event(
             "interrupted": delivery.interrupted,
             "attempts": attempts,
             "parts": message_parts(&rendered.message),
+            "sent": sent,
         }));
     }
     let verdicts = inspect::verdicts(&config, &stored.event);

@@ -224,8 +224,9 @@ pub(super) fn finish(tx: &Transaction<'_>, finished: &Finished) -> Result<(), St
     let Finished { id, attempt, next } = finished;
     let (state, next_at, error) = next_state(attempt, *next);
     tx.prepare_cached(
-        "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail, action, remote_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, outcome, reason, detail, action, remote_id,
+                               message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         id,
@@ -237,6 +238,7 @@ pub(super) fn finish(tx: &Transaction<'_>, finished: &Finished) -> Result<(), St
         attempt.detail,
         attempt.action,
         attempt.remote_id,
+        attempt.sent,
     ])?;
     tx.prepare_cached(
         "UPDATE deliveries SET state = ?1, attempts = ?2, next_attempt_at = COALESCE(?3, next_attempt_at),

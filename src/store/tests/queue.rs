@@ -28,6 +28,7 @@ pub(super) async fn deliveries_are_claimed_once_and_moved_on(store: &dyn Store) 
         detail: format!("attempt {number}"),
         action: None,
         remote_id: None,
+        sent: None,
     };
     // Claim order is not part of the contract; pick them by output.
     let id_of = |output: &str| claimed.iter().find(|(d, _)| d.output == output).unwrap().0.id;
@@ -79,10 +80,13 @@ pub(super) async fn an_expired_lease_is_taken_over(store: &dyn Store) {
         detail: "connection reset".into(),
         action: None,
         remote_id: None,
+        sent: Some(r#"{"telegram":"❌ Пропущенный звонок"}"#.into()),
     };
-    store.finish_attempt(taken[0].0.id, finished, Next::RetryAt(now + TimeDelta::seconds(7))).await.unwrap();
+    store.finish_attempt(taken[0].0.id, finished.clone(), Next::RetryAt(now + TimeDelta::seconds(7))).await.unwrap();
     let again = store.claim_due(now + TimeDelta::seconds(8), 10, Duration::from_secs(5)).await.unwrap();
     assert_eq!(again[0].0.interrupted, 1, "a finished attempt released its lease: not counted");
+    // The message it sent is kept with it, as sent.
+    assert_eq!(store.attempts(taken[0].0.id).await.unwrap()[0].sent, finished.sent);
 }
 
 pub(super) async fn concurrent_claimers_never_share_a_delivery(store: Arc<dyn Store>) {
@@ -130,6 +134,7 @@ pub(super) async fn operators_can_retry_replay_and_prune(store: &dyn Store) {
         detail: outcome.into(),
         action: None,
         remote_id: None,
+        sent: None,
     };
     let dead = claimed.iter().find(|(d, _)| d.output == "tg").unwrap().0.id;
     let done = claimed.iter().find(|(d, _)| d.output == "mail").unwrap().0.id;
@@ -194,6 +199,7 @@ pub(super) async fn waiting_deliveries_are_pulled_forward_for_their_output(store
             detail: "HTTP 503".into(),
             action: None,
             remote_id: None,
+            sent: None,
         };
         store.finish_attempt(delivery.id, record, Next::RetryAt(later)).await.unwrap();
     }
@@ -234,6 +240,7 @@ pub(super) async fn a_run_of_a_sequence_reads_back_as_one_card(store: &dyn Store
         detail: "sent".into(),
         action: None,
         remote_id: remote_id.map(str::to_owned),
+        sent: None,
     };
     store.finish_attempt(tg_of(ids[0]), record(Some("101")), Next::Delivered).await.unwrap();
 
@@ -275,6 +282,7 @@ pub(super) async fn an_escalation_waits_for_its_time_and_a_cancelled_one_is_sett
         detail: outcome.into(),
         action: None,
         remote_id: None,
+        sent: None,
     };
     store.finish_attempt(first[0].0.id, record("delivered"), Next::Delivered).await.unwrap();
     let later = store.claim_due(now + TimeDelta::seconds(601), 10, Duration::from_secs(60)).await.unwrap();
@@ -304,6 +312,7 @@ pub(super) async fn a_dismissed_dead_letter_is_kept_with_who_and_why_until_retri
         detail: outcome.into(),
         action: None,
         remote_id: None,
+        sent: None,
     };
     store.finish_attempt(tg, record("dead"), Next::Dead).await.unwrap();
     store.finish_attempt(mail, record("dead"), Next::Dead).await.unwrap();

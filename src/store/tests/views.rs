@@ -30,6 +30,7 @@ pub(super) async fn operator_views_filter_count_and_summarise(store: &dyn Store)
         detail: detail.into(),
         action: None,
         remote_id: None,
+        sent: None,
     };
     let delivered = with_deliveries(new_event("envybox", "v:1", now - TimeDelta::seconds(30)), &["tg"]);
     let failed = with_deliveries(new_event("envybox", "v:2", now - TimeDelta::seconds(20)), &["tg", "mail"]);
@@ -104,6 +105,7 @@ pub(super) async fn an_operator_action_is_shown_until_a_clean_delivery(store: &d
         detail: outcome.into(),
         action: action.map(str::to_owned),
         remote_id: None,
+        sent: None,
     };
     let steps = [
         (attempt(0, "dead", Some("add the bot back")), Next::Dead),
