@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use switchboard::app::{self, Listeners};
+use switchboard::cli::remote::Remote;
 use switchboard::cli::{CheckArgs, Cli, Command, ConfigArgs, health, ops, send, test};
 use switchboard::config::Config;
-use switchboard::store::EventQuery;
+use switchboard::store::{DeliveryQuery, EventQuery};
 use switchboard::telemetry;
 use tokio_util::sync::CancellationToken;
 
@@ -63,49 +64,75 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
             }
         }
         Command::Events(args) => {
-            let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime.block_on(ops::events(
-                &storage,
-                EventQuery {
-                    vendor: args.vendor,
-                    kind: args.kind,
-                    status: args.status,
-                    search: args.search,
-                    limit: args.limit,
-                    ..Default::default()
-                },
-                args.format,
-            )))
+            let mut storage = None;
+            let reader = match reader(args.url.as_deref(), &args.config, &mut storage) {
+                Ok(reader) => reader,
+                Err(code) => return code,
+            };
+            let query = EventQuery {
+                vendor: args.vendor,
+                kind: args.kind,
+                status: args.status,
+                search: args.search,
+                limit: args.limit,
+                ..Default::default()
+            };
+            print_or_fail(runtime.block_on(ops::events(&reader, query, args.format)))
         }
         Command::Deliveries(args) => {
-            let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime.block_on(ops::deliveries(&storage, args.state, args.output, args.limit, args.format)))
+            let mut storage = None;
+            let reader = match reader(args.url.as_deref(), &args.config, &mut storage) {
+                Ok(reader) => reader,
+                Err(code) => return code,
+            };
+            let query = DeliveryQuery { state: args.state, output: args.output, limit: args.limit };
+            print_or_fail(runtime.block_on(ops::deliveries(&reader, query, args.format)))
         }
         Command::Replay(args) => {
-            let Some(config) = load(&args.config) else { return ExitCode::from(2) };
-            print_or_fail(runtime.block_on(ops::replay(&config, &args.event_id, &args.to())))
+            let to = args.to();
+            let config;
+            let target = match &args.url {
+                Some(url) => match Remote::new(url) {
+                    Ok(remote) => ops::Replaying::Api(remote),
+                    Err(error) => return fail(&error),
+                },
+                None => {
+                    let Some(loaded) = load(&args.config) else { return ExitCode::from(2) };
+                    config = loaded;
+                    ops::Replaying::Store(&config)
+                }
+            };
+            print_or_fail(runtime.block_on(ops::replay(target, &args.event_id, &to)))
         }
         Command::Retry(args) => {
-            let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
-            let retried = ops::retry(&storage, args.delivery_id.as_deref(), args.output.as_deref());
+            let mut storage = None;
+            let reader = match reader(args.url.as_deref(), &args.config, &mut storage) {
+                Ok(reader) => reader,
+                Err(code) => return code,
+            };
+            let retried = ops::retry(&reader, args.delivery_id.as_deref(), args.output.as_deref());
             print_or_fail(runtime.block_on(retried))
         }
         Command::Dismiss(args) => {
-            let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
+            let mut storage = None;
+            let reader = match reader(args.url.as_deref(), &args.config, &mut storage) {
+                Ok(reader) => reader,
+                Err(code) => return code,
+            };
             let by = args.by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".to_owned());
             let by = switchboard::store::Dismissal { by, at: chrono::Utc::now(), note: args.note };
-            print_or_fail(runtime.block_on(ops::dismiss(
-                &storage,
-                args.delivery_id.as_deref(),
-                args.output.as_deref(),
-                by,
-            )))
+            let dismissed = ops::dismiss(&reader, args.delivery_id.as_deref(), args.output.as_deref(), by);
+            print_or_fail(runtime.block_on(dismissed))
         }
         Command::Rejected(args) => {
-            let Some(storage) = load_storage(&args.config) else { return ExitCode::from(2) };
+            let mut storage = None;
+            let reader = match reader(args.url.as_deref(), &args.config, &mut storage) {
+                Ok(reader) => reader,
+                Err(code) => return code,
+            };
             let query =
                 switchboard::store::RejectionQuery { vendor: args.vendor, reason: args.reason, limit: args.limit };
-            print_or_fail(runtime.block_on(ops::rejected(&storage, query, args.format)))
+            print_or_fail(runtime.block_on(ops::rejected(&reader, query, args.format)))
         }
         Command::Health(args) => {
             let Some(config) = args.config.validate().map_err(|errors| eprint!("{errors}")).ok() else {
@@ -173,6 +200,20 @@ fn check(args: &CheckArgs) -> ExitCode {
 /// The configuration, validated and built, or `None` after printing every problem in it.
 fn load(args: &ConfigArgs) -> Option<Config> {
     args.load().map_err(|errors| eprint!("{errors}")).ok()
+}
+
+/// Where a store command reads and acts: the daemon at `url`, else the database the
+/// configuration names (its `[storage]`, kept in `slot`). Exits 2 when neither can be had.
+fn reader<'a>(
+    url: Option<&str>,
+    config: &ConfigArgs,
+    slot: &'a mut Option<switchboard::config::StorageSettings>,
+) -> Result<ops::Reader<'a>, ExitCode> {
+    if let Some(url) = url {
+        return Remote::new(url).map(ops::Reader::Api).map_err(|error| fail(&error));
+    }
+    let storage = load_storage(config).ok_or(ExitCode::from(2))?;
+    Ok(ops::Reader::Store(slot.insert(storage)))
 }
 
 /// Only `[storage]`: commands that read or requeue what is stored need no output's secrets.

@@ -2,11 +2,13 @@
 //!
 //! [`probes`]: `/healthz` (alive), `/readyz` (store reachable, configuration loaded),
 //! `/-/status` (JSON), `POST /-/reload` and `/metrics` (Prometheus). [`dashboard`]: the pages
-//! an operator reads when an alert did not arrive. It listens on loopback by default; with
+//! an operator reads when an alert did not arrive. [`api`]: the same, as JSON, for the command
+//! line's `--url`. It listens on loopback by default; with
 //! `server.admin_token` set, every request must carry it, as a bearer token (probes, scripts)
 //! or as the password of HTTP basic auth (browsers). [`guard`] refuses host names it does not
 //! answer to (DNS rebinding) and state-changing requests from other sites.
 
+mod api;
 mod dashboard;
 mod guard;
 mod probes;
@@ -45,6 +47,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/-/status", get(probes::status))
         .route("/-/reload", post(probes::reload))
         .route("/metrics", get(probes::metrics))
+        .route("/api/v1/events", get(api::events))
+        .route("/api/v1/events/{id}/replay", post(api::replay))
+        .route("/api/v1/deliveries", get(api::deliveries))
+        .route("/api/v1/deliveries/retry", post(api::retry_dead))
+        .route("/api/v1/deliveries/dismiss", post(api::dismiss_dead))
+        .route("/api/v1/deliveries/{id}/retry", post(api::retry_one))
+        .route("/api/v1/deliveries/{id}/dismiss", post(api::dismiss_one))
+        .route("/api/v1/rejected", get(api::rejected))
         .merge(dashboard::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         // Before the token: a cross-site POST gets 403, not a login prompt on the operator's screen.

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod ops;
+pub mod remote;
 pub mod send;
 pub mod test;
 
@@ -96,6 +97,10 @@ pub struct Verdict(pub String);
 pub struct RejectedArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
+    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
+    #[arg(long, env = "SWITCHBOARD_URL")]
+    pub url: Option<String>,
     /// Only those addressed to this vendor.
     #[arg(long)]
     pub vendor: Option<String>,
@@ -120,6 +125,10 @@ pub struct ReprocessArgs {
 pub struct EventsArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
+    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
+    #[arg(long, env = "SWITCHBOARD_URL")]
+    pub url: Option<String>,
     #[arg(long)]
     pub vendor: Option<String>,
     #[arg(long)]
@@ -144,6 +153,10 @@ fn parse_event_status(text: &str) -> Result<crate::store::EventStatus, String> {
 pub struct DeliveriesArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
+    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
+    #[arg(long, env = "SWITCHBOARD_URL")]
+    pub url: Option<String>,
     /// pending, delivered, dead, expired, cancelled or dismissed.
     #[arg(long, value_parser = parse_state)]
     pub state: Option<crate::store::DeliveryState>,
@@ -164,6 +177,10 @@ fn parse_state(text: &str) -> Result<crate::store::DeliveryState, String> {
 pub struct ReplayArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
+    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
+    #[arg(long, env = "SWITCHBOARD_URL")]
+    pub url: Option<String>,
     pub event_id: String,
     /// Send it again to every output today's routes give it, even where it arrived.
     #[arg(long, conflicts_with = "output")]
@@ -189,6 +206,10 @@ impl ReplayArgs {
 pub struct DismissArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
+    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
+    #[arg(long, env = "SWITCHBOARD_URL")]
+    pub url: Option<String>,
     /// The delivery to dismiss.
     #[arg(required_unless_present = "dead", conflicts_with = "dead")]
     pub delivery_id: Option<String>,
@@ -210,6 +231,10 @@ pub struct DismissArgs {
 pub struct RetryArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
+    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
+    #[arg(long, env = "SWITCHBOARD_URL")]
+    pub url: Option<String>,
     /// The delivery to requeue.
     #[arg(required_unless_present = "dead", conflicts_with = "dead")]
     pub delivery_id: Option<String>,

@@ -13,11 +13,12 @@ use arc_swap::ArcSwap;
 
 use serde_json::{Value, json};
 
+use super::remote::Remote;
 use super::{Format, Verdict};
 use crate::config::{Config, StorageSettings};
 use crate::event::EventId;
 use crate::ingest::IngestState;
-use crate::store::{self, Appended, DeliveryQuery, DeliveryState, EventQuery, RejectionQuery, Reprocessed, Store};
+use crate::store::{self, Appended, DeliveryQuery, EventQuery, RejectionQuery, Store};
 
 /// Opens the daemon's store. An SQLite file that is not there is an error: a command that
 /// created an empty database would answer "no events" about the wrong file.
@@ -72,35 +73,90 @@ fn time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// Where a command reads and acts: the database the configuration names, or the running
+/// daemon's admin API (`--url`).
+pub enum Reader<'a> {
+    Store(&'a StorageSettings),
+    Api(Remote),
+}
+
+impl<'a> Reader<'a> {
+    /// The daemon at `url` when given, else the database of `storage`.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be made.
+    pub fn new(url: Option<&str>, storage: &'a StorageSettings) -> anyhow::Result<Self> {
+        Ok(match url {
+            Some(url) => Self::Api(Remote::new(url)?),
+            None => Self::Store(storage),
+        })
+    }
+}
+
+/// A record's text field, or `-`.
+fn text(record: &Value, key: &str) -> String {
+    match &record[key] {
+        Value::String(text) => text.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A record's RFC 3339 time as `2026-11-21 14:05:00` (UTC).
+fn when(record: &Value, key: &str) -> String {
+    record[key]
+        .as_str()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .map_or_else(|| text(record, key), |at| time(at.with_timezone(&chrono::Utc)))
+}
+
+/// Query parameters from the filters that are set.
+fn params(pairs: &[(&'static str, Option<String>)]) -> Vec<(&'static str, String)> {
+    pairs.iter().filter_map(|(name, value)| value.clone().map(|value| (*name, value))).collect()
+}
+
 /// `switchboard events`: newest first.
 ///
 /// # Errors
-/// The store cannot be read.
-pub async fn events(storage: &StorageSettings, query: EventQuery, format: Format) -> anyhow::Result<String> {
-    let store = open(storage).await?;
-    let events = store.events(&query).await?;
-    store.close().await;
-    let rows: Vec<(Vec<String>, Value)> = events
-        .iter()
-        .map(|stored| {
-            let event = &stored.event;
-            let routes = if stored.routes.is_empty() { "unrouted".to_owned() } else { stored.routes.join(", ") };
-            let phone = event.fields.get("contact.phone").and_then(|v| v.as_str()).unwrap_or("-").to_owned();
+/// The store or the daemon cannot be read.
+pub async fn events(reader: &Reader<'_>, query: EventQuery, format: Format) -> anyhow::Result<String> {
+    let records = match reader {
+        Reader::Store(storage) => {
+            let store = open(storage).await?;
+            let events = store.events(&query).await?;
+            store.close().await;
+            events.iter().map(crate::store::StoredEvent::summary).collect()
+        }
+        Reader::Api(remote) => {
+            let status = query.status.map(|s| s.as_str().to_owned());
+            let filters = params(&[
+                ("vendor", query.vendor),
+                ("kind", query.kind),
+                ("status", status),
+                ("search", query.search),
+                ("limit", Some(query.limit.to_string())),
+            ]);
+            remote.list("events", &filters).await?
+        }
+    };
+    let rows: Vec<(Vec<String>, Value)> = records
+        .into_iter()
+        .map(|record| {
+            let routes = record["routes"].as_array().map_or_else(Vec::new, |routes| {
+                routes.iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>()
+            });
+            let routes = if routes.is_empty() { "unrouted".to_owned() } else { routes.join(", ") };
+            let phone = record["fields"]["contact.phone"].as_str().unwrap_or("-").to_owned();
             let cells = vec![
-                event.id.to_string(),
-                time(event.received_at),
-                event.vendor.clone(),
-                event.event.clone(),
-                event.kind.to_string(),
+                text(&record, "id"),
+                when(&record, "received_at"),
+                text(&record, "vendor"),
+                text(&record, "event"),
+                text(&record, "kind"),
                 phone,
                 routes,
             ];
-            let json = json!({
-                "id": event.id.to_string(), "received_at": event.received_at, "vendor": event.vendor,
-                "event": event.event, "kind": event.kind.to_string(), "fields": event.fields,
-                "routes": stored.routes, "duplicates": stored.duplicates,
-            });
-            (cells, json)
+            (cells, record)
         })
         .collect();
     listing(format, &["ID", "RECEIVED (UTC)", "VENDOR", "EVENT", "KIND", "PHONE", "ROUTES"], &rows, "no events")
@@ -109,41 +165,47 @@ pub async fn events(storage: &StorageSettings, query: EventQuery, format: Format
 /// `switchboard deliveries`: newest first, with their last error.
 ///
 /// # Errors
-/// The store cannot be read.
-pub async fn deliveries(
-    storage: &StorageSettings,
-    state: Option<DeliveryState>,
-    output: Option<String>,
-    limit: u32,
-    format: Format,
-) -> anyhow::Result<String> {
-    let store = open(storage).await?;
-    let deliveries = store.list_deliveries(&DeliveryQuery { state, output, limit }).await?;
-    store.close().await;
-    let rows: Vec<(Vec<String>, Value)> = deliveries
-        .iter()
-        .map(|d| {
-            let dismissed = d.dismissal.as_ref().map(|x| {
-                let note = x.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
-                format!("dismissed by {} at {} UTC{note}", x.by, time(x.at))
+/// The store or the daemon cannot be read.
+pub async fn deliveries(reader: &Reader<'_>, query: DeliveryQuery, format: Format) -> anyhow::Result<String> {
+    let records = match reader {
+        Reader::Store(storage) => {
+            let store = open(storage).await?;
+            let deliveries = store.list_deliveries(&query).await?;
+            store.close().await;
+            deliveries.iter().map(crate::store::Delivery::summary).collect()
+        }
+        Reader::Api(remote) => {
+            let filters = params(&[
+                ("state", query.state.map(|s| s.as_str().to_owned())),
+                ("output", query.output),
+                ("limit", Some(query.limit.to_string())),
+            ]);
+            remote.list("deliveries", &filters).await?
+        }
+    };
+    let rows: Vec<(Vec<String>, Value)> = records
+        .into_iter()
+        .map(|record| {
+            let dismissal = &record["dismissal"];
+            let dismissed = dismissal.is_object().then(|| {
+                let note = dismissal["note"].as_str().map(|n| format!(": {n}")).unwrap_or_default();
+                format!("dismissed by {} at {} UTC{note}", text(dismissal, "by"), when(dismissal, "at"))
             });
-            let answer = [d.last_error.clone(), dismissed].into_iter().flatten().collect::<Vec<_>>().join("; ");
+            let answer = [record["last_error"].as_str().map(str::to_owned), dismissed]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ");
             let cells = vec![
-                d.id.to_string(),
-                d.event_id.to_string(),
-                d.state.as_str().to_owned(),
-                d.output.clone(),
-                d.route.clone(),
-                d.attempts.to_string(),
+                text(&record, "id"),
+                text(&record, "event_id"),
+                text(&record, "state"),
+                text(&record, "output"),
+                text(&record, "route"),
+                text(&record, "attempts"),
                 answer,
             ];
-            let json = json!({
-                "id": d.id.to_string(), "event_id": d.event_id.to_string(), "state": d.state.as_str(),
-                "output": d.output, "route": d.route, "template": d.template, "attempts": d.attempts,
-                "next_attempt_at": d.next_attempt_at, "created_at": d.created_at, "last_error": d.last_error,
-                "dismissal": d.dismissal,
-            });
-            (cells, json)
+            (cells, record)
         })
         .collect();
     let header = ["ID", "EVENT", "STATE", "OUTPUT", "ROUTE", "ATTEMPTS", "LAST ANSWER"];
@@ -154,35 +216,68 @@ pub async fn deliveries(
 ///
 /// # Errors
 /// An unknown event, or the store cannot be written.
-pub async fn replay(config: &Config, id: &str, to: &crate::delivery::ReplayTo) -> anyhow::Result<String> {
+pub async fn replay(target: Replaying<'_>, id: &str, to: &crate::delivery::ReplayTo) -> anyhow::Result<String> {
     let id: EventId = id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not an event id"))?;
-    let store = open(config.storage()).await?;
-    let Some(stored) = store.event(id).await? else { return Err(Verdict(format!("no event {id}")).into()) };
-    let earlier = store.deliveries(id).await?;
-    let deliveries = crate::delivery::replay(store.as_ref(), config, &stored, &earlier, to).await?;
-    store.close().await;
-    Ok(if deliveries.is_empty() && *to == crate::delivery::ReplayTo::NotReached {
+    let targets: Vec<String> = match target {
+        Replaying::Store(config) => {
+            let store = open(config.storage()).await?;
+            let Some(stored) = store.event(id).await? else { return Err(Verdict(format!("no event {id}")).into()) };
+            let earlier = store.deliveries(id).await?;
+            let deliveries = crate::delivery::replay(store.as_ref(), config, &stored, &earlier, to).await;
+            store.close().await;
+            deliveries?.iter().map(|d| format!("{} → {}", d.route, d.output)).collect()
+        }
+        Replaying::Api(remote) => {
+            let body = match to {
+                crate::delivery::ReplayTo::NotReached => json!({}),
+                crate::delivery::ReplayTo::All => json!({ "all": true }),
+                crate::delivery::ReplayTo::Outputs(outputs) => json!({ "outputs": outputs }),
+            };
+            let answer = remote.act(&format!("events/{id}/replay"), &body).await?;
+            let planned = answer["deliveries"].as_array().cloned().unwrap_or_default();
+            planned.iter().map(|d| format!("{} → {}", text(d, "route"), text(d, "output"))).collect()
+        }
+    };
+    Ok(if targets.is_empty() && *to == crate::delivery::ReplayTo::NotReached {
         format!(
             "event {id}: it has arrived, or is on its way, wherever today's routes send it; nothing to send (--all or --output to send it again)\n"
         )
-    } else if deliveries.is_empty() {
+    } else if targets.is_empty() {
         format!("event {id}: no route takes it to those outputs today; nothing to send\n")
     } else {
-        let targets: Vec<String> = deliveries.iter().map(|d| format!("{} → {}", d.route, d.output)).collect();
-        format!("event {id}: {} new deliveries ({})\n", deliveries.len(), targets.join(", "))
+        format!("event {id}: {} new deliveries ({})\n", targets.len(), targets.join(", "))
     })
+}
+
+/// Where a replay happens: through the configuration's own store and routes, or by the running
+/// daemon (`--url`).
+pub enum Replaying<'a> {
+    Store(&'a Config),
+    Api(Remote),
 }
 
 /// `switchboard retry <delivery-id>` or `switchboard retry --dead [--output X]`.
 ///
 /// # Errors
 /// A malformed id, nothing to retry for a named delivery, or the store cannot be written.
-pub async fn retry(storage: &StorageSettings, id: Option<&str>, output: Option<&str>) -> anyhow::Result<String> {
+pub async fn retry(reader: &Reader<'_>, id: Option<&str>, output: Option<&str>) -> anyhow::Result<String> {
     let id: Option<Ulid> =
         id.map(|id| id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not a delivery id"))).transpose()?;
-    let store = open(storage).await?;
-    let count = store.retry(id, output).await?;
-    store.close().await;
+    let count = match reader {
+        Reader::Store(storage) => {
+            let store = open(storage).await?;
+            let count = store.retry(id, output).await;
+            store.close().await;
+            count?
+        }
+        Reader::Api(remote) => {
+            let (path, body) = match id {
+                Some(id) => (format!("deliveries/{id}/retry"), json!({})),
+                None => ("deliveries/retry".to_owned(), json!({ "output": output })),
+            };
+            remote.act(&path, &body).await?["count"].as_u64().unwrap_or_default()
+        }
+    };
     match (id, count) {
         (Some(id), 0) => {
             Err(Verdict(format!("delivery {id} is not dead or expired (or does not exist); nothing to retry")).into())
@@ -197,16 +292,28 @@ pub async fn retry(storage: &StorageSettings, id: Option<&str>, output: Option<&
 /// # Errors
 /// A malformed id, nothing to dismiss for a named delivery, or the store cannot be written.
 pub async fn dismiss(
-    storage: &StorageSettings,
+    reader: &Reader<'_>,
     id: Option<&str>,
     output: Option<&str>,
     by: crate::store::Dismissal,
 ) -> anyhow::Result<String> {
     let id: Option<Ulid> =
         id.map(|id| id.parse().map_err(|_| anyhow::anyhow!("`{id}` is not a delivery id"))).transpose()?;
-    let store = open(storage).await?;
-    let count = store.dismiss(id, output, &by).await?;
-    store.close().await;
+    let count = match reader {
+        Reader::Store(storage) => {
+            let store = open(storage).await?;
+            let count = store.dismiss(id, output, &by).await;
+            store.close().await;
+            count?
+        }
+        Reader::Api(remote) => {
+            let (path, body) = match id {
+                Some(id) => (format!("deliveries/{id}/dismiss"), json!({ "by": by.by, "note": by.note })),
+                None => ("deliveries/dismiss".to_owned(), json!({ "output": output, "by": by.by, "note": by.note })),
+            };
+            remote.act(&path, &body).await?["count"].as_u64().unwrap_or_default()
+        }
+    };
     match (id, count) {
         (Some(id), 0) => {
             Err(Verdict(format!("delivery {id} is not dead or expired (or does not exist); nothing to dismiss")).into())
@@ -219,32 +326,33 @@ pub async fn dismiss(
 /// `switchboard rejected`: refused requests, newest first.
 ///
 /// # Errors
-/// The store cannot be read.
-pub async fn rejected(storage: &StorageSettings, query: RejectionQuery, format: Format) -> anyhow::Result<String> {
-    let store = open(storage).await?;
-    let rejections = store.rejections(&query).await?;
-    store.close().await;
-    let rows: Vec<(Vec<String>, Value)> = rejections
-        .iter()
-        .map(|r| {
-            let reprocess = match (crate::ingest::not_reprocessable(r, None), r.reprocessed) {
-                (_, Some(Reprocessed { event: Some(event), .. })) => format!("became event {event}"),
-                (Some(why), _) => format!("final: {why}"),
-                (None, _) => "switchboard reprocess can retry it".to_owned(),
-            };
+/// The store or the daemon cannot be read.
+pub async fn rejected(reader: &Reader<'_>, query: RejectionQuery, format: Format) -> anyhow::Result<String> {
+    let records = match reader {
+        Reader::Store(storage) => {
+            let store = open(storage).await?;
+            let rejections = store.rejections(&query).await?;
+            store.close().await;
+            rejections.iter().map(|r| crate::ingest::rejection_summary(r, None)).collect()
+        }
+        Reader::Api(remote) => {
+            let filters =
+                params(&[("vendor", query.vendor), ("reason", query.reason), ("limit", Some(query.limit.to_string()))]);
+            remote.list("rejected", &filters).await?
+        }
+    };
+    let rows: Vec<(Vec<String>, Value)> = records
+        .into_iter()
+        .map(|record| {
             let cells = vec![
-                r.id.to_string(),
-                time(r.received_at),
-                r.vendor.clone().unwrap_or_else(|| "-".to_owned()),
-                r.status.to_string(),
-                r.reason.clone(),
-                format!("{}  ({reprocess})", r.message),
+                text(&record, "id"),
+                when(&record, "received_at"),
+                text(&record, "vendor"),
+                text(&record, "status"),
+                text(&record, "reason"),
+                format!("{}  ({})", text(&record, "message"), text(&record, "reprocess")),
             ];
-            let json = json!({
-                "id": r.id.to_string(), "received_at": r.received_at, "vendor": r.vendor, "status": r.status,
-                "reason": r.reason, "message": r.message, "body_size": r.body_size, "reprocess": reprocess,
-            });
-            (cells, json)
+            (cells, record)
         })
         .collect();
     let header = ["ID", "RECEIVED (UTC)", "VENDOR", "STATUS", "REASON", "MESSAGE"];

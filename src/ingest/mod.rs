@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 
 pub use error::{IngestError, REASONS};
-pub use reprocess::{ReprocessError, not_reprocessable, reprocess};
+pub use reprocess::{ReprocessError, not_reprocessable, rejection_summary, reprocess};
 pub use sequence::SequenceTurns;
 pub use settings::{IngestConfig, LiveConfig};
 

@@ -64,6 +64,19 @@ pub async fn reprocess(state: &IngestState, id: Ulid) -> Result<Appended, Reproc
 /// posted, is processed: refused by the plugin after its secret was checked; or refused before
 /// that (an unknown vendor, a method, an event in the path) for a vendor that today has no secret
 /// and no `allow_from`. Anything else could be a stranger's forgery.
+/// A refused request as the admin API and `switchboard rejected -o json` show it: its
+/// [`Rejection::summary`] and `reprocess`, what can become of it.
+pub fn rejection_summary(rejection: &Rejection, config: Option<&dyn IngestConfig>) -> serde_json::Value {
+    let reprocess = match (not_reprocessable(rejection, config), rejection.reprocessed) {
+        (_, Some(crate::store::Reprocessed { event: Some(event), .. })) => format!("became event {event}"),
+        (Some(why), _) => format!("final: {why}"),
+        (None, _) => "switchboard reprocess can retry it".to_owned(),
+    };
+    let mut summary = rejection.summary();
+    summary["reprocess"] = serde_json::Value::String(reprocess);
+    summary
+}
+
 pub fn not_reprocessable(rejection: &Rejection, config: Option<&dyn IngestConfig>) -> Option<String> {
     const FINAL: &str = "only the vendor can send it again";
     let vendor = rejection.vendor.as_deref().unwrap_or_default();

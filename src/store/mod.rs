@@ -15,6 +15,7 @@ mod reads;
 mod rejection;
 mod rows;
 pub mod sqlite;
+mod summary;
 mod views;
 mod wake;
 mod writer;

@@ -348,3 +348,64 @@ async fn the_service_manager_hears_ready_heartbeats_and_stopping() {
         }
     }
 }
+
+/// With `--url`, the commands ask the running daemon's admin API, with the admin token from
+/// `SWITCHBOARD_ADMIN_TOKEN`, and never open the database (here there is none where the
+/// configuration they are given points).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commands_talk_to_the_running_daemon_given_its_url() {
+    let mut sink = HttpSink::start(vec![Answer(422, None, "phone is required")]).await;
+    let token = "admin-t0ken-for-the-cli";
+    let daemon =
+        Daemon::start(&format!("[server]\nadmin_token = \"{token}\"\n{}", http_route(&sink.url("/leads"), ""))).await;
+    let event = post_lead(&daemon, 3).await;
+    sink.next().await;
+    let store = daemon.store().await;
+    eventually("dead-lettered", || async { store.deliveries(event).await.unwrap()[0].state == DeliveryState::Dead })
+        .await;
+    let id = store.deliveries(event).await.unwrap()[0].id.to_string();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("config.toml"), "").unwrap();
+    let url = daemon.admin_url("");
+    let cli = |args: &[&str], with_token: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command.args(args).arg("--config").arg(elsewhere.path().join("config.toml")).env("SWITCHBOARD_URL", &url);
+        if with_token {
+            command.env("SWITCHBOARD_ADMIN_TOKEN", token);
+        } else {
+            command.env_remove("SWITCHBOARD_ADMIN_TOKEN");
+        }
+        let output = command.output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), text)
+    };
+
+    let (code, text) = cli(&["deliveries", "--state", "dead"], false);
+    assert!(code == Some(2) && text.contains("refused the admin token"), "{code:?} {text}");
+    let (code, listed) = cli(&["deliveries", "--state", "dead"], true);
+    assert!(code == Some(0) && listed.contains(&id) && listed.contains("phone is required"), "{listed}");
+    let (code, json) = cli(&["events", "-o", "json"], true);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert!(code == Some(0) && json[0]["id"] == event.to_string().as_str(), "{json}");
+    let (code, text) = cli(&["retry", &id], true);
+    assert!(code == Some(0) && text.contains("requeued"), "{text}");
+    sink.next().await;
+    eventually("delivered on the retry", || async {
+        store.deliveries(event).await.unwrap()[0].state == DeliveryState::Delivered
+    })
+    .await;
+    let (code, text) = cli(&["dismiss", &id], true);
+    assert!(code == Some(1) && text.contains("nothing to dismiss"), "{code:?} {text}");
+    let (code, text) = cli(&["replay", &event.to_string()], true);
+    assert!(code == Some(0) && text.contains("nothing to send"), "{text}");
+    let (code, text) = cli(&["replay", &event.to_string(), "--all"], true);
+    assert!(code == Some(0) && text.contains("1 new deliveries (leads → crm)"), "{text}");
+    sink.next().await;
+    let (code, text) = cli(&["rejected"], true);
+    assert!(code == Some(0) && text.contains("no refused requests"), "{text}");
+    assert!(!elsewhere.path().join("data").exists(), "no database was opened or made");
+    drop(sink);
+    daemon.stop().await;
+    let (code, text) = cli(&["events"], true);
+    assert!(code == Some(2) && text.contains("nothing answers at"), "{code:?} {text}");
+}
