@@ -65,7 +65,7 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         }
         Command::Events(args) => {
             let mut storage = None;
-            let reader = match reader(args.url.as_deref(), &args.config, &mut storage) {
+            let reader = match reader(args.daemon.url.as_deref(), &args.config, &mut storage) {
                 Ok(reader) => reader,
                 Err(code) => return code,
             };
@@ -81,7 +81,7 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         }
         Command::Deliveries(args) => {
             let mut storage = None;
-            let reader = match reader(args.url.as_deref(), &args.config, &mut storage) {
+            let reader = match reader(args.daemon.url.as_deref(), &args.config, &mut storage) {
                 Ok(reader) => reader,
                 Err(code) => return code,
             };
@@ -91,7 +91,7 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         Command::Replay(args) => {
             let to = args.to();
             let config;
-            let target = match &args.url {
+            let target = match &args.daemon.url {
                 Some(url) => match Remote::new(url) {
                     Ok(remote) => ops::Replaying::Api(remote),
                     Err(error) => return fail(&error),
@@ -106,7 +106,7 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         }
         Command::Retry(args) => {
             let mut storage = None;
-            let reader = match reader(args.url.as_deref(), &args.config, &mut storage) {
+            let reader = match reader(args.daemon.url.as_deref(), &args.config, &mut storage) {
                 Ok(reader) => reader,
                 Err(code) => return code,
             };
@@ -115,7 +115,7 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         }
         Command::Dismiss(args) => {
             let mut storage = None;
-            let reader = match reader(args.url.as_deref(), &args.config, &mut storage) {
+            let reader = match reader(args.daemon.url.as_deref(), &args.config, &mut storage) {
                 Ok(reader) => reader,
                 Err(code) => return code,
             };
@@ -126,7 +126,7 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
         }
         Command::Rejected(args) => {
             let mut storage = None;
-            let reader = match reader(args.url.as_deref(), &args.config, &mut storage) {
+            let reader = match reader(args.daemon.url.as_deref(), &args.config, &mut storage) {
                 Ok(reader) => reader,
                 Err(code) => return code,
             };

@@ -77,6 +77,15 @@ pub struct HealthArgs {
     pub url: Option<String>,
 }
 
+/// Where the store commands act: the running daemon, when its URL is given.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
+    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
+    #[arg(long, env = "SWITCHBOARD_URL")]
+    pub url: Option<String>,
+}
+
 /// How a listing prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -97,10 +106,8 @@ pub struct Verdict(pub String);
 pub struct RejectedArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
-    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
-    #[arg(long, env = "SWITCHBOARD_URL")]
-    pub url: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
     /// Only those addressed to this vendor.
     #[arg(long)]
     pub vendor: Option<String>,
@@ -125,10 +132,8 @@ pub struct ReprocessArgs {
 pub struct EventsArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
-    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
-    #[arg(long, env = "SWITCHBOARD_URL")]
-    pub url: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
     #[arg(long)]
     pub vendor: Option<String>,
     #[arg(long)]
@@ -153,10 +158,8 @@ fn parse_event_status(text: &str) -> Result<crate::store::EventStatus, String> {
 pub struct DeliveriesArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
-    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
-    #[arg(long, env = "SWITCHBOARD_URL")]
-    pub url: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
     /// pending, delivered, dead, expired, cancelled or dismissed.
     #[arg(long, value_parser = parse_state)]
     pub state: Option<crate::store::DeliveryState>,
@@ -177,10 +180,8 @@ fn parse_state(text: &str) -> Result<crate::store::DeliveryState, String> {
 pub struct ReplayArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
-    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
-    #[arg(long, env = "SWITCHBOARD_URL")]
-    pub url: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
     pub event_id: String,
     /// Send it again to every output today's routes give it, even where it arrived.
     #[arg(long, conflicts_with = "output")]
@@ -206,10 +207,8 @@ impl ReplayArgs {
 pub struct DismissArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
-    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
-    #[arg(long, env = "SWITCHBOARD_URL")]
-    pub url: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
     /// The delivery to dismiss.
     #[arg(required_unless_present = "dead", conflicts_with = "dead")]
     pub delivery_id: Option<String>,
@@ -231,10 +230,8 @@ pub struct DismissArgs {
 pub struct RetryArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// The running daemon's admin listener (`http://127.0.0.1:8081`): ask it rather than
-    /// open the database. The admin token comes from `SWITCHBOARD_ADMIN_TOKEN`.
-    #[arg(long, env = "SWITCHBOARD_URL")]
-    pub url: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
     /// The delivery to requeue.
     #[arg(required_unless_present = "dead", conflicts_with = "dead")]
     pub delivery_id: Option<String>,

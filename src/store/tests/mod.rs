@@ -43,6 +43,21 @@ pub(super) fn new_event(vendor: &str, dedup_key: &str, at: DateTime<Utc>) -> New
     }
 }
 
+/// The first attempt of a delivery, finished with `outcome` (its detail too).
+pub(super) fn attempt_record(outcome: &str) -> AttemptRecord {
+    AttemptRecord {
+        number: 1,
+        started_at: Utc::now(),
+        duration: Duration::ZERO,
+        outcome: outcome.into(),
+        reason: None,
+        detail: outcome.into(),
+        action: None,
+        remote_id: None,
+        sent: None,
+    }
+}
+
 pub(super) fn with_deliveries(mut new: NewEvent, outputs: &[&str]) -> NewEvent {
     new.deliveries = outputs
         .iter()

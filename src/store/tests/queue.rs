@@ -125,17 +125,7 @@ pub(super) async fn operators_can_retry_replay_and_prune(store: &dyn Store) {
     let event = new.event.id;
     store.append(new).await.unwrap();
     let claimed = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
-    let record = |outcome: &str| AttemptRecord {
-        number: 1,
-        started_at: Utc::now(),
-        duration: Duration::ZERO,
-        outcome: outcome.into(),
-        reason: None,
-        detail: outcome.into(),
-        action: None,
-        remote_id: None,
-        sent: None,
-    };
+    let record = attempt_record;
     let dead = claimed.iter().find(|(d, _)| d.output == "tg").unwrap().0.id;
     let done = claimed.iter().find(|(d, _)| d.output == "mail").unwrap().0.id;
     store.finish_attempt(dead, record("dead"), Next::Dead).await.unwrap();
@@ -303,17 +293,7 @@ pub(super) async fn a_dismissed_dead_letter_is_kept_with_who_and_why_until_retri
     let claimed = store.claim_due(Utc::now(), 10, Duration::from_secs(60)).await.unwrap();
     let id_of = |output: &str| claimed.iter().find(|(d, _)| d.output == output).unwrap().0.id;
     let (tg, mail, crm) = (id_of("tg"), id_of("mail"), id_of("crm"));
-    let record = |outcome: &str| AttemptRecord {
-        number: 1,
-        started_at: Utc::now(),
-        duration: Duration::ZERO,
-        outcome: outcome.into(),
-        reason: None,
-        detail: outcome.into(),
-        action: None,
-        remote_id: None,
-        sent: None,
-    };
+    let record = attempt_record;
     store.finish_attempt(tg, record("dead"), Next::Dead).await.unwrap();
     store.finish_attempt(mail, record("dead"), Next::Dead).await.unwrap();
     store.finish_attempt(crm, record("delivered"), Next::Delivered).await.unwrap();
