@@ -107,21 +107,13 @@ pub async fn run(
         tracing::info!(message = "Admin listener ready.", listen = %addr);
     }
     tokio::spawn(prune_periodically(store.clone(), config.clone(), shutdown.clone()));
-    let probe = store.clone();
-    tokio::spawn(crate::systemd::watchdog(
-        move || {
-            let probe = probe.clone();
-            async move { probe.ping().await.is_ok() }
-        },
-        shutdown.clone(),
-    ));
+    tokio::spawn(crate::systemd::watchdog(shutdown.clone()));
     crate::systemd::ready(&format!("serving webhooks on {hooks_addr}"));
     tokio::spawn(desk::run(store.clone(), config.clone(), shutdown.clone()));
     let workers = tokio::spawn(delivery::run(store.clone(), config.clone(), wake, shutdown.clone()));
     let malformed = ingest::malformed_reporter(store.clone());
     let hooks = ingest::router(state).merge(desk::router(store.clone(), config.clone()));
     server::serve(listeners.hooks, hooks, limits, "webhooks", Some(malformed), shutdown.clone()).await;
-    crate::systemd::stopping();
     // Ingest has stopped; let attempts in flight finish before the store closes.
     shutdown.cancel();
     if let Err(error) = workers.await {

@@ -71,38 +71,38 @@ impl Edited {
     }
 
     /// `text` with `range` overwritten by `with`: the blanks before the range may be taken
-    /// (`key = 5` becomes `key =""`), the rest is padded with spaces, and line breaks stay
-    /// where they are. `None` when `with` does not fit on the range's first line.
+    /// (`key = 5` becomes `key =""`), the rest is blanked, and line breaks stay where they are.
+    /// Done on bytes: the whole range becomes ASCII and its ends are character boundaries, so
+    /// a value such as `"Продажи"` is overwritten whole. `None` when `with` does not fit on the
+    /// range's first line.
     fn overwritten(&self, range: Range<usize>, with: &str) -> Option<String> {
-        let bytes = self.text.as_bytes();
+        let mut bytes = self.text.as_bytes().to_vec();
         let mut start = range.start;
         while start > 0 && matches!(bytes[start - 1], b' ' | b'\t') && (range.end - start) < with.len() {
             start -= 1;
         }
-        let first_line = self.text[start..range.end].split('\n').next().unwrap_or_default().len();
+        let first_line = bytes[start..range.end].iter().position(|b| *b == b'\n').unwrap_or(range.end - start);
         if first_line < with.len() {
             return None;
         }
-        let mut edited = String::with_capacity(self.text.len());
-        edited.push_str(&self.text[..start]);
-        edited.push_str(with);
-        // Line breaks stay; a multi-byte character becomes as many spaces as it had bytes.
-        for c in self.text[start + with.len()..range.end].chars() {
-            if c == '\n' {
-                edited.push('\n');
-            } else {
-                edited.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        bytes[start..start + with.len()].copy_from_slice(with.as_bytes());
+        for byte in &mut bytes[start + with.len()..range.end] {
+            if *byte != b'\n' {
+                *byte = b' ';
             }
         }
-        edited.push_str(&self.text[range.end..]);
-        debug_assert_eq!(edited.len(), self.text.len());
-        Some(edited)
+        String::from_utf8(bytes).ok()
     }
 
     /// Sets the problem of `error` aside so the next parse can go past it; false when it
     /// cannot be.
     fn recover<T: DeserializeOwned>(&mut self, error: &toml::de::Error) -> bool {
         let Some(span) = error.span() else { return false };
+        // Only a problem of types or keys: a syntax error leaves nothing to read past.
+        let well_formed = |text: &str| text.parse::<toml::Table>().is_ok();
+        if !well_formed(&self.text) {
+            return false;
+        }
         let message = error.message();
         if message.starts_with("unknown field") {
             // The key's line becomes a comment, unless its value runs on past it.
@@ -121,7 +121,9 @@ impl Edited {
         if message.starts_with("invalid type") || message.starts_with("invalid value") || message.contains("expected") {
             // Whichever value of another type takes the parse past this one.
             for stand_in in ["\"\"", "0", "false", "[]", "{}"] {
-                let Some(tried) = self.overwritten(span.clone(), stand_in) else { continue };
+                let Some(tried) = self.overwritten(span.clone(), stand_in).filter(|tried| well_formed(tried)) else {
+                    continue;
+                };
                 // Keys are visited in their table's order, not the file's: the next problem
                 // may lie above this one. Anywhere but on the stand-in will do.
                 let moved_on = match toml::from_str::<T>(&tried) {
@@ -289,13 +291,19 @@ impl Source {
             .map(|(key, _)| key.trim().trim_matches(['"', '\'']).to_owned())
             .filter(|key| !key.starts_with('['))
             .unwrap_or_default();
-        // `[outputs.sales_tg]   # a comment`: the name is what the brackets hold.
-        let header = self.text[..line_start]
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('['))
-            .map(|l| l.trim_start_matches('[').split(']').next().unwrap_or_default().trim().to_owned());
+        // `[outputs.sales_tg]   # a comment`: the name is what the brackets hold. The Nth
+        // `[[route]]` is `route[N-1]`, as validation names it.
+        let above = &self.text[..line_start];
+        let name_of = |line: &str| line.trim_start_matches('[').split(']').next().unwrap_or_default().trim().to_owned();
+        let header = above.lines().rev().map(str::trim).find(|l| l.starts_with('[')).map(|line| {
+            let name = name_of(line);
+            if line.starts_with("[[") {
+                let index = above.lines().map(str::trim).filter(|l| l.starts_with("[[") && name_of(l) == name).count();
+                format!("{name}[{}]", index.saturating_sub(1))
+            } else {
+                name
+            }
+        });
         match (header, key.is_empty()) {
             (Some(header), false) => format!("{header}.{key}"),
             (Some(header), true) => header,
@@ -378,6 +386,37 @@ mod tests {
         // A syntax error still ends the search at once.
         let broken = Source::embedded("c.toml", "[server\nlisten = 5\n").parse::<File>().unwrap_err();
         assert_eq!(broken.len(), 1, "{broken:?}");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Routes {
+        route: Vec<Route>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Route {
+        name: String,
+        topic: Option<i32>,
+    }
+
+    #[test]
+    fn a_value_in_cyrillic_of_the_wrong_type_is_set_aside_whole() {
+        let text = "[[route]]\nname = \"a\"\n\n[[route]]\nname = \"b\"\ntopic = \"Продажи 🙂\"\ntopik = 1\n";
+        let issues = Source::embedded("c.toml", text).parse::<Routes>().unwrap_err();
+        let found: Vec<(Option<usize>, &str)> = issues.iter().map(|i| (i.line, i.key.as_str())).collect();
+        // Named as validation names them: the second route is route[1].
+        assert_eq!(found, [(Some(6), "route[1].topic"), (Some(7), "route[1].topik")], "{issues:#?}");
+    }
+
+    #[test]
+    fn a_syntax_error_is_not_recovered_from() {
+        let issues = Source::embedded("c.toml", "[server]\nlisten = \"x\"\nbody_limit_bytes = 1 2\n")
+            .parse::<File>()
+            .unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
     }
 
     #[test]

@@ -268,5 +268,6 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         () = terminate => {}
     }
     tracing::info!(message = "Shutting down: no new requests; finishing those in flight.");
+    switchboard::systemd::stopping();
     shutdown.cancel();
 }

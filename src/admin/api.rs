@@ -112,8 +112,10 @@ pub(super) async fn rejected(State(state): State<AdminState>, Query(query): Quer
     Ok(Json(Value::Array(summaries)))
 }
 
-/// Which dead letters an action takes: one by its id in the path, or every one of `output`.
+/// Which dead letters an action takes: one by its id in the path, or every one of `output`
+/// (`null`: of every output). A misspelt key is refused rather than read as "every output".
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Many {
     output: Option<String>,
     by: Option<String>,
@@ -139,8 +141,8 @@ pub(super) async fn retry_one(State(state): State<AdminState>, Path(id): Path<St
     acted(count, Some(id), "retry")
 }
 
-pub(super) async fn retry_dead(State(state): State<AdminState>, body: Option<Json<Many>>) -> Answer {
-    let many = body.map(|Json(many)| many).unwrap_or_default();
+/// A bulk action needs its body, `{"output": …}`: one sent without it is not taken for "all".
+pub(super) async fn retry_dead(State(state): State<AdminState>, Json(many): Json<Many>) -> Answer {
     let count = state.store.retry(None, many.output.as_deref()).await?;
     state.ingest.wake.notify();
     acted(count, None, "retry")
@@ -162,14 +164,14 @@ pub(super) async fn dismiss_one(
     acted(count, Some(id), "dismiss")
 }
 
-pub(super) async fn dismiss_dead(State(state): State<AdminState>, body: Option<Json<Many>>) -> Answer {
-    let many = body.map(|Json(many)| many).unwrap_or_default();
+pub(super) async fn dismiss_dead(State(state): State<AdminState>, Json(many): Json<Many>) -> Answer {
     let count = state.store.dismiss(None, many.output.as_deref(), &dismissal(&many)).await?;
     acted(count, None, "dismiss")
 }
 
 /// `{"all": true}` or `{"outputs": ["crm"]}`; neither: where the event has not arrived.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Replay {
     #[serde(default)]
     all: bool,

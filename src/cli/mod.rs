@@ -46,8 +46,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Requeue a dead (or expired, or dismissed) delivery, or every dead one with `--dead`.
     Retry(RetryArgs),
-    /// Dismiss a dead (or expired) delivery, or every one with `--dead`: seen, and nothing is
-    /// to be sent. It leaves `switchboard_dead_letters` and stays listed as dismissed.
+    /// Dismiss a dead (or expired) delivery, or every dead one with `--dead`: seen, and nothing
+    /// is to be sent. It leaves `switchboard_dead_letters` and stays listed as dismissed.
     Dismiss(DismissArgs),
     /// List refused requests, newest first, with whether each can be processed again.
     Rejected(RejectedArgs),
@@ -212,7 +212,7 @@ pub struct DismissArgs {
     /// The delivery to dismiss.
     #[arg(required_unless_present = "dead", conflicts_with = "dead")]
     pub delivery_id: Option<String>,
-    /// Dismiss every dead or expired delivery.
+    /// Dismiss every dead delivery.
     #[arg(long)]
     pub dead: bool,
     /// With `--dead`: only this output's.

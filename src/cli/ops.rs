@@ -80,19 +80,6 @@ pub enum Reader<'a> {
     Api(Remote),
 }
 
-impl<'a> Reader<'a> {
-    /// The daemon at `url` when given, else the database of `storage`.
-    ///
-    /// # Errors
-    /// The HTTP client cannot be made.
-    pub fn new(url: Option<&str>, storage: &'a StorageSettings) -> anyhow::Result<Self> {
-        Ok(match url {
-            Some(url) => Self::Api(Remote::new(url)?),
-            None => Self::Store(storage),
-        })
-    }
-}
-
 /// A record's text field, or `-`.
 fn text(record: &Value, key: &str) -> String {
     match &record[key] {

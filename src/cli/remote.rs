@@ -62,9 +62,18 @@ impl Remote {
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         let message = body["message"].as_str().unwrap_or_default().to_owned();
+        // Only the API's own "nothing to act on" is a verdict; any other 404 is something else
+        // answering at that address.
+        let ours = body["result"] == "error" && matches!(body["error"].as_str(), Some("not_found" | "not_dead"));
         match status {
             status if status.is_success() => Ok(body),
-            StatusCode::NOT_FOUND | StatusCode::CONFLICT => Err(Verdict(message).into()),
+            StatusCode::NOT_FOUND | StatusCode::CONFLICT if ours => Err(Verdict(message).into()),
+            StatusCode::NOT_FOUND => {
+                anyhow::bail!(
+                    "no Switchboard admin API at {} (is it the admin listener, server.admin_listen?)",
+                    self.base
+                )
+            }
             StatusCode::UNAUTHORIZED => {
                 anyhow::bail!("the daemon refused the admin token: set {TOKEN_VAR} to its server.admin_token")
             }

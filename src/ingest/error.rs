@@ -83,7 +83,8 @@ impl IngestError {
     }
 }
 
-/// Every code [`IngestError::code`] gives: what the Rejected page filters on.
+/// Every code a refused request is kept with ([`IngestError::code`], and the malformed requests
+/// `malformed_reporter` keeps): what the Rejected page offers to filter on.
 pub const REASONS: &[&str] = &[
     "bad_secret",
     "body_read_failed",
@@ -94,10 +95,12 @@ pub const REASONS: &[&str] = &[
     "invalid_event",
     "invalid_form",
     "invalid_json",
+    "malformed_request",
     "method_not_allowed",
     "missing_event",
     "missing_secret",
     "read_timeout",
+    "request_too_large",
     "source_not_allowed",
     "storage_failed",
     "storage_unavailable",

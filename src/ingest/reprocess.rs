@@ -56,14 +56,6 @@ pub async fn reprocess(state: &IngestState, id: Ulid) -> Result<Appended, Reproc
     }
 }
 
-/// Why a kept request cannot be processed again under `config`, if it cannot (without a
-/// configuration: the reasons that hold under any).
-///
-/// Processing again skips the secret check (the secret was masked when the request was kept),
-/// so only a request whose sender is known to be the vendor, or that any sender could have
-/// posted, is processed: refused by the plugin after its secret was checked; or refused before
-/// that (an unknown vendor, a method, an event in the path) for a vendor that today has no secret
-/// and no `allow_from`. Anything else could be a stranger's forgery.
 /// A refused request as the admin API and `switchboard rejected -o json` show it: its
 /// [`Rejection::summary`] and `reprocess`, what can become of it.
 pub fn rejection_summary(rejection: &Rejection, config: Option<&dyn IngestConfig>) -> serde_json::Value {
@@ -77,6 +69,14 @@ pub fn rejection_summary(rejection: &Rejection, config: Option<&dyn IngestConfig
     summary
 }
 
+/// Why a kept request cannot be processed again under `config`, if it cannot (without a
+/// configuration: the reasons that hold under any).
+///
+/// Processing again skips the secret check (the secret was masked when the request was kept),
+/// so only a request whose sender is known to be the vendor, or that any sender could have
+/// posted, is processed: refused by the plugin after its secret was checked; or refused before
+/// that (an unknown vendor, a method, an event in the path) for a vendor that today has no secret
+/// and no `allow_from`. Anything else could be a stranger's forgery.
 pub fn not_reprocessable(rejection: &Rejection, config: Option<&dyn IngestConfig>) -> Option<String> {
     const FINAL: &str = "only the vendor can send it again";
     let vendor = rejection.vendor.as_deref().unwrap_or_default();

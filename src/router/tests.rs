@@ -272,7 +272,7 @@ fn route_problems_are_named() {
         ),
         (
             "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\ncard = \"edits\"\n",
-            "route.card: unknown variant `edits`, expected one of `edit`, `reply`, `new`",
+            "route[0].card: unknown variant `edits`, expected one of `edit`, `reply`, `new`",
         ),
         (
             "[[route]]\nname = \"r\"\nto = [\"office\"]\ntemplate = \"generic\"\nescalate = [{ after = \"10 minutes\" }]\n",

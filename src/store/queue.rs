@@ -52,7 +52,8 @@ pub trait Queue: Send + Sync + 'static {
     async fn retry(&self, delivery: Option<Ulid>, output: Option<&str>) -> Result<u64, StoreError>;
     /// Dismisses dead or expired deliveries: the operator has seen them and nothing is to be
     /// sent (they leave `switchboard_dead_letters`, and stay listed as dismissed). `Some(id)`
-    /// dismisses one; otherwise every one (of `output`, if given). Returns how many.
+    /// dismisses one (dead or expired); otherwise every dead one (of `output`, if given).
+    /// Returns how many.
     async fn dismiss(&self, delivery: Option<Ulid>, output: Option<&str>, by: &Dismissal) -> Result<u64, StoreError>;
 }
 

@@ -98,11 +98,11 @@ WHERE state IN ('dead', 'expired', 'dismissed') AND (CAST($2 AS TEXT) IS NULL OR
   AND (CAST($3 AS TEXT) IS NULL OR output = $3) AND (CAST($2 AS TEXT) IS NOT NULL OR state = 'dead')";
 
 /// Dismisses dead or expired deliveries at `$1`, by `$2`, with note `$3`: one by id (`$4`), or
-/// every one (of output `$5`). (Parameters first appear in their order: SQLite numbers named
-/// ones so.)
+/// every dead one (of output `$5`), as the Dead letters page lists them.
 pub(super) const DISMISS: &str = r"
 UPDATE deliveries SET state = 'dismissed', updated_at = $1, dismissed_at = $1, dismissed_by = $2, dismiss_note = $3
-WHERE state IN ('dead', 'expired') AND (CAST($4 AS TEXT) IS NULL OR id = $4) AND (CAST($5 AS TEXT) IS NULL OR output = $5)";
+WHERE state IN ('dead', 'expired') AND (CAST($4 AS TEXT) IS NULL OR id = $4) AND (CAST($5 AS TEXT) IS NULL OR output = $5)
+  AND (CAST($4 AS TEXT) IS NOT NULL OR state = 'dead')";
 
 /// An event's deliveries, as [`super::rows::delivery`] reads them.
 pub(super) const EVENT_DELIVERIES: &str = r"

@@ -79,20 +79,32 @@ pub(super) async fn edit(
 /// Takes the buttons off the card's message that had them, now that `sent` (a new message of
 /// the card) has them. A message that can no longer be changed keeps them: pressing one there
 /// still finds the card.
-pub(super) async fn retire(output: &TelegramOutput, continues: Option<&Continues>, sent: Option<&str>) {
+///
+/// On a task of its own, with a short timeout: the attempt that sent the new message is done,
+/// and a slow answer here must not make it time out and send the message again.
+pub(super) fn retire(output: &TelegramOutput, continues: Option<&Continues>, sent: Option<&str>) {
+    const RETIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
     let Some(id) = continues.and_then(|c| c.supersedes.as_deref()).and_then(message_id) else {
         return;
     };
     if sent.and_then(message_id) == Some(id) {
         return;
     }
-    // Without a markup the message is left with no buttons.
-    match output.bot.edit_message_reply_markup(output.chat(), id).send().await {
-        Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => {}
-        Err(error) => {
-            tracing::info!(message = "The card's earlier message keeps its buttons.", message_id = id.0, %error);
+    let (bot, chat) = (output.bot.clone(), output.chat());
+    tokio::spawn(async move {
+        // Without a markup the message is left with no buttons.
+        let edit = bot.edit_message_reply_markup(chat, id).send();
+        match tokio::time::timeout(RETIRE_TIMEOUT, edit).await {
+            Ok(Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified))) => {}
+            Ok(Err(error)) => {
+                tracing::info!(message = "The card's earlier message keeps its buttons.", message_id = id.0, %error);
+            }
+            Err(_) => tracing::info!(
+                message = "The card's earlier message keeps its buttons: no answer in time.",
+                message_id = id.0
+            ),
         }
-    }
+    });
 }
 
 async fn edit_one(

@@ -281,7 +281,7 @@ impl Output for TelegramOutput {
             Some((id, _)) => {
                 let receipt = self.send_parts(&parts, Extras { reply_to: Some(id), ..extras }).await?;
                 if extras.buttons.is_some() {
-                    card::retire(self, message.continues(), receipt.remote_id.as_deref()).await;
+                    card::retire(self, message.continues(), receipt.remote_id.as_deref());
                 }
                 Ok(receipt)
             }
