@@ -114,6 +114,10 @@ impl Edited {
             if !line.contains('=') || opens('[', ']') || opens('{', '}') || value.starts_with("\"\"\"") {
                 return false;
             }
+            // The key's first byte becomes `#`: a bare or quoted key begins with an ASCII one.
+            if !line.trim_start().starts_with(|c: char| c.is_ascii()) {
+                return false;
+            }
             let key = start + (line.len() - line.trim_start().len());
             self.text.replace_range(key..=key, "#");
             return true;
