@@ -119,8 +119,9 @@ fn execute(command: Command, runtime: &tokio::runtime::Runtime) -> ExitCode {
                 Ok(reader) => reader,
                 Err(code) => return code,
             };
-            let by = args.by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".to_owned());
-            let by = switchboard::store::Dismissal { by, at: chrono::Utc::now(), note: args.note };
+            let user = std::env::var("USER").ok();
+            let by =
+                switchboard::store::Dismissal::now(args.by.as_deref().or(user.as_deref()), args.note.as_deref(), "cli");
             let dismissed = ops::dismiss(&reader, args.delivery_id.as_deref(), args.output.as_deref(), by);
             print_or_fail(runtime.block_on(dismissed))
         }

@@ -149,8 +149,7 @@ pub(super) async fn retry_dead(State(state): State<AdminState>, Json(many): Json
 }
 
 fn dismissal(many: &Many) -> Dismissal {
-    let by = many.by.as_deref().map(str::trim).filter(|b| !b.is_empty()).unwrap_or("api");
-    Dismissal { by: by.chars().take(80).collect(), at: chrono::Utc::now(), note: many.note.clone() }
+    Dismissal::now(many.by.as_deref(), many.note.as_deref(), "api")
 }
 
 pub(super) async fn dismiss_one(

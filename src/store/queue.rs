@@ -65,6 +65,20 @@ pub struct Dismissal {
     pub note: Option<String>,
 }
 
+impl Dismissal {
+    /// A dismissal now, by `by` (trimmed, at most 80 characters; `fallback` when blank: the
+    /// dashboard and the API have no accounts), with `note` (at most 500; none when blank).
+    pub fn now(by: Option<&str>, note: Option<&str>, fallback: &str) -> Self {
+        let by: String = by.unwrap_or_default().trim().chars().take(80).collect();
+        let note: String = note.unwrap_or_default().trim().chars().take(500).collect();
+        Self {
+            by: if by.is_empty() { fallback.to_owned() } else { by },
+            at: Utc::now(),
+            note: Some(note).filter(|n| !n.is_empty()),
+        }
+    }
+}
+
 /// One (route, output) an event must reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {

@@ -116,13 +116,7 @@ pub(super) struct DismissForm {
 impl DismissForm {
     /// The dashboard has no accounts: the name typed in, or "dashboard".
     fn dismissal(&self) -> crate::store::Dismissal {
-        let by: String = self.by.trim().chars().take(80).collect();
-        let note: String = self.note.trim().chars().take(500).collect();
-        crate::store::Dismissal {
-            by: if by.is_empty() { "dashboard".to_owned() } else { by },
-            at: chrono::Utc::now(),
-            note: Some(note).filter(|n| !n.is_empty()),
-        }
+        crate::store::Dismissal::now(Some(&self.by), Some(&self.note), "dashboard")
     }
 }
 

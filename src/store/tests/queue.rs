@@ -266,17 +266,7 @@ pub(super) async fn an_escalation_waits_for_its_time_and_a_cancelled_one_is_sett
     let first = store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(first.len(), 1, "the reminder is not due yet");
     assert_eq!(first[0].0.unless, None);
-    let record = |outcome: &str| AttemptRecord {
-        number: 1,
-        started_at: now,
-        duration: Duration::from_millis(1),
-        outcome: outcome.into(),
-        reason: None,
-        detail: outcome.into(),
-        action: None,
-        remote_id: None,
-        sent: None,
-    };
+    let record = |outcome: &str| AttemptRecord { started_at: now, ..attempt_record(outcome) };
     store.finish_attempt(first[0].0.id, record("delivered"), Next::Delivered).await.unwrap();
     let later = store.claim_due(now + TimeDelta::seconds(601), 10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(later.len(), 1);
